@@ -1,0 +1,83 @@
+//! Command line and environment configuration of `sluice-broker`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::storage::EngineConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A Kafka-compatible broker whose only durable store is an object store.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sluice-broker", version)]
+pub struct BrokerArgs {
+    /// Address the Kafka listener binds.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// HOST:PORT given to clients in Metadata (default: the bound listen address).
+    #[arg(long, env = "SLUICE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Object storage URL: file://DIR, memory://, or s3://BUCKET/PREFIX (AWS_* variables).
+    #[arg(long, env = "SLUICE_STORAGE", default_value = "file://./sluice-data")]
+    pub storage: String,
+    /// This broker's node id.
+    #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 0)]
+    pub node_id: i32,
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN", default_value = "127.0.0.1:9644")]
+    pub metrics_listen: SocketAddr,
+    /// Create topics on first Metadata request for them (local use; off for clusters).
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of CreateTopics asking for the default.
+    #[arg(long, env = "SLUICE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+    /// Longest a produce waits for its WAL object to fill before it is written.
+    #[arg(long, env = "SLUICE_WAL_LINGER_MS", default_value_t = 10)]
+    pub wal_linger_ms: u64,
+    /// WAL object size that triggers a write before the linger ends.
+    #[arg(long, env = "SLUICE_WAL_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub wal_max_bytes: usize,
+    /// Longest durable data stays only in the WAL before it is checkpointed.
+    #[arg(long, env = "SLUICE_CHECKPOINT_INTERVAL_MS", default_value_t = 30_000)]
+    pub checkpoint_interval_ms: u64,
+    /// Un-checkpointed bytes (all partitions) that trigger a checkpoint.
+    #[arg(long, env = "SLUICE_CHECKPOINT_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub checkpoint_bytes: usize,
+    /// How often retention is enforced.
+    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    pub retention_check_interval_ms: u64,
+    /// Largest request frame accepted; larger ones close the connection.
+    #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+    /// Produce bytes waiting for durability before producers are throttled.
+    #[arg(long, env = "SLUICE_MAX_PENDING_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_pending_bytes: usize,
+    /// Memory for cached segment blocks.
+    #[arg(long, env = "SLUICE_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub cache_bytes: u64,
+    /// Log output format.
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl BrokerArgs {
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            node_id: self.node_id,
+            wal_linger: Duration::from_millis(self.wal_linger_ms),
+            wal_max_bytes: self.wal_max_bytes,
+            max_pending_bytes: self.max_pending_bytes,
+            checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
+            checkpoint_bytes: self.checkpoint_bytes,
+            cache_bytes: self.cache_bytes,
+            ..EngineConfig::default()
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Topic configs this broker implements: their defaults, validation and effective values.
+//! A config exists here only once the broker honours it.
+
+use std::collections::BTreeMap;
+
+pub const RETENTION_MS: &str = "retention.ms";
+pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+
+/// Kafka's config types, as DescribeConfigs v3+ reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    String = 2,
+    Int = 3,
+    Long = 5,
+}
+
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least_minus_one(v: &str) -> Result<(), String> {
+    match v.parse::<i64>() {
+        Ok(n) if n >= -1 => Ok(()),
+        _ => Err(format!("{v:?} is not a number >= -1")),
+    }
+}
+
+fn positive_int(v: &str) -> Result<(), String> {
+    match v.parse::<i32>() {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err(format!("{v:?} is not a positive integer")),
+    }
+}
+
+fn delete_only(v: &str) -> Result<(), String> {
+    if v == "delete" {
+        Ok(())
+    } else {
+        Err(format!("cleanup.policy {v:?} is not supported; only \"delete\""))
+    }
+}
+
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: CLEANUP_POLICY,
+        default: "delete",
+        kind: ConfigType::String,
+        doc: "Only \"delete\": old segments are removed by retention.",
+        validate: delete_only,
+    },
+    ConfigDef {
+        name: MAX_MESSAGE_BYTES,
+        default: "1048588",
+        kind: ConfigType::Int,
+        doc: "Largest record batch accepted, in bytes.",
+        validate: positive_int,
+    },
+    ConfigDef {
+        name: RETENTION_BYTES,
+        default: "-1",
+        kind: ConfigType::Long,
+        doc: "Size a partition may reach before its oldest segments are deleted; -1: no limit.",
+        validate: long_at_least_minus_one,
+    },
+    ConfigDef {
+        name: RETENTION_MS,
+        default: "604800000",
+        kind: ConfigType::Long,
+        doc: "Age of a segment's newest record after which it is deleted; -1: forever.",
+        validate: long_at_least_minus_one,
+    },
+];
+
+pub fn definition(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one config; the error says why it is refused.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let def = definition(name).ok_or_else(|| format!("unknown or unsupported topic config {name:?}"))?;
+    (def.validate)(value)
+}
+
+/// The values a topic's configs resolve to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+}
+
+pub fn value<'a>(configs: &'a BTreeMap<String, String>, name: &str) -> &'a str {
+    configs
+        .get(name)
+        .map(String::as_str)
+        .or_else(|| definition(name).map(|d| d.default))
+        .unwrap_or_default()
+}
+
+pub fn settings(configs: &BTreeMap<String, String>) -> TopicSettings {
+    let num = |name| value(configs, name).parse::<i64>().unwrap_or(-1);
+    TopicSettings {
+        retention_ms: num(RETENTION_MS),
+        retention_bytes: num(RETENTION_BYTES),
+        max_message_bytes: num(MAX_MESSAGE_BYTES).max(0) as usize,
+    }
+}
+
+/// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is illegal"));
+    }
+    if name.len() > 249 {
+        return Err("topic name is longer than 249 characters".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("topic name {name:?} contains illegal character {c:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_known_configs_and_refuses_the_rest() {
+        assert!(validate(RETENTION_MS, "1000").is_ok());
+        assert!(validate(RETENTION_MS, "-2").is_err());
+        assert!(validate(RETENTION_BYTES, "abc").is_err());
+        assert!(validate(CLEANUP_POLICY, "compact").is_err());
+        assert!(validate("segment.jitter.ms", "1").is_err());
+        let mut c = BTreeMap::new();
+        c.insert(RETENTION_BYTES.to_string(), "100".to_string());
+        let s = settings(&c);
+        assert_eq!(s.retention_bytes, 100);
+        assert_eq!(s.retention_ms, 604_800_000);
+        assert_eq!(s.max_message_bytes, 1_048_588);
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("cloudtrail.raw-v1_x").is_ok());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Prometheus metrics for the broker, registered once and shared by every component.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabel {
+    pub api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub topic: String,
+    pub partition: i32,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~52 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+fn size_histogram() -> Histogram {
+    // 1 KiB .. 64 MiB
+    Histogram::new(exponential_buckets(1024.0, 2.0, 17))
+}
+
+/// Every metric the broker exports.
+pub struct Metrics {
+    registry: Registry,
+    pub object_requests: Family<OpLabel, Counter>,
+    pub object_bytes: Family<OpLabel, Counter>,
+    pub object_errors: Family<OpLabel, Counter>,
+    pub object_latency: HistogramFamily<OpLabel>,
+    pub requests: Family<ApiLabel, Counter>,
+    pub protocol_errors: Family<KindLabel, Counter>,
+    pub produce_errors: Family<KindLabel, Counter>,
+    pub produce_bytes: Counter,
+    pub produce_records: Counter,
+    pub produce_latency: Histogram,
+    pub fetch_bytes: Counter,
+    pub fetch_latency: Histogram,
+    pub wal_flush_bytes: Histogram,
+    pub wal_flush_latency: Histogram,
+    pub wal_pending_bytes: Gauge,
+    pub tail_bytes: Gauge,
+    pub checkpoints: Counter,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub high_watermark: Family<PartitionLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let m = Metrics {
+            object_requests: Family::default(),
+            object_bytes: Family::default(),
+            object_errors: Family::default(),
+            object_latency: Family::new_with_constructor(latency_histogram),
+            requests: Family::default(),
+            protocol_errors: Family::default(),
+            produce_errors: Family::default(),
+            produce_bytes: Counter::default(),
+            produce_records: Counter::default(),
+            produce_latency: latency_histogram(),
+            fetch_bytes: Counter::default(),
+            fetch_latency: latency_histogram(),
+            wal_flush_bytes: size_histogram(),
+            wal_flush_latency: latency_histogram(),
+            wal_pending_bytes: Gauge::default(),
+            tail_bytes: Gauge::default(),
+            checkpoints: Counter::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            high_watermark: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "object_requests",
+            "Object store requests by operation",
+            m.object_requests.clone(),
+        );
+        r.register(
+            "object_bytes",
+            "Object store bytes moved by operation",
+            m.object_bytes.clone(),
+        );
+        r.register(
+            "object_errors",
+            "Object store request failures by operation",
+            m.object_errors.clone(),
+        );
+        r.register(
+            "object_latency_seconds",
+            "Object store request latency",
+            m.object_latency.clone(),
+        );
+        r.register("requests", "Kafka requests by API", m.requests.clone());
+        r.register(
+            "protocol_errors",
+            "Connections closed for malformed or unsupported requests",
+            m.protocol_errors.clone(),
+        );
+        r.register(
+            "produce_errors",
+            "Produce partitions answered with an error, by Kafka error",
+            m.produce_errors.clone(),
+        );
+        r.register(
+            "produce_bytes",
+            "Record batch bytes acknowledged",
+            m.produce_bytes.clone(),
+        );
+        r.register(
+            "produce_records",
+            "Records acknowledged",
+            m.produce_records.clone(),
+        );
+        r.register(
+            "produce_latency_seconds",
+            "Produce request latency",
+            m.produce_latency.clone(),
+        );
+        r.register("fetch_bytes", "Record bytes served", m.fetch_bytes.clone());
+        r.register(
+            "fetch_latency_seconds",
+            "Fetch request latency including long-poll wait",
+            m.fetch_latency.clone(),
+        );
+        r.register(
+            "wal_flush_size_bytes",
+            "Size of each WAL object written",
+            m.wal_flush_bytes.clone(),
+        );
+        r.register(
+            "wal_flush_latency_seconds",
+            "Time to make one WAL object durable",
+            m.wal_flush_latency.clone(),
+        );
+        r.register(
+            "wal_pending_bytes",
+            "Produce bytes waiting for WAL durability",
+            m.wal_pending_bytes.clone(),
+        );
+        r.register(
+            "tail_bytes",
+            "Durable bytes not yet checkpointed into segments",
+            m.tail_bytes.clone(),
+        );
+        r.register(
+            "checkpoints",
+            "Partition checkpoints written",
+            m.checkpoints.clone(),
+        );
+        r.register("cache_hits", "Segment block cache hits", m.cache_hits.clone());
+        r.register(
+            "cache_misses",
+            "Segment block cache misses",
+            m.cache_misses.clone(),
+        );
+        r.register(
+            "partition_high_watermark",
+            "High watermark per partition",
+            m.high_watermark.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Renders the OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,252 @@
+//! Shared broker state and its lifecycle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use crate::config::BrokerArgs;
+use crate::coordination::producer_ids::ProducerIdAllocator;
+use crate::coordination::{topic_config, MetadataStore, PartitionAssignment, TopicMetadata};
+use crate::metrics::Metrics;
+use crate::storage::engine::now_ms;
+use crate::storage::{LogEngine, StorageError, Store};
+
+pub struct Broker {
+    pub args: BrokerArgs,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub engine: Arc<LogEngine>,
+    pub metadata: MetadataStore,
+    pub producer_ids: ProducerIdAllocator,
+    pub metrics: Arc<Metrics>,
+    ready: AtomicBool,
+    /// Serialises topic administration so metadata and engine stay in step.
+    pub admin: tokio::sync::Mutex<()>,
+}
+
+impl Broker {
+    /// Opens storage, recovers, and takes leadership of every partition (one broker owns
+    /// the whole cluster until the fleet arrives).
+    pub async fn start(args: BrokerArgs, advertised: (String, i32), metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
+        let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
+        let engine = LogEngine::open(store.clone(), args.engine_config(), metrics.clone())
+            .await
+            .context("recovering the log engine")?;
+        let metadata = MetadataStore::open(store.clone()).await.context("loading cluster metadata")?;
+        let broker = Arc::new(Broker {
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            engine,
+            metadata,
+            producer_ids: ProducerIdAllocator::new(store),
+            metrics,
+            ready: AtomicBool::new(false),
+            admin: tokio::sync::Mutex::new(()),
+            args,
+        });
+        broker.claim_all_partitions().await?;
+        broker.engine.finish_recovery();
+        broker.engine.checkpoint_all().await.context("checkpointing recovered data")?;
+        broker.ready.store(true, Ordering::SeqCst);
+        Ok(broker)
+    }
+
+    async fn claim_all_partitions(&self) -> anyhow::Result<()> {
+        let node = self.args.node_id;
+        self.metadata
+            .update(|m| {
+                for (name, t) in m.topics.iter_mut() {
+                    for p in t.partitions.iter_mut().filter(|p| p.leader != node) {
+                        warn!(topic = %name, previous = p.leader, "taking over partition led by another node id");
+                        *p = PartitionAssignment {
+                            leader: node,
+                            leader_epoch: p.leader_epoch + 1,
+                        };
+                    }
+                }
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        let current = self.metadata.current();
+        for (name, t) in &current.topics {
+            self.open_topic_partitions(name, t, 0).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn open_topic_partitions(&self, name: &str, t: &TopicMetadata, from: usize) -> Result<(), StorageError> {
+        for (i, p) in t.partitions.iter().enumerate().skip(from) {
+            self.engine.open_partition(name, t.id, i as i32, p.leader_epoch).await?;
+        }
+        Ok(())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    /// Creates a topic in metadata and opens its partitions. Returns its id.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<TopicMetadata, CreateTopicError> {
+        let node = self.args.node_id;
+        let _admin = self.admin.lock().await;
+        let topic = self
+            .metadata
+            .update(|m| {
+                if m.topics.contains_key(name) {
+                    return Err(CreateTopicError::Exists);
+                }
+                let t = TopicMetadata {
+                    id: Uuid::new_v4(),
+                    partitions: vec![PartitionAssignment { leader: node, leader_epoch: 0 }; partitions as usize],
+                    configs: configs.clone(),
+                };
+                m.topics.insert(name.to_string(), t.clone());
+                Ok(t)
+            })
+            .await?;
+        self.open_topic_partitions(name, &topic, 0).await?;
+        info!(topic = name, partitions, id = %topic.id, "created topic");
+        Ok(topic)
+    }
+
+    /// Auto-creation on Metadata, when allowed.
+    pub async fn auto_create(&self, name: &str) -> Result<(), CreateTopicError> {
+        topic_config::validate_topic_name(name).map_err(CreateTopicError::Invalid)?;
+        match self
+            .create_topic(name, self.args.default_partitions, Default::default())
+            .await
+        {
+            Ok(_) | Err(CreateTopicError::Exists) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Enforces retention on every partition once.
+    pub async fn enforce_retention(&self) {
+        let meta = self.metadata.current();
+        for (name, t) in &meta.topics {
+            let s = topic_config::settings(&t.configs);
+            for i in 0..t.partitions.len() as i32 {
+                let Some(part) = self.engine.partition(t.id, i) else { continue };
+                if let Err(e) = self
+                    .engine
+                    .enforce_retention(&part, s.retention_ms, s.retention_bytes, now_ms())
+                    .await
+                {
+                    warn!(topic = %name, partition = i, error = %e, "retention failed; next round retries");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    #[error("topic already exists")]
+    Exists,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Runs a broker until SIGTERM or SIGINT, then flushes, checkpoints and returns.
+pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding Kafka listener {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let advertised = match &args.advertise {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .with_context(|| format!("--advertise {a:?} is not HOST:PORT"))?;
+            (h.to_string(), p.parse::<i32>().context("advertised port")?)
+        }
+        None => (bound.ip().to_string(), bound.port() as i32),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_state = super::http::HttpState::default();
+    let http = super::http::serve(args.metrics_listen, metrics.clone(), http_state.clone(), stop_rx.clone())
+        .await
+        .context("binding metrics listener")?;
+    info!(listen = %bound, storage = %args.storage, node = args.node_id, "starting sluice-broker");
+    let broker = Broker::start(args, advertised, metrics).await?;
+    http_state.set_broker(broker.clone());
+    info!(
+        incarnation = broker.engine.incarnation(),
+        topics = broker.metadata.current().topics.len(),
+        "ready"
+    );
+
+    let retention = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis(broker.args.retention_check_interval_ms.max(10));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => broker.enforce_retention().await,
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+    let acceptor = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, peer)) => {
+                            let _ = socket.set_nodelay(true);
+                            tokio::spawn(super::connection::serve(broker.clone(), socket, peer));
+                        }
+                        Err(e) => warn!(error = %e, "accept failed"),
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+
+    wait_for_signal().await;
+    info!("shutting down: flushing WAL and checkpointing");
+    stop_tx.send_replace(true);
+    let _ = acceptor.await;
+    let _ = retention.await;
+    if let Err(e) = broker.engine.shutdown().await {
+        error!(error = %e, "shutdown checkpoint failed; the WAL still holds every acknowledged record");
+        return Err(e.into());
+    }
+    let _ = http.await;
+    info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,144 @@
+//! One client connection: frames are read and dispatched in order, handlers run
+//! concurrently, and responses are written back in request order (Kafka's contract).
+//! Produce assigns offsets before the next request is read, so pipelined produce
+//! requests keep their order while their durability waits overlap.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::handlers;
+use super::Broker;
+use crate::metrics::KindLabel;
+use crate::protocol::codec::{peek_key_version, ProtocolError};
+use crate::protocol::{decode_request, encode_response, frame};
+
+/// Requests of one connection being handled at once.
+const MAX_IN_FLIGHT: usize = 32;
+
+pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
+    let (mut reader, mut writer) = socket.into_split();
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let write_loop = tokio::spawn(async move {
+        while let Some(task) = rx.recv().await {
+            match task.await {
+                Ok(Some(bytes)) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(error = %e, "request handler panicked; closing connection");
+                    return;
+                }
+            }
+        }
+    });
+    let max = broker.args.max_request_bytes;
+    loop {
+        let frame = match frame::read_frame(&mut reader, max).await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                reject(&broker, peer, &e);
+                break;
+            }
+        };
+        let task = match handle_frame(&broker, frame).await {
+            Ok(task) => task,
+            Err(e) => {
+                reject(&broker, peer, &e);
+                break;
+            }
+        };
+        if tx.send(task).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = write_loop.await;
+    debug!(%peer, "connection closed");
+}
+
+fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
+    if !matches!(e, ProtocolError::Io(_)) {
+        warn!(%peer, error = %e, "closing connection");
+    }
+    broker
+        .metrics
+        .protocol_errors
+        .get_or_create(&KindLabel {
+            kind: e.kind().to_string(),
+        })
+        .inc();
+}
+
+/// Decodes a frame and starts its handler; the returned task yields the encoded
+/// response (`None` for acks=0 produce).
+async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<JoinHandle<Option<Bytes>>, ProtocolError> {
+    let request = match decode_request(frame.clone()) {
+        Ok(r) => r,
+        Err(ProtocolError::UnsupportedVersion {
+            key: ApiKey::ApiVersions,
+            ..
+        }) => {
+            // KIP-511: answer with v0 and our versions so the client can pick one.
+            let (_, _, correlation_id) = peek_key_version(&frame)?;
+            let body = ResponseKind::ApiVersions(
+                ApiVersionsResponse::default()
+                    .with_error_code(ResponseError::UnsupportedVersion.code())
+                    .with_api_keys(handlers::api_versions::supported()),
+            );
+            let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)?;
+            return Ok(tokio::spawn(async move { Some(bytes) }));
+        }
+        Err(e) => return Err(e),
+    };
+    let key = request.api_key;
+    let version = request.version;
+    let correlation_id = request.header.correlation_id;
+    broker
+        .metrics
+        .requests
+        .get_or_create(&crate::metrics::ApiLabel { api: api_name(key) })
+        .inc();
+    let pending = handlers::dispatch(broker.clone(), request).await;
+    Ok(tokio::spawn(async move {
+        let body = pending.await?;
+        match encode_response(key, version, correlation_id, &body) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                warn!(error = %e, "dropping response that failed to encode");
+                None
+            }
+        }
+    }))
+}
+
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "produce",
+        ApiKey::Fetch => "fetch",
+        ApiKey::ListOffsets => "list_offsets",
+        ApiKey::Metadata => "metadata",
+        ApiKey::ApiVersions => "api_versions",
+        ApiKey::CreateTopics => "create_topics",
+        ApiKey::DeleteTopics => "delete_topics",
+        ApiKey::DeleteRecords => "delete_records",
+        ApiKey::InitProducerId => "init_producer_id",
+        ApiKey::DescribeConfigs => "describe_configs",
+        ApiKey::CreatePartitions => "create_partitions",
+        ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
+        ApiKey::DescribeCluster => "describe_cluster",
+        _ => "other",
+    }
+}

@@ -1,0 +1,189 @@
+//! DescribeConfigs and IncrementalAlterConfigs for topics; broker configs are static
+//! (command line) and described read-only.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use super::topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
+use crate::coordination::topic_config::{self, ConfigType, TOPIC_CONFIGS};
+use crate::server::Broker;
+use crate::storage::StorageError;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    read_only: bool,
+    kind: ConfigType,
+    doc: &'static str,
+}
+
+fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    let a = &broker.args;
+    let e = |name: &str, value: String, kind, doc| Entry {
+        name: name.into(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        read_only: true,
+        kind,
+        doc,
+    };
+    vec![
+        e("auto.create.topics.enable", a.auto_create_topics.to_string(), ConfigType::String, "--auto-create-topics"),
+        e("broker.id", a.node_id.to_string(), ConfigType::Int, "--node-id"),
+        e("num.partitions", a.default_partitions.to_string(), ConfigType::Int, "--default-partitions"),
+        e("socket.request.max.bytes", a.max_request_bytes.to_string(), ConfigType::Int, "--max-request-bytes"),
+    ]
+}
+
+fn topic_entries(configs: &BTreeMap<String, String>) -> Vec<Entry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|d| Entry {
+            name: d.name.into(),
+            value: topic_config::value(configs, d.name).into(),
+            source: if configs.contains_key(d.name) { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+            read_only: false,
+            kind: d.kind,
+            doc: d.doc,
+        })
+        .collect()
+}
+
+pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let meta = broker.metadata.current();
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let entries = match r.resource_type {
+                RESOURCE_TOPIC => match meta.topics.get(r.resource_name.as_str()) {
+                    Some(t) => topic_entries(&t.configs),
+                    None => return result.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                },
+                RESOURCE_BROKER if r.resource_name.is_empty() || r.resource_name.as_str() == broker.args.node_id.to_string() => {
+                    broker_entries(broker)
+                }
+                RESOURCE_BROKER => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes("unknown broker")))
+                }
+                _ => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes("unsupported resource type")))
+                }
+            };
+            let keys = r.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            let configs = entries
+                .into_iter()
+                .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
+                .map(|e| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(e.name))
+                        .with_value(Some(str_bytes(e.value)))
+                        .with_read_only(e.read_only)
+                        .with_config_source(e.source)
+                        .with_config_type(e.kind as i8)
+                        .with_documentation(req.include_documentation.then(|| str_bytes(e.doc)))
+                })
+                .collect();
+            result.with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AlterError {
+    #[error("unknown topic")]
+    Unknown,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub async fn alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let resp = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        if r.resource_type != RESOURCE_TOPIC {
+            responses.push(
+                resp.with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes("only topic configs can be altered; broker configs are static"))),
+            );
+            continue;
+        }
+        let name = r.resource_name.to_string();
+        let validate_only = req.validate_only;
+        let change = |configs: &mut BTreeMap<String, String>| -> Result<(), AlterError> {
+            for c in &r.configs {
+                let key = c.name.to_string();
+                match c.config_operation {
+                    OP_SET => {
+                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                        topic_config::validate(&key, &value).map_err(AlterError::Invalid)?;
+                        configs.insert(key, value);
+                    }
+                    OP_DELETE => {
+                        topic_config::definition(&key)
+                            .ok_or_else(|| AlterError::Invalid(format!("unknown topic config {key:?}")))?;
+                        configs.remove(&key);
+                    }
+                    op => {
+                        return Err(AlterError::Invalid(format!(
+                            "operation {op} is not valid for {key:?}: no list-type configs exist"
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        };
+        let outcome = if validate_only {
+            match broker.metadata.current().topics.get(&name) {
+                None => Err(AlterError::Unknown),
+                Some(t) => change(&mut t.configs.clone()),
+            }
+        } else {
+            let _admin = broker.admin.lock().await;
+            broker
+                .metadata
+                .update(|m| {
+                    let t = m.topics.get_mut(&name).ok_or(AlterError::Unknown)?;
+                    change(&mut t.configs)
+                })
+                .await
+        };
+        responses.push(match outcome {
+            Ok(()) => resp,
+            Err(AlterError::Unknown) => resp.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Err(AlterError::Invalid(msg)) => resp
+                .with_error_code(ResponseError::InvalidConfig.code())
+                .with_error_message(Some(str_bytes(msg))),
+            Err(AlterError::Storage(e)) => resp
+                .with_error_code(ResponseError::KafkaStorageError.code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,87 @@
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, topic_name};
+use crate::coordination::TopicMetadata;
+use crate::server::broker::CreateTopicError;
+use crate::server::Broker;
+
+pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
+    // v0: an empty list means all topics; v1+: null means all.
+    let requested: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let allow_create = broker.args.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let mut errors = Vec::new();
+    if let Some(names) = &requested {
+        for name in names {
+            if broker.metadata.current().topics.contains_key(name) {
+                continue;
+            }
+            let err = if allow_create {
+                match broker.auto_create(name).await {
+                    Ok(()) => continue,
+                    Err(CreateTopicError::Invalid(_)) => ResponseError::InvalidTopicException,
+                    Err(_) => ResponseError::UnknownServerError,
+                }
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            errors.push((name.clone(), err));
+        }
+    }
+    let meta = broker.metadata.current();
+    let mut topics: Vec<MetadataResponseTopic> = match &requested {
+        None => meta.topics.iter().map(|(n, t)| describe_topic(n, t)).collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| meta.topics.get(n).map(|t| describe_topic(n, t)))
+            .collect(),
+    };
+    topics.extend(errors.into_iter().map(|(name, e)| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(e.code())
+    }));
+    let node = broker.args.node_id;
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node.into())
+            .with_host(str_bytes(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port)])
+        .with_cluster_id(Some(str_bytes(meta.cluster_id.clone())))
+        .with_controller_id(node.into())
+        .with_cluster_authorized_operations(i32::MIN)
+        .with_topics(topics)
+}
+
+fn describe_topic(name: &str, t: &TopicMetadata) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(p.leader.into())
+                .with_leader_epoch(p.leader_epoch)
+                // The bucket is the replica set: one leader serves a partition.
+                .with_replica_nodes(vec![p.leader.into()])
+                .with_isr_nodes(vec![p.leader.into()])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_topic_id(t.id)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}

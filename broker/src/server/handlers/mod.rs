@@ -1,0 +1,89 @@
+//! One module per Kafka API. Handlers see decoded requests and build responses; they
+//! never touch sockets or codec details.
+
+pub mod api_versions;
+pub mod cluster;
+pub mod configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod records;
+pub mod topics;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::Broker;
+use crate::protocol::DecodedRequest;
+
+/// A response still being produced; `None` means no response is sent (acks=0).
+pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
+
+/// Routes a request to its handler. Produce does its ordering-sensitive part (offset
+/// assignment) before this returns; everything else runs inside the returned future.
+pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingResponse {
+    let v = request.version;
+    let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { Some(r) }) };
+    match request.body {
+        RequestKind::Produce(r) => produce::handle(broker, v, r).await,
+        RequestKind::Fetch(r) => Box::pin(async move {
+            Some(ResponseKind::Fetch(fetch::handle(&broker, v, r).await))
+        }),
+        RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
+        RequestKind::Metadata(r) => Box::pin(async move {
+            Some(ResponseKind::Metadata(metadata::handle(&broker, v, r).await))
+        }),
+        RequestKind::ListOffsets(r) => Box::pin(async move {
+            Some(ResponseKind::ListOffsets(list_offsets::handle(&broker, r).await))
+        }),
+        RequestKind::CreateTopics(r) => Box::pin(async move {
+            Some(ResponseKind::CreateTopics(topics::create(&broker, r).await))
+        }),
+        RequestKind::DeleteTopics(r) => Box::pin(async move {
+            Some(ResponseKind::DeleteTopics(topics::delete(&broker, r).await))
+        }),
+        RequestKind::CreatePartitions(r) => Box::pin(async move {
+            Some(ResponseKind::CreatePartitions(topics::create_partitions(&broker, r).await))
+        }),
+        RequestKind::DescribeConfigs(r) => {
+            ready(ResponseKind::DescribeConfigs(configs::describe(&broker, r)))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => Box::pin(async move {
+            Some(ResponseKind::IncrementalAlterConfigs(configs::alter(&broker, r).await))
+        }),
+        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(cluster::describe(&broker, r))),
+        RequestKind::DeleteRecords(r) => Box::pin(async move {
+            Some(ResponseKind::DeleteRecords(records::delete(&broker, r).await))
+        }),
+        RequestKind::InitProducerId(r) => Box::pin(async move {
+            Some(ResponseKind::InitProducerId(records::init_producer_id(&broker, r).await))
+        }),
+        other => {
+            // decode_request only lets through the APIs in versions::SUPPORTED.
+            unreachable!("no handler for {other:?}")
+        }
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// Kafka's leader epoch check: a client's epoch older than ours is fenced, newer is
+/// unknown to us; -1 skips the check.
+pub(crate) fn check_leader_epoch(requested: i32, current: i32) -> Option<ResponseError> {
+    match requested {
+        e if e < 0 || e == current => None,
+        e if e < current => Some(ResponseError::FencedLeaderEpoch),
+        _ => Some(ResponseError::UnknownLeaderEpoch),
+    }
+}

@@ -1,0 +1,161 @@
+//! Produce: validate each partition's batch, assign offsets in request order, then wait
+//! for the WAL object holding them to be durable before acknowledging (acks 1 and all
+//! are the same here: the object store is the replication).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use tracing::debug;
+
+use super::{str_bytes, PendingResponse};
+use crate::coordination::topic_config;
+use crate::metrics::KindLabel;
+use crate::protocol::record_batch::{self, BatchError};
+use crate::server::Broker;
+use crate::storage::{Appended, PartitionLog};
+
+/// Throttle hint sent while the produce buffer is nearly full.
+const THROTTLE_MS: i32 = 100;
+
+enum Outcome {
+    Appended(Arc<PartitionLog>, Appended, usize, i32),
+    Failed(ResponseError, Option<String>),
+}
+
+pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> PendingResponse {
+    let started = Instant::now();
+    let timeout = if req.timeout_ms > 0 {
+        Duration::from_millis(req.timeout_ms as u64)
+    } else {
+        broker.request_timeout()
+    };
+    let meta = broker.metadata.current();
+    let mut outcomes: Vec<(String, Vec<(i32, Outcome)>)> = Vec::new();
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut parts = Vec::new();
+        for p in topic.partition_data {
+            let outcome = if req.transactional_id.is_some() {
+                Outcome::Failed(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported yet".into()),
+                )
+            } else {
+                append_one(&broker, meta.topics.get(&name), p.index, p.records, timeout).await
+            };
+            if let Outcome::Failed(e, _) = &outcome {
+                broker
+                    .metrics
+                    .produce_errors
+                    .get_or_create(&KindLabel { kind: format!("{e:?}") })
+                    .inc();
+            }
+            parts.push((p.index, outcome));
+        }
+        outcomes.push((name, parts));
+    }
+    let acks = req.acks;
+    Box::pin(async move {
+        let mut topics = Vec::with_capacity(outcomes.len());
+        for (name, parts) in outcomes {
+            let mut responses = Vec::with_capacity(parts.len());
+            for (index, outcome) in parts {
+                let r = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_log_append_time_ms(-1);
+                responses.push(match outcome {
+                    Outcome::Failed(e, msg) => r
+                        .with_error_code(e.code())
+                        .with_base_offset(-1)
+                        .with_error_message(msg.map(str_bytes)),
+                    Outcome::Appended(part, appended, bytes, records) => {
+                        match broker.engine.wait_durable(&part, appended.durable_at, timeout).await {
+                            Ok(()) => {
+                                if !appended.duplicate {
+                                    broker.metrics.produce_bytes.inc_by(bytes as u64);
+                                    broker.metrics.produce_records.inc_by(records as u64);
+                                }
+                                r.with_base_offset(appended.base_offset)
+                                    .with_log_start_offset(appended.log_start_offset)
+                            }
+                            Err(e) => r
+                                .with_error_code(e.kafka_error().code())
+                                .with_base_offset(-1)
+                                .with_error_message(Some(str_bytes(e.to_string()))),
+                        }
+                    }
+                });
+            }
+            topics.push(
+                TopicProduceResponse::default()
+                    .with_name(super::topic_name(name))
+                    .with_partition_responses(responses),
+            );
+        }
+        broker
+            .metrics
+            .produce_latency
+            .observe(started.elapsed().as_secs_f64());
+        if acks == 0 {
+            return None;
+        }
+        let throttle = if broker.engine.is_throttling() { THROTTLE_MS } else { 0 };
+        Some(ResponseKind::Produce(
+            ProduceResponse::default()
+                .with_responses(topics)
+                .with_throttle_time_ms(throttle),
+        ))
+    })
+}
+
+async fn append_one(
+    broker: &Broker,
+    topic: Option<&crate::coordination::TopicMetadata>,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    timeout: Duration,
+) -> Outcome {
+    let Some(topic) = topic else {
+        return Outcome::Failed(ResponseError::UnknownTopicOrPartition, None);
+    };
+    if index < 0 || index as usize >= topic.partitions.len() {
+        return Outcome::Failed(ResponseError::UnknownTopicOrPartition, None);
+    }
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Outcome::Failed(ResponseError::CorruptMessage, Some("no records".into()));
+    };
+    let header = match record_batch::validate_produce_records(&records) {
+        Ok(h) => h,
+        Err(e) => {
+            debug!(error = %e, "rejecting produce batch");
+            let code = match e {
+                BatchError::CrcMismatch { .. } | BatchError::Truncated(_) | BatchError::LengthMismatch { .. } => {
+                    ResponseError::CorruptMessage
+                }
+                BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+                _ => ResponseError::InvalidRecord,
+            };
+            return Outcome::Failed(code, Some(e.to_string()));
+        }
+    };
+    let max = topic_config::settings(&topic.configs).max_message_bytes;
+    if records.len() > max {
+        return Outcome::Failed(
+            ResponseError::MessageTooLarge,
+            Some(format!("batch of {} bytes exceeds max.message.bytes {max}", records.len())),
+        );
+    }
+    if header.is_control() {
+        return Outcome::Failed(ResponseError::InvalidRecord, Some("control batches are not accepted from clients".into()));
+    }
+    let Some(part) = broker.engine.partition(topic.id, index) else {
+        return Outcome::Failed(ResponseError::NotLeaderOrFollower, None);
+    };
+    match broker.engine.append(&part, &records, header, timeout).await {
+        Ok(a) => Outcome::Appended(part, a, records.len(), header.records_count),
+        Err(e) => Outcome::Failed(e.kafka_error(), Some(e.to_string())),
+    }
+}

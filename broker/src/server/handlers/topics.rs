@@ -1,0 +1,236 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
+};
+use kafka_protocol::ResponseError;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
+use crate::coordination::PartitionAssignment;
+use crate::server::broker::CreateTopicError;
+use crate::server::Broker;
+use crate::storage::StorageError;
+
+/// Config sources as DescribeConfigs and CreateTopics report them.
+pub(crate) const SOURCE_TOPIC: i8 = 1;
+pub(crate) const SOURCE_DEFAULT: i8 = 5;
+/// Most partitions one request may ask for, to keep a typo from exhausting memory.
+const MAX_PARTITIONS: i32 = 10_000;
+
+fn fail(name: &str, e: ResponseError, msg: impl Into<String>) -> CreatableTopicResult {
+    CreatableTopicResult::default()
+        .with_name(topic_name(name))
+        .with_error_code(e.code())
+        .with_error_message(Some(str_bytes(msg)))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        if let Err(msg) = topic_config::validate_topic_name(&name) {
+            results.push(fail(&name, ResponseError::InvalidTopicException, msg));
+            continue;
+        }
+        let partitions = if t.num_partitions == -1 { broker.args.default_partitions } else { t.num_partitions };
+        if partitions <= 0 || partitions > MAX_PARTITIONS {
+            results.push(fail(&name, ResponseError::InvalidPartitions, format!("{partitions} partitions")));
+            continue;
+        }
+        // Durability comes from the object store, so any replication factor is served by
+        // one leader; 0 and below -1 are invalid as in Kafka.
+        if t.replication_factor == 0 || t.replication_factor < -1 {
+            results.push(fail(&name, ResponseError::InvalidReplicationFactor, "replication factor must be -1 or positive"));
+            continue;
+        }
+        if !t.assignments.is_empty() {
+            results.push(fail(&name, ResponseError::InvalidReplicaAssignment, "manual replica assignment is not supported; placement is automatic"));
+            continue;
+        }
+        let mut configs = BTreeMap::new();
+        let mut bad = None;
+        for c in &t.configs {
+            let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            match topic_config::validate(&c.name, &value) {
+                Ok(()) => {
+                    configs.insert(c.name.to_string(), value);
+                }
+                Err(msg) => bad = Some(msg),
+            }
+        }
+        if let Some(msg) = bad {
+            results.push(fail(&name, ResponseError::InvalidConfig, msg));
+            continue;
+        }
+        let describe_configs = |configs: &BTreeMap<String, String>| {
+            TOPIC_CONFIGS
+                .iter()
+                .map(|d| {
+                    CreatableTopicConfigs::default()
+                        .with_name(str_bytes(d.name))
+                        .with_value(Some(str_bytes(topic_config::value(configs, d.name))))
+                        .with_config_source(if configs.contains_key(d.name) { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                })
+                .collect::<Vec<_>>()
+        };
+        if req.validate_only {
+            if broker.metadata.current().topics.contains_key(&name) {
+                results.push(fail(&name, ResponseError::TopicAlreadyExists, format!("topic {name} already exists")));
+            } else {
+                results.push(
+                    CreatableTopicResult::default()
+                        .with_name(topic_name(&name))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1)
+                        .with_configs(Some(describe_configs(&configs))),
+                );
+            }
+            continue;
+        }
+        results.push(match broker.create_topic(&name, partitions, configs.clone()).await {
+            Ok(topic) => CreatableTopicResult::default()
+                .with_name(topic_name(&name))
+                .with_topic_id(topic.id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)
+                .with_configs(Some(describe_configs(&configs))),
+            Err(CreateTopicError::Exists) => {
+                fail(&name, ResponseError::TopicAlreadyExists, format!("topic {name} already exists"))
+            }
+            Err(CreateTopicError::Invalid(msg)) => fail(&name, ResponseError::InvalidTopicException, msg),
+            Err(CreateTopicError::Storage(e)) => {
+                warn!(topic = %name, error = %e, "topic creation failed");
+                fail(&name, ResponseError::KafkaStorageError, e.to_string())
+            }
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // v0-5 name topics in `topic_names`, v6 in `topics` by name or id.
+    let mut wanted: Vec<(Option<String>, Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+        .collect();
+    wanted.extend(req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let _admin = broker.admin.lock().await;
+        let removed = broker
+            .metadata
+            .update(|m| {
+                let key = match &name {
+                    Some(n) => n.clone(),
+                    None => m
+                        .topic_by_id(id)
+                        .map(|(n, _)| n.clone())
+                        .ok_or(DeleteError::UnknownId)?,
+                };
+                let t = m.topics.remove(&key).ok_or(DeleteError::UnknownName)?;
+                Ok::<_, DeleteError>((key, t))
+            })
+            .await;
+        let r = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
+        responses.push(match removed {
+            Ok((key, t)) => {
+                for p in 0..t.partitions.len() as i32 {
+                    if let Err(e) = broker.engine.delete_partition(t.id, p).await {
+                        warn!(topic = %key, partition = p, error = %e, "could not delete partition objects; they are unreferenced");
+                    }
+                }
+                info!(topic = %key, "deleted topic");
+                r.with_name(Some(topic_name(key))).with_topic_id(t.id)
+            }
+            Err(DeleteError::UnknownId) => r.with_error_code(ResponseError::UnknownTopicId.code()),
+            Err(DeleteError::UnknownName) => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Err(DeleteError::Storage(e)) => r
+                .with_error_code(ResponseError::KafkaStorageError.code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DeleteError {
+    #[error("unknown topic id")]
+    UnknownId,
+    #[error("unknown topic")]
+    UnknownName,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum GrowError {
+    #[error("unknown topic")]
+    Unknown,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+pub async fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let node = broker.args.node_id;
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let count = t.count;
+        let _admin = broker.admin.lock().await;
+        let outcome = broker
+            .metadata
+            .update(|m| {
+                let topic = m.topics.get_mut(&name).ok_or(GrowError::Unknown)?;
+                let current = topic.partitions.len() as i32;
+                if count <= current {
+                    return Err(GrowError::Invalid(format!(
+                        "topic has {current} partitions; partitions can only grow"
+                    )));
+                }
+                if count > MAX_PARTITIONS {
+                    return Err(GrowError::Invalid(format!("{count} partitions is over the limit of {MAX_PARTITIONS}")));
+                }
+                if req.validate_only {
+                    // Fail the write on purpose by returning a marker: nothing changes.
+                    return Err(GrowError::Invalid(String::new()));
+                }
+                topic
+                    .partitions
+                    .resize(count as usize, PartitionAssignment { leader: node, leader_epoch: 0 });
+                Ok((current as usize, topic.clone()))
+            })
+            .await;
+        let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match outcome {
+            Ok((from, topic)) => match broker.open_topic_partitions(&name, &topic, from).await {
+                Ok(()) => r,
+                Err(e) => r
+                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            },
+            Err(GrowError::Invalid(msg)) if msg.is_empty() => r,
+            Err(GrowError::Invalid(msg)) => r
+                .with_error_code(ResponseError::InvalidPartitions.code())
+                .with_error_message(Some(str_bytes(msg))),
+            Err(GrowError::Unknown) => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Err(GrowError::Storage(e)) => r
+                .with_error_code(ResponseError::KafkaStorageError.code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
