@@ -220,7 +220,11 @@ pub(crate) mod tests {
                 producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: if base_sequence < 0 { -1 } else { base_sequence.wrapping_add(i as i32) },
+                sequence: if base_sequence < 0 {
+                    i as i32 - 1
+                } else {
+                    base_sequence.wrapping_add(i as i32)
+                },
                 timestamp: ts + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),

@@ -1,0 +1,216 @@
+//! The storage engine passes the same tests on the memory backend, the file backend and
+//! a real S3-compatible server (moto) on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use sluice_broker::metrics::Metrics;
+use sluice_broker::protocol::record_batch::{self, BatchHeader};
+use sluice_broker::storage::{EngineConfig, LogEngine, Store};
+use uuid::Uuid;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn batch(count: usize, ts: i64, producer: Option<(i64, i32)>) -> Bytes {
+    let (pid, seq) = producer.unwrap_or((-1, -1));
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: if pid >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch when offset - sequence changes.
+            sequence: if seq >= 0 { seq + i as i32 } else { i as i32 - 1 },
+            timestamp: ts + i as i64,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'x'; 100])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::Lz4 })
+        .unwrap();
+    buf.freeze()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        wal_linger: Duration::from_millis(2),
+        checkpoint_interval: Duration::from_secs(3600),
+        segment_max_bytes: 64 * 1024,
+        cache_bytes: 4 * 1024 * 1024,
+        ..EngineConfig::default()
+    }
+}
+
+async fn append(engine: &LogEngine, part: &Arc<sluice_broker::storage::PartitionLog>, b: &Bytes) -> i64 {
+    let h = record_batch::validate_produce_records(b).unwrap();
+    let a = engine.append(part, b, h, TIMEOUT).await.unwrap();
+    engine.wait_durable(part, a.durable_at, TIMEOUT).await.unwrap();
+    a.base_offset
+}
+
+/// Reads every batch from `from` to the high watermark.
+async fn read_all(engine: &LogEngine, part: &sluice_broker::storage::PartitionLog, from: i64) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    let hw = part.high_watermark();
+    while offset < hw {
+        let data = engine.read(part, offset, 100_000).await.unwrap();
+        assert!(!data.is_empty(), "no data at {offset} below hw {hw}");
+        for (h, _) in record_batch::split(&data) {
+            if h.next_offset() <= offset {
+                continue;
+            }
+            if out.is_empty() {
+                assert!(h.base_offset <= offset, "first batch holds the start offset");
+            } else {
+                assert_eq!(h.base_offset, offset, "offsets dense and in order");
+            }
+            offset = h.next_offset();
+            out.push(h);
+        }
+    }
+    out
+}
+
+async fn exercise(url: &str) {
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::from_url(url, metrics.clone()).unwrap();
+    let topic = Uuid::new_v4();
+
+    // Incarnation 1: append across two partitions, checkpoint half, crash (no shutdown).
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let p0 = engine.open_partition("t", topic, 0, 0).await.unwrap();
+    let p1 = engine.open_partition("t", topic, 1, 0).await.unwrap();
+    engine.finish_recovery();
+    for i in 0..20 {
+        assert_eq!(append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await, i * 10);
+    }
+    engine.checkpoint_all().await.unwrap();
+    for i in 20..40 {
+        append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await;
+        append(&engine, &p1, &batch(5, 5_000, Some((7, (i as i32 - 20) * 5)))).await;
+    }
+    assert_eq!(p0.high_watermark(), 400);
+    assert_eq!(p1.high_watermark(), 100);
+    // Timestamp lookups cross segments and the tail.
+    assert_eq!(engine.offset_for_timestamp(&p0, 1_055).await.unwrap(), Some((55, 1_055)));
+    assert_eq!(engine.offset_for_timestamp(&p0, 1_350).await.unwrap(), Some((350, 1_350)));
+    assert_eq!(engine.offset_for_timestamp(&p0, 9_999).await.unwrap(), None);
+    assert_eq!(engine.max_timestamp(&p0).await.unwrap(), Some((399, 1_399)));
+    drop((p0, p1));
+    std::mem::forget(engine); // a crash: nothing flushed or checkpointed on the way out
+
+    // Incarnation 2 recovers the tail from the WAL, with producer state.
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let p0 = engine.open_partition("t", topic, 0, 1).await.unwrap();
+    let p1 = engine.open_partition("t", topic, 1, 1).await.unwrap();
+    engine.finish_recovery();
+    assert_eq!(p0.high_watermark(), 400);
+    assert_eq!(p1.high_watermark(), 100);
+    assert_eq!(read_all(&engine, &p0, 0).await.len(), 40);
+    assert_eq!(read_all(&engine, &p1, 0).await.len(), 20);
+    // A retried batch of producer 7 is a duplicate with its original offsets.
+    let dup = batch(5, 5_000, Some((7, 95)));
+    let h = record_batch::validate_produce_records(&dup).unwrap();
+    let a = engine.append(&p1, &dup, h, TIMEOUT).await.unwrap();
+    assert!(a.duplicate);
+    assert_eq!(a.base_offset, 95);
+    // A gap is refused.
+    let gap = batch(5, 5_000, Some((7, 200)));
+    let h = record_batch::validate_produce_records(&gap).unwrap();
+    assert!(engine.append(&p1, &gap, h, TIMEOUT).await.is_err());
+
+    engine.checkpoint_all().await.unwrap();
+    // Record deletion and retention move the log start offset.
+    assert_eq!(engine.delete_records(&p0, 123).await.unwrap(), 123);
+    assert!(engine.read(&p0, 100, 1000).await.is_err(), "below log start is out of range");
+    assert_eq!(read_all(&engine, &p0, 123).await.first().unwrap().base_offset, 120);
+    let dropped = engine.enforce_retention(&p0, 0, -1, 1_000_000).await.unwrap();
+    assert!(dropped > 0);
+    assert_eq!(p0.offsets().log_start_offset, 400);
+    engine.shutdown().await.unwrap();
+
+    // Incarnation 3 after a clean shutdown: no WAL left to read, state intact.
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let p0 = engine.open_partition("t", topic, 0, 2).await.unwrap();
+    let p1 = engine.open_partition("t", topic, 1, 2).await.unwrap();
+    engine.finish_recovery();
+    assert_eq!(p0.offsets().log_start_offset, 400);
+    assert_eq!(p0.high_watermark(), 400);
+    assert_eq!(read_all(&engine, &p1, 0).await.len(), 20);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_backend() {
+    exercise("memory://").await;
+}
+
+#[tokio::test]
+async fn file_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(&format!("file://{}", dir.path().display())).await;
+}
+
+/// moto's S3 server on a free loopback port, stopped on drop.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server not found: install it with `pip install 'moto[server]'` (scripts/test does)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto { child, port }
+}
+
+fn create_bucket(port: u16, bucket: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "bucket creation failed: {resp}");
+}
+
+#[tokio::test]
+async fn s3_compatible_backend() {
+    let moto = start_moto();
+    create_bucket(moto.port, "sluice-test");
+    // Safety: set before any thread reads the environment in this test process's S3 use.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ALLOW_HTTP", "true");
+        std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port));
+    }
+    exercise("s3://sluice-test/cluster-a").await;
+}
