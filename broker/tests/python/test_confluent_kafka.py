@@ -567,6 +567,7 @@ def test_sigkill_restart(broker_factory, checkpoint_ms):
     # Let the producer settle every outstanding record (acked or timed out)
     # before the broker comes back, so nothing is retried into the new one.
     flush(p, timeout=30)
+    print(f"sent {seq}; acked {len(dr.ok)}; failed after kill -9 {len(dr.failed)}")
     acked = {v: (part, off) for part, off, _, v in dr.ok}
     assert len(acked) == len(dr.ok)
     del p
