@@ -51,7 +51,11 @@ pub struct BrokerArgs {
     #[arg(long, env = "SLUICE_CHECKPOINT_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub checkpoint_bytes: usize,
     /// How often retention is enforced.
-    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "SLUICE_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
     pub retention_check_interval_ms: u64,
     /// Largest request frame accepted; larger ones close the connection.
     #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]

@@ -175,7 +175,11 @@ impl Metrics {
             "Partition checkpoints written",
             m.checkpoints.clone(),
         );
-        r.register("cache_hits", "Segment block cache hits", m.cache_hits.clone());
+        r.register(
+            "cache_hits",
+            "Segment block cache hits",
+            m.cache_hits.clone(),
+        );
         r.register(
             "cache_misses",
             "Segment block cache misses",

@@ -23,7 +23,15 @@ const TOPIC: &str = "crash";
 async fn acknowledged_records_survive_kill_9() {
     let (_dir, url) = temp_storage();
     // Checkpoints run during the stream, so recovery reads both segments and WAL.
-    let mut broker = BrokerProcess::start(&url, &["--checkpoint-interval-ms", "700", "--default-partitions", "4"]);
+    let mut broker = BrokerProcess::start(
+        &url,
+        &[
+            "--checkpoint-interval-ms",
+            "700",
+            "--default-partitions",
+            "4",
+        ],
+    );
     let bootstrap = broker.bootstrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -53,9 +61,15 @@ async fn acknowledged_records_survive_kill_9() {
                     let producer = producer.clone();
                     inflight.push(async move {
                         let r = producer
-                            .send(FutureRecord::to(TOPIC).key(&key).payload(&value), Duration::from_secs(60))
+                            .send(
+                                FutureRecord::to(TOPIC).key(&key).payload(&value),
+                                Duration::from_secs(60),
+                            )
                             .await;
-                        (r.map(|d| (d.partition, d.offset)).map_err(|(e, _)| e), value)
+                        (
+                            r.map(|d| (d.partition, d.offset)).map_err(|(e, _)| e),
+                            value,
+                        )
                     });
                 }
                 if let Some((r, value)) = inflight.next().await {
@@ -78,7 +92,11 @@ async fn acknowledged_records_survive_kill_9() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let target = (round + 1) * 3000;
         while acked.lock().unwrap().len() < target {
-            assert!(Instant::now() < deadline, "producer made no progress (round {round}): {}", broker.log_tail());
+            assert!(
+                Instant::now() < deadline,
+                "producer made no progress (round {round}): {}",
+                broker.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         broker.kill9();
@@ -96,27 +114,48 @@ async fn acknowledged_records_survive_kill_9() {
             *m = (*m).max(*o);
         }
         for (p, max) in max_acked {
-            let (_, high) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(20)).unwrap();
-            assert!(high > max, "partition {p}: high watermark {high} below acknowledged offset {max}");
+            let (_, high) = c
+                .fetch_watermarks(TOPIC, p, Duration::from_secs(20))
+                .unwrap();
+            assert!(
+                high > max,
+                "partition {p}: high watermark {high} below acknowledged offset {max}"
+            );
         }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while acked.lock().unwrap().len() < acked_before_kill[1] + 2000 {
-        assert!(Instant::now() < deadline, "producer did not resume after restart: {}", broker.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "producer did not resume after restart: {}",
+            broker.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sent = tokio::time::timeout(Duration::from_secs(90), sender).await.unwrap().unwrap();
+    let sent = tokio::time::timeout(Duration::from_secs(90), sender)
+        .await
+        .unwrap()
+        .unwrap();
     let acked = acked.lock().unwrap().clone();
-    eprintln!("sent {sent}, acknowledged {}, before kills {acked_before_kill:?}", acked.len());
+    eprintln!(
+        "sent {sent}, acknowledged {}, before kills {acked_before_kill:?}",
+        acked.len()
+    );
 
     // Read everything back.
     let c = consumer(&bootstrap);
     let mut tpl = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
-        ends.insert(p, c.fetch_watermarks(TOPIC, p, Duration::from_secs(20)).unwrap().1);
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
+        ends.insert(
+            p,
+            c.fetch_watermarks(TOPIC, p, Duration::from_secs(20))
+                .unwrap()
+                .1,
+        );
     }
     c.assign(&tpl).unwrap();
     let total: i64 = ends.values().sum();
@@ -124,21 +163,37 @@ async fn acknowledged_records_survive_kill_9() {
     let mut last: HashMap<i32, i64> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (log.len() as i64) < total {
-        assert!(Instant::now() < deadline, "read back {} of {total}", log.len());
+        assert!(
+            Instant::now() < deadline,
+            "read back {} of {total}",
+            log.len()
+        );
         if let Some(m) = c.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
             let prev = last.insert(m.partition(), m.offset());
-            assert_eq!(prev.map_or(0, |o| o + 1), m.offset(), "partition {} read in order without gaps", m.partition());
+            assert_eq!(
+                prev.map_or(0, |o| o + 1),
+                m.offset(),
+                "partition {} read in order without gaps",
+                m.partition()
+            );
             let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
             log.insert((m.partition(), m.offset()), value);
         }
     }
     let mut seen = HashSet::new();
     for value in log.values() {
-        assert!(seen.insert(value.clone()), "{value} is in the log twice: idempotence failed");
+        assert!(
+            seen.insert(value.clone()),
+            "{value} is in the log twice: idempotence failed"
+        );
     }
     for (p, o, value) in &acked {
-        assert_eq!(log.get(&(*p, *o)), Some(value), "acknowledged {value} at {p}/{o} is there");
+        assert_eq!(
+            log.get(&(*p, *o)),
+            Some(value),
+            "acknowledged {value} at {p}/{o} is there"
+        );
     }
 }
 

@@ -57,11 +57,17 @@ async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(
 
 /// Consumes partitions from `from` until `count` messages arrived; returns them by
 /// (partition, offset).
-fn consume(bootstrap: &str, topic: &str, partitions: i32, count: usize) -> HashMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)> {
+fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+) -> HashMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)> {
     let c = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut got = HashMap::new();
@@ -77,7 +83,12 @@ fn consume(bootstrap: &str, topic: &str, partitions: i32, count: usize) -> HashM
                     m.timestamp().to_millis().unwrap_or(-1),
                 ),
             );
-            assert!(prev.is_none(), "offset {} of partition {} delivered twice", m.offset(), m.partition());
+            assert!(
+                prev.is_none(),
+                "offset {} of partition {} delivered twice",
+                m.offset(),
+                m.partition()
+            );
         }
     }
     got
@@ -105,25 +116,52 @@ async fn every_codec_round_trips_across_eight_partitions() {
                         .await
                         .map_err(|(e, _)| e)
                         .expect("acknowledged");
-                    ((r.partition, r.offset), (key.into_bytes(), value.into_bytes()))
+                    (
+                        (r.partition, r.offset),
+                        (key.into_bytes(), value.into_bytes()),
+                    )
                 }
             })
             .collect();
         for (k, v) in futures::future::join_all(sends).await {
-            assert!(acked.insert(k, v).is_none(), "two records acknowledged at one offset");
+            assert!(
+                acked.insert(k, v).is_none(),
+                "two records acknowledged at one offset"
+            );
         }
         let got = consume(&bootstrap, &topic, 8, acked.len());
-        assert_eq!(got.len(), acked.len(), "{codec}: every acknowledged record is read back");
+        assert_eq!(
+            got.len(),
+            acked.len(),
+            "{codec}: every acknowledged record is read back"
+        );
         for (pos, (k, v)) in &acked {
             let (gk, gv, _) = &got[pos];
-            assert_eq!((gk, gv), (k, v), "{codec}: record at {pos:?} is the one acknowledged there");
+            assert_eq!(
+                (gk, gv),
+                (k, v),
+                "{codec}: record at {pos:?} is the one acknowledged there"
+            );
         }
-        let partitions_used = acked.keys().map(|(p, _)| *p).collect::<std::collections::HashSet<_>>();
-        assert!(partitions_used.len() >= 6, "keys spread over the partitions");
+        let partitions_used = acked
+            .keys()
+            .map(|(p, _)| *p)
+            .collect::<std::collections::HashSet<_>>();
+        assert!(
+            partitions_used.len() >= 6,
+            "keys spread over the partitions"
+        );
         for p in 0..8 {
-            let mut offsets: Vec<i64> = acked.keys().filter(|(q, _)| *q == p).map(|(_, o)| *o).collect();
+            let mut offsets: Vec<i64> = acked
+                .keys()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, o)| *o)
+                .collect();
             offsets.sort();
-            assert!(offsets.iter().enumerate().all(|(i, o)| *o == i as i64), "offsets of {p} are dense from 0");
+            assert!(
+                offsets.iter().enumerate().all(|(i, o)| *o == i as i64),
+                "offsets of {p} are dense from 0"
+            );
         }
     }
 }
@@ -139,7 +177,10 @@ async fn list_offsets_by_timestamp_and_delete_records() {
     let base = 1_700_000_000_000i64;
     for i in 0..100i64 {
         p.send(
-            FutureRecord::to("times").key("k").payload(&format!("v{i}")).timestamp(base + i * 1000),
+            FutureRecord::to("times")
+                .key("k")
+                .payload(&format!("v{i}"))
+                .timestamp(base + i * 1000),
             WAIT,
         )
         .await
@@ -150,21 +191,40 @@ async fn list_offsets_by_timestamp_and_delete_records() {
         }
     }
     let c = consumer(&bootstrap);
-    for (ts, expected) in [(base, 0), (base + 10_500, 11), (base + 70_000, 70), (base + 99_000, 99)] {
+    for (ts, expected) in [
+        (base, 0),
+        (base + 10_500, 11),
+        (base + 70_000, 70),
+        (base + 99_000, 99),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("times", 0, Offset::Offset(ts)).unwrap();
+        tpl.add_partition_offset("times", 0, Offset::Offset(ts))
+            .unwrap();
         let r = c.offsets_for_times(tpl, WAIT).unwrap();
-        assert_eq!(r.elements()[0].offset(), Offset::Offset(expected), "first offset at {ts}");
+        assert_eq!(
+            r.elements()[0].offset(),
+            Offset::Offset(expected),
+            "first offset at {ts}"
+        );
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(base + 200_000)).unwrap();
+    tpl.add_partition_offset("times", 0, Offset::Offset(base + 200_000))
+        .unwrap();
     let r = c.offsets_for_times(tpl, WAIT).unwrap();
-    assert_eq!(r.elements()[0].offset(), Offset::End, "past the newest record: no offset");
+    assert_eq!(
+        r.elements()[0].offset(),
+        Offset::End,
+        "past the newest record: no offset"
+    );
 
     let admin: AdminClient<DefaultClientContext> = client_config(&bootstrap).create().unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(42)).unwrap();
-    let r = admin.delete_records(&tpl, &AdminOptions::new()).await.unwrap();
+    tpl.add_partition_offset("times", 0, Offset::Offset(42))
+        .unwrap();
+    let r = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .unwrap();
     assert_eq!(r.elements()[0].offset(), Offset::Offset(42));
     assert_eq!(c.fetch_watermarks("times", 0, WAIT).unwrap(), (42, 100));
     let got = consume(&bootstrap, "times", 1, 58);
@@ -172,8 +232,12 @@ async fn list_offsets_by_timestamp_and_delete_records() {
     assert_eq!(got.keys().map(|(_, o)| *o).min(), Some(42));
     // Deleting past the high watermark is refused.
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(500)).unwrap();
-    let r = admin.delete_records(&tpl, &AdminOptions::new()).await.unwrap();
+    tpl.add_partition_offset("times", 0, Offset::Offset(500))
+        .unwrap();
+    let r = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .unwrap();
     assert!(r.elements()[0].error().is_err());
 }
 
@@ -182,7 +246,12 @@ async fn retention_by_time_and_bytes_moves_the_log_start() {
     let (_dir, url) = temp_storage();
     let broker = BrokerProcess::start(
         &url,
-        &["--checkpoint-interval-ms", "200", "--retention-check-interval-ms", "200"],
+        &[
+            "--checkpoint-interval-ms",
+            "200",
+            "--retention-check-interval-ms",
+            "200",
+        ],
     );
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "by-time", 1, &[("retention.ms", "60000")]).await;
@@ -192,14 +261,25 @@ async fn retention_by_time_and_bytes_moves_the_log_start() {
     for i in 0..20i64 {
         // Old events (two hours ago) first, then fresh ones, checkpointed separately.
         let ts = if i < 10 { now - 7_200_000 } else { now };
-        p.send(FutureRecord::to("by-time").key("k").payload("v").timestamp(ts), WAIT)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        p.send(FutureRecord::to("by-bytes").key("k").payload(&"x".repeat(5000)), WAIT)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+        p.send(
+            FutureRecord::to("by-time")
+                .key("k")
+                .payload("v")
+                .timestamp(ts),
+            WAIT,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+        p.send(
+            FutureRecord::to("by-bytes")
+                .key("k")
+                .payload(&"x".repeat(5000)),
+            WAIT,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
         if i == 9 {
             tokio::time::sleep(Duration::from_millis(600)).await;
         }
@@ -214,10 +294,16 @@ async fn retention_by_time_and_bytes_moves_the_log_start() {
             assert_eq!(high_t, 20);
             assert_eq!(high_b, 20);
             let kept = (high_b - low_b) * 5000;
-            assert!(kept >= 15_000, "retention.bytes keeps at least the limit's worth ({kept})");
+            assert!(
+                kept >= 15_000,
+                "retention.bytes keeps at least the limit's worth ({kept})"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "retention did not run: by-time low {low_t}, by-bytes low {low_b}");
+        assert!(
+            Instant::now() < deadline,
+            "retention did not run: by-time low {low_t}, by-bytes low {low_b}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_broker::metrics::Metrics;
 use sluice_broker::protocol::record_batch::{self, BatchHeader};
 use sluice_broker::storage::{EngineConfig, LogEngine, Store};
@@ -29,7 +31,11 @@ fn batch(count: usize, ts: i64, producer: Option<(i64, i32)>) -> Bytes {
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch when offset - sequence changes.
-            sequence: if seq >= 0 { seq + i as i32 } else { i as i32 - 1 },
+            sequence: if seq >= 0 {
+                seq + i as i32
+            } else {
+                i as i32 - 1
+            },
             timestamp: ts + i as i64,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(vec![b'x'; 100])),
@@ -37,8 +43,15 @@ fn batch(count: usize, ts: i64, producer: Option<(i64, i32)>) -> Bytes {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::Lz4 })
-        .unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Lz4,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
@@ -52,15 +65,26 @@ fn config() -> EngineConfig {
     }
 }
 
-async fn append(engine: &LogEngine, part: &Arc<sluice_broker::storage::PartitionLog>, b: &Bytes) -> i64 {
+async fn append(
+    engine: &LogEngine,
+    part: &Arc<sluice_broker::storage::PartitionLog>,
+    b: &Bytes,
+) -> i64 {
     let h = record_batch::validate_produce_records(b).unwrap();
     let a = engine.append(part, b, h, TIMEOUT).await.unwrap();
-    engine.wait_durable(part, a.durable_at, TIMEOUT).await.unwrap();
+    engine
+        .wait_durable(part, a.durable_at, TIMEOUT)
+        .await
+        .unwrap();
     a.base_offset
 }
 
 /// Reads every batch from `from` to the high watermark.
-async fn read_all(engine: &LogEngine, part: &sluice_broker::storage::PartitionLog, from: i64) -> Vec<BatchHeader> {
+async fn read_all(
+    engine: &LogEngine,
+    part: &sluice_broker::storage::PartitionLog,
+    from: i64,
+) -> Vec<BatchHeader> {
     let mut out = Vec::new();
     let mut offset = from;
     let hw = part.high_watermark();
@@ -72,7 +96,10 @@ async fn read_all(engine: &LogEngine, part: &sluice_broker::storage::PartitionLo
                 continue;
             }
             if out.is_empty() {
-                assert!(h.base_offset <= offset, "first batch holds the start offset");
+                assert!(
+                    h.base_offset <= offset,
+                    "first batch holds the start offset"
+                );
             } else {
                 assert_eq!(h.base_offset, offset, "offsets dense and in order");
             }
@@ -89,30 +116,48 @@ async fn exercise(url: &str) {
     let topic = Uuid::new_v4();
 
     // Incarnation 1: append across two partitions, checkpoint half, crash (no shutdown).
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+        .await
+        .unwrap();
     let p0 = engine.open_partition("t", topic, 0, 0).await.unwrap();
     let p1 = engine.open_partition("t", topic, 1, 0).await.unwrap();
     engine.finish_recovery();
     for i in 0..20 {
-        assert_eq!(append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await, i * 10);
+        assert_eq!(
+            append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await,
+            i * 10
+        );
     }
     engine.checkpoint_all().await.unwrap();
     for i in 20..40 {
         append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await;
-        append(&engine, &p1, &batch(5, 5_000, Some((7, (i as i32 - 20) * 5)))).await;
+        append(
+            &engine,
+            &p1,
+            &batch(5, 5_000, Some((7, (i as i32 - 20) * 5))),
+        )
+        .await;
     }
     assert_eq!(p0.high_watermark(), 400);
     assert_eq!(p1.high_watermark(), 100);
     // Timestamp lookups cross segments and the tail.
-    assert_eq!(engine.offset_for_timestamp(&p0, 1_055).await.unwrap(), Some((55, 1_055)));
-    assert_eq!(engine.offset_for_timestamp(&p0, 1_350).await.unwrap(), Some((350, 1_350)));
+    assert_eq!(
+        engine.offset_for_timestamp(&p0, 1_055).await.unwrap(),
+        Some((55, 1_055))
+    );
+    assert_eq!(
+        engine.offset_for_timestamp(&p0, 1_350).await.unwrap(),
+        Some((350, 1_350))
+    );
     assert_eq!(engine.offset_for_timestamp(&p0, 9_999).await.unwrap(), None);
     assert_eq!(engine.max_timestamp(&p0).await.unwrap(), Some((399, 1_399)));
     drop((p0, p1));
     std::mem::forget(engine); // a crash: nothing flushed or checkpointed on the way out
 
     // Incarnation 2 recovers the tail from the WAL, with producer state.
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+        .await
+        .unwrap();
     let p0 = engine.open_partition("t", topic, 0, 1).await.unwrap();
     let p1 = engine.open_partition("t", topic, 1, 1).await.unwrap();
     engine.finish_recovery();
@@ -134,15 +179,30 @@ async fn exercise(url: &str) {
     engine.checkpoint_all().await.unwrap();
     // Record deletion and retention move the log start offset.
     assert_eq!(engine.delete_records(&p0, 123).await.unwrap(), 123);
-    assert!(engine.read(&p0, 100, 1000).await.is_err(), "below log start is out of range");
-    assert_eq!(read_all(&engine, &p0, 123).await.first().unwrap().base_offset, 120);
-    let dropped = engine.enforce_retention(&p0, 0, -1, 1_000_000).await.unwrap();
+    assert!(
+        engine.read(&p0, 100, 1000).await.is_err(),
+        "below log start is out of range"
+    );
+    assert_eq!(
+        read_all(&engine, &p0, 123)
+            .await
+            .first()
+            .unwrap()
+            .base_offset,
+        120
+    );
+    let dropped = engine
+        .enforce_retention(&p0, 0, -1, 1_000_000)
+        .await
+        .unwrap();
     assert!(dropped > 0);
     assert_eq!(p0.offsets().log_start_offset, 400);
     engine.shutdown().await.unwrap();
 
     // Incarnation 3 after a clean shutdown: no WAL left to read, state intact.
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone()).await.unwrap();
+    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+        .await
+        .unwrap();
     let p0 = engine.open_partition("t", topic, 0, 2).await.unwrap();
     let p1 = engine.open_partition("t", topic, 1, 2).await.unwrap();
     engine.finish_recovery();
@@ -177,7 +237,11 @@ impl Drop for Moto {
 }
 
 fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -197,7 +261,10 @@ fn create_bucket(port: u16, bucket: &str) {
     write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "bucket creation failed: {resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "bucket creation failed: {resp}"
+    );
 }
 
 #[tokio::test]
@@ -210,7 +277,10 @@ async fn s3_compatible_backend() {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("AWS_REGION", "us-east-1");
         std::env::set_var("AWS_ALLOW_HTTP", "true");
-        std::env::set_var("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port));
+        std::env::set_var(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", moto.port),
+        );
     }
     exercise("s3://sluice-test/cluster-a").await;
 }

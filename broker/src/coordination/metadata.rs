@@ -75,9 +75,11 @@ impl MetadataStore {
         let object = VersionedObject::new(store, Path::from("meta/cluster"));
         let current = match object.latest().await? {
             Some((_, data)) => decode(Some(data))?,
-            None => versioned::update(&object, decode, encode, |_| Ok::<_, StorageError>(()))
-                .await?
-                .1,
+            None => {
+                versioned::update(&object, decode, encode, |_| Ok::<_, StorageError>(()))
+                    .await?
+                    .1
+            }
         };
         Ok(MetadataStore {
             object,
@@ -97,13 +99,8 @@ impl MetadataStore {
     where
         E: From<StorageError>,
     {
-        let (_, value, out) = versioned::update(
-            &self.object,
-            |d| decode(d).map_err(E::from),
-            encode,
-            change,
-        )
-        .await?;
+        let (_, value, out) =
+            versioned::update(&self.object, |d| decode(d).map_err(E::from), encode, change).await?;
         *self.current.write() = Arc::new(value);
         Ok(out)
     }
@@ -125,7 +122,10 @@ mod tests {
                 "t".into(),
                 TopicMetadata {
                     id: Uuid::new_v4(),
-                    partitions: vec![PartitionAssignment { leader: 0, leader_epoch: 0 }],
+                    partitions: vec![PartitionAssignment {
+                        leader: 0,
+                        leader_epoch: 0,
+                    }],
                     configs: BTreeMap::new(),
                 },
             );

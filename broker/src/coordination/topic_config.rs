@@ -42,7 +42,9 @@ fn delete_only(v: &str) -> Result<(), String> {
     if v == "delete" {
         Ok(())
     } else {
-        Err(format!("cleanup.policy {v:?} is not supported; only \"delete\""))
+        Err(format!(
+            "cleanup.policy {v:?} is not supported; only \"delete\""
+        ))
     }
 }
 
@@ -83,7 +85,8 @@ pub fn definition(name: &str) -> Option<&'static ConfigDef> {
 
 /// Checks one config; the error says why it is refused.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
-    let def = definition(name).ok_or_else(|| format!("unknown or unsupported topic config {name:?}"))?;
+    let def =
+        definition(name).ok_or_else(|| format!("unknown or unsupported topic config {name:?}"))?;
     (def.validate)(value)
 }
 
@@ -124,7 +127,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(format!("topic name {name:?} contains illegal character {c:?}"));
+        return Err(format!(
+            "topic name {name:?} contains illegal character {c:?}"
+        ));
     }
     Ok(())
 }

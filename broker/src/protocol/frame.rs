@@ -56,7 +56,10 @@ mod tests {
         let big = 1000i32.to_be_bytes();
         assert!(matches!(
             read_frame(&mut &big[..], 100).await,
-            Err(ProtocolError::FrameTooLarge { len: 1000, max: 100 })
+            Err(ProtocolError::FrameTooLarge {
+                len: 1000,
+                max: 100
+            })
         ));
         let neg = (-1i32).to_be_bytes();
         assert!(matches!(

@@ -228,9 +228,12 @@ pub(crate) mod tests {
                 timestamp: ts + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
-                    .into_iter()
-                    .collect(),
+                headers: [(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from_static(b"v")),
+                )]
+                .into_iter()
+                .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();

@@ -33,12 +33,18 @@ pub struct Broker {
 impl Broker {
     /// Opens storage, recovers, and takes leadership of every partition (one broker owns
     /// the whole cluster until the fleet arrives).
-    pub async fn start(args: BrokerArgs, advertised: (String, i32), metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        args: BrokerArgs,
+        advertised: (String, i32),
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
         let engine = LogEngine::open(store.clone(), args.engine_config(), metrics.clone())
             .await
             .context("recovering the log engine")?;
-        let metadata = MetadataStore::open(store.clone()).await.context("loading cluster metadata")?;
+        let metadata = MetadataStore::open(store.clone())
+            .await
+            .context("loading cluster metadata")?;
         let broker = Arc::new(Broker {
             advertised_host: advertised.0,
             advertised_port: advertised.1,
@@ -52,7 +58,11 @@ impl Broker {
         });
         broker.claim_all_partitions().await?;
         broker.engine.finish_recovery();
-        broker.engine.checkpoint_all().await.context("checkpointing recovered data")?;
+        broker
+            .engine
+            .checkpoint_all()
+            .await
+            .context("checkpointing recovered data")?;
         broker.ready.store(true, Ordering::SeqCst);
         Ok(broker)
     }
@@ -80,9 +90,16 @@ impl Broker {
         Ok(())
     }
 
-    pub async fn open_topic_partitions(&self, name: &str, t: &TopicMetadata, from: usize) -> Result<(), StorageError> {
+    pub async fn open_topic_partitions(
+        &self,
+        name: &str,
+        t: &TopicMetadata,
+        from: usize,
+    ) -> Result<(), StorageError> {
         for (i, p) in t.partitions.iter().enumerate().skip(from) {
-            self.engine.open_partition(name, t.id, i as i32, p.leader_epoch).await?;
+            self.engine
+                .open_partition(name, t.id, i as i32, p.leader_epoch)
+                .await?;
         }
         Ok(())
     }
@@ -112,7 +129,13 @@ impl Broker {
                 }
                 let t = TopicMetadata {
                     id: Uuid::new_v4(),
-                    partitions: vec![PartitionAssignment { leader: node, leader_epoch: 0 }; partitions as usize],
+                    partitions: vec![
+                        PartitionAssignment {
+                            leader: node,
+                            leader_epoch: 0
+                        };
+                        partitions as usize
+                    ],
                     configs: configs.clone(),
                 };
                 m.topics.insert(name.to_string(), t.clone());
@@ -142,7 +165,9 @@ impl Broker {
         for (name, t) in &meta.topics {
             let s = topic_config::settings(&t.configs);
             for i in 0..t.partitions.len() as i32 {
-                let Some(part) = self.engine.partition(t.id, i) else { continue };
+                let Some(part) = self.engine.partition(t.id, i) else {
+                    continue;
+                };
                 if let Err(e) = self
                     .engine
                     .enforce_retention(&part, s.retention_ms, s.retention_bytes, now_ms())
@@ -183,9 +208,14 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_state = super::http::HttpState::default();
-    let http = super::http::serve(args.metrics_listen, metrics.clone(), http_state.clone(), stop_rx.clone())
-        .await
-        .context("binding metrics listener")?;
+    let http = super::http::serve(
+        args.metrics_listen,
+        metrics.clone(),
+        http_state.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .context("binding metrics listener")?;
     info!(listen = %bound, storage = %args.storage, node = args.node_id, "starting sluice-broker");
     let broker = Broker::start(args, advertised, metrics).await?;
     http_state.set_broker(broker.clone());

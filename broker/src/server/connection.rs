@@ -84,7 +84,10 @@ fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
 
 /// Decodes a frame and starts its handler; the returned task yields the encoded
 /// response (`None` for acks=0 produce).
-async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<JoinHandle<Option<Bytes>>, ProtocolError> {
+async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+) -> Result<JoinHandle<Option<Bytes>>, ProtocolError> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {

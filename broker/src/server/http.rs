@@ -36,22 +36,29 @@ pub async fn serve(
     let app = Router::new()
         .route(
             "/metrics",
-            get(|State((m, _)): State<(Arc<Metrics>, HttpState)>| async move {
-                (
-                    [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-                    m.encode(),
-                )
-            }),
+            get(
+                |State((m, _)): State<(Arc<Metrics>, HttpState)>| async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                },
+            ),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(|State((_, s)): State<(Arc<Metrics>, HttpState)>| async move {
-                match s.broker.get() {
-                    Some(b) if b.is_ready() => (StatusCode::OK, "ready").into_response(),
-                    _ => (StatusCode::SERVICE_UNAVAILABLE, "recovering").into_response(),
-                }
-            }),
+            get(
+                |State((_, s)): State<(Arc<Metrics>, HttpState)>| async move {
+                    match s.broker.get() {
+                        Some(b) if b.is_ready() => (StatusCode::OK, "ready").into_response(),
+                        _ => (StatusCode::SERVICE_UNAVAILABLE, "recovering").into_response(),
+                    }
+                },
+            ),
         )
         .with_state((metrics, state));
     Ok(tokio::spawn(async move {

@@ -36,7 +36,11 @@ impl BlockCache {
         let estimated_items = (capacity_bytes / BLOCK_SIZE).max(16) as usize;
         BlockCache {
             store,
-            blocks: Cache::with_weighter(estimated_items, capacity_bytes.max(BLOCK_SIZE), ByteWeighter),
+            blocks: Cache::with_weighter(
+                estimated_items,
+                capacity_bytes.max(BLOCK_SIZE),
+                ByteWeighter,
+            ),
             metrics,
         }
     }
@@ -100,7 +104,9 @@ mod tests {
     async fn reads_across_blocks_and_counts_hits() {
         let metrics = Arc::new(Metrics::new());
         let store = Store::from_url("memory://", metrics.clone()).unwrap();
-        let data: Vec<u8> = (0..(3 * BLOCK_SIZE + 10)).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3 * BLOCK_SIZE + 10))
+            .map(|i| (i % 251) as u8)
+            .collect();
         let path = Path::from("log/x/0/00000000000000000000");
         store.put(&path, Bytes::from(data.clone())).await.unwrap();
         let cache = BlockCache::new(store, 8 * BLOCK_SIZE, metrics.clone());
@@ -108,7 +114,10 @@ mod tests {
         let r = BLOCK_SIZE - 5..2 * BLOCK_SIZE + 7;
         let got = cache.read(&path, len, r.clone()).await.unwrap();
         assert_eq!(&got[..], &data[r.start as usize..r.end as usize]);
-        let got = cache.read(&path, len, 3 * BLOCK_SIZE..len + 100).await.unwrap();
+        let got = cache
+            .read(&path, len, 3 * BLOCK_SIZE..len + 100)
+            .await
+            .unwrap();
         assert_eq!(&got[..], &data[3 * BLOCK_SIZE as usize..]);
         assert_eq!(metrics.cache_misses.get(), 4);
         cache.read(&path, len, 0..10).await.unwrap();

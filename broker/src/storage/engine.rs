@@ -94,7 +94,11 @@ pub struct LogEngine {
 impl LogEngine {
     /// Starts a new incarnation of this node: fences and reads back every earlier WAL
     /// stream of the node so their records can be restored as partitions open.
-    pub async fn open(store: Store, config: EngineConfig, metrics: Arc<Metrics>) -> Result<Arc<Self>> {
+    pub async fn open(
+        store: Store,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>> {
         let started = Instant::now();
         let node = config.node_id;
         let incarnation = allocate_incarnation(&store, node).await?;
@@ -162,7 +166,9 @@ impl LogEngine {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = stop.changed() => return,
                 }
-                let Some(engine) = engine.upgrade() else { return };
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
                 let tail = engine.tail_bytes();
                 engine.metrics.tail_bytes.set(tail as i64);
                 if tail >= threshold || (tail > 0 && last.elapsed() >= interval) {
@@ -222,7 +228,8 @@ impl LogEngine {
         if let Some(p) = self.partition(topic_id, partition) {
             return Ok(p);
         }
-        let versions = VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
+        let versions =
+            VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
         let (version, manifest) = match versions.latest().await? {
             Some((v, data)) => (
                 v,
@@ -240,8 +247,8 @@ impl LogEngine {
         {
             let mut s = part.state.lock();
             for (pos, batch) in recovered {
-                let h = BatchHeader::parse(&batch)
-                    .map_err(|e| StorageError::corrupt(pos.path(), e))?;
+                let h =
+                    BatchHeader::parse(&batch).map_err(|e| StorageError::corrupt(pos.path(), e))?;
                 if h.next_offset() <= s.next_offset {
                     continue; // already in a segment
                 }
@@ -290,8 +297,10 @@ impl LogEngine {
             let _w = p.writer.lock().await;
             let segments = p.state.lock().manifest.segments.clone();
             for seg in segments {
-                self.cache
-                    .evict(&segment_path(topic_id, partition, seg.base_offset), seg.object_len());
+                self.cache.evict(
+                    &segment_path(topic_id, partition, seg.base_offset),
+                    seg.object_len(),
+                );
             }
             self.metrics.high_watermark.remove(&PartitionLabel {
                 topic: p.topic.clone(),
@@ -325,7 +334,9 @@ impl LogEngine {
     ) -> Result<Appended> {
         let permit = self.wal.reserve(batch.len(), timeout).await?;
         if self.wal.is_stopped() {
-            return Err(StorageError::Fenced("this broker's WAL stream is stopped".into()));
+            return Err(StorageError::Fenced(
+                "this broker's WAL stream is stopped".into(),
+            ));
         }
         let mut s = part.state.lock();
         if s.closed {
@@ -346,9 +357,14 @@ impl LogEngine {
             partition_leader_epoch: s.leader_epoch,
             ..header
         };
-        let pos = self
-            .wal
-            .push(part, part.topic_id, part.partition, &bytes, h.next_offset(), permit);
+        let pos = self.wal.push(
+            part,
+            part.topic_id,
+            part.partition,
+            &bytes,
+            h.next_offset(),
+            permit,
+        );
         s.next_offset = h.next_offset();
         s.producers.record(&h);
         s.tail_bytes += bytes.len();
@@ -366,7 +382,12 @@ impl LogEngine {
     }
 
     /// Waits until records below `offset` are durable.
-    pub async fn wait_durable(&self, part: &PartitionLog, offset: i64, timeout: Duration) -> Result<()> {
+    pub async fn wait_durable(
+        &self,
+        part: &PartitionLog,
+        offset: i64,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut rx = self.wal.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -375,7 +396,9 @@ impl LogEngine {
                 return Ok(());
             }
             if rx.borrow_and_update().stopped {
-                return Err(StorageError::Fenced("WAL stream stopped before the write was durable".into()));
+                return Err(StorageError::Fenced(
+                    "WAL stream stopped before the write was durable".into(),
+                ));
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
@@ -454,7 +477,11 @@ impl LogEngine {
         while pos < seg.data_len {
             let chunk = self
                 .cache
-                .read(path, seg.object_len(), pos..(pos + window).min(seg.data_len))
+                .read(
+                    path,
+                    seg.object_len(),
+                    pos..(pos + window).min(seg.data_len),
+                )
                 .await?;
             let mut consumed = 0u64;
             for (h, b) in record_batch::split_bytes(&chunk) {
@@ -486,7 +513,11 @@ impl LogEngine {
 
     /// The first record at or after `timestamp` (offset, timestamp), Kafka's ListOffsets
     /// by time.
-    pub async fn offset_for_timestamp(&self, part: &PartitionLog, timestamp: i64) -> Result<Option<(i64, i64)>> {
+    pub async fn offset_for_timestamp(
+        &self,
+        part: &PartitionLog,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>> {
         let (segments, tail, log_start) = part.search_view();
         let wanted = |h: &BatchHeader| h.max_timestamp >= timestamp && h.next_offset() > log_start;
         for seg in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
@@ -525,9 +556,12 @@ impl LogEngine {
         let seg_best = segments
             .iter()
             .max_by_key(|s| (s.max_timestamp, std::cmp::Reverse(s.base_offset)));
-        let tail_best = tail
-            .iter()
-            .max_by_key(|b| (b.header.max_timestamp, std::cmp::Reverse(b.header.base_offset)));
+        let tail_best = tail.iter().max_by_key(|b| {
+            (
+                b.header.max_timestamp,
+                std::cmp::Reverse(b.header.base_offset),
+            )
+        });
         let use_segment = match (seg_best, tail_best) {
             (Some(s), Some(t)) => s.max_timestamp >= t.header.max_timestamp,
             (Some(_), None) => true,
@@ -562,7 +596,12 @@ impl LogEngine {
 
     /// Writes `manifest` as the next version; a lost race means another broker owns the
     /// partition now, so it is closed here.
-    async fn commit_manifest(&self, part: &PartitionLog, version: u64, manifest: Manifest) -> Result<()> {
+    async fn commit_manifest(
+        &self,
+        part: &PartitionLog,
+        version: u64,
+        manifest: Manifest,
+    ) -> Result<()> {
         let versions = VersionedObject::new(
             self.store.clone(),
             manifest_prefix(part.topic_id, part.partition),
@@ -636,7 +675,10 @@ impl LogEngine {
         for chunk in chunk_by_size(&live, self.config.segment_max_bytes) {
             let (data, info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
             self.store
-                .put(&segment_path(part.topic_id, part.partition, info.base_offset), data)
+                .put(
+                    &segment_path(part.topic_id, part.partition, info.base_offset),
+                    data,
+                )
                 .await?;
             next.segments.push(info);
         }
@@ -648,7 +690,11 @@ impl LogEngine {
         next.leader_epoch = epoch;
         self.commit_manifest(part, version, next).await?;
         let mut s = part.state.lock();
-        while s.tail.front().is_some_and(|b| b.header.next_offset() <= end) {
+        while s
+            .tail
+            .front()
+            .is_some_and(|b| b.header.next_offset() <= end)
+        {
             let b = s.tail.pop_front().expect("front exists");
             s.tail_bytes -= b.bytes.len();
         }
@@ -662,8 +708,7 @@ impl LogEngine {
         let mut results: Vec<Result<bool>> = Vec::with_capacity(parts.len());
         for chunk in parts.chunks(IO_CONCURRENCY) {
             results.extend(
-                futures::future::join_all(chunk.iter().map(|p| self.checkpoint_partition(p)))
-                    .await,
+                futures::future::join_all(chunk.iter().map(|p| self.checkpoint_partition(p))).await,
             );
         }
         let mut first_err = None;
@@ -715,7 +760,12 @@ impl LogEngine {
         let _w = part.writer.lock().await;
         let (manifest, version, hw, lso) = {
             let s = part.state.lock();
-            (s.manifest.clone(), s.manifest_version, s.high_watermark, s.log_start_offset)
+            (
+                s.manifest.clone(),
+                s.manifest_version,
+                s.high_watermark,
+                s.log_start_offset,
+            )
         };
         let target = if offset == -1 { hw } else { offset };
         if target < 0 || target > hw {
@@ -754,9 +804,10 @@ impl LogEngine {
         let mut total = manifest.segment_bytes() + tail_bytes as u64;
         let mut count = 0;
         for seg in &manifest.segments {
-            let expired = retention_ms >= 0 && seg.max_timestamp < now_ms.saturating_sub(retention_ms);
-            let oversized =
-                retention_bytes >= 0 && total.saturating_sub(seg.data_len) >= retention_bytes as u64;
+            let expired =
+                retention_ms >= 0 && seg.max_timestamp < now_ms.saturating_sub(retention_ms);
+            let oversized = retention_bytes >= 0
+                && total.saturating_sub(seg.data_len) >= retention_bytes as u64;
             if !(expired || oversized) {
                 break;
             }
@@ -788,7 +839,9 @@ impl LogEngine {
 }
 
 fn drain_segments_below(manifest: &mut Manifest, offset: i64) -> Vec<SegmentInfo> {
-    let keep = manifest.segments.partition_point(|s| s.end_offset <= offset);
+    let keep = manifest
+        .segments
+        .partition_point(|s| s.end_offset <= offset);
     manifest.segments.drain(..keep).collect()
 }
 
@@ -812,7 +865,11 @@ fn chunk_by_size<'a>(batches: &'a [&'a TailBatch], max: usize) -> Vec<&'a [&'a T
 
 /// Decodes a batch and returns the first record (at or past `log_start`) whose timestamp
 /// satisfies `matches`.
-fn first_record_at(batch: &Bytes, matches: impl Fn(i64) -> bool, log_start: i64) -> Result<Option<(i64, i64)>> {
+fn first_record_at(
+    batch: &Bytes,
+    matches: impl Fn(i64) -> bool,
+    log_start: i64,
+) -> Result<Option<(i64, i64)>> {
     let set = RecordBatchDecoder::decode(&mut batch.clone())
         .map_err(|e| StorageError::corrupt("record batch", format!("{e:#}")))?;
     Ok(set
@@ -824,7 +881,10 @@ fn first_record_at(batch: &Bytes, matches: impl Fn(i64) -> bool, log_start: i64)
 
 /// Claims the next incarnation number of `node` (a versioned object in `meta/nodes`).
 async fn allocate_incarnation(store: &Store, node: i32) -> Result<u64> {
-    let versions = VersionedObject::new(store.clone(), Path::from(format!("meta/nodes/{node}/incarnation")));
+    let versions = VersionedObject::new(
+        store.clone(),
+        Path::from(format!("meta/nodes/{node}/incarnation")),
+    );
     loop {
         let current = versions.latest().await?.map_or(0, |(v, _)| v);
         let stamp = serde_json::json!({ "started_ms": now_ms() }).to_string();
@@ -835,7 +895,11 @@ async fn allocate_incarnation(store: &Store, node: i32) -> Result<u64> {
     }
 }
 
-type Recovered = (HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>, Vec<Path>, usize);
+type Recovered = (
+    HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>,
+    Vec<Path>,
+    usize,
+);
 
 /// Fences every earlier WAL stream of `node` and reads back all its data objects, in
 /// (incarnation, sequence) order (DESIGN invariants 3 and 5).
@@ -858,11 +922,14 @@ async fn recover_streams(store: &Store, node: i32, incarnation: u64) -> Result<R
         objects += seqs.len();
         let fetched: Vec<(WalPosition, Bytes)> = futures::stream::iter(seqs)
             .map(|seq| async move {
-                let pos = WalPosition { node, incarnation: inc, seq };
-                let data = store
-                    .get(&pos.path())
-                    .await?
-                    .ok_or_else(|| StorageError::corrupt(pos.path(), "listed WAL object vanished"))?;
+                let pos = WalPosition {
+                    node,
+                    incarnation: inc,
+                    seq,
+                };
+                let data = store.get(&pos.path()).await?.ok_or_else(|| {
+                    StorageError::corrupt(pos.path(), "listed WAL object vanished")
+                })?;
                 Ok::<_, StorageError>((pos, data))
             })
             .buffered(IO_CONCURRENCY)
@@ -898,7 +965,11 @@ async fn fence_stream(store: &Store, node: i32, incarnation: u64) -> Result<Vec<
             incarnation,
             seq: seqs.last().map_or(1, |s| s + 1),
         };
-        if store.put_if_absent(&fence.path(), wal::fence_object(fence)).await? == Created::Yes {
+        if store
+            .put_if_absent(&fence.path(), wal::fence_object(fence))
+            .await?
+            == Created::Yes
+        {
             return Ok(seqs);
         }
         warn!(stream = %wal::stream_prefix(node, incarnation), "fence lost a race with a writer; re-listing");

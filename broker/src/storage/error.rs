@@ -77,9 +77,9 @@ impl StorageError {
             StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             StorageError::Timeout(_) => ResponseError::RequestTimedOut,
             StorageError::Corrupt { .. } => ResponseError::KafkaStorageError,
-            StorageError::Object { .. } | StorageError::Gap { .. } | StorageError::BadUrl { .. } => {
-                ResponseError::KafkaStorageError
-            }
+            StorageError::Object { .. }
+            | StorageError::Gap { .. }
+            | StorageError::BadUrl { .. } => ResponseError::KafkaStorageError,
         }
     }
 }

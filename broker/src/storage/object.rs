@@ -183,8 +183,7 @@ impl Store {
     pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
         let started = Instant::now();
         self.retry("put", path, |_| {
-            self.inner
-                .put(path, PutPayload::from_bytes(data.clone()))
+            self.inner.put(path, PutPayload::from_bytes(data.clone()))
         })
         .await?;
         self.record("put", data.len(), started);

@@ -186,12 +186,20 @@ mod tests {
         let retry = header(7, 0, 0, 10, -1);
         assert!(matches!(
             t.check(&retry).unwrap(),
-            SequenceCheck::Duplicate(BatchMeta { base_offset: 0, next_offset: 10, .. })
+            SequenceCheck::Duplicate(BatchMeta {
+                base_offset: 0,
+                next_offset: 10,
+                ..
+            })
         ));
         let gap = header(7, 0, 15, 1, -1);
         assert!(matches!(
             t.check(&gap),
-            Err(StorageError::OutOfOrderSequence { got: 15, last: 9, .. })
+            Err(StorageError::OutOfOrderSequence {
+                got: 15,
+                last: 9,
+                ..
+            })
         ));
         let next = header(7, 0, 10, 5, 10);
         assert_eq!(t.check(&next).unwrap(), SequenceCheck::Append);

@@ -50,7 +50,9 @@ pub struct IndexEntry {
 }
 
 /// Builds one segment from consecutive batches (each already carrying its offsets).
-pub fn encode<'a>(batches: impl IntoIterator<Item = (&'a BatchHeader, &'a Bytes)>) -> (Bytes, SegmentInfo) {
+pub fn encode<'a>(
+    batches: impl IntoIterator<Item = (&'a BatchHeader, &'a Bytes)>,
+) -> (Bytes, SegmentInfo) {
     let mut data = BytesMut::new();
     let mut index: Vec<IndexEntry> = Vec::new();
     let mut info = SegmentInfo {
@@ -142,7 +144,10 @@ mod tests {
         assert_eq!(info.max_timestamp, 199 * 1000 + 99);
         assert_eq!(info.max_timestamp_batch, 199 * 100);
         let index = decode_index(&data[info.data_len as usize..]);
-        assert!(index.len() > 1, "a multi-block segment gets several entries");
+        assert!(
+            index.len() > 1,
+            "a multi-block segment gets several entries"
+        );
         let pos = position_for_offset(&index, 15_050) as usize;
         let h = BatchHeader::parse(&data[pos..]).unwrap();
         assert!(h.base_offset <= 15_050);

@@ -191,7 +191,10 @@ mod tests {
         b.push(t, 5, b"second");
         let data = b.finish();
         let path = pos.path();
-        assert_eq!(path.as_ref(), "wal/3/00000000000000000007/00000000000000000042");
+        assert_eq!(
+            path.as_ref(),
+            "wal/3/00000000000000000007/00000000000000000042"
+        );
         assert_eq!(parse_path(&path), Some(pos));
         let WalObject::Data(entries) = decode(&path, &data).unwrap() else {
             panic!("expected data")
@@ -203,9 +206,6 @@ mod tests {
         let mut bad = BytesMut::from(&data[..]);
         bad[40] ^= 1;
         assert!(decode(&path, &bad.freeze()).is_err());
-        assert_eq!(
-            decode(&path, &fence_object(pos)).unwrap(),
-            WalObject::Fence
-        );
+        assert_eq!(decode(&path, &fence_object(pos)).unwrap(), WalObject::Fence);
     }
 }

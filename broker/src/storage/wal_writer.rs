@@ -239,7 +239,9 @@ impl WalWriter {
                 Ok(Created::AlreadyExists) => {
                     error!(%path, "WAL stream fenced by another broker; no further acknowledgements");
                     self.stop();
-                    return Err(StorageError::Fenced(format!("WAL object {path} already exists")));
+                    return Err(StorageError::Fenced(format!(
+                        "WAL object {path} already exists"
+                    )));
                 }
                 Err(e) => {
                     warn!(%path, error = %e, "WAL write failed; retrying, producers wait");

@@ -85,7 +85,13 @@ impl BrokerProcess {
             .expect("creating log tempdir");
         let log_path = log_dir.path().join("broker.log");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let child = spawn(listen_addr, metrics_addr, storage_url, &extra_args, &log_path);
+        let child = spawn(
+            listen_addr,
+            metrics_addr,
+            storage_url,
+            &extra_args,
+            &log_path,
+        );
         let mut broker = BrokerProcess {
             child,
             listen_addr,
@@ -297,7 +303,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -308,7 +317,12 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line in {head:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line in {head:?}"),
+            )
+        })?;
     Ok((status, body.to_string()))
 }
 
@@ -355,7 +369,8 @@ pub fn raw_frame(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -
 /// Encodes `body` as `version` of its message.
 pub fn encode_body<T: Encodable>(body: &T, version: i16) -> Bytes {
     let mut buf = BytesMut::new();
-    body.encode(&mut buf, version).expect("encoding request body");
+    body.encode(&mut buf, version)
+        .expect("encoding request body");
     buf.freeze()
 }
 
@@ -393,7 +408,9 @@ impl KafkaConn {
 
     /// Closes our write half (the broker sees EOF).
     pub fn shutdown_write(&mut self) {
-        self.stream.shutdown(Shutdown::Write).expect("shutdown(Write)");
+        self.stream
+            .shutdown(Shutdown::Write)
+            .expect("shutdown(Write)");
     }
 
     /// Reads one size-prefixed frame. `Ok(None)` on a clean EOF before the size.
@@ -409,7 +426,10 @@ impl KafkaConn {
         }
         let len = i32::from_be_bytes(len);
         if len < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("negative frame size {len}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("negative frame size {len}"),
+            ));
         }
         let mut body = vec![0u8; len as usize];
         self.stream.read_exact(&mut body)?;
@@ -422,7 +442,9 @@ impl KafkaConn {
         let mut frame = self
             .read_frame()
             .unwrap_or_else(|e| panic!("reading {api_key:?} v{version} response: {e}"))
-            .unwrap_or_else(|| panic!("broker closed the connection instead of answering {api_key:?} v{version}"));
+            .unwrap_or_else(|| {
+                panic!("broker closed the connection instead of answering {api_key:?} v{version}")
+            });
         let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
             .expect("decoding response header");
         assert_eq!(
@@ -436,13 +458,23 @@ impl KafkaConn {
     /// response header, whose correlation id is checked).
     pub fn send<T: Encodable>(&mut self, api_key: ApiKey, version: i16, body: &T) -> Bytes {
         let correlation_id = self.next_correlation_id();
-        let frame = raw_frame(api_key as i16, version, correlation_id, &encode_body(body, version));
+        let frame = raw_frame(
+            api_key as i16,
+            version,
+            correlation_id,
+            &encode_body(body, version),
+        );
         self.write_raw(&frame);
         self.read_response(api_key, version, correlation_id)
     }
 
     /// [`Self::send`] and decode the response as `R`, checking nothing is left over.
-    pub fn request<T: Encodable, R: Decodable>(&mut self, api_key: ApiKey, version: i16, body: &T) -> R {
+    pub fn request<T: Encodable, R: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> R {
         let mut bytes = self.send(api_key, version, body);
         let response = R::decode(&mut bytes, version)
             .unwrap_or_else(|e| panic!("decoding {api_key:?} v{version} response: {e:#}"));
@@ -471,7 +503,10 @@ impl KafkaConn {
                         | io::ErrorKind::ConnectionAborted
                         | io::ErrorKind::BrokenPipe
                 ) => {}
-            Err(e) => panic!("expected the broker to close the connection, got: {e} ({:?})", e.kind()),
+            Err(e) => panic!(
+                "expected the broker to close the connection, got: {e} ({:?})",
+                e.kind()
+            ),
         }
     }
 }

@@ -1,6 +1,6 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::DescribeClusterResponse;
 use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::messages::DescribeClusterResponse;
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;

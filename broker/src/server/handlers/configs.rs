@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -42,10 +45,30 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
         doc,
     };
     vec![
-        e("auto.create.topics.enable", a.auto_create_topics.to_string(), ConfigType::String, "--auto-create-topics"),
-        e("broker.id", a.node_id.to_string(), ConfigType::Int, "--node-id"),
-        e("num.partitions", a.default_partitions.to_string(), ConfigType::Int, "--default-partitions"),
-        e("socket.request.max.bytes", a.max_request_bytes.to_string(), ConfigType::Int, "--max-request-bytes"),
+        e(
+            "auto.create.topics.enable",
+            a.auto_create_topics.to_string(),
+            ConfigType::String,
+            "--auto-create-topics",
+        ),
+        e(
+            "broker.id",
+            a.node_id.to_string(),
+            ConfigType::Int,
+            "--node-id",
+        ),
+        e(
+            "num.partitions",
+            a.default_partitions.to_string(),
+            ConfigType::Int,
+            "--default-partitions",
+        ),
+        e(
+            "socket.request.max.bytes",
+            a.max_request_bytes.to_string(),
+            ConfigType::Int,
+            "--max-request-bytes",
+        ),
     ]
 }
 
@@ -55,7 +78,11 @@ fn topic_entries(configs: &BTreeMap<String, String>) -> Vec<Entry> {
         .map(|d| Entry {
             name: d.name.into(),
             value: topic_config::value(configs, d.name).into(),
-            source: if configs.contains_key(d.name) { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+            source: if configs.contains_key(d.name) {
+                SOURCE_TOPIC
+            } else {
+                SOURCE_DEFAULT
+            },
             read_only: false,
             kind: d.kind,
             doc: d.doc,
@@ -75,9 +102,15 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match meta.topics.get(r.resource_name.as_str()) {
                     Some(t) => topic_entries(&t.configs),
-                    None => return result.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    None => {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    }
                 },
-                RESOURCE_BROKER if r.resource_name.is_empty() || r.resource_name.as_str() == broker.args.node_id.to_string() => {
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.as_str() == broker.args.node_id.to_string() =>
+                {
                     broker_entries(broker)
                 }
                 RESOURCE_BROKER => {
@@ -91,7 +124,9 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
                         .with_error_message(Some(str_bytes("unsupported resource type")))
                 }
             };
-            let keys = r.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            let keys = r
+                .configuration_keys
+                .map(|k| k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
             let configs = entries
                 .into_iter()
                 .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
@@ -121,7 +156,10 @@ enum AlterError {
     Storage(#[from] StorageError),
 }
 
-pub async fn alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let resp = AlterConfigsResourceResponse::default()
@@ -130,7 +168,9 @@ pub async fn alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> Incr
         if r.resource_type != RESOURCE_TOPIC {
             responses.push(
                 resp.with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes("only topic configs can be altered; broker configs are static"))),
+                    .with_error_message(Some(str_bytes(
+                        "only topic configs can be altered; broker configs are static",
+                    ))),
             );
             continue;
         }
@@ -146,8 +186,9 @@ pub async fn alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> Incr
                         configs.insert(key, value);
                     }
                     OP_DELETE => {
-                        topic_config::definition(&key)
-                            .ok_or_else(|| AlterError::Invalid(format!("unknown topic config {key:?}")))?;
+                        topic_config::definition(&key).ok_or_else(|| {
+                            AlterError::Invalid(format!("unknown topic config {key:?}"))
+                        })?;
                         configs.remove(&key);
                     }
                     op => {
@@ -176,7 +217,9 @@ pub async fn alter(broker: &Broker, req: IncrementalAlterConfigsRequest) -> Incr
         };
         responses.push(match outcome {
             Ok(()) => resp,
-            Err(AlterError::Unknown) => resp.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Err(AlterError::Unknown) => {
+                resp.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+            }
             Err(AlterError::Invalid(msg)) => resp
                 .with_error_code(ResponseError::InvalidConfig.code())
                 .with_error_message(Some(str_bytes(msg))),

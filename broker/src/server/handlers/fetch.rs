@@ -4,18 +4,19 @@
 
 use std::time::{Duration, Instant};
 
+use super::check_leader_epoch;
+use crate::server::Broker;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
-use super::check_leader_epoch;
-use crate::server::Broker;
 
 /// Fetch v13 switched from topic names to topic ids.
 const TOPIC_ID_VERSION: i16 = 13;
 
 pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let mut events = broker.engine.durability_events();
     loop {
         events.borrow_and_update();
@@ -44,9 +45,17 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchRe
 
 /// One pass over the requested partitions: the response, bytes returned, and whether any
 /// partition answered with an error (which ends the long-poll, as in Kafka).
-async fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+async fn read_once(
+    broker: &Broker,
+    version: i16,
+    req: &FetchRequest,
+) -> (FetchResponse, usize, bool) {
     let meta = broker.metadata.current();
-    let mut remaining = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+    let mut remaining = if req.max_bytes > 0 {
+        req.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let mut total = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -54,7 +63,9 @@ async fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchR
         let found = if version >= TOPIC_ID_VERSION {
             meta.topic_by_id(t.topic_id).map(|(n, m)| (n.clone(), m))
         } else {
-            meta.topics.get(t.topic.0.as_str()).map(|m| (t.topic.0.to_string(), m))
+            meta.topics
+                .get(t.topic.0.as_str())
+                .map(|m| (t.topic.0.to_string(), m))
         };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
@@ -70,7 +81,9 @@ async fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchR
                             .with_high_watermark(offsets.high_watermark)
                             .with_last_stable_offset(offsets.high_watermark)
                             .with_log_start_offset(offsets.log_start_offset);
-                        if let Some(e) = check_leader_epoch(p.current_leader_epoch, offsets.leader_epoch) {
+                        if let Some(e) =
+                            check_leader_epoch(p.current_leader_epoch, offsets.leader_epoch)
+                        {
                             Err(e)
                         } else {
                             let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
@@ -95,7 +108,9 @@ async fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchR
                 }
                 Err(e) => {
                     any_error = true;
-                    data = data.with_error_code(e.code()).with_records(Some(bytes::Bytes::new()));
+                    data = data
+                        .with_error_code(e.code())
+                        .with_records(Some(bytes::Bytes::new()));
                 }
             }
             partitions.push(data.with_aborted_transactions(None));
@@ -109,7 +124,9 @@ async fn read_once(broker: &Broker, version: i16, req: &FetchRequest) -> (FetchR
         topics.push(topic);
     }
     (
-        FetchResponse::default().with_responses(topics).with_session_id(0),
+        FetchResponse::default()
+            .with_responses(topics)
+            .with_session_id(0),
         total,
         any_error,
     )

@@ -1,6 +1,8 @@
 //! ListOffsets: earliest, latest, max timestamp and the first offset at a timestamp.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
@@ -46,7 +48,10 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                 }
             };
             partitions.push(match found {
-                Ok(Some((offset, ts))) => r.with_offset(offset).with_timestamp(ts).with_leader_epoch(o.leader_epoch),
+                Ok(Some((offset, ts))) => r
+                    .with_offset(offset)
+                    .with_timestamp(ts)
+                    .with_leader_epoch(o.leader_epoch),
                 Ok(None) => r.with_leader_epoch(o.leader_epoch),
                 Err(e) => r.with_error_code(e.kafka_error().code()),
             });

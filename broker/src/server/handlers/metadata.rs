@@ -20,7 +20,8 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
                 .collect(),
         ),
     };
-    let allow_create = broker.args.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let allow_create =
+        broker.args.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     let mut errors = Vec::new();
     if let Some(names) = &requested {
         for name in names {
@@ -41,7 +42,11 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
     }
     let meta = broker.metadata.current();
     let mut topics: Vec<MetadataResponseTopic> = match &requested {
-        None => meta.topics.iter().map(|(n, t)| describe_topic(n, t)).collect(),
+        None => meta
+            .topics
+            .iter()
+            .map(|(n, t)| describe_topic(n, t))
+            .collect(),
         Some(names) => names
             .iter()
             .filter_map(|n| meta.topics.get(n).map(|t| describe_topic(n, t)))

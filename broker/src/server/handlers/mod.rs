@@ -31,37 +31,55 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
     let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { Some(r) }) };
     match request.body {
         RequestKind::Produce(r) => produce::handle(broker, v, r).await,
-        RequestKind::Fetch(r) => Box::pin(async move {
-            Some(ResponseKind::Fetch(fetch::handle(&broker, v, r).await))
-        }),
+        RequestKind::Fetch(r) => {
+            Box::pin(async move { Some(ResponseKind::Fetch(fetch::handle(&broker, v, r).await)) })
+        }
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => Box::pin(async move {
-            Some(ResponseKind::Metadata(metadata::handle(&broker, v, r).await))
+            Some(ResponseKind::Metadata(
+                metadata::handle(&broker, v, r).await,
+            ))
         }),
         RequestKind::ListOffsets(r) => Box::pin(async move {
-            Some(ResponseKind::ListOffsets(list_offsets::handle(&broker, r).await))
+            Some(ResponseKind::ListOffsets(
+                list_offsets::handle(&broker, r).await,
+            ))
         }),
-        RequestKind::CreateTopics(r) => Box::pin(async move {
-            Some(ResponseKind::CreateTopics(topics::create(&broker, r).await))
-        }),
-        RequestKind::DeleteTopics(r) => Box::pin(async move {
-            Some(ResponseKind::DeleteTopics(topics::delete(&broker, r).await))
-        }),
+        RequestKind::CreateTopics(r) => {
+            Box::pin(
+                async move { Some(ResponseKind::CreateTopics(topics::create(&broker, r).await)) },
+            )
+        }
+        RequestKind::DeleteTopics(r) => {
+            Box::pin(
+                async move { Some(ResponseKind::DeleteTopics(topics::delete(&broker, r).await)) },
+            )
+        }
         RequestKind::CreatePartitions(r) => Box::pin(async move {
-            Some(ResponseKind::CreatePartitions(topics::create_partitions(&broker, r).await))
+            Some(ResponseKind::CreatePartitions(
+                topics::create_partitions(&broker, r).await,
+            ))
         }),
         RequestKind::DescribeConfigs(r) => {
             ready(ResponseKind::DescribeConfigs(configs::describe(&broker, r)))
         }
         RequestKind::IncrementalAlterConfigs(r) => Box::pin(async move {
-            Some(ResponseKind::IncrementalAlterConfigs(configs::alter(&broker, r).await))
+            Some(ResponseKind::IncrementalAlterConfigs(
+                configs::alter(&broker, r).await,
+            ))
         }),
-        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(cluster::describe(&broker, r))),
+        RequestKind::DescribeCluster(r) => {
+            ready(ResponseKind::DescribeCluster(cluster::describe(&broker, r)))
+        }
         RequestKind::DeleteRecords(r) => Box::pin(async move {
-            Some(ResponseKind::DeleteRecords(records::delete(&broker, r).await))
+            Some(ResponseKind::DeleteRecords(
+                records::delete(&broker, r).await,
+            ))
         }),
         RequestKind::InitProducerId(r) => Box::pin(async move {
-            Some(ResponseKind::InitProducerId(records::init_producer_id(&broker, r).await))
+            Some(ResponseKind::InitProducerId(
+                records::init_producer_id(&broker, r).await,
+            ))
         }),
         other => {
             // decode_request only lets through the APIs in versions::SUPPORTED.

@@ -50,7 +50,9 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
                 broker
                     .metrics
                     .produce_errors
-                    .get_or_create(&KindLabel { kind: format!("{e:?}") })
+                    .get_or_create(&KindLabel {
+                        kind: format!("{e:?}"),
+                    })
                     .inc();
             }
             parts.push((p.index, outcome));
@@ -72,7 +74,11 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
                         .with_base_offset(-1)
                         .with_error_message(msg.map(str_bytes)),
                     Outcome::Appended(part, appended, bytes, records) => {
-                        match broker.engine.wait_durable(&part, appended.durable_at, timeout).await {
+                        match broker
+                            .engine
+                            .wait_durable(&part, appended.durable_at, timeout)
+                            .await
+                        {
                             Ok(()) => {
                                 if !appended.duplicate {
                                     broker.metrics.produce_bytes.inc_by(bytes as u64);
@@ -102,7 +108,11 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
         if acks == 0 {
             return None;
         }
-        let throttle = if broker.engine.is_throttling() { THROTTLE_MS } else { 0 };
+        let throttle = if broker.engine.is_throttling() {
+            THROTTLE_MS
+        } else {
+            0
+        };
         Some(ResponseKind::Produce(
             ProduceResponse::default()
                 .with_responses(topics)
@@ -132,9 +142,9 @@ async fn append_one(
         Err(e) => {
             debug!(error = %e, "rejecting produce batch");
             let code = match e {
-                BatchError::CrcMismatch { .. } | BatchError::Truncated(_) | BatchError::LengthMismatch { .. } => {
-                    ResponseError::CorruptMessage
-                }
+                BatchError::CrcMismatch { .. }
+                | BatchError::Truncated(_)
+                | BatchError::LengthMismatch { .. } => ResponseError::CorruptMessage,
                 BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
                 _ => ResponseError::InvalidRecord,
             };
@@ -145,11 +155,17 @@ async fn append_one(
     if records.len() > max {
         return Outcome::Failed(
             ResponseError::MessageTooLarge,
-            Some(format!("batch of {} bytes exceeds max.message.bytes {max}", records.len())),
+            Some(format!(
+                "batch of {} bytes exceeds max.message.bytes {max}",
+                records.len()
+            )),
         );
     }
     if header.is_control() {
-        return Outcome::Failed(ResponseError::InvalidRecord, Some("control batches are not accepted from clients".into()));
+        return Outcome::Failed(
+            ResponseError::InvalidRecord,
+            Some("control batches are not accepted from clients".into()),
+        );
     }
     let Some(part) = broker.engine.partition(topic.id, index) else {
         return Outcome::Failed(ResponseError::NotLeaderOrFollower, None);

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -43,19 +45,35 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
             results.push(fail(&name, ResponseError::InvalidTopicException, msg));
             continue;
         }
-        let partitions = if t.num_partitions == -1 { broker.args.default_partitions } else { t.num_partitions };
+        let partitions = if t.num_partitions == -1 {
+            broker.args.default_partitions
+        } else {
+            t.num_partitions
+        };
         if partitions <= 0 || partitions > MAX_PARTITIONS {
-            results.push(fail(&name, ResponseError::InvalidPartitions, format!("{partitions} partitions")));
+            results.push(fail(
+                &name,
+                ResponseError::InvalidPartitions,
+                format!("{partitions} partitions"),
+            ));
             continue;
         }
         // Durability comes from the object store, so any replication factor is served by
         // one leader; 0 and below -1 are invalid as in Kafka.
         if t.replication_factor == 0 || t.replication_factor < -1 {
-            results.push(fail(&name, ResponseError::InvalidReplicationFactor, "replication factor must be -1 or positive"));
+            results.push(fail(
+                &name,
+                ResponseError::InvalidReplicationFactor,
+                "replication factor must be -1 or positive",
+            ));
             continue;
         }
         if !t.assignments.is_empty() {
-            results.push(fail(&name, ResponseError::InvalidReplicaAssignment, "manual replica assignment is not supported; placement is automatic"));
+            results.push(fail(
+                &name,
+                ResponseError::InvalidReplicaAssignment,
+                "manual replica assignment is not supported; placement is automatic",
+            ));
             continue;
         }
         let mut configs = BTreeMap::new();
@@ -80,13 +98,21 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
                     CreatableTopicConfigs::default()
                         .with_name(str_bytes(d.name))
                         .with_value(Some(str_bytes(topic_config::value(configs, d.name))))
-                        .with_config_source(if configs.contains_key(d.name) { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+                        .with_config_source(if configs.contains_key(d.name) {
+                            SOURCE_TOPIC
+                        } else {
+                            SOURCE_DEFAULT
+                        })
                 })
                 .collect::<Vec<_>>()
         };
         if req.validate_only {
             if broker.metadata.current().topics.contains_key(&name) {
-                results.push(fail(&name, ResponseError::TopicAlreadyExists, format!("topic {name} already exists")));
+                results.push(fail(
+                    &name,
+                    ResponseError::TopicAlreadyExists,
+                    format!("topic {name} already exists"),
+                ));
             } else {
                 results.push(
                     CreatableTopicResult::default()
@@ -98,22 +124,31 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
             }
             continue;
         }
-        results.push(match broker.create_topic(&name, partitions, configs.clone()).await {
-            Ok(topic) => CreatableTopicResult::default()
-                .with_name(topic_name(&name))
-                .with_topic_id(topic.id)
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)
-                .with_configs(Some(describe_configs(&configs))),
-            Err(CreateTopicError::Exists) => {
-                fail(&name, ResponseError::TopicAlreadyExists, format!("topic {name} already exists"))
-            }
-            Err(CreateTopicError::Invalid(msg)) => fail(&name, ResponseError::InvalidTopicException, msg),
-            Err(CreateTopicError::Storage(e)) => {
-                warn!(topic = %name, error = %e, "topic creation failed");
-                fail(&name, ResponseError::KafkaStorageError, e.to_string())
-            }
-        });
+        results.push(
+            match broker
+                .create_topic(&name, partitions, configs.clone())
+                .await
+            {
+                Ok(topic) => CreatableTopicResult::default()
+                    .with_name(topic_name(&name))
+                    .with_topic_id(topic.id)
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1)
+                    .with_configs(Some(describe_configs(&configs))),
+                Err(CreateTopicError::Exists) => fail(
+                    &name,
+                    ResponseError::TopicAlreadyExists,
+                    format!("topic {name} already exists"),
+                ),
+                Err(CreateTopicError::Invalid(msg)) => {
+                    fail(&name, ResponseError::InvalidTopicException, msg)
+                }
+                Err(CreateTopicError::Storage(e)) => {
+                    warn!(topic = %name, error = %e, "topic creation failed");
+                    fail(&name, ResponseError::KafkaStorageError, e.to_string())
+                }
+            },
+        );
     }
     CreateTopicsResponse::default().with_topics(results)
 }
@@ -125,7 +160,11 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
         .iter()
         .map(|n| (Some(n.0.to_string()), Uuid::nil()))
         .collect();
-    wanted.extend(req.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    wanted.extend(
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
         let _admin = broker.admin.lock().await;
@@ -143,7 +182,9 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
                 Ok::<_, DeleteError>((key, t))
             })
             .await;
-        let r = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
+        let r = DeletableTopicResult::default()
+            .with_name(name.clone().map(topic_name))
+            .with_topic_id(id);
         responses.push(match removed {
             Ok((key, t)) => {
                 for p in 0..t.partitions.len() as i32 {
@@ -184,7 +225,10 @@ enum GrowError {
     Storage(#[from] StorageError),
 }
 
-pub async fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(
+    broker: &Broker,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let node = broker.args.node_id;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -202,15 +246,21 @@ pub async fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) ->
                     )));
                 }
                 if count > MAX_PARTITIONS {
-                    return Err(GrowError::Invalid(format!("{count} partitions is over the limit of {MAX_PARTITIONS}")));
+                    return Err(GrowError::Invalid(format!(
+                        "{count} partitions is over the limit of {MAX_PARTITIONS}"
+                    )));
                 }
                 if req.validate_only {
                     // Fail the write on purpose by returning a marker: nothing changes.
                     return Err(GrowError::Invalid(String::new()));
                 }
-                topic
-                    .partitions
-                    .resize(count as usize, PartitionAssignment { leader: node, leader_epoch: 0 });
+                topic.partitions.resize(
+                    count as usize,
+                    PartitionAssignment {
+                        leader: node,
+                        leader_epoch: 0,
+                    },
+                );
                 Ok((current as usize, topic.clone()))
             })
             .await;
@@ -226,7 +276,9 @@ pub async fn create_partitions(broker: &Broker, req: CreatePartitionsRequest) ->
             Err(GrowError::Invalid(msg)) => r
                 .with_error_code(ResponseError::InvalidPartitions.code())
                 .with_error_message(Some(str_bytes(msg))),
-            Err(GrowError::Unknown) => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            Err(GrowError::Unknown) => {
+                r.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+            }
             Err(GrowError::Storage(e)) => r
                 .with_error_code(ResponseError::KafkaStorageError.code())
                 .with_error_message(Some(str_bytes(e.to_string()))),
