@@ -130,7 +130,9 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             actual: buf.len(),
         });
     }
-    if header.records_count <= 0 || header.records_count != header.last_offset_delta + 1 {
+    if header.records_count <= 0
+        || Some(header.records_count) != header.last_offset_delta.checked_add(1)
+    {
         return Err(BatchError::BadRecordCount {
             count: header.records_count,
             delta: header.last_offset_delta,

@@ -145,7 +145,8 @@ pub fn decode(path: &Path, data: &Bytes) -> Result<WalObject> {
     if kind != KIND_DATA {
         return Err(corrupt("unknown WAL object kind"));
     }
-    let mut entries = Vec::with_capacity(count as usize);
+    // The count is untrusted: never reserve more entries than the bytes could hold.
+    let mut entries = Vec::with_capacity((count as usize).min(data.len() / ENTRY_OVERHEAD));
     let mut pos = HEADER_LEN;
     let end = body_len - 4;
     for _ in 0..count {

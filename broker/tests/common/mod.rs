@@ -9,7 +9,7 @@
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -253,7 +253,7 @@ fn spawn(
     metrics: SocketAddr,
     storage_url: &str,
     extra_args: &[String],
-    log_path: &PathBuf,
+    log_path: &Path,
 ) -> Child {
     let log = OpenOptions::new()
         .create(true)
@@ -275,7 +275,7 @@ fn spawn(
     // Settings must come from the arguments only, not from the caller's environment.
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SLUICE_") {
-            cmd.env_remove(&key);
+            cmd.env_remove(key);
         }
     }
     if std::env::var_os("RUST_LOG").is_none() {
@@ -511,8 +511,8 @@ impl KafkaConn {
     }
 }
 
-/// A valid v2 record batch of `count` records, encoded by kafka-protocol as a client
-/// would.
+/// One valid v2 record batch of `count` records (no producer id), encoded by
+/// kafka-protocol as a client would.
 pub fn record_batch(count: usize, compression: Compression) -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -528,7 +528,10 @@ pub fn record_batch(count: usize, compression: Compression) -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever `offset - sequence` changes, so a
+            // constant -1 would give one batch per record. The batch header only keeps
+            // the first record's sequence: -1, i.e. no idempotence.
+            sequence: i as i32 - 1,
             timestamp: now,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),
@@ -545,5 +548,11 @@ pub fn record_batch(count: usize, compression: Compression) -> Bytes {
         },
     )
     .expect("encoding record batch");
+    let declared = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+    assert_eq!(
+        12 + declared,
+        buf.len(),
+        "kafka-protocol encoded {count} records as more than one batch"
+    );
     buf.freeze()
 }

@@ -177,13 +177,29 @@ def flush(producer: Producer, timeout: float = 60.0) -> None:
     assert remaining == 0, f"{remaining} messages still undelivered after {timeout}s"
 
 
+def get_watermarks(c: Consumer, topic: str, p: int, timeout: float = 15.0) -> tuple[int, int]:
+    """(low, high) of a partition. Retries, bounded, on the transient errors a
+    client sees while a partition (re)gets its leader, e.g. just after a restart."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return tuple(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False))
+        except KafkaException as e:
+            err = e.args[0]
+            transient = err.retriable() or err.code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError._TIMED_OUT,
+            )
+            if not transient or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def watermarks(broker, topic: str, partitions) -> dict[int, tuple[int, int]]:
     c = make_consumer(broker)
     try:
-        return {
-            p: tuple(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False))
-            for p in partitions
-        }
+        return {p: get_watermarks(c, topic, p) for p in partitions}
     finally:
         c.close()
 
@@ -197,10 +213,7 @@ def consume_all(broker, topic: str, partitions, timeout: float = 60.0):
     partitions = list(partitions)
     c = make_consumer(broker)
     try:
-        marks = {
-            p: tuple(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False))
-            for p in partitions
-        }
+        marks = {p: get_watermarks(c, topic, p) for p in partitions}
         records = {p: [] for p in partitions}
         pending = {p for p, (lo, hi) in marks.items() if hi > lo}
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
@@ -570,7 +583,9 @@ def test_sigkill_restart(broker_factory, checkpoint_ms):
     print(f"sent {seq}; acked {len(dr.ok)}; failed after kill -9 {len(dr.failed)}")
     acked = {v: (part, off) for part, off, _, v in dr.ok}
     assert len(acked) == len(dr.ok)
-    del p
+    # Destroy the old producer now (the closure holds it too), so it cannot
+    # reconnect to the restarted broker on the same port.
+    del send, p
 
     b.start()
     marks, records = consume_all(b, topic, range(nparts))
