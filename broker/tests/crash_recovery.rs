@@ -72,10 +72,8 @@ async fn acknowledged_records_survive_kill_9() {
                         )
                     });
                 }
-                if let Some((r, value)) = inflight.next().await {
-                    if let Ok((p, o)) = r {
-                        acked.lock().unwrap().push((p, o, value));
-                    }
+                if let Some((Ok((p, o)), value)) = inflight.next().await {
+                    acked.lock().unwrap().push((p, o, value));
                 }
             }
             while let Some((r, value)) = inflight.next().await {

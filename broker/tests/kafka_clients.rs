@@ -55,6 +55,9 @@ async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(
     res[0].as_ref().expect("topic created");
 }
 
+/// What a consumed record carried: key, value, timestamp.
+type Consumed = (Vec<u8>, Vec<u8>, i64);
+
 /// Consumes partitions from `from` until `count` messages arrived; returns them by
 /// (partition, offset).
 fn consume(
@@ -62,7 +65,7 @@ fn consume(
     topic: &str,
     partitions: i32,
     count: usize,
-) -> HashMap<(i32, i64), (Vec<u8>, Vec<u8>, i64)> {
+) -> HashMap<(i32, i64), Consumed> {
     let c = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
