@@ -66,6 +66,9 @@ pub struct BrokerArgs {
     /// Memory for cached segment blocks.
     #[arg(long, env = "SLUICE_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub cache_bytes: u64,
+    /// Partitions of the internal `__consumer_offsets` topic (fixed once created).
+    #[arg(long, env = "SLUICE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 16)]
+    pub offsets_topic_partitions: i32,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

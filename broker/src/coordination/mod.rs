@@ -2,6 +2,7 @@
 //! configs and partition assignment (`meta/cluster`), and producer id blocks
 //! (`meta/producer-ids`).
 
+pub mod groups;
 pub mod metadata;
 pub mod producer_ids;
 pub mod topic_config;

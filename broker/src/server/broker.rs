@@ -11,6 +11,8 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::config::BrokerArgs;
+use crate::coordination::groups::offsets::OFFSETS_TOPIC;
+use crate::coordination::groups::GroupCoordinator;
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::{topic_config, MetadataStore, PartitionAssignment, TopicMetadata};
 use crate::metrics::Metrics;
@@ -24,6 +26,7 @@ pub struct Broker {
     pub engine: Arc<LogEngine>,
     pub metadata: MetadataStore,
     pub producer_ids: ProducerIdAllocator,
+    pub groups: std::sync::OnceLock<Arc<GroupCoordinator>>,
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
     /// Serialises topic administration so metadata and engine stay in step.
@@ -51,6 +54,7 @@ impl Broker {
             engine,
             metadata,
             producer_ids: ProducerIdAllocator::new(store),
+            groups: std::sync::OnceLock::new(),
             metrics,
             ready: AtomicBool::new(false),
             admin: tokio::sync::Mutex::new(()),
@@ -63,8 +67,47 @@ impl Broker {
             .checkpoint_all()
             .await
             .context("checkpointing recovered data")?;
+        let offsets_topic = broker.ensure_offsets_topic().await?;
+        let groups = GroupCoordinator::open(
+            broker.engine.clone(),
+            offsets_topic.id,
+            offsets_topic.partitions.len(),
+        )
+        .await
+        .context("loading committed offsets")?;
+        let _ = broker.groups.set(groups);
         broker.ready.store(true, Ordering::SeqCst);
         Ok(broker)
+    }
+
+    /// The group coordinator (set once the broker has started).
+    pub fn groups(&self) -> &Arc<GroupCoordinator> {
+        self.groups
+            .get()
+            .expect("group coordinator starts with the broker")
+    }
+
+    /// Creates `__consumer_offsets` on first start. Offsets are never deleted by time:
+    /// the coordinator compacts them itself.
+    async fn ensure_offsets_topic(&self) -> anyhow::Result<TopicMetadata> {
+        if let Some(t) = self.metadata.current().topics.get(OFFSETS_TOPIC) {
+            return Ok(t.clone());
+        }
+        let configs = [(topic_config::RETENTION_MS.to_string(), "-1".to_string())].into();
+        match self
+            .create_topic(
+                OFFSETS_TOPIC,
+                self.args.offsets_topic_partitions.max(1),
+                configs,
+            )
+            .await
+        {
+            Ok(t) => Ok(t),
+            Err(CreateTopicError::Exists) => {
+                Ok(self.metadata.current().topics[OFFSETS_TOPIC].clone())
+            }
+            Err(e) => Err(e).context("creating the offsets topic"),
+        }
     }
 
     async fn claim_all_partitions(&self) -> anyhow::Result<()> {
@@ -225,6 +268,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         "ready"
     );
 
+    let group_timers = broker.groups().start_timers(stop_rx.clone());
     let retention = {
         let broker = broker.clone();
         let mut stop = stop_rx.clone();
@@ -262,6 +306,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     stop_tx.send_replace(true);
     let _ = acceptor.await;
     let _ = retention.await;
+    let _ = group_timers.await;
     if let Err(e) = broker.engine.shutdown().await {
         error!(error = %e, "shutdown checkpoint failed; the WAL still holds every acknowledged record");
         return Err(e.into());

@@ -142,6 +142,17 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "create_partitions",
         ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
         ApiKey::DescribeCluster => "describe_cluster",
+        ApiKey::FindCoordinator => "find_coordinator",
+        ApiKey::JoinGroup => "join_group",
+        ApiKey::SyncGroup => "sync_group",
+        ApiKey::Heartbeat => "heartbeat",
+        ApiKey::LeaveGroup => "leave_group",
+        ApiKey::OffsetCommit => "offset_commit",
+        ApiKey::OffsetFetch => "offset_fetch",
+        ApiKey::OffsetDelete => "offset_delete",
+        ApiKey::DescribeGroups => "describe_groups",
+        ApiKey::ListGroups => "list_groups",
+        ApiKey::DeleteGroups => "delete_groups",
         _ => "other",
     }
 }

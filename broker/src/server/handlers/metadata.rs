@@ -5,6 +5,7 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name};
+use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::TopicMetadata;
 use crate::server::broker::CreateTopicError;
 use crate::server::Broker;
@@ -87,6 +88,7 @@ fn describe_topic(name: &str, t: &TopicMetadata) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(name)))
         .with_topic_id(t.id)
+        .with_is_internal(name == OFFSETS_TOPIC)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

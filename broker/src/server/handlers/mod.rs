@@ -5,6 +5,7 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -28,6 +29,12 @@ pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
 /// assignment) before this returns; everything else runs inside the returned future.
 pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingResponse {
     let v = request.version;
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { Some(r) }) };
     match request.body {
         RequestKind::Produce(r) => produce::handle(broker, v, r).await,
@@ -81,6 +88,41 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
                 records::init_producer_id(&broker, r).await,
             ))
         }),
+        RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
+            groups::find_coordinator(&broker, v, r),
+        )),
+        RequestKind::JoinGroup(r) => Box::pin(async move {
+            Some(ResponseKind::JoinGroup(
+                groups::join(&broker, v, client_id, r).await,
+            ))
+        }),
+        RequestKind::SyncGroup(r) => {
+            Box::pin(async move { Some(ResponseKind::SyncGroup(groups::sync(&broker, r).await)) })
+        }
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(groups::heartbeat(&broker, r))),
+        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(groups::leave(&broker, v, r))),
+        RequestKind::OffsetCommit(r) => {
+            Box::pin(
+                async move { Some(ResponseKind::OffsetCommit(groups::commit(&broker, r).await)) },
+            )
+        }
+        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(groups::fetch_offsets(
+            &broker, v, r,
+        ))),
+        RequestKind::OffsetDelete(r) => Box::pin(async move {
+            Some(ResponseKind::OffsetDelete(
+                groups::delete_offsets(&broker, r).await,
+            ))
+        }),
+        RequestKind::DescribeGroups(r) => {
+            ready(ResponseKind::DescribeGroups(groups::describe(&broker, r)))
+        }
+        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(groups::list(&broker, r))),
+        RequestKind::DeleteGroups(r) => {
+            Box::pin(
+                async move { Some(ResponseKind::DeleteGroups(groups::delete(&broker, r).await)) },
+            )
+        }
         other => {
             // decode_request only lets through the APIs in versions::SUPPORTED.
             unreachable!("no handler for {other:?}")

@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use tracing::debug;
 
 use super::{str_bytes, PendingResponse};
+use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config;
 use crate::metrics::KindLabel;
 use crate::protocol::record_batch::{self, BatchError};
@@ -38,7 +39,14 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
         let name = topic.name.0.to_string();
         let mut parts = Vec::new();
         for p in topic.partition_data {
-            let outcome = if req.transactional_id.is_some() {
+            let outcome = if name == OFFSETS_TOPIC {
+                Outcome::Failed(
+                    ResponseError::InvalidTopicException,
+                    Some(format!(
+                        "{OFFSETS_TOPIC} is internal; commit offsets with OffsetCommit"
+                    )),
+                )
+            } else if req.transactional_id.is_some() {
                 Outcome::Failed(
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported yet".into()),

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
+use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
 use crate::coordination::PartitionAssignment;
 use crate::server::broker::CreateTopicError;
@@ -167,6 +168,15 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
     );
     let mut responses = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
+        if name.as_deref() == Some(OFFSETS_TOPIC) {
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(name.map(topic_name))
+                    .with_error_code(ResponseError::InvalidTopicException.code())
+                    .with_error_message(Some(str_bytes("internal topics cannot be deleted"))),
+            );
+            continue;
+        }
         let _admin = broker.admin.lock().await;
         let removed = broker
             .metadata

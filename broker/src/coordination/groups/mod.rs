@@ -1,0 +1,387 @@
+//! The group coordinator: classic consumer-group membership ([`group`]) and committed
+//! offsets stored in `__consumer_offsets` ([`offsets`]).
+
+pub mod group;
+pub mod offsets;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use self::group::{Group, GroupState, JoinOutcome, JoinRequest};
+use self::offsets::{CommittedOffset, OffsetChange, OffsetKey, OffsetTable};
+use crate::protocol::record_batch;
+use crate::storage::engine::now_ms;
+use crate::storage::{LogEngine, StorageError};
+
+/// Records in an offsets partition before its live offsets are rewritten and the rest
+/// dropped.
+const COMPACT_AFTER_RECORDS: i64 = 50_000;
+/// Changes per snapshot batch.
+const SNAPSHOT_BATCH: usize = 1_000;
+/// Longest committed metadata string accepted (Kafka's offset.metadata.max.bytes).
+pub const MAX_METADATA_BYTES: usize = 4096;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session timeout bounds (Kafka's group.min/max.session.timeout.ms defaults).
+pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+pub const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub struct GroupCoordinator {
+    engine: Arc<LogEngine>,
+    topic_id: Uuid,
+    partitions: usize,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    offsets: RwLock<OffsetTable>,
+    /// Serialises writes to each offsets partition so commits apply in log order.
+    write_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl GroupCoordinator {
+    /// Rebuilds committed offsets by replaying the offsets topic's partitions.
+    pub async fn open(
+        engine: Arc<LogEngine>,
+        topic_id: Uuid,
+        partitions: usize,
+    ) -> Result<Arc<Self>, StorageError> {
+        let started = Instant::now();
+        let mut table = OffsetTable::default();
+        let mut records = 0usize;
+        for p in 0..partitions as i32 {
+            let part = engine.partition(topic_id, p).ok_or_else(|| {
+                StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC))
+            })?;
+            let o = part.offsets();
+            let mut offset = o.log_start_offset;
+            while offset < o.high_watermark {
+                let data = engine.read(&part, offset, 4 * 1024 * 1024).await?;
+                if data.is_empty() {
+                    break;
+                }
+                for (h, batch) in record_batch::split_bytes(&data) {
+                    if h.next_offset() <= offset {
+                        continue;
+                    }
+                    let changes = offsets::decode(&batch);
+                    records += changes.len();
+                    table.apply(changes);
+                    offset = h.next_offset();
+                }
+            }
+        }
+        info!(
+            records,
+            groups = table.groups().count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded committed offsets"
+        );
+        Ok(Arc::new(GroupCoordinator {
+            engine,
+            topic_id,
+            partitions,
+            groups: Mutex::new(HashMap::new()),
+            offsets: RwLock::new(table),
+            write_locks: (0..partitions)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }))
+    }
+
+    /// Expires sessions and ends overdue join phases until `stop` changes.
+    pub fn start_timers(
+        self: &Arc<Self>,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stop.changed() => return,
+                }
+                let Some(this) = this.upgrade() else { return };
+                let now = Instant::now();
+                let groups: Vec<_> = this.groups.lock().values().cloned().collect();
+                for g in groups {
+                    let mut g = g.lock();
+                    let expired = g.expire_members(now);
+                    if !expired.is_empty() {
+                        info!(group = %g.id, members = ?expired, "session expired");
+                    }
+                    if g.rebalance_deadline.is_some_and(|d| d <= now) {
+                        let id = g.rebalance_id;
+                        g.rebalance_timed_out(id);
+                    }
+                }
+            }
+        })
+    }
+
+    fn group(&self, id: &str) -> Arc<Mutex<Group>> {
+        self.groups
+            .lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id.to_string()))))
+            .clone()
+    }
+
+    fn existing(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        self.groups.lock().get(id).cloned()
+    }
+
+    pub async fn join(
+        &self,
+        group_id: &str,
+        req: JoinRequest,
+        require_known_member_id: bool,
+    ) -> JoinOutcome {
+        if req.session_timeout < MIN_SESSION_TIMEOUT || req.session_timeout > MAX_SESSION_TIMEOUT {
+            return JoinOutcome::error(ResponseError::InvalidSessionTimeout, req.member_id);
+        }
+        let wait = req.rebalance_timeout + Duration::from_secs(5);
+        let member_id = req.member_id.clone();
+        let rx =
+            match self
+                .group(group_id)
+                .lock()
+                .join(req, require_known_member_id, Instant::now())
+            {
+                Ok(rx) => rx,
+                Err(immediate) => return immediate,
+            };
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => JoinOutcome::error(ResponseError::RebalanceInProgress, member_id),
+        }
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, bytes::Bytes)>,
+    ) -> Result<bytes::Bytes, ResponseError> {
+        let group = self
+            .existing(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        let rx = group
+            .lock()
+            .sync(member_id, instance_id, generation, assignments)?;
+        match tokio::time::timeout(Duration::from_secs(300), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => Err(ResponseError::RebalanceInProgress),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        let group = self
+            .existing(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = group.lock();
+        g.heartbeat(member_id, instance_id, generation, Instant::now())
+    }
+
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let group = self
+            .existing(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = group.lock();
+        g.leave(member_id, instance_id, Instant::now())
+    }
+
+    /// Checks who may commit: members of the current generation, or anyone when the
+    /// group has no members (standalone consumers and admin tools use generation -1).
+    pub fn authorize_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        let Some(group) = self.existing(group_id) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        let g = group.lock();
+        if generation < 0 && member_id.is_empty() {
+            return if g.is_active() {
+                Err(ResponseError::UnknownMemberId)
+            } else {
+                Ok(())
+            };
+        }
+        if !g.is_active() {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        g.validate_member(member_id, instance_id, generation)?;
+        if g.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// Makes offset changes durable in the group's offsets partition, then visible.
+    pub async fn write(
+        &self,
+        group_id: &str,
+        changes: Vec<OffsetChange>,
+    ) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let p = offsets::partition_for(group_id, self.partitions);
+        let part = self
+            .engine
+            .partition(self.topic_id, p)
+            .ok_or_else(|| StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC)))?;
+        let _lock = self.write_locks[p as usize].lock().await;
+        self.append(&part, &changes).await?;
+        self.offsets.write().apply(changes);
+        let o = part.offsets();
+        if o.high_watermark - o.log_start_offset > COMPACT_AFTER_RECORDS {
+            let snapshot = self.offsets.read().snapshot(p, self.partitions);
+            let start = part.offsets().high_watermark;
+            for chunk in snapshot.chunks(SNAPSHOT_BATCH) {
+                self.append(&part, chunk).await?;
+            }
+            self.engine.delete_records(&part, start).await?;
+            info!(
+                partition = p,
+                live = snapshot.len(),
+                "compacted committed offsets"
+            );
+        }
+        Ok(())
+    }
+
+    async fn append(
+        &self,
+        part: &Arc<crate::storage::PartitionLog>,
+        changes: &[OffsetChange],
+    ) -> Result<(), StorageError> {
+        let batch = offsets::encode(changes, now_ms());
+        let header = record_batch::validate_produce_records(&batch)
+            .map_err(|e| StorageError::corrupt("offsets batch", e))?;
+        let appended = self
+            .engine
+            .append(part, &batch, header, WRITE_TIMEOUT)
+            .await?;
+        self.engine
+            .wait_durable(part, appended.durable_at, WRITE_TIMEOUT)
+            .await
+    }
+
+    pub fn committed(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<CommittedOffset> {
+        self.offsets.read().get(group_id, topic, partition).cloned()
+    }
+
+    /// Every committed (topic, partition, offset) of a group.
+    pub fn committed_all(&self, group_id: &str) -> Vec<(String, i32, CommittedOffset)> {
+        self.offsets
+            .read()
+            .group(group_id)
+            .map(|((t, p), v)| (t.clone(), *p, v.clone()))
+            .collect()
+    }
+
+    /// (group, protocol type, state) of every group known by membership or offsets.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let mut out: HashMap<String, (String, &'static str)> = self
+            .offsets
+            .read()
+            .groups()
+            .map(|g| {
+                (
+                    g.clone(),
+                    ("consumer".to_string(), GroupState::Empty.name()),
+                )
+            })
+            .collect();
+        for (id, g) in self.groups.lock().iter() {
+            let g = g.lock();
+            if g.state == GroupState::Dead
+                || (g.state == GroupState::Empty && !out.contains_key(id))
+            {
+                continue;
+            }
+            out.insert(
+                id.clone(),
+                (g.protocol_type.clone().unwrap_or_default(), g.state.name()),
+            );
+        }
+        let mut v: Vec<_> = out.into_iter().map(|(id, (t, s))| (id, t, s)).collect();
+        v.sort();
+        v
+    }
+
+    /// Runs `f` on the group's state, if it has any membership state.
+    pub fn with_group<R>(&self, group_id: &str, f: impl FnOnce(&Group) -> R) -> Option<R> {
+        self.existing(group_id).map(|g| f(&g.lock()))
+    }
+
+    pub fn has_offsets(&self, group_id: &str) -> bool {
+        self.offsets.read().has_group(group_id)
+    }
+
+    /// DeleteGroups: only groups without members; their offsets go with them.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        let group = self.existing(group_id);
+        let known = group.is_some() || self.has_offsets(group_id);
+        if !known {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if let Some(g) = &group {
+            let mut g = g.lock();
+            if g.is_active() {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+            g.state = GroupState::Dead;
+        }
+        let changes: Vec<OffsetChange> = self
+            .committed_all(group_id)
+            .into_iter()
+            .map(|(t, p, _)| {
+                (
+                    OffsetKey {
+                        group: group_id.to_string(),
+                        topic: t,
+                        partition: p,
+                    },
+                    None,
+                )
+            })
+            .collect();
+        let result = self.write(group_id, changes).await;
+        self.groups.lock().remove(group_id);
+        result.map_err(|e| {
+            warn!(group = group_id, error = %e, "could not delete group offsets");
+            e.kafka_error()
+        })
+    }
+}

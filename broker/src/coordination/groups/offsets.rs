@@ -1,0 +1,222 @@
+//! Committed offsets, kept in the internal topic `__consumer_offsets` of our own storage
+//! engine so they share its durability and move with their partition. A group maps to
+//! one partition of that topic; each commit is one record batch there, acknowledged only
+//! once durable. Records are JSON: key `{"g","t","p"}`, value `{"o","e","m"}` or null (a
+//! deletion). When a partition's log grows past a threshold, the live offsets of its
+//! groups are rewritten at its end and the log start moves up to them: compaction by
+//! snapshot, so replay on start stays short.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::record_batch;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedOffset {
+    #[serde(rename = "o")]
+    pub offset: i64,
+    #[serde(rename = "e")]
+    pub leader_epoch: i32,
+    #[serde(rename = "m", default)]
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OffsetKey {
+    #[serde(rename = "g")]
+    pub group: String,
+    #[serde(rename = "t")]
+    pub topic: String,
+    #[serde(rename = "p")]
+    pub partition: i32,
+}
+
+/// One change to a group's offsets.
+pub type OffsetChange = (OffsetKey, Option<CommittedOffset>);
+
+/// Which `__consumer_offsets` partition holds a group (Kafka's rule: hash mod count).
+pub fn partition_for(group: &str, partitions: usize) -> i32 {
+    // Java's String.hashCode, so the mapping is stable and familiar.
+    let h = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    ((h & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+}
+
+/// Encodes changes as one record batch (idempotence off, create time now).
+pub fn encode(changes: &[OffsetChange], now_ms: i64) -> Bytes {
+    let records: Vec<Record> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps one batch while offset - sequence is constant.
+            sequence: i as i32 - 1,
+            timestamp: now_ms,
+            key: Some(Bytes::from(
+                serde_json::to_vec(key).expect("key serializes"),
+            )),
+            value: value
+                .as_ref()
+                .map(|v| Bytes::from(serde_json::to_vec(v).expect("value serializes"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding an offsets batch cannot fail");
+    buf.freeze()
+}
+
+/// Decodes the changes in concatenated batches read back from the log.
+pub fn decode(batches: &Bytes) -> Vec<OffsetChange> {
+    let mut out = Vec::new();
+    for (_, batch) in record_batch::split_bytes(batches) {
+        let Ok(set) = RecordBatchDecoder::decode(&mut batch.clone()) else {
+            continue;
+        };
+        for r in set.records {
+            let Some(key) = r
+                .key
+                .as_ref()
+                .and_then(|k| serde_json::from_slice::<OffsetKey>(k).ok())
+            else {
+                continue;
+            };
+            let value = r
+                .value
+                .as_ref()
+                .and_then(|v| serde_json::from_slice(v).ok());
+            out.push((key, value));
+        }
+    }
+    out
+}
+
+/// The committed offsets of every group, in memory.
+#[derive(Debug, Default)]
+pub struct OffsetTable {
+    groups: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+}
+
+impl OffsetTable {
+    pub fn apply(&mut self, changes: impl IntoIterator<Item = OffsetChange>) {
+        for (key, value) in changes {
+            let group = self.groups.entry(key.group.clone()).or_default();
+            match value {
+                Some(v) => {
+                    group.insert((key.topic, key.partition), v);
+                }
+                None => {
+                    group.remove(&(key.topic, key.partition));
+                }
+            }
+            if group.is_empty() {
+                self.groups.remove(&key.group);
+            }
+        }
+    }
+
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&CommittedOffset> {
+        self.groups.get(group)?.get(&(topic.to_string(), partition))
+    }
+
+    pub fn group(&self, group: &str) -> impl Iterator<Item = (&(String, i32), &CommittedOffset)> {
+        self.groups.get(group).into_iter().flatten()
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &String> {
+        self.groups.keys()
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// Every live offset of the groups held by one offsets partition, as changes.
+    pub fn snapshot(&self, partition: i32, partitions: usize) -> Vec<OffsetChange> {
+        self.groups
+            .iter()
+            .filter(|(g, _)| partition_for(g, partitions) == partition)
+            .flat_map(|(g, offsets)| {
+                offsets.iter().map(move |((t, p), v)| {
+                    (
+                        OffsetKey {
+                            group: g.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        },
+                        Some(v.clone()),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(g: &str, t: &str, p: i32) -> OffsetKey {
+        OffsetKey {
+            group: g.into(),
+            topic: t.into(),
+            partition: p,
+        }
+    }
+
+    #[test]
+    fn commits_round_trip_through_record_batches() {
+        let v = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: Some("m".into()),
+        };
+        let changes = vec![
+            (key("g", "t", 0), Some(v.clone())),
+            (key("g", "t", 1), None),
+        ];
+        let batch = encode(&changes, 1000);
+        record_batch::validate_produce_records(&batch).expect("a valid single batch");
+        assert_eq!(decode(&batch), changes);
+        let mut table = OffsetTable::default();
+        table.apply(decode(&batch));
+        assert_eq!(table.get("g", "t", 0), Some(&v));
+        table.apply([(key("g", "t", 0), None)]);
+        assert!(
+            !table.has_group("g"),
+            "a group with no offsets left is gone"
+        );
+    }
+
+    #[test]
+    fn group_partition_matches_kafka() {
+        // Java: Math.abs("my-group".hashCode()) % 50
+        let h = "my-group"
+            .chars()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+        assert_eq!(partition_for("my-group", 50), ((h & 0x7fff_ffff) % 50));
+    }
+}
