@@ -501,6 +501,28 @@ def test_consumer_groups_delete(tools, consumed_group):
     assert "GroupIdNotFoundException" in out or f"Consumer group '{g['group']}' does not exist" in out, dres.describe()
 
 
+def test_consumer_groups_delete_offsets(tools, unique):
+    topic, group = unique("delete-offsets"), unique("delete-offsets-group")
+    tools.create_topic(topic, 2)
+    lines = [f"k{i}:v{i}" for i in range(20)]
+    console_produce(tools, topic, lines)
+    records, _ = console_consume(tools, topic, group, len(lines))
+    rows, _ = describe_group(tools, group)
+    assert {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()} == end_offsets(records, 2)
+
+    res = tools.groups("--delete-offsets", "--group", group, "--topic", topic)
+    status = {int(r["PARTITION"]): r["STATUS"] for r in parse_table(res.stdout, "TOPIC")}
+    assert status == {0: "Successful", 1: "Successful"}, res.describe()
+    rows, dres = describe_group(tools, group)
+    assert rows == {}, dres.describe()
+    # Without committed offsets the group starts over (--from-beginning only
+    # applies when there is no committed offset).
+    again, _ = console_consume(tools, topic, group, len(lines))
+    assert sorted((r["partition"], r["offset"]) for r in again) == sorted(
+        (r["partition"], r["offset"]) for r in records
+    )
+
+
 # --------------------------------------------------------------------------
 # the Java client with its defaults
 # --------------------------------------------------------------------------
