@@ -1,0 +1,337 @@
+//! Bad input to the group coordinator and the idempotent producer path gets the Kafka
+//! error code clients expect, and changes nothing: stale generations, unknown members,
+//! commits for unknown partitions, oversized commit metadata, sequence gaps, fenced
+//! producer epochs.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{temp_storage, BrokerProcess, KafkaConn};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn call<Req: kafka_protocol::protocol::Encodable, Resp: Decodable>(
+    conn: &mut KafkaConn,
+    key: ApiKey,
+    v: i16,
+    req: &Req,
+) -> Resp {
+    let mut body = conn.send(key, v, req);
+    Resp::decode(&mut body, v).expect("decoding response")
+}
+
+fn join(
+    conn: &mut KafkaConn,
+    member: &str,
+    session_ms: i32,
+    protocol_type: &str,
+) -> JoinGroupResponse {
+    call(
+        conn,
+        ApiKey::JoinGroup,
+        5,
+        &JoinGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_session_timeout_ms(session_ms)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s(protocol_type))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"meta"))]),
+    )
+}
+
+fn commit(
+    conn: &mut KafkaConn,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    partition: i32,
+    metadata: &str,
+) -> i16 {
+    let r: OffsetCommitResponse = call(
+        conn,
+        ApiKey::OffsetCommit,
+        8,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(s(member))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(partition)
+                    .with_committed_offset(7)
+                    .with_committed_metadata(Some(s(metadata)))])]),
+    );
+    r.topics[0].partitions[0].error_code
+}
+
+fn fetch_committed(conn: &mut KafkaConn) -> i64 {
+    let r: OffsetFetchResponse = call(
+        conn,
+        ApiKey::OffsetFetch,
+        8,
+        &OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(TopicName(s("ge")))
+                .with_partition_indexes(vec![0])]))]),
+    );
+    r.groups[0].topics[0].partitions[0].committed_offset
+}
+
+#[test]
+fn group_coordinator_refuses_bad_requests_with_kafka_errors() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let mut conn = broker.connect();
+    let created: CreateTopicsResponse = call(
+        &mut conn,
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(s("ge")))
+                .with_num_partitions(1)
+                .with_replication_factor(-1)])
+            .with_timeout_ms(10_000),
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+
+    let first = join(&mut conn, "", 10_000, "consumer");
+    assert_eq!(
+        first.error_code, 79,
+        "MEMBER_ID_REQUIRED with an id to rejoin with"
+    );
+    let member = first.member_id.to_string();
+    let joined = join(&mut conn, &member, 10_000, "consumer");
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    assert_eq!(joined.leader.as_str(), member);
+    let synced: SyncGroupResponse = call(
+        &mut conn,
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id(1)
+            .with_member_id(s(&member)),
+    );
+    assert_eq!(synced.error_code, 0);
+
+    let hb = |conn: &mut KafkaConn, generation, m: &str| -> i16 {
+        let r: HeartbeatResponse = call(
+            conn,
+            ApiKey::Heartbeat,
+            3,
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_generation_id(generation)
+                .with_member_id(s(m)),
+        );
+        r.error_code
+    };
+    assert_eq!(hb(&mut conn, 1, &member), 0);
+    assert_eq!(hb(&mut conn, 0, &member), 22, "ILLEGAL_GENERATION");
+    assert_eq!(hb(&mut conn, 1, "stranger"), 25, "UNKNOWN_MEMBER_ID");
+
+    assert_eq!(
+        commit(&mut conn, 0, &member, "ge", 0, ""),
+        22,
+        "stale generation"
+    );
+    assert_eq!(
+        commit(&mut conn, 1, "stranger", "ge", 0, ""),
+        25,
+        "unknown member"
+    );
+    assert_eq!(
+        commit(&mut conn, 1, &member, "nope", 0, ""),
+        3,
+        "unknown topic"
+    );
+    assert_eq!(
+        commit(&mut conn, 1, &member, "ge", 9, ""),
+        3,
+        "unknown partition"
+    );
+    assert_eq!(
+        commit(&mut conn, 1, &member, "ge", 0, &"m".repeat(5000)),
+        12,
+        "OFFSET_METADATA_TOO_LARGE"
+    );
+    assert_eq!(
+        fetch_committed(&mut conn),
+        -1,
+        "refused commits changed nothing"
+    );
+    assert_eq!(commit(&mut conn, 1, &member, "ge", 0, "ok"), 0);
+    assert_eq!(fetch_committed(&mut conn), 7);
+
+    assert_eq!(
+        join(&mut conn, "", 100, "consumer").error_code,
+        26,
+        "INVALID_SESSION_TIMEOUT"
+    );
+    assert_eq!(
+        join(&mut conn, &member, 10_000, "connect").error_code,
+        23,
+        "INCONSISTENT_GROUP_PROTOCOL"
+    );
+
+    let delete = |conn: &mut KafkaConn| -> i16 {
+        let r: DeleteGroupsResponse = call(
+            conn,
+            ApiKey::DeleteGroups,
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]),
+        );
+        r.results[0].error_code
+    };
+    assert_eq!(
+        delete(&mut conn),
+        68,
+        "NON_EMPTY_GROUP while a member is in it"
+    );
+    let left: LeaveGroupResponse = call(
+        &mut conn,
+        ApiKey::LeaveGroup,
+        1,
+        &LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(&member)),
+    );
+    assert_eq!(left.error_code, 0);
+    assert_eq!(delete(&mut conn), 0);
+    assert_eq!(
+        fetch_committed(&mut conn),
+        -1,
+        "offsets went with the group"
+    );
+    assert_eq!(delete(&mut conn), 69, "GROUP_ID_NOT_FOUND");
+}
+
+fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: base_sequence + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn produce(conn: &mut KafkaConn, batch: Bytes) -> (i16, i64) {
+    let r: ProduceResponse = call(
+        conn,
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(s("idem")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])]),
+    );
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn idempotent_producer_sequence_gaps_and_fenced_epochs() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let mut conn = broker.connect();
+    let _: MetadataResponse = call(
+        &mut conn,
+        ApiKey::Metadata,
+        9,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(s("idem")))),
+            ]))
+            .with_allow_auto_topic_creation(true),
+    );
+    let init: InitProducerIdResponse = call(
+        &mut conn,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    assert!(pid >= 0);
+
+    assert_eq!(produce(&mut conn, idempotent_batch(pid, 0, 0, 3)), (0, 0));
+    assert_eq!(produce(&mut conn, idempotent_batch(pid, 0, 3, 2)), (0, 3));
+    assert_eq!(
+        produce(&mut conn, idempotent_batch(pid, 0, 0, 3)),
+        (0, 0),
+        "a retried batch gets its original offset"
+    );
+    assert_eq!(
+        produce(&mut conn, idempotent_batch(pid, 0, 9, 1)).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(
+        produce(&mut conn, idempotent_batch(pid, 1, 0, 1)),
+        (0, 5),
+        "a bumped epoch restarts the sequence"
+    );
+    assert_eq!(
+        produce(&mut conn, idempotent_batch(pid, 0, 5, 1)).0,
+        47,
+        "INVALID_PRODUCER_EPOCH for the fenced epoch"
+    );
+    assert_eq!(
+        produce(&mut conn, idempotent_batch(pid, 1, 1, 1)),
+        (0, 6),
+        "nothing refused was written"
+    );
+}
