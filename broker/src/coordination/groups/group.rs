@@ -131,27 +131,27 @@ impl Group {
         req: JoinRequest,
         require_known_member_id: bool,
         now: Instant,
-    ) -> Result<oneshot::Receiver<JoinOutcome>, JoinOutcome> {
+    ) -> Result<oneshot::Receiver<JoinOutcome>, Box<JoinOutcome>> {
         if self.state == GroupState::Dead {
-            return Err(JoinOutcome::error(
+            return Err(Box::new(JoinOutcome::error(
                 ResponseError::CoordinatorNotAvailable,
                 req.member_id,
-            ));
+            )));
         }
         if req.protocols.is_empty()
             || (!self.members.is_empty()
                 && self.protocol_type.as_deref() != Some(req.protocol_type.as_str()))
         {
-            return Err(JoinOutcome::error(
+            return Err(Box::new(JoinOutcome::error(
                 ResponseError::InconsistentGroupProtocol,
                 req.member_id,
-            ));
+            )));
         }
         if !self.members.is_empty() && !self.supports_any(&req.protocols) {
-            return Err(JoinOutcome::error(
+            return Err(Box::new(JoinOutcome::error(
                 ResponseError::InconsistentGroupProtocol,
                 req.member_id,
-            ));
+            )));
         }
         let mut member_id = req.member_id.clone();
         if member_id.is_empty() {
@@ -177,10 +177,10 @@ impl Group {
                     }
                 }
                 None if require_known_member_id => {
-                    return Err(JoinOutcome::error(
+                    return Err(Box::new(JoinOutcome::error(
                         ResponseError::MemberIdRequired,
                         member_id,
-                    ));
+                    )));
                 }
                 None => {}
             }
@@ -191,10 +191,10 @@ impl Group {
                 .and_then(|i| self.static_members.get(i))
                 .is_some_and(|m| *m == member_id);
             if !(known_static || require_known_member_id) {
-                return Err(JoinOutcome::error(
+                return Err(Box::new(JoinOutcome::error(
                     ResponseError::UnknownMemberId,
                     member_id,
-                ));
+                )));
             }
         }
         if let Some(instance) = &req.instance_id {
@@ -203,10 +203,10 @@ impl Group {
                 .get(instance)
                 .is_some_and(|m| *m != member_id)
             {
-                return Err(JoinOutcome::error(
+                return Err(Box::new(JoinOutcome::error(
                     ResponseError::FencedInstanceId,
                     member_id,
-                ));
+                )));
             }
             self.static_members
                 .insert(instance.clone(), member_id.clone());

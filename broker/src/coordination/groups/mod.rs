@@ -152,7 +152,7 @@ impl GroupCoordinator {
                 .join(req, require_known_member_id, Instant::now())
             {
                 Ok(rx) => rx,
-                Err(immediate) => return immediate,
+                Err(immediate) => return *immediate,
             };
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(outcome)) => outcome,

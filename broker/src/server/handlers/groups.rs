@@ -37,6 +37,11 @@ const MEMBER_ID_REQUIRED_VERSION: i16 = 4;
 /// OffsetFetch v8 batches groups.
 const BATCHED_FETCH_VERSION: i16 = 8;
 
+/// A committed offset as OffsetFetch reports it: partition, offset, leader epoch, metadata.
+type CommittedRow = (i32, i64, i32, Option<String>);
+/// Per topic, per partition: the offset to write or the error to answer.
+type PlannedCommits = Vec<(String, Vec<(i32, Result<CommittedOffset, ResponseError>)>)>;
+
 fn code(r: Result<(), ResponseError>) -> i16 {
     r.err().map_or(0, |e| e.code())
 }
@@ -212,7 +217,7 @@ pub async fn commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRe
         req.generation_id_or_member_epoch,
     );
     // Per partition: Ok(change) to write, or the error to answer.
-    let mut planned: Vec<(String, Vec<(i32, Result<CommittedOffset, ResponseError>)>)> = Vec::new();
+    let mut planned: PlannedCommits = Vec::new();
     let mut changes = Vec::new();
     for t in &req.topics {
         let name = t.name.0.to_string();
@@ -286,7 +291,7 @@ fn fetch_group(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<(i32, i64, i32, Option<String>)>)> {
+) -> Vec<(String, Vec<CommittedRow>)> {
     let groups = broker.groups();
     match topics {
         Some(topics) => topics
@@ -303,8 +308,7 @@ fn fetch_group(
             })
             .collect(),
         None => {
-            let mut by_topic: HashMap<String, Vec<(i32, i64, i32, Option<String>)>> =
-                HashMap::new();
+            let mut by_topic: HashMap<String, Vec<CommittedRow>> = HashMap::new();
             for (t, p, c) in groups.committed_all(group) {
                 by_topic
                     .entry(t)

@@ -1,0 +1,94 @@
+//! Offset-commit throughput: N consumer groups, each committing synchronously in a loop
+//! (librdkafka through rdkafka), against one broker on the file backend. Every commit is
+//! acknowledged only once durable in `__consumer_offsets`, so this measures how well the
+//! WAL batches commits of many groups into one object.
+//! Run: `cargo bench -p sluice-broker --bench commits`.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kafka, metrics) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-broker"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{kafka}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+            "--storage",
+            &format!("file://{}", dir.path().display()),
+            "--default-partitions",
+            "8",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bootstrap = format!("127.0.0.1:{kafka}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", kafka)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "offset commits: synchronous, one partition per commit, file backend, WAL linger 10 ms"
+    );
+    for groups in [1usize, 16, 64] {
+        let done = Arc::new(AtomicU64::new(0));
+        let run_for = Duration::from_secs(5);
+        let threads: Vec<_> = (0..groups)
+            .map(|g| {
+                let bootstrap = bootstrap.clone();
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let c: BaseConsumer = ClientConfig::new()
+                        .set("bootstrap.servers", &bootstrap)
+                        .set("group.id", format!("bench-{groups}-{g}"))
+                        .set("enable.auto.commit", "false")
+                        .set("allow.auto.create.topics", "true")
+                        .create()
+                        .unwrap();
+                    let start = Instant::now();
+                    let mut n = 0i64;
+                    while start.elapsed() < run_for {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition_offset("commits", (g % 8) as i32, Offset::Offset(n))
+                            .unwrap();
+                        if c.commit(&tpl, CommitMode::Sync).is_ok() {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let total = done.load(Ordering::Relaxed);
+        println!(
+            "  {groups:>3} committing groups: {:>8.0} commits/s ({total} in {secs:.1} s)",
+            total as f64 / secs
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
