@@ -69,6 +69,20 @@ pub struct BrokerArgs {
     /// Partitions of the internal `__consumer_offsets` topic (fixed once created).
     #[arg(long, env = "SLUICE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 16)]
     pub offsets_topic_partitions: i32,
+    /// KIP-848 consumer groups: a member that does not heartbeat for this long is removed.
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    pub group_consumer_session_timeout_ms: u64,
+    /// KIP-848 consumer groups: how often members are told to heartbeat.
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerArgs;
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
-use crate::coordination::groups::GroupCoordinator;
+use crate::coordination::groups::{ConsumerGroupTiming, GroupCoordinator};
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::{topic_config, MetadataStore, PartitionAssignment, TopicMetadata};
 use crate::metrics::Metrics;
@@ -72,6 +72,14 @@ impl Broker {
             broker.engine.clone(),
             offsets_topic.id,
             offsets_topic.partitions.len(),
+            ConsumerGroupTiming {
+                session_timeout: Duration::from_millis(
+                    broker.args.group_consumer_session_timeout_ms,
+                ),
+                heartbeat_interval: Duration::from_millis(
+                    broker.args.group_consumer_heartbeat_interval_ms,
+                ),
+            },
         )
         .await
         .context("loading committed offsets")?;

@@ -153,6 +153,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeGroups => "describe_groups",
         ApiKey::ListGroups => "list_groups",
         ApiKey::DeleteGroups => "delete_groups",
+        ApiKey::ConsumerGroupHeartbeat => "consumer_group_heartbeat",
+        ApiKey::ConsumerGroupDescribe => "consumer_group_describe",
         _ => "other",
     }
 }

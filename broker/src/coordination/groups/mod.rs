@@ -1,6 +1,8 @@
 //! The group coordinator: classic consumer-group membership ([`group`]) and committed
 //! offsets stored in `__consumer_offsets` ([`offsets`]).
 
+pub mod assignor;
+pub mod consumer;
 pub mod group;
 pub mod offsets;
 
@@ -14,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use self::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
 use self::group::{Group, GroupState, JoinOutcome, JoinRequest};
 use self::offsets::{CommittedOffset, OffsetChange, OffsetKey, OffsetTable};
 use crate::protocol::record_batch;
@@ -32,8 +35,18 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 pub const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// Timing of KIP-848 consumer groups, decided by the coordinator.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerGroupTiming {
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+}
+
 pub struct GroupCoordinator {
     engine: Arc<LogEngine>,
+    pub consumer_timing: ConsumerGroupTiming,
+    /// KIP-848 groups; a group id is either classic or consumer while it has members.
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     topic_id: Uuid,
     partitions: usize,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
@@ -48,6 +61,7 @@ impl GroupCoordinator {
         engine: Arc<LogEngine>,
         topic_id: Uuid,
         partitions: usize,
+        consumer_timing: ConsumerGroupTiming,
     ) -> Result<Arc<Self>, StorageError> {
         let started = Instant::now();
         let mut table = OffsetTable::default();
@@ -82,6 +96,8 @@ impl GroupCoordinator {
         );
         Ok(Arc::new(GroupCoordinator {
             engine,
+            consumer_timing,
+            consumer_groups: Mutex::new(HashMap::new()),
             topic_id,
             partitions,
             groups: Mutex::new(HashMap::new()),
@@ -106,6 +122,12 @@ impl GroupCoordinator {
                 }
                 let Some(this) = this.upgrade() else { return };
                 let now = Instant::now();
+                for (id, g) in this.consumer_groups.lock().iter_mut() {
+                    let expired = g.expire(this.consumer_timing.session_timeout, now);
+                    if !expired.is_empty() {
+                        info!(group = %id, members = ?expired, "consumer group members expired");
+                    }
+                }
                 let groups: Vec<_> = this.groups.lock().values().cloned().collect();
                 for g in groups {
                     let mut g = g.lock();
@@ -134,12 +156,56 @@ impl GroupCoordinator {
         self.groups.lock().get(id).cloned()
     }
 
+    fn is_active_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    fn is_active_classic_group(&self, group_id: &str) -> bool {
+        self.existing(group_id)
+            .is_some_and(|g| g.lock().is_active())
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). `topics` maps every topic to (id, partitions).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        topics: &std::collections::BTreeMap<String, (Uuid, i32)>,
+    ) -> Result<HeartbeatReply, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        if self.is_active_classic_group(group_id) {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        self.consumer_groups
+            .lock()
+            .entry(group_id.to_string())
+            .or_default()
+            .heartbeat(hb, topics, Instant::now())
+    }
+
+    /// Runs `f` on a KIP-848 group, if there is one.
+    pub fn with_consumer_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> R,
+    ) -> Option<R> {
+        self.consumer_groups.lock().get(group_id).map(f)
+    }
+
     pub async fn join(
         &self,
         group_id: &str,
         req: JoinRequest,
         require_known_member_id: bool,
     ) -> JoinOutcome {
+        if self.is_active_consumer_group(group_id) {
+            return JoinOutcome::error(ResponseError::InconsistentGroupProtocol, req.member_id);
+        }
         if req.session_timeout < MIN_SESSION_TIMEOUT || req.session_timeout > MAX_SESSION_TIMEOUT {
             return JoinOutcome::error(ResponseError::InvalidSessionTimeout, req.member_id);
         }
@@ -216,6 +282,12 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
+        let consumer = self.with_consumer_group(group_id, |g| {
+            (!g.members.is_empty()).then(|| g.validate_commit(member_id, generation))
+        });
+        if let Some(Some(result)) = consumer {
+            return result;
+        }
         let Some(group) = self.existing(group_id) else {
             return if generation < 0 {
                 Ok(())
@@ -310,19 +382,25 @@ impl GroupCoordinator {
             .collect()
     }
 
-    /// (group, protocol type, state) of every group known by membership or offsets.
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
-        let mut out: HashMap<String, (String, &'static str)> = self
+    /// (group, protocol type, state, group type) of every group known by membership or
+    /// offsets; group type is "classic" or "consumer" (KIP-848).
+    pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
+        let mut out: HashMap<String, (String, &'static str, &'static str)> = self
             .offsets
             .read()
             .groups()
             .map(|g| {
                 (
                     g.clone(),
-                    ("consumer".to_string(), GroupState::Empty.name()),
+                    ("consumer".to_string(), GroupState::Empty.name(), "classic"),
                 )
             })
             .collect();
+        for (id, g) in self.consumer_groups.lock().iter() {
+            if !g.members.is_empty() {
+                out.insert(id.clone(), ("consumer".to_string(), g.state(), "consumer"));
+            }
+        }
         for (id, g) in self.groups.lock().iter() {
             let g = g.lock();
             if g.state == GroupState::Dead
@@ -332,10 +410,17 @@ impl GroupCoordinator {
             }
             out.insert(
                 id.clone(),
-                (g.protocol_type.clone().unwrap_or_default(), g.state.name()),
+                (
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                    "classic",
+                ),
             );
         }
-        let mut v: Vec<_> = out.into_iter().map(|(id, (t, s))| (id, t, s)).collect();
+        let mut v: Vec<_> = out
+            .into_iter()
+            .map(|(id, (t, s, k))| (id, t, s, k))
+            .collect();
         v.sort();
         v
     }
@@ -351,8 +436,12 @@ impl GroupCoordinator {
 
     /// DeleteGroups: only groups without members; their offsets go with them.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        if self.is_active_consumer_group(group_id) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let consumer = self.consumer_groups.lock().remove(group_id).is_some();
         let group = self.existing(group_id);
-        let known = group.is_some() || self.has_offsets(group_id);
+        let known = consumer || group.is_some() || self.has_offsets(group_id);
         if !known {
             return Err(ResponseError::GroupIdNotFound);
         }

@@ -494,20 +494,22 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsRe
 }
 
 pub fn list(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
-    let filter: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_string()).collect();
+    let matches = |filter: &[String], v: &str| {
+        filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(v))
+    };
     let groups = broker
         .groups()
         .list()
         .into_iter()
-        .filter(|(_, _, state)| {
-            filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(state))
-        })
-        .map(|(id, ptype, state)| {
+        .filter(|(_, _, state, kind)| matches(&states, state) && matches(&types, kind))
+        .map(|(id, ptype, state, kind)| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
                 .with_protocol_type(str_bytes(ptype))
                 .with_group_state(str_bytes(state))
-                .with_group_type(str_bytes("classic"))
+                .with_group_type(str_bytes(kind))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -12,14 +12,25 @@ use crate::server::Broker;
 
 pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all.
+    // Topics are asked for by name, or (v10+, KIP-516) by id with a null name.
+    let mut unknown_ids = Vec::new();
     let requested: Option<Vec<String>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(
-            t.into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
-                .collect(),
-        ),
+        Some(t) => {
+            let meta = broker.metadata.current();
+            let mut names = Vec::with_capacity(t.len());
+            for topic in t {
+                match topic.name {
+                    Some(n) => names.push(n.0.to_string()),
+                    None => match meta.topic_by_id(topic.topic_id) {
+                        Some((name, _)) => names.push(name.clone()),
+                        None => unknown_ids.push(topic.topic_id),
+                    },
+                }
+            }
+            Some(names)
+        }
     };
     let allow_create =
         broker.args.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
@@ -53,6 +64,11 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
             .filter_map(|n| meta.topics.get(n).map(|t| describe_topic(n, t)))
             .collect(),
     };
+    topics.extend(unknown_ids.into_iter().map(|id| {
+        MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code())
+    }));
     topics.extend(errors.into_iter().map(|(name, e)| {
         MetadataResponseTopic::default()
             .with_name(Some(topic_name(name)))

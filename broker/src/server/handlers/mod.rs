@@ -4,6 +4,7 @@
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod consumer_groups;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -123,6 +124,12 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
                 async move { Some(ResponseKind::DeleteGroups(groups::delete(&broker, r).await)) },
             )
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => ready(ResponseKind::ConsumerGroupHeartbeat(
+            consumer_groups::heartbeat(&broker, client_id, r),
+        )),
+        RequestKind::ConsumerGroupDescribe(r) => ready(ResponseKind::ConsumerGroupDescribe(
+            consumer_groups::describe(&broker, r),
+        )),
         other => {
             // decode_request only lets through the APIs in versions::SUPPORTED.
             unreachable!("no handler for {other:?}")

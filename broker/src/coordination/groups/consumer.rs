@@ -1,0 +1,488 @@
+//! A KIP-848 consumer group: membership by ConsumerGroupHeartbeat, assignment computed
+//! here (see [`assignor`](super::assignor)), and incremental reconciliation: a member
+//! gives up partitions before anyone else gets them, and moves to the new member epoch
+//! once it has. Pure state; the coordinator holds the lock and the clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::assignor::{self, MemberSpec, TopicPartition};
+
+/// A compiled subscription pattern, kept with its source text for comparison.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub pattern: String,
+    regex: regex::Regex,
+}
+
+impl Subscription {
+    /// Compiles a pattern the way Kafka matches it: against the whole topic name.
+    pub fn new(pattern: &str) -> Result<Option<Self>, ResponseError> {
+        if pattern.is_empty() {
+            return Ok(None);
+        }
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|_| ResponseError::InvalidRegularExpression)?;
+        Ok(Some(Subscription {
+            pattern: pattern.to_string(),
+            regex,
+        }))
+    }
+
+    fn matches(&self, topic: &str) -> bool {
+        self.regex.is_match(topic)
+    }
+}
+
+impl ConsumerMember {
+    /// Whether the member subscribes to `topic`, by name or by pattern.
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscribed.contains(topic)
+            || self
+                .subscribed_regex
+                .as_ref()
+                .is_some_and(|r| r.matches(topic))
+    }
+}
+
+/// Epochs a heartbeat may carry besides a real one.
+const JOIN: i32 = 0;
+const LEAVE: i32 = -1;
+const STATIC_LEAVE: i32 = -2;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    previous_epoch: i32,
+    pub subscribed: BTreeSet<String>,
+    /// A regular-expression subscription (KIP-848), matched against topic names.
+    pub subscribed_regex: Option<Subscription>,
+    rebalance_timeout: Duration,
+    /// Partitions the member owns as far as the coordinator knows.
+    pub assigned: BTreeSet<TopicPartition>,
+    /// Partitions the member was told to give up and has not confirmed yet.
+    pub revoking: BTreeSet<TopicPartition>,
+    last_sent: Option<BTreeSet<TopicPartition>>,
+    last_seen: Instant,
+    revoke_deadline: Option<Instant>,
+}
+
+/// A heartbeat as the group needs it.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// `None`: unchanged since the last heartbeat.
+    pub subscribed: Option<Vec<String>>,
+    /// `None`: unchanged; `Some("")`: no pattern.
+    pub subscribed_regex: Option<String>,
+    /// `None`: unchanged since the last heartbeat.
+    pub owned: Option<Vec<TopicPartition>>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// `None`: the assignment did not change since the last reply.
+    pub assignment: Option<BTreeSet<TopicPartition>>,
+}
+
+#[derive(Debug, Default)]
+pub struct ConsumerGroup {
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, BTreeSet<TopicPartition>>,
+    /// The subscribed topics' metadata the target was computed from.
+    topics_seen: BTreeMap<String, (Uuid, i32)>,
+}
+
+impl ConsumerGroup {
+    pub fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.assignment_epoch < self.epoch {
+            "Assigning"
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || !m.revoking.is_empty())
+        {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+
+    /// Handles one heartbeat. `topics` is the cluster's topics (name → id, partitions).
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        topics: &BTreeMap<String, (Uuid, i32)>,
+        now: Instant,
+    ) -> Result<HeartbeatReply, ResponseError> {
+        let member_id = match hb.member_epoch {
+            LEAVE | STATIC_LEAVE => {
+                self.members
+                    .remove(&hb.member_id)
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                self.target.remove(&hb.member_id);
+                self.epoch += 1;
+                return Ok(HeartbeatReply {
+                    member_id: hb.member_id,
+                    member_epoch: hb.member_epoch,
+                    assignment: None,
+                });
+            }
+            JOIN => self.join(&hb, now)?,
+            e => {
+                let m = self
+                    .members
+                    .get_mut(&hb.member_id)
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if e != m.epoch && e != m.previous_epoch {
+                    return Err(ResponseError::FencedMemberEpoch);
+                }
+                if let Some(subscribed) = &hb.subscribed {
+                    let subscribed: BTreeSet<String> = subscribed.iter().cloned().collect();
+                    if subscribed != m.subscribed {
+                        m.subscribed = subscribed;
+                        self.epoch += 1;
+                    }
+                }
+                if let Some(pattern) = &hb.subscribed_regex {
+                    let current = m
+                        .subscribed_regex
+                        .as_ref()
+                        .map_or("", |r| r.pattern.as_str());
+                    if pattern != current {
+                        m.subscribed_regex = Subscription::new(pattern)?;
+                        self.epoch += 1;
+                    }
+                }
+                hb.member_id.clone()
+            }
+        };
+        self.members
+            .get_mut(&member_id)
+            .expect("member present")
+            .last_seen = now;
+        self.refresh_target(topics);
+        Ok(self.reconcile(&member_id, hb.owned.as_deref(), now))
+    }
+
+    fn join(&mut self, hb: &Heartbeat, now: Instant) -> Result<String, ResponseError> {
+        let regex = Subscription::new(hb.subscribed_regex.as_deref().unwrap_or_default())?;
+        if hb.subscribed.is_none() && regex.is_none() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let subscribed = hb.subscribed.clone().unwrap_or_default();
+        if hb.rebalance_timeout_ms < 0 {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let member_id = if hb.member_id.is_empty() {
+            Uuid::new_v4().to_string()
+        } else {
+            hb.member_id.clone()
+        };
+        // A static member coming back, or a member rejoining after being fenced, starts
+        // over: whatever it held is released.
+        let replaced: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.member_id == member_id
+                    || (hb.instance_id.is_some() && m.instance_id == hb.instance_id)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in replaced {
+            self.members.remove(&id);
+            self.target.remove(&id);
+        }
+        self.members.insert(
+            member_id.clone(),
+            ConsumerMember {
+                member_id: member_id.clone(),
+                instance_id: hb.instance_id.clone(),
+                rack_id: hb.rack_id.clone(),
+                client_id: hb.client_id.clone(),
+                client_host: hb.client_host.clone(),
+                epoch: 0,
+                previous_epoch: 0,
+                subscribed: subscribed.into_iter().collect(),
+                subscribed_regex: regex,
+                rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms as u64),
+                assigned: BTreeSet::new(),
+                revoking: BTreeSet::new(),
+                last_sent: None,
+                last_seen: now,
+                revoke_deadline: None,
+            },
+        );
+        self.epoch += 1;
+        Ok(member_id)
+    }
+
+    /// Recomputes the target assignment when membership, subscriptions or the
+    /// subscribed topics' partitions changed.
+    fn refresh_target(&mut self, topics: &BTreeMap<String, (Uuid, i32)>) {
+        let relevant: BTreeMap<String, (Uuid, i32)> = topics
+            .iter()
+            .filter(|(name, _)| self.members.values().any(|m| m.subscribes_to(name)))
+            .map(|(n, t)| (n.clone(), *t))
+            .collect();
+        if relevant != self.topics_seen {
+            self.topics_seen = relevant;
+            self.epoch += 1;
+        }
+        if self.assignment_epoch == self.epoch {
+            return;
+        }
+        let specs: BTreeMap<String, MemberSpec> = self
+            .members
+            .values()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    MemberSpec {
+                        subscribed: self
+                            .topics_seen
+                            .keys()
+                            .filter(|t| m.subscribes_to(t))
+                            .cloned()
+                            .collect(),
+                        current: m.assigned.clone(),
+                    },
+                )
+            })
+            .collect();
+        self.target = assignor::assign(&specs, &self.topics_seen);
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Moves one member toward its target: revoke first, then take what is free.
+    fn reconcile(
+        &mut self,
+        member_id: &str,
+        owned: Option<&[TopicPartition]>,
+        now: Instant,
+    ) -> HeartbeatReply {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let held_by_others: BTreeSet<TopicPartition> = self
+            .members
+            .values()
+            .filter(|m| m.member_id != member_id)
+            .flat_map(|m| m.assigned.iter().chain(m.revoking.iter()).copied())
+            .collect();
+        let assignment_epoch = self.assignment_epoch;
+        let m = self.members.get_mut(member_id).expect("member present");
+        if let Some(owned) = owned {
+            m.revoking.retain(|tp| owned.contains(tp));
+        }
+        let to_revoke: Vec<TopicPartition> = m.assigned.difference(&target).copied().collect();
+        for tp in to_revoke {
+            m.assigned.remove(&tp);
+            m.revoking.insert(tp);
+        }
+        if m.revoking.is_empty() {
+            m.revoke_deadline = None;
+            m.assigned = target.difference(&held_by_others).copied().collect();
+            if m.epoch != assignment_epoch {
+                m.previous_epoch = m.epoch;
+                m.epoch = assignment_epoch;
+            }
+        } else if m.revoke_deadline.is_none() {
+            m.revoke_deadline = Some(now + m.rebalance_timeout);
+        }
+        let changed = m.last_sent.as_ref() != Some(&m.assigned);
+        if changed {
+            m.last_sent = Some(m.assigned.clone());
+        }
+        HeartbeatReply {
+            member_id: member_id.to_string(),
+            member_epoch: m.epoch,
+            assignment: changed.then(|| m.assigned.clone()),
+        }
+    }
+
+    /// Removes members whose session expired or who did not revoke in time.
+    pub fn expire(&mut self, session_timeout: Duration, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                now.duration_since(m.last_seen) > session_timeout
+                    || m.revoke_deadline.is_some_and(|d| d <= now)
+            })
+            .map(|m| m.member_id.clone())
+            .collect();
+        for id in &expired {
+            self.members.remove(id);
+            self.target.remove(id);
+        }
+        if !expired.is_empty() {
+            self.epoch += 1;
+        }
+        expired
+    }
+
+    /// Checks an OffsetCommit's member id and epoch (OffsetCommit v9+).
+    pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), ResponseError> {
+        if member_id.is_empty() && epoch < 0 {
+            return if self.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            };
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if epoch != m.epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(member: &str, epoch: i32, owned: Option<Vec<TopicPartition>>) -> Heartbeat {
+        Heartbeat {
+            member_id: member.into(),
+            member_epoch: epoch,
+            instance_id: None,
+            rack_id: None,
+            rebalance_timeout_ms: 30_000,
+            subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
+            subscribed_regex: None,
+            owned,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn a_second_member_gets_partitions_only_after_the_first_revokes_them() {
+        let t = Uuid::from_u128(7);
+        let topics: BTreeMap<String, (Uuid, i32)> = [("t".to_string(), (t, 4))].into();
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(hb("a", 0, None), &topics, now).unwrap();
+        assert_eq!(a.assignment.as_ref().unwrap().len(), 4);
+        let a_epoch = a.member_epoch;
+
+        let b = g.heartbeat(hb("b", 0, None), &topics, now).unwrap();
+        assert_eq!(b.assignment, Some(BTreeSet::new()), "nothing free yet");
+        assert_eq!(g.state(), "Reconciling");
+
+        // a learns it must give up two partitions; its epoch stays until it has.
+        let owned_all: Vec<TopicPartition> = (0..4).map(|p| (t, p)).collect();
+        let a2 = g
+            .heartbeat(hb("a", a_epoch, Some(owned_all)), &topics, now)
+            .unwrap();
+        let keep = a2.assignment.clone().unwrap();
+        assert_eq!(keep.len(), 2);
+        assert_eq!(a2.member_epoch, a_epoch);
+        assert_eq!(
+            g.validate_commit("a", a_epoch),
+            Ok(()),
+            "commits at the current epoch still work"
+        );
+
+        let a3 = g
+            .heartbeat(
+                hb("a", a_epoch, Some(keep.iter().copied().collect())),
+                &topics,
+                now,
+            )
+            .unwrap();
+        assert!(a3.member_epoch > a_epoch, "revocation done: new epoch");
+        let b2 = g
+            .heartbeat(hb("b", b.member_epoch, Some(vec![])), &topics, now)
+            .unwrap();
+        assert_eq!(b2.assignment.unwrap().len(), 2);
+        assert_eq!(g.state(), "Stable");
+        assert_eq!(
+            g.validate_commit("a", a_epoch),
+            Err(ResponseError::StaleMemberEpoch)
+        );
+        assert_eq!(
+            g.heartbeat(hb("a", 999, None), &topics, now).unwrap_err(),
+            ResponseError::FencedMemberEpoch
+        );
+        assert_eq!(
+            g.heartbeat(hb("zz", 3, None), &topics, now).unwrap_err(),
+            ResponseError::UnknownMemberId
+        );
+    }
+
+    #[test]
+    fn pattern_subscriptions_follow_new_topics() {
+        let (x, y) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut topics: BTreeMap<String, (Uuid, i32)> = [("audit.aws".to_string(), (x, 1))].into();
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut join = hb("a", 0, None);
+        join.subscribed = None;
+        join.subscribed_regex = Some("audit\\..*".into());
+        let a = g.heartbeat(join, &topics, now).unwrap();
+        assert_eq!(a.assignment.unwrap().len(), 1);
+        topics.insert("audit.okta".to_string(), (y, 2));
+        topics.insert("dns".to_string(), (Uuid::from_u128(3), 4));
+        let a2 = g.heartbeat(hb("a", a.member_epoch, None), &topics, now).unwrap();
+        assert_eq!(a2.assignment.unwrap().len(), 3, "new matching topic picked up, dns not");
+        let mut bad = hb("b", 0, None);
+        bad.subscribed_regex = Some("(".into());
+        assert_eq!(
+            g.heartbeat(bad, &topics, now).unwrap_err(),
+            ResponseError::InvalidRegularExpression
+        );
+    }
+
+    #[test]
+    fn expired_members_release_their_partitions() {
+        let t = Uuid::from_u128(7);
+        let topics: BTreeMap<String, (Uuid, i32)> = [("t".to_string(), (t, 2))].into();
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(hb("a", 0, None), &topics, now).unwrap();
+        let b = g.heartbeat(hb("b", 0, None), &topics, now).unwrap();
+        let owned: Vec<TopicPartition> = a.assignment.unwrap().into_iter().collect();
+        let a2 = g
+            .heartbeat(hb("a", a.member_epoch, Some(owned)), &topics, now)
+            .unwrap();
+        let later = now + Duration::from_secs(10);
+        // Only b keeps heartbeating.
+        let kept: Vec<TopicPartition> = a2.assignment.unwrap_or_default().into_iter().collect();
+        g.heartbeat(hb("a", a2.member_epoch, Some(kept)), &topics, now)
+            .unwrap();
+        g.heartbeat(hb("b", b.member_epoch, Some(vec![])), &topics, later)
+            .unwrap();
+        assert_eq!(
+            g.expire(Duration::from_secs(5), later),
+            vec!["a".to_string()]
+        );
+        let b_epoch = g.members["b"].epoch;
+        let b3 = g.heartbeat(hb("b", b_epoch, None), &topics, later).unwrap();
+        assert_eq!(b3.assignment.unwrap().len(), 2, "b takes over everything");
+    }
+}
