@@ -9,16 +9,18 @@ import time
 from confluent_kafka import Consumer, KafkaException
 
 bootstrap, group, topic, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-consumer = Consumer(
-    {
-        "bootstrap.servers": bootstrap,
-        "group.id": group,
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
-    }
-)
+protocol = sys.argv[5] if len(sys.argv) > 5 else "classic"
+config = {
+    "bootstrap.servers": bootstrap,
+    "group.id": group,
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "group.protocol": protocol,
+}
+if protocol == "classic":
+    # With KIP-848 ("consumer") the broker decides these.
+    config.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+consumer = Consumer(config)
 consumer.subscribe([topic])
 end = time.time() + seconds
 since_commit = 0

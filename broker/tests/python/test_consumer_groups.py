@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -33,9 +34,9 @@ def create(bootstrap, topic, partitions):
     admin.create_topics([NewTopic(topic, partitions)])[topic].result(30)
 
 
-def start_member(bootstrap, group, topic, seconds, log):
+def start_member(bootstrap, group, topic, seconds, log, protocol="classic"):
     return subprocess.Popen(
-        [sys.executable, MEMBER, bootstrap, group, topic, str(seconds)],
+        [sys.executable, MEMBER, bootstrap, group, topic, str(seconds), protocol],
         stdout=open(log, "w"),
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -56,12 +57,17 @@ def read_log(path, with_time=False):
     return consumed, commits
 
 
-def test_killed_member_partitions_move_to_survivors(broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_killed_member_partitions_move_to_survivors(broker_factory, tmp_path, protocol):
+    # Session timeout 6 s either way: the client's for classic, the broker's for KIP-848.
+    broker = broker_factory.start(
+        extra_args=["--group-consumer-session-timeout-ms", "6000", "--group-consumer-heartbeat-interval-ms", "500"]
+    )
     bs = broker.bootstrap
     create(bs, "groups-kill", PARTITIONS)
     produce(bs, "groups-kill", RECORDS)
     logs = [tmp_path / f"m{i}.jsonl" for i in range(3)]
-    members = [start_member(bs, "g-kill", "groups-kill", 40, logs[i]) for i in range(3)]
+    members = [start_member(bs, "g-kill", "groups-kill", 40, logs[i], protocol) for i in range(3)]
     try:
         # Wait until the victim has consumed and committed something, then kill it.
         deadline = time.time() + 30
@@ -85,7 +91,7 @@ def test_killed_member_partitions_move_to_survivors(broker, tmp_path):
         assert set(taken) == victim_partitions, "survivors did not consume the victim's partitions"
         print(
             f"crash to consumption of the victim's partitions: first {min(taken.values()) - killed_at:.1f} s, "
-            f"all {max(taken.values()) - killed_at:.1f} s (session.timeout.ms=6000, heartbeat 500 ms)"
+            f"all {max(taken.values()) - killed_at:.1f} s ({protocol} protocol, session timeout 6 s, heartbeat 500 ms)"
         )
         deadline = time.time() + 60
         while time.time() < deadline:
