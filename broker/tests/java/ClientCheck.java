@@ -4,7 +4,14 @@
 // subscribe()s in a consumer group and commits its offsets.
 //
 // Run as a single-file source program (Java 11+):
-//   java -cp "<kafka libs>/*" ClientCheck.java BOOTSTRAP TOPIC [RECORDS] [GROUP]
+//   java -cp "<kafka libs>/*" ClientCheck.java BOOTSTRAP TOPIC [RECORDS] [GROUP] [PROTOCOL]
+//
+// PROTOCOL is the consumer's group.protocol: "classic" (the default; JoinGroup
+// / SyncGroup / Heartbeat) or "consumer" (KIP-848: ConsumerGroupHeartbeat with
+// a broker-side assignor). Nothing else of the consumer configuration depends
+// on it: the classic-only settings (partition.assignment.strategy,
+// session.timeout.ms, heartbeat.interval.ms), which the client rejects with
+// group.protocol=consumer, stay unset for both.
 //
 // Prints one JSON object on stdout (the last line) with what was produced,
 // consumed and committed; the pytest suite asserts on it. The exit code is 0
@@ -41,7 +48,11 @@ public class ClientCheck {
 
     public static void main(String[] args) {
         if (args.length < 2) {
-            System.err.println("usage: ClientCheck BOOTSTRAP TOPIC [RECORDS] [GROUP]");
+            System.err.println("usage: ClientCheck BOOTSTRAP TOPIC [RECORDS] [GROUP] [classic|consumer]");
+            System.exit(2);
+        }
+        if (args.length > 4 && !args[4].equals("classic") && !args[4].equals("consumer")) {
+            System.err.println("ClientCheck: group protocol must be classic or consumer, not " + args[4]);
             System.exit(2);
         }
         List<String> failures = new ArrayList<>();
@@ -67,10 +78,12 @@ public class ClientCheck {
         String topic = args[1];
         int n = args.length > 2 ? Integer.parseInt(args[2]) : 10_000;
         String group = args.length > 3 ? args[3] : "client-check-" + topic;
+        String protocol = args.length > 4 ? args[4] : "classic";
         long deadline = System.currentTimeMillis() + DEADLINE_MS;
 
         out.put("topic", topic);
         out.put("group", group);
+        out.put("group_protocol", protocol);
         out.put("records", n);
 
         // ---- produce: default producer config (idempotent, acks=all) --------
@@ -144,6 +157,7 @@ public class ClientCheck {
         cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         cp.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
 
         Map<Integer, Map<Long, String>> consumed = new TreeMap<>();
         int consumedCount = 0;
@@ -151,6 +165,9 @@ public class ClientCheck {
         int unexpected = 0;
         int commits = 0;
         List<String> assignments = new ArrayList<>();
+        List<Integer> finalAssignment = new ArrayList<>();
+        String memberId = null;
+        int generation = -1;
         Map<Integer, Long> committed = new TreeMap<>();
         Map<Integer, Long> endOffsets = new TreeMap<>();
         long consumeStart = System.nanoTime();
@@ -190,6 +207,12 @@ public class ClientCheck {
                 consumer.commitSync(Duration.ofSeconds(30));
                 commits++;
             }
+            for (TopicPartition tp : consumer.assignment()) finalAssignment.add(tp.partition());
+            java.util.Collections.sort(finalAssignment);
+            // classic: the JoinGroup member id and generation; consumer: the
+            // member id and the member epoch of ConsumerGroupHeartbeat.
+            memberId = consumer.groupMetadata().memberId();
+            generation = consumer.groupMetadata().generationId();
             Set<TopicPartition> parts = new HashSet<>();
             for (PartitionInfo pi : consumer.partitionsFor(topic, Duration.ofSeconds(30))) {
                 parts.add(new TopicPartition(topic, pi.partition()));
@@ -208,6 +231,9 @@ public class ClientCheck {
         out.put("unexpected", unexpected);
         out.put("commits", commits);
         out.put("assignments", assignments);
+        out.put("final_assignment", finalAssignment);
+        out.put("member_id", memberId);
+        out.put("generation", generation);
         out.put("committed", committed);
         out.put("end_offsets", endOffsets);
 

@@ -16,16 +16,23 @@ Environment:
                          real Apache Kafka, to check the suite itself); its node
                          id is KAFKA_NODE_ID (default 0)
   SLUICE_JAVA_TOOL_TIMEOUT_S  default bound of one tool run (default 120)
+
+The sluice broker runs with short KIP-848 consumer group timings
+(BROKER_ARGS) so that consumer-protocol members join, rebalance and time out
+quickly. A broker given by KAFKA_BOOTSTRAP keeps its own settings.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -69,6 +76,15 @@ VERIFIABLE_PRODUCER = "org.apache.kafka.tools.VerifiableProducer"
 VERIFIABLE_CONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
 
 
+# The shared sluice broker: KIP-848 (group.protocol=consumer) members are told
+# to heartbeat every 500 ms and are removed after 6 s without one (the broker
+# defaults are 5 s and 45 s, as in Apache Kafka).
+BROKER_ARGS = (
+    "--group-consumer-session-timeout-ms", "6000",
+    "--group-consumer-heartbeat-interval-ms", "500",
+)
+
+
 def _tail(text: str, n: int = OUTPUT_TAIL_CHARS) -> str:
     return text if len(text) <= n else "[...]\n" + text[-n:]
 
@@ -97,6 +113,107 @@ class ToolResult:
         )
 
 
+class JavaProcess:
+    """A Java program running in the background (KafkaTools.spawn): stdin is a
+    pipe, stdout and stderr are collected line by line by reader threads."""
+
+    def __init__(self, cmd: list[str], name: str):
+        self.cmd = cmd
+        self.name = name
+        self.start_time = time.monotonic()
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=HERE,
+            start_new_session=True,  # own process group: killpg reaches only it
+        )
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout_lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _pump(self, stream, into: list[str]) -> None:
+        for line in stream:
+            with self._lock:
+                into.append(line.rstrip("\n"))
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def stdout(self) -> str:
+        with self._lock:
+            return "\n".join(self.stdout_lines)
+
+    @property
+    def stderr(self) -> str:
+        with self._lock:
+            return "\n".join(self.stderr_lines)
+
+    def json_lines(self) -> list[dict]:
+        """The stdout lines that are JSON objects, parsed."""
+        with self._lock:
+            lines = list(self.stdout_lines)
+        out = []
+        for line in lines:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return out
+
+    def describe(self) -> str:
+        rc = self.proc.poll()
+        state = "running" if rc is None else f"exit {rc}"
+        return (
+            f"$ {shlex.join(self.cmd)}\n"
+            f"[{self.name}] {state} after {time.monotonic() - self.start_time:.1f}s\n"
+            f"----- stdout -----\n{_tail(self.stdout)}\n"
+            f"----- stderr -----\n{_tail(self.stderr)}"
+        )
+
+    def close_stdin(self) -> None:
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the exit; ToolError (after a kill) if it
+        does not exit in time."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ToolError(f"{self.name} did not exit within {timeout:.0f}s (killed)\n{self.describe()}") from None
+        for t in self._readers:
+            t.join(timeout=5)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.close_stdin()
+
+
 class KafkaTools:
     """Runs Kafka's tools (and single-file Java programs) with the jars in `libs`."""
 
@@ -104,6 +221,7 @@ class KafkaTools:
         self.libs = Path(libs)
         self.bootstrap = bootstrap
         self.node_id = node_id
+        self.spawned: list[JavaProcess] = []
         self.java = shutil.which("java")
         if self.java is None:
             pytest.fail("java not found on PATH (the suite needs Java 17+)", pytrace=False)
@@ -162,6 +280,18 @@ class KafkaTools:
         if check and proc.returncode != 0:
             raise ToolError(f"tool failed\n{res.describe()}")
         return res
+
+    def spawn(self, main: str, *args: str, name: str | None = None) -> JavaProcess:
+        """Start `main` (a class name or a .java file) with `args` in the
+        background. The caller stops it (JavaProcess.close_stdin/wait/kill);
+        whatever still runs is killed at the end of the session."""
+        proc = JavaProcess(self.java_cmd(main, *args), name or Path(main).name)
+        self.spawned.append(proc)
+        return proc
+
+    def kill_spawned(self) -> None:
+        for p in self.spawned:
+            p.kill()
 
     # -- conveniences --------------------------------------------------------
     def topics(self, *args: str, **kw) -> ToolResult:
@@ -239,7 +369,8 @@ def target(request, tmp_path_factory):
     binary = request.getfixturevalue("broker_bin")
     factory = _fx.BrokerFactory(binary, tmp_path_factory.mktemp("kafka-tools-broker"))
     try:
-        broker = factory.start(name="sluice")  # its log goes into failure reports
+        # Its log goes into failure reports.
+        broker = factory.start(extra_args=BROKER_ARGS, name="sluice")
         yield broker, 0  # --node-id defaults to 0
     finally:
         factory.close()
@@ -248,7 +379,11 @@ def target(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tools(kafka_libs, target) -> KafkaTools:
     broker, node_id = target
-    return KafkaTools(kafka_libs, broker.bootstrap, node_id)
+    t = KafkaTools(kafka_libs, broker.bootstrap, node_id)
+    try:
+        yield t
+    finally:
+        t.kill_spawned()
 
 
 @pytest.fixture
