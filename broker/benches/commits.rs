@@ -46,6 +46,20 @@ fn main() {
         assert!(Instant::now() < deadline, "broker did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Commits are only accepted for partitions that exist: create the topic first.
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::to("commits")
+                .key("k")
+                .payload("v"),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30)).unwrap();
     println!(
         "offset commits: synchronous, one partition per commit, file backend, WAL linger 10 ms"
     );

@@ -10,7 +10,14 @@ partitions, delete), the console producer and consumer (keys, a consumer
 group), kafka-verifiable-producer / -consumer (their JSON event output),
 kafka-consumer-groups (list, describe and lag, reset to a datetime, delete)
 and the Java client with its defaults (ClientCheck.java: idempotent producer,
-acks=all, a subscribed consumer committing offsets).
+acks=all, a subscribed consumer committing offsets), its consumer once with
+each group protocol.
+
+KIP-848 consumer groups (group.protocol=consumer): two Java consumers
+(GroupMember.java) share a topic through the broker's assignor, and
+kafka-consumer-groups lists and describes the group (offsets, members, state)
+while they run, refuses to reset or delete it then, and resets its offsets
+and deletes it once they left.
 
 Set KAFKA_BOOTSTRAP to run the same suite against another broker, e.g. a real
 Apache Kafka (see conftest.py).
@@ -526,12 +533,19 @@ def test_consumer_groups_delete_offsets(tools, unique):
 # --------------------------------------------------------------------------
 # the Java client with its defaults
 # --------------------------------------------------------------------------
-def test_java_client_defaults(tools, unique):
-    topic, group = unique("java-client"), unique("java-client-group")
+def list_groups_typed(tools, *args: str) -> tuple[dict[str, dict], ToolResult]:
+    """kafka-consumer-groups --list --type ARGS...: {group: {"TYPE": .., ...}}."""
+    res = tools.groups("--list", "--type", *args)
+    return {r["GROUP"]: r for r in parse_table(res.stdout)}, res
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_java_client_defaults(tools, unique, protocol):
+    topic, group = unique(f"java-client-{protocol}"), unique(f"java-client-{protocol}-group")
     n = 10_000
     tools.create_topic(topic, 4)
     res = tools.run(
-        str(HERE / "ClientCheck.java"), tools.bootstrap, topic, str(n), group,
+        str(HERE / "ClientCheck.java"), tools.bootstrap, topic, str(n), group, protocol,
         bootstrap=False, timeout=180, check=False,
     )
     # ClientCheck prints its JSON summary last, also when a check failed (exit 1).
@@ -547,3 +561,372 @@ def test_java_client_defaults(tools, unique):
     assert summary["committed"] == summary["end_offsets"]
     assert sum(summary["end_offsets"].values()) == n
     assert summary["ok"] is True and res.returncode == 0, res.describe()
+    assert summary["group_protocol"] == protocol
+    # The only member of its group ends up with every partition, as a member
+    # (classic: a JoinGroup member id and generation; consumer: a member id
+    # of its own and a member epoch from ConsumerGroupHeartbeat).
+    assert summary["final_assignment"] == [0, 1, 2, 3], res.describe()
+    assert summary["member_id"] and summary["generation"] >= 1, res.describe()
+
+    # The broker keeps the group as a group of that protocol (ListGroups v5
+    # with types), also after the member left.
+    typed, lres = list_groups_typed(tools)
+    want_type = {"classic": "Classic", "consumer": "Consumer"}[protocol]
+    assert typed.get(group, {}).get("TYPE") == want_type, lres.describe()
+
+
+# --------------------------------------------------------------------------
+# KIP-848 consumer groups: two group.protocol=consumer members, the tools
+# --------------------------------------------------------------------------
+KIP848_PARTITIONS = 6
+KIP848_RECORDS = 600
+KIP848_SHIFT = 5
+GROUP_MEMBER = str(HERE / "GroupMember.java")
+
+
+def member_state(m) -> dict:
+    """What a GroupMember.java process reported so far: its latest assignment
+    event, the records it consumed (partition, offset, key, value), its
+    closed event."""
+    st = {"assignment": None, "records": [], "closed": None}
+    for e in m.json_lines():
+        if e["event"] == "assignment":
+            st["assignment"] = e
+        elif e["event"] == "records":
+            st["records"].extend(tuple(r) for r in e["records"])
+        elif e["event"] == "closed":
+            st["closed"] = e
+    return st
+
+
+def spawn_member(tools, topic: str, group: str, client_id: str, protocol: str = "consumer"):
+    return tools.spawn(
+        GROUP_MEMBER, tools.bootstrap, topic, group, client_id, protocol, name=client_id,
+    )
+
+
+def wait_members(members, pred, timeout: float, what: str):
+    """wait_until() for running GroupMember processes: fails at once, with
+    their output, when one of them exits, and shows their output on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for m in members:
+            if not m.running():
+                pytest.fail(f"{m.name} exited while waiting for {what}\n{m.describe()}")
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            outs = "\n".join(m.describe() for m in members)
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{outs}")
+        time.sleep(0.3)
+
+
+def stop_member(m, timeout: float = 60) -> dict:
+    """Close the member's stdin (it commits, close()s and leaves the group)
+    and wait for it; its final state."""
+    m.close_stdin()
+    rc = m.wait(timeout)
+    st = member_state(m)
+    assert st["closed"] is not None and st["closed"]["ok"] and rc == 0, m.describe()
+    return st
+
+
+def group_state(tools, group: str) -> tuple[dict, ToolResult]:
+    """kafka-consumer-groups --describe --state --verbose: the group's row."""
+    res = tools.groups("--describe", "--group", group, "--state", "--verbose")
+    rows = [r for r in parse_table(res.stdout) if r.get("GROUP") == group]
+    return (rows[0] if rows else {}), res
+
+
+def describe_members(tools, group: str, *extra: str) -> tuple[dict[str, dict], ToolResult]:
+    """kafka-consumer-groups --describe --members: {consumer id: row}."""
+    res = tools.groups("--describe", "--group", group, "--members", *extra)
+    rows = {r["CONSUMER-ID"]: r for r in parse_table(res.stdout) if r.get("GROUP") == group}
+    return rows, res
+
+
+@pytest.fixture(scope="module")
+def kip848_group(tools):
+    """Two GroupMember.java consumers (group.protocol=consumer) in one group
+    on a 6-partition topic: once the broker split the partitions between them,
+    records are produced, and when both consumed everything the tools run
+    against the group while it is active. Then both members stop (they leave
+    the group) and the tools run again against the empty group.
+
+    Returns the members' states and the tool results; the tests below
+    check them (and go on with the group: reset its offsets, delete it)."""
+    tag = f"{int(time.time() * 1000) % 10**8}"
+    topic, group = f"kip848-{tag}", f"kip848-g-{tag}"
+    tools.create_topic(topic, KIP848_PARTITIONS)
+    names = ("kip848-member-a", "kip848-member-b")
+    members = [spawn_member(tools, topic, group, name) for name in names]
+    try:
+        # Both joined, and the uniform assignor gave each 3 partitions: wait
+        # for it before producing, so that no record is read before the split.
+        def split():
+            a = [member_state(m)["assignment"] for m in members]
+            if any(x is None for x in a):
+                return None
+            if sorted(len(x["partitions"]) for x in a) != [3, 3]:
+                return None
+            return a
+
+        assignments_seen = wait_members(members, split, 90, "a 3/3 assignment of the two members")
+
+        lines = [f"k{i}:v{i}" for i in range(KIP848_RECORDS)]
+        assert {key_partition(f"k{i}", KIP848_PARTITIONS) for i in range(KIP848_RECORDS)} == set(
+            range(KIP848_PARTITIONS)
+        )
+        console_produce(tools, topic, lines)
+        wait_members(
+            members,
+            lambda: sum(len(member_state(m)["records"]) for m in members) >= KIP848_RECORDS,
+            60,
+            f"{KIP848_RECORDS} records consumed by the two members",
+        )
+
+        running: dict = {}
+        # The group settles in Stable once both members own their target
+        # partitions (the tool then prints no "is rebalancing" warning).
+        running["state"] = wait_until(
+            lambda: (lambda r: r if r[0].get("STATE") == "Stable" else None)(group_state(tools, group)),
+            30,
+            f"{group} in state Stable",
+        )
+        running["describe"] = describe_group(tools, group)
+        running["members"] = describe_members(tools, group)
+        running["members_verbose"] = describe_members(tools, group, "--verbose")
+        running["list"] = list_groups(tools)
+        running["list_consumer"] = list_groups_typed(tools, "consumer")
+        running["list_classic"] = list_groups_typed(tools, "classic")
+        running["list_consumer_state"] = list_groups_typed(tools, "consumer", "--state")
+        # Both refused while members are active.
+        running["reset"] = tools.groups(
+            "--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute",
+            check=False,
+        )
+        running["delete"] = tools.groups("--delete", "--group", group, check=False)
+        assignments = [member_state(m)["assignment"] for m in members]
+        # Stop both at once (the one left over would get all partitions).
+        for m in members:
+            m.close_stdin()
+        stopped = [stop_member(m) for m in members]
+
+        # Closing a member sends a leave heartbeat (member epoch -1): the
+        # group is empty right away, no session timeout involved.
+        after: dict = {}
+        after["state"] = wait_until(
+            lambda: (lambda r: r if r[0].get("STATE") == "Empty" else None)(group_state(tools, group)),
+            30,
+            f"{group} in state Empty after both members left",
+        )
+        after["describe"] = describe_group(tools, group)
+    finally:
+        for m in members:
+            m.kill()
+    return {
+        "topic": topic,
+        "group": group,
+        "lines": lines,
+        "members": members,
+        "names": names,
+        "assignments_seen": assignments_seen,
+        "assignments": assignments,
+        "stopped": stopped,
+        "running": running,
+        "after": after,
+    }
+
+
+def kip848_ends(g) -> dict[int, int]:
+    """Log end offsets per partition from what the members consumed."""
+    ends = {p: 0 for p in range(KIP848_PARTITIONS)}
+    for st in g["stopped"]:
+        for p, o, _k, _v in st["records"]:
+            ends[p] = max(ends[p], o + 1)
+    return ends
+
+
+def test_kip848_members_split_partitions(kip848_group):
+    g = kip848_group
+    parts = [a["partitions"] for a in g["assignments"]]
+    assert sorted(len(p) for p in parts) == [3, 3], parts
+    assert sorted(parts[0] + parts[1]) == list(range(KIP848_PARTITIONS)), parts
+    ids = [a["member_id"] for a in g["assignments"]]
+    assert all(ids) and ids[0] != ids[1], ids
+    assert all(a["epoch"] >= 1 for a in g["assignments"]), g["assignments"]
+    # The assignment the members had when they were stopped is the one they
+    # had when the records were produced: no rebalance in between.
+    assert [a["partitions"] for a in g["assignments_seen"]] == parts
+
+
+def test_kip848_every_record_once(kip848_group):
+    g = kip848_group
+    seen = collections.Counter()
+    for st, a in zip(g["stopped"], g["assignments"]):
+        assert st["records"], f"a member consumed nothing: {st['closed']}"
+        for p, o, k, v in st["records"]:
+            assert p in a["partitions"], f"record of partition {p} read by a member owning {a['partitions']}"
+            seen[(p, o)] += 1
+    dup = [k for k, c in seen.items() if c > 1]
+    assert not dup, f"{len(dup)} records consumed more than once, e.g. {dup[:5]}"
+    got = sorted(f"{k}:{v}" for st in g["stopped"] for _p, _o, k, v in st["records"])
+    assert got == sorted(g["lines"])
+    for p, end in kip848_ends(g).items():
+        offs = sorted(o for (pp, o) in seen if pp == p)
+        assert offs == list(range(end)), f"partition {p}: offsets not 0..{end - 1}"
+
+
+def test_kip848_describe_offsets_while_running(kip848_group):
+    g = kip848_group
+    rows, res = g["running"]["describe"]
+    assert sorted(rows) == list(range(KIP848_PARTITIONS)), res.describe()
+    owner = {}
+    for a, name in zip(g["assignments"], g["names"]):
+        for p in a["partitions"]:
+            owner[p] = (a["member_id"], name)
+    ends = kip848_ends(g)
+    for p, r in rows.items():
+        assert r["TOPIC"] == g["topic"], res.describe()
+        assert (r["CONSUMER-ID"], r["CLIENT-ID"]) == owner[p], res.describe()
+        assert int(r["LOG-END-OFFSET"]) == ends[p], res.describe()
+        assert int(r["CURRENT-OFFSET"]) == ends[p] and r["LAG"] == "0", res.describe()
+    assert "rebalancing" not in res.stdout + res.stderr, res.describe()
+    assert "no active members" not in res.stdout + res.stderr, res.describe()
+
+
+def test_kip848_describe_members_while_running(kip848_group):
+    g = kip848_group
+    rows, res = g["running"]["members"]
+    want = {a["member_id"]: (name, a) for a, name in zip(g["assignments"], g["names"])}
+    assert sorted(rows) == sorted(want), res.describe()
+    for mid, r in rows.items():
+        name, _a = want[mid]
+        assert r["CLIENT-ID"] == name, res.describe()
+        assert r["#PARTITIONS"] == "3", res.describe()
+
+    rows, res = g["running"]["members_verbose"]
+    assert sorted(rows) == sorted(want), res.describe()
+    for mid, r in rows.items():
+        _name, a = want[mid]
+        assigned = f"{g['topic']}:" + ",".join(str(p) for p in a["partitions"])
+        assert r["CURRENT-ASSIGNMENT"] == assigned, res.describe()
+        assert r["TARGET-ASSIGNMENT"] == assigned, res.describe()
+        assert r["CURRENT-EPOCH"] == r["TARGET-EPOCH"], res.describe()
+
+
+def test_kip848_describe_state_while_running(kip848_group):
+    g = kip848_group
+    row, res = g["running"]["state"]
+    assert row.get("STATE") == "Stable", res.describe()
+    assert row.get("ASSIGNMENT-STRATEGY") == "uniform", res.describe()
+    assert row.get("#MEMBERS") == "2", res.describe()
+    assert row.get("GROUP-EPOCH") == row.get("TARGET-ASSIGNMENT-EPOCH"), res.describe()
+    assert int(row["GROUP-EPOCH"]) >= 2, res.describe()  # at least one epoch per join
+    # In a Stable group every member has reconciled to the target assignment
+    # of the current group epoch.
+    rows, mres = g["running"]["members_verbose"]
+    assert {r["CURRENT-EPOCH"] for r in rows.values()} == {row["GROUP-EPOCH"]}, (res.describe(), mres.describe())
+
+
+def test_kip848_list_by_type(kip848_group):
+    g = kip848_group
+    assert g["group"] in g["running"]["list"]
+    typed, res = g["running"]["list_consumer"]
+    assert typed.get(g["group"], {}).get("TYPE") == "Consumer", res.describe()
+    assert all(r.get("TYPE") == "Consumer" for r in typed.values()), res.describe()
+    typed, res = g["running"]["list_classic"]
+    assert g["group"] not in typed, res.describe()
+    assert all(r.get("TYPE") == "Classic" for r in typed.values()), res.describe()
+    typed, res = g["running"]["list_consumer_state"]
+    assert typed.get(g["group"], {}).get("STATE") == "Stable", res.describe()
+
+
+def test_kip848_reset_and_delete_refused_while_active(kip848_group):
+    g = kip848_group
+    res = g["running"]["reset"]
+    assert (
+        f"Assignments can only be reset if the group '{g['group']}' is inactive, "
+        "but the current state is Stable." in res.stdout
+    ), res.describe()
+    res = g["running"]["delete"]
+    out = res.stdout + res.stderr
+    assert "Deletion of some consumer groups failed" in out, res.describe()
+    assert "GroupNotEmptyException" in out or "The group is not empty" in out, res.describe()
+    # Nothing changed: the group kept its offsets (checked after the members
+    # left, below, and here while running).
+    rows, dres = g["running"]["describe"]
+    assert all(r["LAG"] == "0" for r in rows.values()), dres.describe()
+
+
+def test_kip848_empty_after_members_left(kip848_group):
+    g = kip848_group
+    row, res = g["after"]["state"]
+    assert row.get("STATE") == "Empty" and row.get("#MEMBERS") == "0", res.describe()
+    rows, dres = g["after"]["describe"]
+    ends = kip848_ends(g)
+    assert {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()} == ends, dres.describe()
+    assert all(r["CONSUMER-ID"] == "-" for r in rows.values()), dres.describe()
+    assert "has no active members" in dres.stdout + dres.stderr, dres.describe()
+
+
+def test_kip848_reset_offsets(tools, kip848_group):
+    g = kip848_group
+    group, topic = g["group"], g["topic"]
+    ends = kip848_ends(g)
+    want = {p: max(0, e - KIP848_SHIFT) for p, e in ends.items()}
+
+    dry = tools.groups(
+        "--reset-offsets", "--group", group, "--topic", topic, "--shift-by", f"-{KIP848_SHIFT}", "--dry-run",
+    )
+    planned = {int(r["PARTITION"]): int(r["NEW-OFFSET"]) for r in parse_table(dry.stdout)}
+    assert planned == want, dry.describe()
+    rows, _ = describe_group(tools, group)
+    assert {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()} == ends, "dry run changed offsets"
+
+    res = tools.groups(
+        "--reset-offsets", "--group", group, "--topic", topic, "--shift-by", f"-{KIP848_SHIFT}", "--execute",
+    )
+    done = {int(r["PARTITION"]): int(r["NEW-OFFSET"]) for r in parse_table(res.stdout)}
+    assert done == want, res.describe()
+    rows, dres = describe_group(tools, group)
+    assert {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()} == want, dres.describe()
+    assert {p: int(r["LAG"]) for p, r in rows.items()} == {p: ends[p] - want[p] for p in ends}, dres.describe()
+
+    # A new consumer-protocol member gets all six partitions and resumes at
+    # the reset offsets (OffsetFetch): exactly the last records of each.
+    m = spawn_member(tools, topic, group, "kip848-member-c")
+    try:
+        n_want = sum(ends[p] - want[p] for p in ends)
+        wait_members(
+            [m],
+            lambda: (lambda st: st["assignment"] is not None
+                     and len(st["assignment"]["partitions"]) == KIP848_PARTITIONS
+                     and len(st["records"]) >= n_want)(member_state(m)),
+            60,
+            f"the new member assigned all partitions and {n_want} records",
+        )
+        time.sleep(1.0)  # anything read beyond that shows up in the check below
+        st = stop_member(m)
+    finally:
+        m.kill()
+    got = sorted((p, o) for p, o, _k, _v in st["records"])
+    assert got == sorted((p, o) for p in ends for o in range(want[p], ends[p])), m.describe()
+    rows, dres = describe_group(tools, group)
+    assert {p: int(r["CURRENT-OFFSET"]) for p, r in rows.items()} == ends, dres.describe()
+
+
+def test_kip848_delete(tools, kip848_group):
+    g = kip848_group
+    group = g["group"]
+    row, sres = group_state(tools, group)
+    assert row.get("STATE") == "Empty", sres.describe()
+    res = tools.groups("--delete", "--group", group)
+    assert f"Deletion of requested consumer groups ('{group}') was successful." in res.stdout, res.describe()
+    assert group not in list_groups(tools)
+    typed, lres = list_groups_typed(tools, "consumer")
+    assert group not in typed, lres.describe()
+    dres = tools.groups("--describe", "--group", group, check=False)
+    out = dres.stdout + dres.stderr
+    assert "GroupIdNotFoundException" in out or f"Consumer group '{group}' does not exist" in out, dres.describe()

@@ -135,6 +135,7 @@ impl ConsumerGroup {
         topics: &BTreeMap<String, (Uuid, i32)>,
         now: Instant,
     ) -> Result<HeartbeatReply, ResponseError> {
+        let epoch_before = self.epoch;
         let member_id = match hb.member_epoch {
             LEAVE | STATIC_LEAVE => {
                 self.members
@@ -181,7 +182,7 @@ impl ConsumerGroup {
             .get_mut(&member_id)
             .expect("member present")
             .last_seen = now;
-        self.refresh_target(topics);
+        self.refresh_target(topics, epoch_before);
         Ok(self.reconcile(&member_id, hb.owned.as_deref(), now))
     }
 
@@ -240,7 +241,7 @@ impl ConsumerGroup {
 
     /// Recomputes the target assignment when membership, subscriptions or the
     /// subscribed topics' partitions changed.
-    fn refresh_target(&mut self, topics: &BTreeMap<String, (Uuid, i32)>) {
+    fn refresh_target(&mut self, topics: &BTreeMap<String, (Uuid, i32)>, epoch_before: i32) {
         let relevant: BTreeMap<String, (Uuid, i32)> = topics
             .iter()
             .filter(|(name, _)| self.members.values().any(|m| m.subscribes_to(name)))
@@ -248,7 +249,10 @@ impl ConsumerGroup {
             .collect();
         if relevant != self.topics_seen {
             self.topics_seen = relevant;
-            self.epoch += 1;
+            // One change of group epoch per heartbeat, as in Kafka.
+            if self.epoch == epoch_before {
+                self.epoch += 1;
+            }
         }
         if self.assignment_epoch == self.epoch {
             return;
@@ -448,8 +452,14 @@ mod tests {
         assert_eq!(a.assignment.unwrap().len(), 1);
         topics.insert("audit.okta".to_string(), (y, 2));
         topics.insert("dns".to_string(), (Uuid::from_u128(3), 4));
-        let a2 = g.heartbeat(hb("a", a.member_epoch, None), &topics, now).unwrap();
-        assert_eq!(a2.assignment.unwrap().len(), 3, "new matching topic picked up, dns not");
+        let a2 = g
+            .heartbeat(hb("a", a.member_epoch, None), &topics, now)
+            .unwrap();
+        assert_eq!(
+            a2.assignment.unwrap().len(),
+            3,
+            "new matching topic picked up, dns not"
+        );
         let mut bad = hb("b", 0, None);
         bad.subscribed_regex = Some("(".into());
         assert_eq!(

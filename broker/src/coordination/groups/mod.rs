@@ -51,8 +51,8 @@ pub struct GroupCoordinator {
     partitions: usize,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     offsets: RwLock<OffsetTable>,
-    /// Serialises writes to each offsets partition so commits apply in log order.
-    write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Per offsets partition: commits share it, compaction takes it alone.
+    write_locks: Vec<tokio::sync::RwLock<()>>,
 }
 
 impl GroupCoordinator {
@@ -83,7 +83,7 @@ impl GroupCoordinator {
                     }
                     let changes = offsets::decode(&batch);
                     records += changes.len();
-                    table.apply(changes);
+                    table.apply(changes, h.base_offset);
                     offset = h.next_offset();
                 }
             }
@@ -103,7 +103,7 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             offsets: RwLock::new(table),
             write_locks: (0..partitions)
-                .map(|_| tokio::sync::Mutex::new(()))
+                .map(|_| tokio::sync::RwLock::new(()))
                 .collect(),
         }))
     }
@@ -327,22 +327,30 @@ impl GroupCoordinator {
             .engine
             .partition(self.topic_id, p)
             .ok_or_else(|| StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC)))?;
-        let _lock = self.write_locks[p as usize].lock().await;
-        self.append(&part, &changes).await?;
-        self.offsets.write().apply(changes);
+        let lock = &self.write_locks[p as usize];
+        {
+            // Commits overlap, so many share one WAL object; compaction waits for them.
+            let _in_flight = lock.read().await;
+            let position = self.append(&part, &changes).await?;
+            self.offsets.write().apply(changes, position);
+        }
         let o = part.offsets();
         if o.high_watermark - o.log_start_offset > COMPACT_AFTER_RECORDS {
-            let snapshot = self.offsets.read().snapshot(p, self.partitions);
-            let start = part.offsets().high_watermark;
-            for chunk in snapshot.chunks(SNAPSHOT_BATCH) {
-                self.append(&part, chunk).await?;
+            let _exclusive = lock.write().await;
+            let o = part.offsets();
+            if o.high_watermark - o.log_start_offset > COMPACT_AFTER_RECORDS {
+                let live = self.offsets.write().compact(p, self.partitions);
+                let start = o.high_watermark;
+                for chunk in live.chunks(SNAPSHOT_BATCH) {
+                    self.append(&part, chunk).await?;
+                }
+                self.engine.delete_records(&part, start).await?;
+                info!(
+                    partition = p,
+                    live = live.len(),
+                    "compacted committed offsets"
+                );
             }
-            self.engine.delete_records(&part, start).await?;
-            info!(
-                partition = p,
-                live = snapshot.len(),
-                "compacted committed offsets"
-            );
         }
         Ok(())
     }
@@ -351,7 +359,7 @@ impl GroupCoordinator {
         &self,
         part: &Arc<crate::storage::PartitionLog>,
         changes: &[OffsetChange],
-    ) -> Result<(), StorageError> {
+    ) -> Result<i64, StorageError> {
         let batch = offsets::encode(changes, now_ms());
         let header = record_batch::validate_produce_records(&batch)
             .map_err(|e| StorageError::corrupt("offsets batch", e))?;
@@ -361,7 +369,8 @@ impl GroupCoordinator {
             .await?;
         self.engine
             .wait_durable(part, appended.durable_at, WRITE_TIMEOUT)
-            .await
+            .await?;
+        Ok(appended.base_offset)
     }
 
     pub fn committed(
@@ -396,10 +405,9 @@ impl GroupCoordinator {
                 )
             })
             .collect();
+        // A KIP-848 group stays a consumer group, empty or not, until it is deleted.
         for (id, g) in self.consumer_groups.lock().iter() {
-            if !g.members.is_empty() {
-                out.insert(id.clone(), ("consumer".to_string(), g.state(), "consumer"));
-            }
+            out.insert(id.clone(), ("consumer".to_string(), g.state(), "consumer"));
         }
         for (id, g) in self.groups.lock().iter() {
             let g = g.lock();

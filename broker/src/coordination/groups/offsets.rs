@@ -114,64 +114,91 @@ pub fn decode(batches: &Bytes) -> Vec<OffsetChange> {
     out
 }
 
-/// The committed offsets of every group, in memory.
+/// One key's latest change and where in the offsets log it was written.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// `None`: deleted (kept so an older, slower write cannot bring it back).
+    value: Option<CommittedOffset>,
+    position: i64,
+}
+
+/// The committed offsets of every group, in memory. Changes carry their position in the
+/// offsets log and the newest position wins, so commits may become durable and be
+/// applied in any order.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
-    groups: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    groups: HashMap<String, BTreeMap<(String, i32), Entry>>,
 }
 
 impl OffsetTable {
-    pub fn apply(&mut self, changes: impl IntoIterator<Item = OffsetChange>) {
+    /// Applies changes written at log `position`; keys already changed at a later
+    /// position keep their value.
+    pub fn apply(&mut self, changes: impl IntoIterator<Item = OffsetChange>, position: i64) {
         for (key, value) in changes {
-            let group = self.groups.entry(key.group.clone()).or_default();
-            match value {
-                Some(v) => {
-                    group.insert((key.topic, key.partition), v);
-                }
-                None => {
-                    group.remove(&(key.topic, key.partition));
-                }
+            let group = self.groups.entry(key.group).or_default();
+            let slot = (key.topic, key.partition);
+            if group.get(&slot).is_some_and(|e| e.position > position) {
+                continue;
             }
-            if group.is_empty() {
-                self.groups.remove(&key.group);
-            }
+            group.insert(slot, Entry { value, position });
         }
     }
 
+    fn live(&self, group: &str) -> impl Iterator<Item = (&(String, i32), &CommittedOffset)> {
+        self.groups
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+    }
+
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&CommittedOffset> {
-        self.groups.get(group)?.get(&(topic.to_string(), partition))
+        self.groups
+            .get(group)?
+            .get(&(topic.to_string(), partition))?
+            .value
+            .as_ref()
     }
 
     pub fn group(&self, group: &str) -> impl Iterator<Item = (&(String, i32), &CommittedOffset)> {
-        self.groups.get(group).into_iter().flatten()
+        self.live(group)
     }
 
+    /// Groups with at least one committed offset.
     pub fn groups(&self) -> impl Iterator<Item = &String> {
-        self.groups.keys()
+        self.groups
+            .iter()
+            .filter(|(_, offsets)| offsets.values().any(|e| e.value.is_some()))
+            .map(|(g, _)| g)
     }
 
     pub fn has_group(&self, group: &str) -> bool {
-        self.groups.contains_key(group)
+        self.live(group).next().is_some()
     }
 
-    /// Every live offset of the groups held by one offsets partition, as changes.
-    pub fn snapshot(&self, partition: i32, partitions: usize) -> Vec<OffsetChange> {
-        self.groups
-            .iter()
+    /// Every live offset of the groups held by one offsets partition, as changes; the
+    /// partition's deletion markers are dropped (call with no write in flight).
+    pub fn compact(&mut self, partition: i32, partitions: usize) -> Vec<OffsetChange> {
+        let mut out = Vec::new();
+        for (g, offsets) in self
+            .groups
+            .iter_mut()
             .filter(|(g, _)| partition_for(g, partitions) == partition)
-            .flat_map(|(g, offsets)| {
-                offsets.iter().map(move |((t, p), v)| {
-                    (
-                        OffsetKey {
-                            group: g.clone(),
-                            topic: t.clone(),
-                            partition: *p,
-                        },
-                        Some(v.clone()),
-                    )
-                })
-            })
-            .collect()
+        {
+            offsets.retain(|_, e| e.value.is_some());
+            out.extend(offsets.iter().map(|((t, p), e)| {
+                (
+                    OffsetKey {
+                        group: g.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    },
+                    e.value.clone(),
+                )
+            }));
+        }
+        self.groups.retain(|_, offsets| !offsets.is_empty());
+        out
     }
 }
 
@@ -202,13 +229,19 @@ mod tests {
         record_batch::validate_produce_records(&batch).expect("a valid single batch");
         assert_eq!(decode(&batch), changes);
         let mut table = OffsetTable::default();
-        table.apply(decode(&batch));
+        table.apply(decode(&batch), 10);
         assert_eq!(table.get("g", "t", 0), Some(&v));
-        table.apply([(key("g", "t", 0), None)]);
+        table.apply([(key("g", "t", 0), None)], 12);
         assert!(
             !table.has_group("g"),
             "a group with no offsets left is gone"
         );
+        table.apply([(key("g", "t", 0), Some(v.clone()))], 11);
+        assert!(
+            !table.has_group("g"),
+            "an older write does not undo a newer deletion"
+        );
+        assert!(table.compact(0, 1).is_empty());
     }
 
     #[test]
