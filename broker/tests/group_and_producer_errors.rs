@@ -335,3 +335,75 @@ fn idempotent_producer_sequence_gaps_and_fenced_epochs() {
         "nothing refused was written"
     );
 }
+
+fn fetch_at_end(
+    conn: &mut KafkaConn,
+    topic_id: uuid::Uuid,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (std::time::Duration, usize) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let started = std::time::Instant::now();
+    let r: FetchResponse = call(
+        conn,
+        ApiKey::Fetch,
+        13,
+        &FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]),
+    );
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (started.elapsed(), p.records.as_ref().map_or(0, |b| b.len()))
+}
+
+#[test]
+fn fetch_long_polls_until_min_bytes_or_max_wait() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let mut conn = broker.connect();
+    let meta: MetadataResponse = call(
+        &mut conn,
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(s("idem")))),
+            ]))
+            .with_allow_auto_topic_creation(true),
+    );
+    let topic_id = meta.topics[0].topic_id;
+    assert!(!topic_id.is_nil(), "Metadata v12 carries the topic id");
+
+    // Nothing to read: the fetch waits out max_wait and returns empty.
+    let (waited, bytes) = fetch_at_end(&mut conn, topic_id, 0, 800);
+    assert_eq!(bytes, 0);
+    assert!(
+        waited >= std::time::Duration::from_millis(700),
+        "returned after {waited:?}"
+    );
+
+    // A record produced while the fetch waits ends the wait early.
+    let addr = broker.bootstrap();
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut other = KafkaConn::connect(addr.parse().unwrap());
+        produce(&mut other, idempotent_batch(-1, -1, -1, 1))
+    });
+    let (waited, bytes) = fetch_at_end(&mut conn, topic_id, 0, 5_000);
+    assert_eq!(producer.join().unwrap().0, 0);
+    assert!(bytes > 0, "the new record is returned");
+    assert!(
+        waited < std::time::Duration::from_millis(3_000),
+        "woke at once, after {waited:?}"
+    );
+}

@@ -311,6 +311,33 @@ async fn retention_by_time_and_bytes_moves_the_log_start() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_records_arrive_without_responses() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "fire-and-forget", 2, &[]).await;
+    let p: FutureProducer = client_config(&bootstrap)
+        .set("acks", "0")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for i in 0..500 {
+        // With acks=0 the delivery report carries no offset: the broker sends nothing back.
+        p.send(
+            FutureRecord::to("fire-and-forget")
+                .key(&format!("k{i}"))
+                .payload("v"),
+            WAIT,
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("sent");
+    }
+    let got = consume(&bootstrap, "fire-and-forget", 2, 500);
+    assert_eq!(got.len(), 500, "every acks=0 record was appended");
+}
+
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
