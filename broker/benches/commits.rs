@@ -4,7 +4,8 @@
 //! WAL batches commits of many groups into one object.
 //! Run: `cargo bench -p sluice-broker --bench commits`.
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,39 +14,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let (kafka, metrics) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-broker"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{kafka}"),
-            "--metrics-listen",
-            &format!("127.0.0.1:{metrics}"),
-            "--storage",
-            &format!("file://{}", dir.path().display()),
-            "--default-partitions",
-            "8",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let bootstrap = format!("127.0.0.1:{kafka}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", kafka)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let broker = support::Broker::start(dir.path(), &["--default-partitions", "8"]);
+    let bootstrap = broker.bootstrap();
     // Commits are only accepted for partitions that exist: create the topic first.
     let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -103,6 +75,4 @@ fn main() {
             total as f64 / secs
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -4,91 +4,13 @@
 //! un-checkpointed tail. Run: `cargo bench -p sluice-broker --bench produce`
 //! (`SLUICE_BENCH_MB` sets the volume, default 512).
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Broker {
-    child: Child,
-    kafka: u16,
-    metrics: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Broker {
-    fn start(dir: &std::path::Path, kafka: u16, metrics: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice-broker"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{kafka}"),
-                "--metrics-listen",
-                &format!("127.0.0.1:{metrics}"),
-                "--storage",
-                &format!("file://{}", dir.display()),
-                "--default-partitions",
-                "8",
-                // Keep the whole run in the WAL so the recovery measurement has a big tail.
-                "--checkpoint-interval-ms",
-                "3600000",
-                "--checkpoint-bytes",
-                "2147483648",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let b = Broker {
-            child,
-            kafka,
-            metrics,
-            dir: dir.to_path_buf(),
-        };
-        b.wait_ready();
-        b
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while !get(self.metrics, "/readyz").starts_with("HTTP/1.1 200") {
-            assert!(Instant::now() < deadline, "broker not ready");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        get(self.metrics, "/metrics")
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    }
-}
-
-fn get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
+use support::Broker;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -101,10 +23,20 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
     let dir = tempfile::tempdir().unwrap();
-    let (kafka, metrics) = (free_port(), free_port());
-    let mut broker = Broker::start(dir.path(), kafka, metrics);
+    let mut broker = Broker::start(
+        dir.path(),
+        &[
+            "--default-partitions",
+            "8",
+            // Keep the whole run in the WAL so the recovery measurement has a big tail.
+            "--checkpoint-interval-ms",
+            "3600000",
+            "--checkpoint-bytes",
+            "2147483648",
+        ],
+    );
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", format!("127.0.0.1:{}", broker.kafka))
+        .set("bootstrap.servers", broker.bootstrap())
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -195,18 +127,14 @@ async fn main() {
 
     // Recovery after kill -9 with everything still in the WAL.
     let wal_bytes: u64 = walk(&broker.dir.join("wal"));
-    broker.child.kill().unwrap();
-    broker.child.wait().unwrap();
+    broker.kill();
     let t = Instant::now();
-    let restarted = Broker::start(dir.path(), broker.kafka, broker.metrics);
+    broker.restart();
     println!(
         "  recovery after kill -9 with {:.0} MiB un-checkpointed WAL: {:.2} s to ready",
         wal_bytes as f64 / (1 << 20) as f64,
         t.elapsed().as_secs_f64()
     );
-    let mut restarted = restarted;
-    let _ = restarted.child.kill();
-    let _ = restarted.child.wait();
 }
 
 fn walk(dir: &std::path::Path) -> u64 {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{temp_storage, BrokerProcess, KafkaConn};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -18,9 +18,8 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
+use sluice_broker::protocol::record_batch::{encode_batch, NewRecord, ProducerFields};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -229,34 +228,17 @@ fn group_coordinator_refuses_bad_requests_with_kafka_errors() {
 }
 
 fn idempotent_batch(producer_id: i64, epoch: i16, base_sequence: i32, count: usize) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: base_sequence + i as i32,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let records = (0..count).map(|i| NewRecord {
+        key: None,
+        value: Some(Bytes::from(format!("v{i}"))),
+        timestamp: 1_700_000_000_000,
+    });
+    let producer = (producer_id >= 0).then_some(ProducerFields {
+        producer_id,
+        epoch,
+        base_sequence,
+    });
+    encode_batch(records, producer, Compression::None)
 }
 
 fn produce(conn: &mut KafkaConn, batch: Bytes) -> (i16, i64) {

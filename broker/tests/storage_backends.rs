@@ -7,52 +7,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
 use sluice_broker::metrics::Metrics;
-use sluice_broker::protocol::record_batch::{self, BatchHeader};
+use sluice_broker::protocol::record_batch::{
+    self, encode_batch, BatchHeader, NewRecord, ProducerFields,
+};
 use sluice_broker::storage::{EngineConfig, LogEngine, Store};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn batch(count: usize, ts: i64, producer: Option<(i64, i32)>) -> Bytes {
-    let (pid, seq) = producer.unwrap_or((-1, -1));
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: if pid >= 0 { 0 } else { -1 },
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch when offset - sequence changes.
-            sequence: if seq >= 0 {
-                seq + i as i32
-            } else {
-                i as i32 - 1
-            },
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'x'; 100])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Lz4,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    let records = (0..count).map(|i| NewRecord {
+        key: Some(Bytes::from(format!("key-{i}"))),
+        value: Some(Bytes::from(vec![b'x'; 100])),
+        timestamp: ts + i as i64,
+    });
+    let producer = producer.map(|(producer_id, base_sequence)| ProducerFields {
+        producer_id,
+        epoch: 0,
+        base_sequence,
+    });
+    encode_batch(records, producer, Compression::Lz4)
 }
 
 fn config() -> EngineConfig {

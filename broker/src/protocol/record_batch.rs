@@ -170,6 +170,68 @@ pub fn assign(batch: &[u8], base_offset: i64, leader_epoch: i32) -> Bytes {
     out.freeze()
 }
 
+/// One record to put into a new batch.
+#[derive(Debug, Clone, Default)]
+pub struct NewRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp: i64,
+}
+
+/// The idempotent-producer fields of a new batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerFields {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// Encodes records as exactly one v2 batch (offsets from 0), the way a client does; the
+/// broker uses it for its own internal records.
+pub fn encode_batch(
+    records: impl IntoIterator<Item = NewRecord>,
+    producer: Option<ProducerFields>,
+    compression: kafka_protocol::records::Compression,
+) -> Bytes {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let (producer_id, epoch, base_sequence) =
+        producer.map_or((-1, -1, -1), |p| (p.producer_id, p.epoch, p.base_sequence));
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset - sequence changes and keeps
+            // the first record's sequence as the batch's: count up from the base (-1 for
+            // a batch without idempotence).
+            sequence: base_sequence.wrapping_add(i as i32),
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encoding records into a buffer cannot fail");
+    debug_assert_eq!(split(&buf).count(), 1, "one batch");
+    buf.freeze()
+}
+
 /// Iterates over the complete batches in a buffer of concatenated batches, stopping at
 /// the first partial or unparsable one.
 pub fn split(buf: &[u8]) -> impl Iterator<Item = (BatchHeader, std::ops::Range<usize>)> + '_ {
@@ -194,10 +256,7 @@ pub fn split_bytes(buf: &Bytes) -> impl Iterator<Item = (BatchHeader, Bytes)> + 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
 
     /// Encodes a real v2 batch with the kafka-protocol encoder, as a client would.
     pub(crate) fn make_batch(count: usize, compression: Compression, ts: i64) -> Bytes {
@@ -212,43 +271,17 @@ pub(crate) mod tests {
         producer_epoch: i16,
         base_sequence: i32,
     ) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: if base_sequence < 0 {
-                    i as i32 - 1
-                } else {
-                    base_sequence.wrapping_add(i as i32)
-                },
-                timestamp: ts + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(
-                    StrBytes::from_static_str("h"),
-                    Some(Bytes::from_static(b"v")),
-                )]
-                .into_iter()
-                .collect(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode batch");
-        buf.freeze()
+        let producer = (producer_id >= 0).then_some(ProducerFields {
+            producer_id,
+            epoch: producer_epoch,
+            base_sequence,
+        });
+        let records = (0..count).map(|i| NewRecord {
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("value-{i}"))),
+            timestamp: ts + i as i64,
+        });
+        encode_batch(records, producer, compression)
     }
 
     #[test]

@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
+use sluice_broker::protocol::record_batch::{encode_batch, NewRecord};
 
 /// Longest the broker may take to answer `/readyz` with 200 after it was spawned.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -511,48 +510,17 @@ impl KafkaConn {
     }
 }
 
-/// One valid v2 record batch of `count` records (no producer id), encoded by
-/// kafka-protocol as a client would.
+/// One valid v2 record batch of `count` records (no producer id), encoded as a client
+/// would.
 pub fn record_batch(count: usize, compression: Compression) -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever `offset - sequence` changes, so a
-            // constant -1 would give one batch per record. The batch header only keeps
-            // the first record's sequence: -1, i.e. no idempotence.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encoding record batch");
-    let declared = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
-    assert_eq!(
-        12 + declared,
-        buf.len(),
-        "kafka-protocol encoded {count} records as more than one batch"
-    );
-    buf.freeze()
+    let records = (0..count).map(|i| NewRecord {
+        key: Some(Bytes::from(format!("key-{i}"))),
+        value: Some(Bytes::from(format!("value-{i}"))),
+        timestamp: now,
+    });
+    encode_batch(records, None, compression)
 }

@@ -8,13 +8,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::record_batch;
+use crate::protocol::record_batch::{self, NewRecord};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -50,43 +48,18 @@ pub fn partition_for(group: &str, partitions: usize) -> i32 {
     ((h & 0x7fff_ffff) as usize % partitions.max(1)) as i32
 }
 
-/// Encodes changes as one record batch (idempotence off, create time now).
+/// Encodes changes as one record batch (idempotence off, create time `now_ms`).
 pub fn encode(changes: &[OffsetChange], now_ms: i64) -> Bytes {
-    let records: Vec<Record> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps one batch while offset - sequence is constant.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(Bytes::from(
-                serde_json::to_vec(key).expect("key serializes"),
-            )),
-            value: value
-                .as_ref()
-                .map(|v| Bytes::from(serde_json::to_vec(v).expect("value serializes"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding an offsets batch cannot fail");
-    buf.freeze()
+    let records = changes.iter().map(|(key, value)| NewRecord {
+        key: Some(Bytes::from(
+            serde_json::to_vec(key).expect("key serializes"),
+        )),
+        value: value
+            .as_ref()
+            .map(|v| Bytes::from(serde_json::to_vec(v).expect("value serializes"))),
+        timestamp: now_ms,
+    });
+    record_batch::encode_batch(records, None, Compression::None)
 }
 
 /// Decodes the changes in concatenated batches read back from the log.
