@@ -83,6 +83,11 @@ pub struct BrokerArgs {
         default_value_t = 5_000
     )]
     pub group_consumer_heartbeat_interval_ms: u64,
+    /// Debug builds only: inject object-store faults, e.g.
+    /// `put_error=0.2,put_lost_ack=0.1,get_error=0.1,list_error=0.1,throttle=0.05,latency_ms=5`.
+    #[cfg(debug_assertions)]
+    #[arg(long, env = "SLUICE_INJECT_FAULTS", hide = true)]
+    pub inject_faults: Option<crate::storage::faults::FaultConfig>,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

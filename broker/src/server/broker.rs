@@ -42,6 +42,14 @@ impl Broker {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
+        #[cfg(debug_assertions)]
+        let store = match &args.inject_faults {
+            Some(faults) => {
+                warn!(?faults, "injecting object store faults");
+                store.with_faults(faults.clone())
+            }
+            None => store,
+        };
         let engine = LogEngine::open(store.clone(), args.engine_config(), metrics.clone())
             .await
             .context("recovering the log engine")?;

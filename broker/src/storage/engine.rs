@@ -83,8 +83,9 @@ pub struct LogEngine {
     partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
     /// Batches read back from earlier incarnations, waiting for their partition to open.
     recovered: Mutex<HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>>,
-    /// Earlier incarnations' WAL streams, deleted once their data is checkpointed.
-    old_streams: Mutex<Vec<Path>>,
+    /// Earlier incarnations' WAL streams and their fences; the data objects are deleted
+    /// once checkpointed, the fences stay.
+    old_streams: Mutex<Vec<(Path, Path)>>,
     recovery_done: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
@@ -744,10 +745,17 @@ impl LogEngine {
         self.delete_all(keys).await?;
         let recovery_done = self.recovery_done.load(std::sync::atomic::Ordering::SeqCst);
         if recovery_done && !old_needed {
-            let streams: Vec<Path> = std::mem::take(&mut *self.old_streams.lock());
-            for stream in streams {
-                let keys = self.store.list(&stream).await?;
-                info!(stream = %stream, objects = keys.len(), "deleting checkpointed WAL stream");
+            let streams: Vec<(Path, Path)> = std::mem::take(&mut *self.old_streams.lock());
+            for (stream, fence) in streams {
+                // The fence stays: it is what stops a zombie of that incarnation.
+                let keys: Vec<Path> = self
+                    .store
+                    .list(&stream)
+                    .await?
+                    .into_iter()
+                    .filter(|k| *k != fence)
+                    .collect();
+                info!(stream = %stream, objects = keys.len(), "deleting checkpointed WAL objects");
                 self.delete_all(keys).await?;
             }
         }
@@ -895,30 +903,36 @@ async fn allocate_incarnation(store: &Store, node: i32) -> Result<u64> {
     }
 }
 
+/// Recovered batches by partition, the old streams with their fence objects, and how
+/// many WAL objects were read.
 type Recovered = (
     HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>,
-    Vec<Path>,
+    Vec<(Path, Path)>,
     usize,
 );
 
 /// Fences every earlier WAL stream of `node` and reads back all its data objects, in
 /// (incarnation, sequence) order (DESIGN invariants 3 and 5).
 async fn recover_streams(store: &Store, node: i32, incarnation: u64) -> Result<Recovered> {
-    let mut incarnations: Vec<u64> = store
+    // Every earlier incarnation is sealed, also one that has no object (yet): a zombie of
+    // it may still be about to write its first one.
+    let mut listed: HashMap<u64, Vec<u64>> = HashMap::new();
+    for pos in store
         .list(&wal::node_prefix(node))
         .await?
         .iter()
         .filter_map(wal::parse_path)
-        .map(|p| p.incarnation)
-        .filter(|i| *i < incarnation)
-        .collect();
-    incarnations.dedup();
+    {
+        listed.entry(pos.incarnation).or_default().push(pos.seq);
+    }
     let mut recovered: HashMap<PartitionKey, Vec<(WalPosition, Bytes)>> = HashMap::new();
     let mut streams = Vec::new();
     let mut objects = 0;
-    for inc in incarnations {
+    for inc in 1..incarnation {
         let prefix = wal::stream_prefix(node, inc);
-        let seqs = fence_stream(store, node, inc).await?;
+        let mut seqs = listed.remove(&inc).unwrap_or_default();
+        seqs.sort_unstable();
+        let (seqs, fence) = fence_stream(store, node, inc, seqs).await?;
         objects += seqs.len();
         let fetched: Vec<(WalPosition, Bytes)> = futures::stream::iter(seqs)
             .map(|seq| async move {
@@ -945,34 +959,53 @@ async fn recover_streams(store: &Store, node: i32, incarnation: u64) -> Result<R
                 }
             }
         }
-        streams.push(prefix);
+        streams.push((prefix, fence));
     }
     Ok((recovered, streams, objects))
 }
 
-/// Writes a fence object just past the highest object of a stream, re-listing if a
-/// zombie writer got there first. Returns the sequences below the fence.
-async fn fence_stream(store: &Store, node: i32, incarnation: u64) -> Result<Vec<u64>> {
+/// Seals a stream: writes a fence object just past its highest object, re-listing if a
+/// zombie writer got there first, unless the highest object already is a fence (an
+/// earlier recovery sealed it). Returns the data sequences below the fence and the
+/// fence's path, which must outlive the zombie and so is never deleted.
+async fn fence_stream(
+    store: &Store,
+    node: i32,
+    incarnation: u64,
+    listed: Vec<u64>,
+) -> Result<(Vec<u64>, Path)> {
+    let mut seqs = listed;
     loop {
-        let seqs: Vec<u64> = store
-            .list(&wal::stream_prefix(node, incarnation))
-            .await?
-            .iter()
-            .filter_map(parse_seq)
-            .collect();
-        let fence = WalPosition {
+        let at = |seq| WalPosition {
             node,
             incarnation,
-            seq: seqs.last().map_or(1, |s| s + 1),
+            seq,
         };
+        if let Some(&last) = seqs.last() {
+            let path = at(last).path();
+            if let Some(data) = store.get(&path).await? {
+                if wal::decode(&path, &data)? == WalObject::Fence {
+                    seqs.pop();
+                    return Ok((seqs, path));
+                }
+            }
+        }
+        let fence = at(seqs.last().map_or(1, |s| s + 1));
         if store
             .put_if_absent(&fence.path(), wal::fence_object(fence))
             .await?
             == Created::Yes
         {
-            return Ok(seqs);
+            return Ok((seqs, fence.path()));
         }
         warn!(stream = %wal::stream_prefix(node, incarnation), "fence lost a race with a writer; re-listing");
+        seqs = store
+            .list(&wal::stream_prefix(node, incarnation))
+            .await?
+            .iter()
+            .filter_map(parse_seq)
+            .collect();
+        seqs.sort_unstable();
     }
 }
 

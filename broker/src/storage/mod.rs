@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod engine;
 pub mod error;
+pub mod faults;
 pub mod manifest;
 pub mod object;
 pub mod partition;

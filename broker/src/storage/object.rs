@@ -89,6 +89,15 @@ impl Store {
         Ok(Self::new(inner, url.to_string(), metrics))
     }
 
+    /// The same store behind a fault-injecting layer (tests and debug builds).
+    pub fn with_faults(self, faults: super::faults::FaultConfig) -> Self {
+        Store {
+            description: format!("{} with injected faults {faults:?}", self.description),
+            inner: Arc::new(super::faults::FaultyStore::new(self.inner, faults)),
+            metrics: self.metrics,
+        }
+    }
+
     pub fn new(inner: Arc<dyn ObjectStore>, description: String, metrics: Arc<Metrics>) -> Self {
         Store {
             inner,

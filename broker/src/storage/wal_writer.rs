@@ -270,11 +270,13 @@ impl WalWriter {
         self.budget.close();
     }
 
-    /// Removes and returns this incarnation's WAL sequences below `seq`.
+    /// Removes and returns this incarnation's WAL sequences below `seq`, always keeping
+    /// the newest one: it marks where the stream ends, so a later incarnation fences the
+    /// right sequence even when everything before it was checkpointed.
     pub fn take_written_below(&self, seq: u64) -> Vec<u64> {
         let mut w = self.written.lock();
         let mut out = Vec::new();
-        while w.front().is_some_and(|s| *s < seq) {
+        while w.len() > 1 && w.front().is_some_and(|s| *s < seq) {
             out.extend(w.pop_front());
         }
         out
