@@ -33,16 +33,7 @@ async fn acknowledged_records_survive_kill_9() {
         ],
     );
     let bootstrap = broker.bootstrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "60000")
-        .set("reconnect.backoff.max.ms", "200")
-        .set("allow.auto.create.topics", "true")
-        .create()
-        .unwrap();
+    let producer = idempotent_producer(&bootstrap);
     let acked: Arc<Mutex<Vec<(i32, i64, String)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
@@ -144,6 +135,20 @@ async fn acknowledged_records_survive_kill_9() {
     verify_log(&bootstrap, &acked);
 }
 
+/// An idempotent acks=all producer that rides out broker restarts.
+fn idempotent_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", "60000")
+        .set("reconnect.backoff.max.ms", "200")
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .unwrap()
+}
+
 fn consumer(bootstrap: &str) -> BaseConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -226,14 +231,7 @@ async fn acknowledged_records_survive_object_store_faults() {
         ],
     );
     let bootstrap = broker.bootstrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "2")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .unwrap();
+    let producer = idempotent_producer(&bootstrap);
     let sends = (0..3000).map(|n| {
         let producer = producer.clone();
         async move {
