@@ -348,3 +348,39 @@ fn a_fenced_broker_stops_acknowledging() {
         assert_eq!(code, 6, "{case}: and it stays fenced");
     }
 }
+
+/// A fenced incarnation that never writes again but checkpoints on its way out (SIGTERM)
+/// must not disturb the new one: its segment objects carry its own incarnation and its
+/// manifest write loses to the new incarnation's claim.
+#[test]
+fn a_fenced_broker_checkpointing_on_shutdown_changes_nothing() {
+    let (_dir, url) = temp_storage();
+    let args = [
+        "--default-partitions",
+        "1",
+        "--checkpoint-interval-ms",
+        "60000",
+    ];
+    let mut first = BrokerProcess::start(&url, &args);
+    let mut a = first.connect();
+    create_topic_raw(&mut a, "zombie");
+    for i in 0..3 {
+        assert_eq!(produce_raw(&mut a, "zombie", &format!("a{i}")), (0, i));
+    }
+    let mut second = BrokerProcess::start(&url, &args);
+    let mut b = second.connect();
+    for i in 3..6 {
+        assert_eq!(produce_raw(&mut b, "zombie", &format!("b{i}")), (0, i));
+    }
+    first.terminate(); // flushes and tries to checkpoint its stale tail
+                       // The new incarnation's log is intact, live and after its own restart.
+    assert_eq!(produce_raw(&mut b, "zombie", "b6"), (0, 6));
+    second.kill9();
+    second.restart();
+    let mut b = second.connect();
+    assert_eq!(
+        produce_raw(&mut b, "zombie", "b7"),
+        (0, 7),
+        "offsets continue after recovery"
+    );
+}

@@ -24,7 +24,7 @@ use super::object::{parse_seq, Created, Store};
 use super::partition::{PartitionLog, ReadPlan, TailBatch};
 use super::producer::{ProducerTable, SequenceCheck};
 use super::segment::{self, decode_index, segment_path, IndexEntry, SegmentInfo};
-use super::versioned::VersionedObject;
+use super::versioned::{self, VersionedObject};
 use super::wal::{self, WalObject, WalPosition};
 use super::wal_writer::WalWriter;
 use crate::metrics::{Metrics, PartitionLabel};
@@ -229,16 +229,26 @@ impl LogEngine {
         if let Some(p) = self.partition(topic_id, partition) {
             return Ok(p);
         }
+        // Claim the partition with a new manifest version first: any earlier writer (a
+        // fenced incarnation that has not noticed yet) then fails its next manifest write.
         let versions =
             VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
-        let (version, manifest) = match versions.latest().await? {
-            Some((v, data)) => (
-                v,
-                serde_json::from_slice::<Manifest>(&data)
-                    .map_err(|e| StorageError::corrupt(versions.prefix(), e))?,
-            ),
-            None => (0, Manifest::empty(topic_id, partition)),
-        };
+        let (version, manifest, ()) = versioned::update(
+            &versions,
+            |data| match data {
+                Some(d) => serde_json::from_slice::<Manifest>(&d)
+                    .map_err(|e| StorageError::corrupt(versions.prefix(), e)),
+                None => Ok(Manifest::empty(topic_id, partition)),
+            },
+            |m| Bytes::from(serde_json::to_vec(m).expect("manifest serializes")),
+            |m| {
+                m.leader_node = self.config.node_id;
+                m.leader_incarnation = self.incarnation;
+                m.leader_epoch = epoch;
+                Ok(())
+            },
+        )
+        .await?;
         let part = PartitionLog::new(topic.to_string(), manifest, version, epoch);
         let recovered = self
             .recovered
@@ -299,7 +309,7 @@ impl LogEngine {
             let segments = p.state.lock().manifest.segments.clone();
             for seg in segments {
                 self.cache.evict(
-                    &segment_path(topic_id, partition, seg.base_offset),
+                    &segment_path(topic_id, partition, &seg.name),
                     seg.object_len(),
                 );
             }
@@ -431,7 +441,7 @@ impl LogEngine {
             ReadPlan::Empty => Ok(Bytes::new()),
             ReadPlan::Memory(b) => Ok(b),
             ReadPlan::Segment(seg) => {
-                let path = segment_path(part.topic_id, part.partition, seg.base_offset);
+                let path = segment_path(part.topic_id, part.partition, &seg.name);
                 let index = self.load_index(&path, &seg).await?;
                 let mut out = BytesMut::new();
                 let start = segment::position_for_offset(&index, offset);
@@ -522,7 +532,7 @@ impl LogEngine {
         let (segments, tail, log_start) = part.search_view();
         let wanted = |h: &BatchHeader| h.max_timestamp >= timestamp && h.next_offset() > log_start;
         for seg in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
-            let path = segment_path(part.topic_id, part.partition, seg.base_offset);
+            let path = segment_path(part.topic_id, part.partition, &seg.name);
             let index = self.load_index(&path, seg).await?;
             let Some(start) = segment::position_for_timestamp(&index, timestamp) else {
                 continue;
@@ -570,7 +580,7 @@ impl LogEngine {
         };
         let batch = match (seg_best, tail_best) {
             (Some(s), _) if use_segment => {
-                let path = segment_path(part.topic_id, part.partition, s.base_offset);
+                let path = segment_path(part.topic_id, part.partition, &s.name);
                 let index = self.load_index(&path, s).await?;
                 let start = segment::position_for_offset(&index, s.max_timestamp_batch);
                 let mut found = None;
@@ -593,6 +603,16 @@ impl LogEngine {
             .map_err(|e| StorageError::corrupt(part.name(), e))?
             .max_timestamp;
         first_record_at(&batch, |ts| ts == max, log_start)
+    }
+
+    /// A fenced incarnation changes nothing in the bucket any more.
+    fn ensure_not_fenced(&self) -> Result<()> {
+        if self.wal.is_stopped() {
+            return Err(StorageError::Fenced(
+                "this broker's WAL stream is fenced; it no longer writes manifests".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes `manifest` as the next version; a lost race means another broker owns the
@@ -633,6 +653,7 @@ impl LogEngine {
     /// Moves the durable tail of a partition into segments and a new manifest.
     /// Returns whether anything was written.
     pub async fn checkpoint_partition(&self, part: &PartitionLog) -> Result<bool> {
+        self.ensure_not_fenced()?;
         let _w = part.writer.lock().await;
         let (manifest, version, durable, wal_start, epoch, log_start) = {
             let s = part.state.lock();
@@ -674,10 +695,12 @@ impl LogEngine {
             .filter(|b| b.header.next_offset() > log_start)
             .collect();
         for chunk in chunk_by_size(&live, self.config.segment_max_bytes) {
-            let (data, info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
+            let (data, mut info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
+            info.name =
+                segment::segment_name(info.base_offset, self.config.node_id, self.incarnation);
             self.store
                 .put(
-                    &segment_path(part.topic_id, part.partition, info.base_offset),
+                    &segment_path(part.topic_id, part.partition, &info.name),
                     data,
                 )
                 .await?;
@@ -688,6 +711,7 @@ impl LogEngine {
         next.wal_start = Some(wal_start);
         next.producers = producers.snapshot();
         next.leader_node = self.config.node_id;
+        next.leader_incarnation = self.incarnation;
         next.leader_epoch = epoch;
         self.commit_manifest(part, version, next).await?;
         let mut s = part.state.lock();
@@ -765,6 +789,7 @@ impl LogEngine {
     /// Kafka's DeleteRecords: moves the log start offset up to `offset` (-1: the high
     /// watermark) and drops segments wholly below it. Returns the new log start offset.
     pub async fn delete_records(&self, part: &PartitionLog, offset: i64) -> Result<i64> {
+        self.ensure_not_fenced()?;
         let _w = part.writer.lock().await;
         let (manifest, version, hw, lso) = {
             let s = part.state.lock();
@@ -804,6 +829,7 @@ impl LogEngine {
         retention_bytes: i64,
         now_ms: i64,
     ) -> Result<usize> {
+        self.ensure_not_fenced()?;
         let _w = part.writer.lock().await;
         let (manifest, version, tail_bytes) = {
             let s = part.state.lock();
@@ -837,7 +863,7 @@ impl LogEngine {
 
     async fn delete_segments(&self, part: &PartitionLog, dropped: Vec<SegmentInfo>) {
         for seg in dropped {
-            let path = segment_path(part.topic_id, part.partition, seg.base_offset);
+            let path = segment_path(part.topic_id, part.partition, &seg.name);
             self.cache.evict(&path, seg.object_len());
             if let Err(e) = self.store.delete(&path).await {
                 warn!(%path, error = %e, "could not delete segment; it is unreferenced and harmless");

@@ -15,6 +15,9 @@ pub struct Manifest {
     pub topic_id: Uuid,
     pub partition: i32,
     pub leader_node: i32,
+    /// The leader's incarnation: which WAL stream holds the un-checkpointed tail.
+    #[serde(default)]
+    pub leader_incarnation: u64,
     pub leader_epoch: i32,
     pub log_start_offset: i64,
     /// Offset just past the last checkpointed record: segments cover below it, the WAL
@@ -33,6 +36,7 @@ impl Manifest {
             topic_id,
             partition,
             leader_node: -1,
+            leader_incarnation: 0,
             leader_epoch: 0,
             log_start_offset: 0,
             next_offset: 0,

@@ -155,8 +155,18 @@ impl Store {
     /// call may have succeeded (a timeout, then a retry that finds the object), the
     /// object's content decides whether it was ours.
     pub async fn put_if_absent(&self, path: &Path, data: Bytes) -> Result<Created> {
+        self.create(path, data, false).await
+    }
+
+    /// Like [`Store::put_if_absent`], for a write whose earlier call failed: that call
+    /// may have landed, so an existing object with the same content counts as ours.
+    pub async fn put_if_absent_again(&self, path: &Path, data: Bytes) -> Result<Created> {
+        self.create(path, data, true).await
+    }
+
+    async fn create(&self, path: &Path, data: Bytes, maybe_ours: bool) -> Result<Created> {
         let started = Instant::now();
-        let retried = std::sync::atomic::AtomicBool::new(false);
+        let retried = std::sync::atomic::AtomicBool::new(maybe_ours);
         let outcome = self
             .retry("put", path, |n| {
                 if n > 1 {
@@ -187,8 +197,8 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Writes `data` at `path`, replacing anything there. Used only for immutable
-    /// objects whose key is derived from their content's position (segments).
+    /// Writes `data` at `path`, replacing anything there. Used only for objects whose key
+    /// belongs to this writer alone (segments carry the writer's incarnation).
     pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
         let started = Instant::now();
         self.retry("put", path, |_| {

@@ -18,6 +18,9 @@ const INDEX_ENTRY_LEN: usize = 24;
 /// A segment as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentInfo {
+    /// The object's name under the partition prefix ([`segment_name`]). A fenced writer
+    /// can then only ever (over)write its own, unreferenced objects.
+    pub name: String,
     pub base_offset: i64,
     /// Offset just past the last record.
     pub end_offset: i64,
@@ -38,8 +41,15 @@ pub fn partition_prefix(topic_id: Uuid, partition: i32) -> Path {
     Path::from(format!("log/{topic_id}/{partition}"))
 }
 
-pub fn segment_path(topic_id: Uuid, partition: i32, base_offset: i64) -> Path {
-    partition_prefix(topic_id, partition).join(format!("{base_offset:020}"))
+/// A segment's object key. Names carry the writing incarnation (see
+/// [`SegmentInfo::name`]), so two brokers never write the same key.
+pub fn segment_path(topic_id: Uuid, partition: i32, name: &str) -> Path {
+    partition_prefix(topic_id, partition).join(name)
+}
+
+/// `<base-offset>-<node>-<incarnation>`: zero-padded so names sort by offset.
+pub fn segment_name(base_offset: i64, node: i32, incarnation: u64) -> String {
+    format!("{base_offset:020}-{node}-{incarnation}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +66,7 @@ pub fn encode<'a>(
     let mut data = BytesMut::new();
     let mut index: Vec<IndexEntry> = Vec::new();
     let mut info = SegmentInfo {
+        name: String::new(),
         base_offset: -1,
         end_offset: -1,
         data_len: 0,

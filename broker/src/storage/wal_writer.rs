@@ -179,7 +179,8 @@ impl WalWriter {
                     Some(t) => Some(t + self.linger),
                 }
             };
-            let stop = *shutdown.borrow();
+            // A dropped sender (the engine is gone) means stop too.
+            let stop = *shutdown.borrow() || shutdown.has_changed().is_err();
             match deadline {
                 _ if stop => {
                     let _ = self.flush().await;
@@ -210,6 +211,13 @@ impl WalWriter {
     /// Writes the open object (if it holds anything) and advances high watermarks.
     /// Transient store errors are retried until the write lands or the stream is fenced.
     pub async fn flush(&self) -> Result<()> {
+        if self.is_stopped() {
+            // Past a fence nothing may be written: the next sequence is free and a write
+            // there would make records durable (and visible) that nobody will recover.
+            return Err(StorageError::Fenced(
+                "this broker's WAL stream is stopped".into(),
+            ));
+        }
         let (seq, data, acks, permits, payload) = {
             let mut open = self.open.lock();
             if open.builder.is_empty() {
@@ -233,8 +241,14 @@ impl WalWriter {
         let path = pos.path();
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut failed_before = false;
         loop {
-            match self.store.put_if_absent(&path, data.clone()).await {
+            let attempt = if failed_before {
+                self.store.put_if_absent_again(&path, data.clone()).await
+            } else {
+                self.store.put_if_absent(&path, data.clone()).await
+            };
+            match attempt {
                 Ok(Created::Yes) => break,
                 Ok(Created::AlreadyExists) => {
                     error!(%path, "WAL stream fenced by another broker; no further acknowledgements");
@@ -244,6 +258,7 @@ impl WalWriter {
                     )));
                 }
                 Err(e) => {
+                    failed_before = true;
                     warn!(%path, error = %e, "WAL write failed; retrying, producers wait");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));

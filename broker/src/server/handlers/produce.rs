@@ -68,6 +68,8 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
         outcomes.push((name, parts));
     }
     let acks = req.acks;
+    // One deadline for the whole request: partitions are awaited in turn.
+    let deadline = started + timeout;
     Box::pin(async move {
         let mut topics = Vec::with_capacity(outcomes.len());
         for (name, parts) in outcomes {
@@ -84,7 +86,11 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
                     Outcome::Appended(part, appended, bytes, records) => {
                         match broker
                             .engine
-                            .wait_durable(&part, appended.durable_at, timeout)
+                            .wait_durable(
+                                &part,
+                                appended.durable_at,
+                                deadline.saturating_duration_since(Instant::now()),
+                            )
                             .await
                         {
                             Ok(()) => {
