@@ -389,3 +389,41 @@ fn fetch_long_polls_until_min_bytes_or_max_wait() {
         "woke at once, after {waited:?}"
     );
 }
+
+/// Every advertised ListOffsets version gets an answer (v1-v3 have no leader epoch field,
+/// and an encoder error must never leave a request unanswered).
+#[test]
+fn list_offsets_answers_every_advertised_version() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let mut conn = broker.connect();
+    let _: MetadataResponse = call(
+        &mut conn,
+        ApiKey::Metadata,
+        9,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(s("idem")))),
+            ]))
+            .with_allow_auto_topic_creation(true),
+    );
+    assert_eq!(produce(&mut conn, idempotent_batch(-1, -1, -1, 1)).0, 0);
+    for version in 1..=10 {
+        let r: ListOffsetsResponse = call(
+            &mut conn,
+            ApiKey::ListOffsets,
+            version,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(s("idem")))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1)])]),
+        );
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, 1), "ListOffsets v{version}");
+    }
+}

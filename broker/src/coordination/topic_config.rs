@@ -11,9 +11,11 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Boolean = 1,
     String = 2,
     Int = 3,
     Long = 5,
+    List = 7,
 }
 
 pub struct ConfigDef {
@@ -52,7 +54,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef {
         name: CLEANUP_POLICY,
         default: "delete",
-        kind: ConfigType::String,
+        kind: ConfigType::List,
         doc: "Only \"delete\": old segments are removed by retention.",
         validate: delete_only,
     },

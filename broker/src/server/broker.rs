@@ -263,6 +263,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--advertise {a:?} is not HOST:PORT"))?;
             (h.to_string(), p.parse::<i32>().context("advertised port")?)
         }
+        // Clients connect to what Metadata says: an unspecified address would send them
+        // to 0.0.0.0, which only works on this host.
+        None if bound.ip().is_unspecified() => anyhow::bail!(
+            "--listen {} binds every interface: give --advertise HOST:PORT for clients",
+            args.listen
+        ),
         None => (bound.ip().to_string(), bound.port() as i32),
     };
     let (stop_tx, stop_rx) = watch::channel(false);

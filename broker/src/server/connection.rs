@@ -115,16 +115,27 @@ async fn handle_frame(
         .get_or_create(&crate::metrics::ApiLabel { api: api_name(key) })
         .inc();
     let pending = handlers::dispatch(broker.clone(), request).await;
-    Ok(tokio::spawn(async move {
-        let body = pending.await?;
-        match encode_response(key, version, correlation_id, &body) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                warn!(error = %e, "dropping response that failed to encode");
-                None
+    let encode = move |body: Option<ResponseKind>| -> Result<Option<Bytes>, ProtocolError> {
+        body.map(|b| encode_response(key, version, correlation_id, &b))
+            .transpose()
+    };
+    if key == ApiKey::Produce {
+        // Offsets are already assigned in request order; only the durability wait runs
+        // beside later requests, so pipelined produces share WAL objects.
+        return Ok(tokio::spawn(async move {
+            match encode(pending.await) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "closing connection: response failed to encode");
+                    None
+                }
             }
-        }
-    }))
+        }));
+    }
+    // Everything else takes effect in request order, as on a Kafka broker, which handles
+    // one request of a connection at a time.
+    let bytes = encode(pending.await)?;
+    Ok(tokio::spawn(async move { bytes }))
 }
 
 fn api_name(key: ApiKey) -> &'static str {

@@ -155,7 +155,14 @@ impl ConsumerGroup {
                     .members
                     .get_mut(&hb.member_id)
                     .ok_or(ResponseError::UnknownMemberId)?;
-                if e != m.epoch && e != m.previous_epoch {
+                // The previous epoch is fine after a lost response, as long as the member
+                // does not claim partitions it no longer has (Kafka's rule).
+                let owns_only_assigned = hb.owned.as_ref().is_none_or(|owned| {
+                    owned
+                        .iter()
+                        .all(|tp| m.assigned.contains(tp) || m.revoking.contains(tp))
+                });
+                if e != m.epoch && !(e == m.previous_epoch && owns_only_assigned) {
                     return Err(ResponseError::FencedMemberEpoch);
                 }
                 if let Some(subscribed) = &hb.subscribed {
@@ -183,7 +190,11 @@ impl ConsumerGroup {
             .expect("member present")
             .last_seen = now;
         self.refresh_target(topics, epoch_before);
-        Ok(self.reconcile(&member_id, hb.owned.as_deref(), now))
+        // A full request (a join, or one carrying everything, as a client sends after a
+        // lost response) always gets the assignment back.
+        let full = hb.member_epoch == JOIN
+            || (hb.rebalance_timeout_ms != -1 && hb.subscribed.is_some() && hb.owned.is_some());
+        Ok(self.reconcile(&member_id, hb.owned.as_deref(), full, now))
     }
 
     fn join(&mut self, hb: &Heartbeat, now: Instant) -> Result<String, ResponseError> {
@@ -284,6 +295,7 @@ impl ConsumerGroup {
         &mut self,
         member_id: &str,
         owned: Option<&[TopicPartition]>,
+        full: bool,
         now: Instant,
     ) -> HeartbeatReply {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
@@ -313,7 +325,7 @@ impl ConsumerGroup {
         } else if m.revoke_deadline.is_none() {
             m.revoke_deadline = Some(now + m.rebalance_timeout);
         }
-        let changed = m.last_sent.as_ref() != Some(&m.assigned);
+        let changed = full || m.last_sent.as_ref() != Some(&m.assigned);
         if changed {
             m.last_sent = Some(m.assigned.clone());
         }

@@ -48,7 +48,7 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
         e(
             "auto.create.topics.enable",
             a.auto_create_topics.to_string(),
-            ConfigType::String,
+            ConfigType::Boolean,
             "--auto-create-topics",
         ),
         e(

@@ -124,7 +124,11 @@ pub async fn join(
         .with_error_code(outcome.error.map_or(0, |e| e.code()))
         .with_generation_id(outcome.generation)
         .with_protocol_type(outcome.protocol_type.map(str_bytes))
-        .with_protocol_name(outcome.protocol.map(str_bytes))
+        // Before v7 the name is not nullable: Kafka sends "" when there is none.
+        .with_protocol_name(match outcome.protocol {
+            None if version < 7 => Some(str_bytes("")),
+            p => p.map(str_bytes),
+        })
         .with_leader(str_bytes(outcome.leader))
         .with_member_id(str_bytes(outcome.member_id))
         .with_members(
@@ -408,7 +412,10 @@ pub async fn delete_offsets(broker: &Broker, req: OffsetDeleteRequest) -> Offset
     // An active group may still be consuming: refuse rather than pull offsets from under it.
     let active = groups
         .with_group(&group, |g| g.is_active())
-        .unwrap_or(false);
+        .unwrap_or(false)
+        || groups
+            .with_consumer_group(&group, |g| !g.members.is_empty())
+            .unwrap_or(false);
     let mut changes = Vec::new();
     let mut topics = Vec::new();
     for t in req.topics {

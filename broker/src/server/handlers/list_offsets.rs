@@ -15,7 +15,10 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+/// ListOffsets v4 added the leader epoch; the codec refuses it set in older versions.
+const LEADER_EPOCH_VERSION: i16 = 4;
+
+pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let meta = broker.metadata.current();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -47,12 +50,17 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                     continue;
                 }
             };
+            let epoch = if version >= LEADER_EPOCH_VERSION {
+                o.leader_epoch
+            } else {
+                -1
+            };
             partitions.push(match found {
                 Ok(Some((offset, ts))) => r
                     .with_offset(offset)
                     .with_timestamp(ts)
-                    .with_leader_epoch(o.leader_epoch),
-                Ok(None) => r.with_leader_epoch(o.leader_epoch),
+                    .with_leader_epoch(epoch),
+                Ok(None) => r.with_leader_epoch(epoch),
                 Err(e) => r.with_error_code(e.kafka_error().code()),
             });
         }

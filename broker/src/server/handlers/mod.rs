@@ -50,7 +50,7 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
         }),
         RequestKind::ListOffsets(r) => Box::pin(async move {
             Some(ResponseKind::ListOffsets(
-                list_offsets::handle(&broker, r).await,
+                list_offsets::handle(&broker, v, r).await,
             ))
         }),
         RequestKind::CreateTopics(r) => {
