@@ -709,6 +709,7 @@ impl LogEngine {
         next.next_offset = end;
         next.log_start_offset = next.log_start_offset.max(log_start);
         next.wal_start = Some(wal_start);
+        producers.expire(now_ms());
         next.producers = producers.snapshot();
         next.leader_node = self.config.node_id;
         next.leader_incarnation = self.incarnation;
@@ -723,6 +724,7 @@ impl LogEngine {
             let b = s.tail.pop_front().expect("front exists");
             s.tail_bytes -= b.bytes.len();
         }
+        s.producers.expire(now_ms());
         self.metrics.checkpoints.inc();
         Ok(true)
     }

@@ -25,12 +25,20 @@ pub struct ProducerSnapshot {
     pub producer_id: i64,
     pub epoch: i16,
     pub batches: Vec<BatchMeta>,
+    /// Broker time of the producer's last append (never the client's clock: event-time
+    /// timestamps of replayed data must not expire state early), for expiry.
+    #[serde(default)]
+    pub last_timestamp: i64,
 }
+
+/// Producers idle this long are forgotten (Kafka's `producer.id.expiration.ms` default).
+pub const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Debug, Clone, Default)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMeta>,
+    last_timestamp: i64,
 }
 
 /// What the sequence check decided for an incoming batch.
@@ -65,6 +73,7 @@ impl ProducerTable {
                     ProducerEntry {
                         epoch: s.epoch,
                         batches: s.batches.iter().copied().collect(),
+                        last_timestamp: s.last_timestamp,
                     },
                 )
             })
@@ -80,6 +89,7 @@ impl ProducerTable {
                 producer_id: *id,
                 epoch: e.epoch,
                 batches: e.batches.iter().copied().collect(),
+                last_timestamp: e.last_timestamp,
             })
             .collect();
         out.sort_by_key(|s| s.producer_id);
@@ -133,12 +143,25 @@ impl ProducerTable {
         }
     }
 
+    /// Forgets producers whose newest record is older than `now_ms - PRODUCER_EXPIRATION_MS`
+    /// (a returning one is accepted as new, like Kafka after expiry).
+    pub fn expire(&mut self, now_ms: i64) {
+        let horizon = now_ms.saturating_sub(PRODUCER_EXPIRATION_MS);
+        self.producers.retain(|_, e| e.last_timestamp >= horizon);
+    }
+
     /// Records a batch that now has its offsets (appended, or replayed in recovery).
     pub fn record(&mut self, h: &BatchHeader) {
+        self.record_at(h, super::engine::now_ms());
+    }
+
+    /// [`ProducerTable::record`] at a given broker time.
+    pub fn record_at(&mut self, h: &BatchHeader, now_ms: i64) {
         if h.producer_id < 0 {
             return;
         }
         let entry = self.producers.entry(h.producer_id).or_default();
+        entry.last_timestamp = entry.last_timestamp.max(now_ms);
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -214,6 +237,16 @@ mod tests {
         ));
         let restored = ProducerTable::from_snapshot(&t.snapshot());
         assert_eq!(restored.snapshot(), t.snapshot());
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut t = ProducerTable::default();
+        t.record_at(&header(1, 0, 0, 1, 0), 1_000);
+        t.record_at(&header(2, 0, 0, 1, 1), PRODUCER_EXPIRATION_MS + 5_000);
+        t.expire(PRODUCER_EXPIRATION_MS + 2_000);
+        let left: Vec<i64> = t.snapshot().iter().map(|s| s.producer_id).collect();
+        assert_eq!(left, vec![2]);
     }
 
     #[test]
