@@ -53,7 +53,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let task = match handle_frame(&broker, frame).await {
+        let task = match handle_frame(&broker, frame, peer).await {
             Ok(task) => task,
             Err(e) => {
                 reject(&broker, peer, &e);
@@ -87,6 +87,7 @@ fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
+    peer: SocketAddr,
 ) -> Result<JoinHandle<Option<Bytes>>, ProtocolError> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
@@ -114,7 +115,7 @@ async fn handle_frame(
         .requests
         .get_or_create(&crate::metrics::ApiLabel { api: api_name(key) })
         .inc();
-    let pending = handlers::dispatch(broker.clone(), request).await;
+    let pending = handlers::dispatch(broker.clone(), request, peer).await;
     let encode = move |body: Option<ResponseKind>| -> Result<Option<Bytes>, ProtocolError> {
         body.map(|b| encode_response(key, version, correlation_id, &b))
             .transpose()

@@ -41,7 +41,7 @@ fn by_topic(set: &BTreeSet<TopicPartition>) -> BTreeMap<Uuid, Vec<i32>> {
 
 pub fn heartbeat(
     broker: &Broker,
-    client_id: String,
+    client: super::Client,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     tracing::debug!(?req, "consumer group heartbeat");
@@ -81,8 +81,8 @@ pub fn heartbeat(
                 .flat_map(|tp| tp.partitions.iter().map(move |p| (tp.topic_id, *p)))
                 .collect()
         }),
-        client_id,
-        client_host: "/127.0.0.1".into(),
+        client_id: client.id,
+        client_host: client.host,
     };
     let result = groups.consumer_heartbeat(&req.group_id.0, hb, &topic_index(&meta));
     tracing::debug!(?result, "consumer group heartbeat answered");

@@ -90,7 +90,7 @@ fn opt_string(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> 
 pub async fn join(
     broker: &Broker,
     version: i16,
-    client_id: String,
+    client: super::Client,
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
     // Before v1 there is no rebalance timeout: Kafka uses the session timeout.
@@ -106,8 +106,8 @@ pub async fn join(
             JoinRequest {
                 member_id: req.member_id.to_string(),
                 instance_id: opt_string(&req.group_instance_id),
-                client_id,
-                client_host: "/127.0.0.1".into(),
+                client_id: client.id,
+                client_host: client.host,
                 session_timeout: Duration::from_millis(req.session_timeout_ms.max(0) as u64),
                 rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
                 protocol_type: req.protocol_type.to_string(),

@@ -28,14 +28,28 @@ pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
 
 /// Routes a request to its handler. Produce does its ordering-sensitive part (offset
 /// assignment) before this returns; everything else runs inside the returned future.
-pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingResponse {
+/// Who sent a request, as group APIs report it (client id and `/ip`, like Kafka).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
+
+pub async fn dispatch(
+    broker: Arc<Broker>,
+    request: DecodedRequest,
+    peer: std::net::SocketAddr,
+) -> PendingResponse {
     let v = request.version;
-    let client_id = request
-        .header
-        .client_id
-        .as_ref()
-        .map(|c| c.to_string())
-        .unwrap_or_default();
+    let client = Client {
+        id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: format!("/{}", peer.ip()),
+    };
     let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { Some(r) }) };
     match request.body {
         RequestKind::Produce(r) => produce::handle(broker, v, r).await,
@@ -94,7 +108,7 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
         )),
         RequestKind::JoinGroup(r) => Box::pin(async move {
             Some(ResponseKind::JoinGroup(
-                groups::join(&broker, v, client_id, r).await,
+                groups::join(&broker, v, client, r).await,
             ))
         }),
         RequestKind::SyncGroup(r) => {
@@ -125,7 +139,7 @@ pub async fn dispatch(broker: Arc<Broker>, request: DecodedRequest) -> PendingRe
             )
         }
         RequestKind::ConsumerGroupHeartbeat(r) => ready(ResponseKind::ConsumerGroupHeartbeat(
-            consumer_groups::heartbeat(&broker, client_id, r),
+            consumer_groups::heartbeat(&broker, client, r),
         )),
         RequestKind::ConsumerGroupDescribe(r) => ready(ResponseKind::ConsumerGroupDescribe(
             consumer_groups::describe(&broker, r),
