@@ -427,3 +427,26 @@ fn list_offsets_answers_every_advertised_version() {
         assert_eq!((p.error_code, p.offset), (0, 1), "ListOffsets v{version}");
     }
 }
+
+/// acks=0: a successful produce gets no response; a failed one closes the connection, so
+/// the client refreshes its metadata instead of sending into nothing (Kafka's behaviour).
+#[test]
+fn acks_zero_failures_close_the_connection() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &["--auto-create-topics", "false"]);
+    let mut conn = broker.connect();
+    let request = |topic: &str| {
+        let req = ProduceRequest::default()
+            .with_acks(0)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(idempotent_batch(-1, -1, -1, 1)))])]);
+        common::raw_frame(ApiKey::Produce as i16, 9, 7, &common::encode_body(&req, 9))
+    };
+    conn.write_raw(&request("missing"));
+    conn.expect_closed();
+}

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::handlers;
+use super::handlers::{self, Reply};
 use super::Broker;
 use crate::metrics::KindLabel;
 use crate::protocol::codec::{peek_key_version, ProtocolError};
@@ -26,16 +26,20 @@ const MAX_IN_FLIGHT: usize = 32;
 
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
     let (mut reader, mut writer) = socket.into_split();
-    let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Outgoing>>(MAX_IN_FLIGHT);
     let write_loop = tokio::spawn(async move {
         while let Some(task) = rx.recv().await {
             match task.await {
-                Ok(Some(bytes)) => {
+                Ok(Outgoing::Bytes(bytes)) => {
                     if writer.write_all(&bytes).await.is_err() {
                         return;
                     }
                 }
-                Ok(None) => {}
+                Ok(Outgoing::Nothing) => {}
+                Ok(Outgoing::Close) => {
+                    let _ = writer.shutdown().await;
+                    return;
+                }
                 Err(e) => {
                     warn!(error = %e, "request handler panicked; closing connection");
                     return;
@@ -88,7 +92,7 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<JoinHandle<Option<Bytes>>, ProtocolError> {
+) -> Result<JoinHandle<Outgoing>, ProtocolError> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -103,7 +107,7 @@ async fn handle_frame(
                     .with_api_keys(handlers::api_versions::supported()),
             );
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            return Ok(tokio::spawn(async move { Some(bytes) }));
+            return Ok(tokio::spawn(async move { Outgoing::Bytes(bytes) }));
         }
         Err(e) => return Err(e),
     };
@@ -116,27 +120,36 @@ async fn handle_frame(
         .get_or_create(&crate::metrics::ApiLabel { api: api_name(key) })
         .inc();
     let pending = handlers::dispatch(broker.clone(), request, peer).await;
-    let encode = move |body: Option<ResponseKind>| -> Result<Option<Bytes>, ProtocolError> {
-        body.map(|b| encode_response(key, version, correlation_id, &b))
-            .transpose()
+    let encode = move |reply: Reply| -> Outgoing {
+        match reply {
+            Reply::Send(body) => match encode_response(key, version, correlation_id, &body) {
+                Ok(bytes) => Outgoing::Bytes(bytes),
+                Err(e) => {
+                    // Never skip a response: the client would pair later ones wrongly.
+                    warn!(error = %e, "closing connection: response failed to encode");
+                    Outgoing::Close
+                }
+            },
+            Reply::Silent => Outgoing::Nothing,
+            Reply::Close => Outgoing::Close,
+        }
     };
     if key == ApiKey::Produce {
         // Offsets are already assigned in request order; only the durability wait runs
         // beside later requests, so pipelined produces share WAL objects.
-        return Ok(tokio::spawn(async move {
-            match encode(pending.await) {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(error = %e, "closing connection: response failed to encode");
-                    None
-                }
-            }
-        }));
+        return Ok(tokio::spawn(async move { encode(pending.await) }));
     }
     // Everything else takes effect in request order, as on a Kafka broker, which handles
     // one request of a connection at a time.
-    let bytes = encode(pending.await)?;
-    Ok(tokio::spawn(async move { bytes }))
+    let out = encode(pending.await);
+    Ok(tokio::spawn(async move { out }))
+}
+
+/// What the write loop does for one request, in request order.
+enum Outgoing {
+    Bytes(Bytes),
+    Nothing,
+    Close,
 }
 
 fn api_name(key: ApiKey) -> &'static str {

@@ -23,8 +23,24 @@ use kafka_protocol::ResponseError;
 use super::Broker;
 use crate::protocol::DecodedRequest;
 
-/// A response still being produced; `None` means no response is sent (acks=0).
-pub type PendingResponse = BoxFuture<'static, Option<ResponseKind>>;
+/// What a connection does once a request is handled.
+#[derive(Debug)]
+pub enum Reply {
+    Send(Box<ResponseKind>),
+    /// acks=0 produce: no response.
+    Silent,
+    /// Close the connection (acks=0 produce that failed: the client learns it must
+    /// refresh metadata, as with Kafka).
+    Close,
+}
+
+/// A response to send.
+pub fn reply(response: ResponseKind) -> Reply {
+    Reply::Send(Box::new(response))
+}
+
+/// A reply still being worked out.
+pub type PendingResponse = BoxFuture<'static, Reply>;
 
 /// Routes a request to its handler. Produce does its ordering-sensitive part (offset
 /// assignment) before this returns; everything else runs inside the returned future.
@@ -50,35 +66,35 @@ pub async fn dispatch(
             .unwrap_or_default(),
         host: format!("/{}", peer.ip()),
     };
-    let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { Some(r) }) };
+    let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { reply(r) }) };
     match request.body {
         RequestKind::Produce(r) => produce::handle(broker, v, r).await,
         RequestKind::Fetch(r) => {
-            Box::pin(async move { Some(ResponseKind::Fetch(fetch::handle(&broker, v, r).await)) })
+            Box::pin(async move { reply(ResponseKind::Fetch(fetch::handle(&broker, v, r).await)) })
         }
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => Box::pin(async move {
-            Some(ResponseKind::Metadata(
+            reply(ResponseKind::Metadata(
                 metadata::handle(&broker, v, r).await,
             ))
         }),
         RequestKind::ListOffsets(r) => Box::pin(async move {
-            Some(ResponseKind::ListOffsets(
+            reply(ResponseKind::ListOffsets(
                 list_offsets::handle(&broker, v, r).await,
             ))
         }),
         RequestKind::CreateTopics(r) => {
             Box::pin(
-                async move { Some(ResponseKind::CreateTopics(topics::create(&broker, r).await)) },
+                async move { reply(ResponseKind::CreateTopics(topics::create(&broker, r).await)) },
             )
         }
         RequestKind::DeleteTopics(r) => {
             Box::pin(
-                async move { Some(ResponseKind::DeleteTopics(topics::delete(&broker, r).await)) },
+                async move { reply(ResponseKind::DeleteTopics(topics::delete(&broker, r).await)) },
             )
         }
         RequestKind::CreatePartitions(r) => Box::pin(async move {
-            Some(ResponseKind::CreatePartitions(
+            reply(ResponseKind::CreatePartitions(
                 topics::create_partitions(&broker, r).await,
             ))
         }),
@@ -86,7 +102,7 @@ pub async fn dispatch(
             ready(ResponseKind::DescribeConfigs(configs::describe(&broker, r)))
         }
         RequestKind::IncrementalAlterConfigs(r) => Box::pin(async move {
-            Some(ResponseKind::IncrementalAlterConfigs(
+            reply(ResponseKind::IncrementalAlterConfigs(
                 configs::alter(&broker, r).await,
             ))
         }),
@@ -94,12 +110,12 @@ pub async fn dispatch(
             ready(ResponseKind::DescribeCluster(cluster::describe(&broker, r)))
         }
         RequestKind::DeleteRecords(r) => Box::pin(async move {
-            Some(ResponseKind::DeleteRecords(
+            reply(ResponseKind::DeleteRecords(
                 records::delete(&broker, r).await,
             ))
         }),
         RequestKind::InitProducerId(r) => Box::pin(async move {
-            Some(ResponseKind::InitProducerId(
+            reply(ResponseKind::InitProducerId(
                 records::init_producer_id(&broker, r).await,
             ))
         }),
@@ -107,25 +123,25 @@ pub async fn dispatch(
             groups::find_coordinator(&broker, v, r),
         )),
         RequestKind::JoinGroup(r) => Box::pin(async move {
-            Some(ResponseKind::JoinGroup(
+            reply(ResponseKind::JoinGroup(
                 groups::join(&broker, v, client, r).await,
             ))
         }),
         RequestKind::SyncGroup(r) => {
-            Box::pin(async move { Some(ResponseKind::SyncGroup(groups::sync(&broker, r).await)) })
+            Box::pin(async move { reply(ResponseKind::SyncGroup(groups::sync(&broker, r).await)) })
         }
         RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(groups::heartbeat(&broker, r))),
         RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(groups::leave(&broker, v, r))),
         RequestKind::OffsetCommit(r) => {
             Box::pin(
-                async move { Some(ResponseKind::OffsetCommit(groups::commit(&broker, r).await)) },
+                async move { reply(ResponseKind::OffsetCommit(groups::commit(&broker, r).await)) },
             )
         }
         RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(groups::fetch_offsets(
             &broker, v, r,
         ))),
         RequestKind::OffsetDelete(r) => Box::pin(async move {
-            Some(ResponseKind::OffsetDelete(
+            reply(ResponseKind::OffsetDelete(
                 groups::delete_offsets(&broker, r).await,
             ))
         }),
@@ -135,7 +151,7 @@ pub async fn dispatch(
         RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(groups::list(&broker, r))),
         RequestKind::DeleteGroups(r) => {
             Box::pin(
-                async move { Some(ResponseKind::DeleteGroups(groups::delete(&broker, r).await)) },
+                async move { reply(ResponseKind::DeleteGroups(groups::delete(&broker, r).await)) },
             )
         }
         RequestKind::ConsumerGroupHeartbeat(r) => ready(ResponseKind::ConsumerGroupHeartbeat(

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
-use super::{str_bytes, PendingResponse};
+use super::{str_bytes, PendingResponse, Reply};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config;
 use crate::metrics::KindLabel;
@@ -120,14 +120,18 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
             .produce_latency
             .observe(started.elapsed().as_secs_f64());
         if acks == 0 {
-            return None;
+            let failed = topics
+                .iter()
+                .flat_map(|t| &t.partition_responses)
+                .any(|p| p.error_code != 0);
+            return if failed { Reply::Close } else { Reply::Silent };
         }
         let throttle = if broker.engine.is_throttling() {
             THROTTLE_MS
         } else {
             0
         };
-        Some(ResponseKind::Produce(
+        super::reply(ResponseKind::Produce(
             ProduceResponse::default()
                 .with_responses(topics)
                 .with_throttle_time_ms(throttle),
