@@ -158,7 +158,12 @@ impl Group {
             member_id = Self::new_member_id(&req.client_id);
             match &req.instance_id {
                 Some(instance) => {
-                    // A static member coming back replaces (fences) its old member id.
+                    // A static member restarting with nothing changed takes its old
+                    // place and assignment without a rebalance (KIP-345).
+                    if let Some(outcome) = self.rejoin_static(instance, &member_id, &req, now) {
+                        return Err(Box::new(outcome));
+                    }
+                    // Otherwise it replaces (fences) its old member id and rebalances.
                     if let Some(old) = self
                         .static_members
                         .insert(instance.clone(), member_id.clone())
@@ -244,6 +249,48 @@ impl Group {
         }
         self.maybe_complete_join();
         Ok(rx)
+    }
+
+    /// Swaps a returning static follower's new member id in for its old one when the
+    /// group is stable and its protocols are unchanged; answers like Kafka: the current
+    /// generation, the assignment kept for the following SyncGroup.
+    fn rejoin_static(
+        &mut self,
+        instance: &str,
+        new_id: &str,
+        req: &JoinRequest,
+        now: Instant,
+    ) -> Option<JoinOutcome> {
+        let old_id = self.static_members.get(instance)?.clone();
+        let old = self.members.get(&old_id)?;
+        if self.state != GroupState::Stable
+            || self.leader.as_deref() == Some(old_id.as_str())
+            || old.protocols != req.protocols
+        {
+            return None;
+        }
+        let mut m = self.members.remove(&old_id).expect("checked above");
+        if let Some(tx) = m.pending_sync.take() {
+            let _ = tx.send(Err(ResponseError::FencedInstanceId));
+        }
+        m.member_id = new_id.to_string();
+        m.client_id = req.client_id.clone();
+        m.client_host = req.client_host.clone();
+        m.session_timeout = req.session_timeout;
+        m.rebalance_timeout = req.rebalance_timeout;
+        m.last_seen = now;
+        self.members.insert(new_id.to_string(), m);
+        self.static_members
+            .insert(instance.to_string(), new_id.to_string());
+        Some(JoinOutcome {
+            error: None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: new_id.to_string(),
+            members: Vec::new(),
+        })
     }
 
     fn supports_any(&self, protocols: &[(String, Bytes)]) -> bool {
@@ -664,6 +711,50 @@ mod tests {
         let later = now + Duration::from_secs(11);
         assert_eq!(g.expire_members(later), vec![m1]);
         assert_eq!(g.state, GroupState::Empty);
+    }
+
+    #[test]
+    fn a_restarted_static_follower_keeps_its_assignment_without_a_rebalance() {
+        let now = Instant::now();
+        let mut g = Group::new("g".into());
+        let mut ra = g.join(req("", Some("host-a")), true, now).unwrap();
+        let a = joined(&mut ra).member_id;
+        g.sync(&a, Some("host-a"), 1, vec![]).unwrap();
+        let mut rb = g.join(req("", Some("host-b")), true, now).unwrap();
+        let mut ra = g.join(req(&a, Some("host-a")), true, now).unwrap();
+        let (oa, ob) = (joined(&mut ra), joined(&mut rb));
+        let b = ob.member_id.clone();
+        g.sync(&b, Some("host-b"), 2, vec![]).unwrap();
+        g.sync(
+            &a,
+            Some("host-a"),
+            2,
+            vec![(b.clone(), Bytes::from_static(b"b-parts"))],
+        )
+        .unwrap();
+        assert_eq!(g.state, GroupState::Stable);
+        let leader = oa.leader.clone();
+        let follower = if leader == a {
+            ("host-b", b, Bytes::from_static(b"b-parts"))
+        } else {
+            ("host-a", a, Bytes::new())
+        };
+
+        // The follower restarts with a new member id and the same protocols.
+        let again = *g.join(req("", Some(follower.0)), true, now).unwrap_err();
+        assert_eq!(again.error, None);
+        assert_eq!(again.generation, 2, "no new generation");
+        assert_ne!(again.member_id, follower.1);
+        assert_eq!(g.state, GroupState::Stable, "no rebalance");
+        assert_eq!(
+            g.heartbeat(&follower.1, Some(follower.0), 2, now),
+            Err(ResponseError::FencedInstanceId),
+            "the old id is fenced"
+        );
+        let mut s = g
+            .sync(&again.member_id, Some(follower.0), 2, vec![])
+            .unwrap();
+        assert_eq!(s.try_recv().unwrap(), Ok(follower.2), "the kept assignment");
     }
 
     #[test]
