@@ -73,6 +73,8 @@ pub struct ConsumerMember {
     last_sent: Option<BTreeSet<TopicPartition>>,
     last_seen: Instant,
     revoke_deadline: Option<Instant>,
+    /// Left with epoch -2 (a static member restarting): kept until its session expires.
+    static_left: bool,
 }
 
 /// A heartbeat as the group needs it.
@@ -137,6 +139,23 @@ impl ConsumerGroup {
     ) -> Result<HeartbeatReply, ResponseError> {
         let epoch_before = self.epoch;
         let member_id = match hb.member_epoch {
+            STATIC_LEAVE
+                if self
+                    .members
+                    .get(&hb.member_id)
+                    .is_some_and(|m| m.instance_id.is_some()) =>
+            {
+                // A static member leaving temporarily (a restart) keeps its partitions
+                // until its session times out, so its successor can take them over.
+                let m = self.members.get_mut(&hb.member_id).expect("checked above");
+                m.static_left = true;
+                m.last_seen = now;
+                return Ok(HeartbeatReply {
+                    member_id: hb.member_id,
+                    member_epoch: hb.member_epoch,
+                    assignment: None,
+                });
+            }
             LEAVE | STATIC_LEAVE => {
                 self.members
                     .remove(&hb.member_id)
@@ -211,21 +230,35 @@ impl ConsumerGroup {
         } else {
             hb.member_id.clone()
         };
-        // A static member coming back, or a member rejoining after being fenced, starts
-        // over: whatever it held is released.
-        let replaced: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| {
-                m.member_id == member_id
-                    || (hb.instance_id.is_some() && m.instance_id == hb.instance_id)
-            })
-            .map(|m| m.member_id.clone())
-            .collect();
-        for id in replaced {
-            self.members.remove(&id);
-            self.target.remove(&id);
+        // A static member that left for a restart is taken over with its partitions and
+        // epoch, without a new assignment; one still active cannot be replaced.
+        let predecessor = hb.instance_id.as_ref().and_then(|i| {
+            self.members
+                .values()
+                .find(|m| m.instance_id.as_ref() == Some(i) && m.member_id != member_id)
+                .map(|m| (m.member_id.clone(), m.static_left))
+        });
+        let mut inherited = None;
+        match predecessor {
+            Some((_, false)) => return Err(ResponseError::UnreleasedInstanceId),
+            Some((old, true)) => {
+                let old_member = self.members.remove(&old).expect("found above");
+                if let Some(target) = self.target.remove(&old) {
+                    self.target.insert(member_id.clone(), target);
+                }
+                inherited = Some(old_member);
+            }
+            None => {}
         }
+        // A member rejoining after being fenced starts over: what it held is released.
+        if self.members.remove(&member_id).is_some() {
+            self.target.remove(&member_id);
+        }
+        let subscriptions_changed = inherited.as_ref().is_none_or(|old| {
+            old.subscribed != subscribed.iter().cloned().collect::<BTreeSet<_>>()
+                || old.subscribed_regex.as_ref().map(|r| r.pattern.as_str())
+                    != regex.as_ref().map(|r| r.pattern.as_str())
+        });
         self.members.insert(
             member_id.clone(),
             ConsumerMember {
@@ -234,19 +267,28 @@ impl ConsumerGroup {
                 rack_id: hb.rack_id.clone(),
                 client_id: hb.client_id.clone(),
                 client_host: hb.client_host.clone(),
-                epoch: 0,
-                previous_epoch: 0,
+                epoch: inherited.as_ref().map_or(0, |o| o.epoch),
+                previous_epoch: inherited.as_ref().map_or(0, |o| o.previous_epoch),
                 subscribed: subscribed.into_iter().collect(),
                 subscribed_regex: regex,
                 rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms as u64),
-                assigned: BTreeSet::new(),
-                revoking: BTreeSet::new(),
+                assigned: inherited
+                    .as_ref()
+                    .map(|o| o.assigned.clone())
+                    .unwrap_or_default(),
+                revoking: inherited
+                    .as_ref()
+                    .map(|o| o.revoking.clone())
+                    .unwrap_or_default(),
                 last_sent: None,
                 last_seen: now,
                 revoke_deadline: None,
+                static_left: false,
             },
         );
-        self.epoch += 1;
+        if subscriptions_changed {
+            self.epoch += 1;
+        }
         Ok(member_id)
     }
 
@@ -478,6 +520,35 @@ mod tests {
             g.heartbeat(bad, &topics, now).unwrap_err(),
             ResponseError::InvalidRegularExpression
         );
+    }
+
+    #[test]
+    fn a_restarting_static_member_takes_its_partitions_back_without_a_rebalance() {
+        let t = Uuid::from_u128(7);
+        let topics: BTreeMap<String, (Uuid, i32)> = [("t".to_string(), (t, 4))].into();
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut join_a = hb("a1", 0, None);
+        join_a.instance_id = Some("host-a".into());
+        let a = g.heartbeat(join_a.clone(), &topics, now).unwrap();
+        let mine = a.assignment.clone().unwrap();
+        let epoch = g.epoch;
+
+        // Still active: a second process with the same instance id is refused.
+        let mut twin = join_a.clone();
+        twin.member_id = "a2".into();
+        assert_eq!(
+            g.heartbeat(twin.clone(), &topics, now).unwrap_err(),
+            ResponseError::UnreleasedInstanceId
+        );
+
+        // The member leaves for a restart (-2) and comes back under a new id.
+        g.heartbeat(hb("a1", -2, None), &topics, now).unwrap();
+        let back = g.heartbeat(twin, &topics, now).unwrap();
+        assert_eq!(back.assignment, Some(mine), "same partitions");
+        assert_eq!(back.member_epoch, a.member_epoch);
+        assert_eq!(g.epoch, epoch, "no new group epoch");
+        assert!(!g.members.contains_key("a1"));
     }
 
     #[test]
