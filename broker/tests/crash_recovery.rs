@@ -289,21 +289,6 @@ fn produce_raw(conn: &mut common::KafkaConn, topic: &str, value: &str) -> (i16, 
     (p.error_code, p.base_offset)
 }
 
-fn create_topic_raw(conn: &mut common::KafkaConn, topic: &str) {
-    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-    let _ = conn.send(
-        ApiKey::Metadata,
-        9,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
-                TopicName(StrBytes::from_string(topic.to_string())),
-            ))]))
-            .with_allow_auto_topic_creation(true),
-    );
-}
-
 /// DESIGN invariant 3: a second process of the same node on the same bucket starts a new
 /// incarnation and fences the first one's WAL stream; the first stops acknowledging at
 /// once, and everything it acknowledged before is served by the second. Three shapes of
@@ -325,7 +310,7 @@ fn a_fenced_broker_stops_acknowledging() {
         ];
         let first = BrokerProcess::start(&url, &args);
         let mut a = first.connect();
-        create_topic_raw(&mut a, "fence");
+        a.auto_create_topic("fence");
         let mut next = 0;
         if writes_before {
             assert_eq!(produce_raw(&mut a, "fence", "before"), (0, 0), "{case}");
@@ -363,7 +348,7 @@ fn a_fenced_broker_checkpointing_on_shutdown_changes_nothing() {
     ];
     let mut first = BrokerProcess::start(&url, &args);
     let mut a = first.connect();
-    create_topic_raw(&mut a, "zombie");
+    a.auto_create_topic("zombie");
     for i in 0..3 {
         assert_eq!(produce_raw(&mut a, "zombie", &format!("a{i}")), (0, i));
     }

@@ -264,17 +264,7 @@ fn idempotent_producer_sequence_gaps_and_fenced_epochs() {
     let (_dir, url) = temp_storage();
     let broker = BrokerProcess::start(&url, &[]);
     let mut conn = broker.connect();
-    let _: MetadataResponse = call(
-        &mut conn,
-        ApiKey::Metadata,
-        9,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![
-                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(s("idem")))),
-            ]))
-            .with_allow_auto_topic_creation(true),
-    );
+    conn.auto_create_topic("idem");
     let init: InitProducerIdResponse = call(
         &mut conn,
         ApiKey::InitProducerId,
@@ -352,17 +342,7 @@ fn fetch_long_polls_until_min_bytes_or_max_wait() {
     let (_dir, url) = temp_storage();
     let broker = BrokerProcess::start(&url, &[]);
     let mut conn = broker.connect();
-    let meta: MetadataResponse = call(
-        &mut conn,
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![
-                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(s("idem")))),
-            ]))
-            .with_allow_auto_topic_creation(true),
-    );
+    let meta = conn.auto_create_topic("idem");
     let topic_id = meta.topics[0].topic_id;
     assert!(!topic_id.is_nil(), "Metadata v12 carries the topic id");
 
@@ -398,17 +378,7 @@ fn list_offsets_answers_every_advertised_version() {
     let (_dir, url) = temp_storage();
     let broker = BrokerProcess::start(&url, &[]);
     let mut conn = broker.connect();
-    let _: MetadataResponse = call(
-        &mut conn,
-        ApiKey::Metadata,
-        9,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![
-                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(s("idem")))),
-            ]))
-            .with_allow_auto_topic_creation(true),
-    );
+    conn.auto_create_topic("idem");
     assert_eq!(produce(&mut conn, idempotent_batch(-1, -1, -1, 1)).0, 0);
     for version in 1..=10 {
         let r: ListOffsetsResponse = call(

@@ -467,6 +467,22 @@ impl KafkaConn {
         self.read_response(api_key, version, correlation_id)
     }
 
+    /// Creates `topic` through Metadata auto-creation (v12, so the answer carries the
+    /// topic id) and returns the Metadata response.
+    pub fn auto_create_topic(&mut self, topic: &str) -> kafka_protocol::messages::MetadataResponse {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{MetadataRequest, TopicName};
+        self.request(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                    TopicName(StrBytes::from_string(topic.to_string())),
+                ))]))
+                .with_allow_auto_topic_creation(true),
+        )
+    }
+
     /// [`Self::send`] and decode the response as `R`, checking nothing is left over.
     pub fn request<T: Encodable, R: Decodable>(
         &mut self,

@@ -152,6 +152,11 @@ impl GroupCoordinator {
             .clone()
     }
 
+    /// The classic group a member request names; none means the member is unknown.
+    fn member_group(&self, id: &str) -> Result<Arc<Mutex<Group>>, ResponseError> {
+        self.existing(id).ok_or(ResponseError::UnknownMemberId)
+    }
+
     fn existing(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
         self.groups.lock().get(id).cloned()
     }
@@ -234,9 +239,7 @@ impl GroupCoordinator {
         generation: i32,
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> Result<bytes::Bytes, ResponseError> {
-        let group = self
-            .existing(group_id)
-            .ok_or(ResponseError::UnknownMemberId)?;
+        let group = self.member_group(group_id)?;
         let rx = group
             .lock()
             .sync(member_id, instance_id, generation, assignments)?;
@@ -253,11 +256,12 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
-        let group = self
-            .existing(group_id)
-            .ok_or(ResponseError::UnknownMemberId)?;
-        let mut g = group.lock();
-        g.heartbeat(member_id, instance_id, generation, Instant::now())
+        self.member_group(group_id)?.lock().heartbeat(
+            member_id,
+            instance_id,
+            generation,
+            Instant::now(),
+        )
     }
 
     pub fn leave(
@@ -266,11 +270,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
-        let group = self
-            .existing(group_id)
-            .ok_or(ResponseError::UnknownMemberId)?;
-        let mut g = group.lock();
-        g.leave(member_id, instance_id, Instant::now())
+        self.member_group(group_id)?
+            .lock()
+            .leave(member_id, instance_id, Instant::now())
     }
 
     /// Checks who may commit: members of the current generation, or anyone when the
