@@ -83,6 +83,19 @@ pub struct BrokerArgs {
         default_value_t = 5_000
     )]
     pub group_consumer_heartbeat_interval_ms: u64,
+    /// How often this broker writes its heartbeat and runs a controller round.
+    #[arg(long, env = "SLUICE_HEARTBEAT_INTERVAL_MS", default_value_t = 1_000)]
+    pub heartbeat_interval_ms: u64,
+    /// A broker whose heartbeat does not move for this long is declared dead and its
+    /// partitions fail over (Kafka's broker.session.timeout.ms).
+    #[arg(long, env = "SLUICE_SESSION_TIMEOUT_MS", default_value_t = 6_000)]
+    pub session_timeout_ms: u64,
+    /// How often cluster metadata is checked for a newer version (one GET).
+    #[arg(long, env = "SLUICE_METADATA_POLL_MS", default_value_t = 200)]
+    pub metadata_poll_ms: u64,
+    /// Partition moves in flight at once when a broker is drained.
+    #[arg(long, env = "SLUICE_MAX_PARTITION_MOVES", default_value_t = 64)]
+    pub max_partition_moves: usize,
     /// Debug builds only: inject object-store faults, e.g.
     /// `put_error=0.2,put_lost_ack=0.1,get_error=0.1,list_error=0.1,throttle=0.05,latency_ms=5`.
     #[cfg(debug_assertions)]
@@ -105,5 +118,13 @@ impl BrokerArgs {
             cache_bytes: self.cache_bytes,
             ..EngineConfig::default()
         }
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms.max(10))
+    }
+
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.session_timeout_ms.max(self.heartbeat_interval_ms * 2))
     }
 }

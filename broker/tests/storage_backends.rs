@@ -13,7 +13,8 @@ use sluice_broker::metrics::Metrics;
 use sluice_broker::protocol::record_batch::{
     self, encode_batch, BatchHeader, NewRecord, ProducerFields,
 };
-use sluice_broker::storage::{EngineConfig, LogEngine, Store};
+use sluice_broker::storage::engine::Claim;
+use sluice_broker::storage::{EngineConfig, LogEngine, PartitionLog, Store};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,8 +33,9 @@ fn batch(count: usize, ts: i64, producer: Option<(i64, i32)>) -> Bytes {
     encode_batch(records, producer, Compression::Lz4)
 }
 
-fn config() -> EngineConfig {
+fn config(node_id: i32) -> EngineConfig {
     EngineConfig {
+        node_id,
         wal_linger: Duration::from_millis(2),
         checkpoint_interval: Duration::from_secs(3600),
         segment_max_bytes: 64 * 1024,
@@ -87,18 +89,34 @@ async fn read_all(
     out
 }
 
+/// Takes over partitions 0 and 1 of topic `t` at `epoch`.
+async fn lead(engine: &LogEngine, topic: Uuid, epoch: i32) -> (Arc<PartitionLog>, Arc<PartitionLog>) {
+    let claims = (0..2)
+        .map(|partition| Claim {
+            topic: "t".into(),
+            topic_id: topic,
+            partition,
+            epoch,
+        })
+        .collect();
+    let mut parts = engine
+        .take_over(claims)
+        .await
+        .into_iter()
+        .map(|(_, r)| r.unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
 async fn exercise(url: &str) {
     let metrics = Arc::new(Metrics::new());
     let store = Store::from_url(url, metrics.clone()).unwrap();
     let topic = Uuid::new_v4();
 
-    // Incarnation 1: append across two partitions, checkpoint half, crash (no shutdown).
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+    // Node 0: append across two partitions, checkpoint half, then stall (a zombie).
+    let engine = LogEngine::open(store.clone(), config(0), metrics.clone())
         .await
         .unwrap();
-    let p0 = engine.open_partition("t", topic, 0, 0).await.unwrap();
-    let p1 = engine.open_partition("t", topic, 1, 0).await.unwrap();
-    engine.finish_recovery();
+    let (p0, p1) = lead(&engine, topic, 0).await;
     for i in 0..20 {
         assert_eq!(
             append(&engine, &p0, &batch(10, 1_000 + i * 10, None)).await,
@@ -128,16 +146,14 @@ async fn exercise(url: &str) {
     );
     assert_eq!(engine.offset_for_timestamp(&p0, 9_999).await.unwrap(), None);
     assert_eq!(engine.max_timestamp(&p0).await.unwrap(), Some((399, 1_399)));
-    drop((p0, p1));
-    std::mem::forget(engine); // a crash: nothing flushed or checkpointed on the way out
+    let (zombie, zp0) = (engine, p0);
 
-    // Incarnation 2 recovers the tail from the WAL, with producer state.
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+    // Failover: node 1 fences node 0's WAL stream and recovers the tail, with producer
+    // state, into segments.
+    let engine = LogEngine::open(store.clone(), config(1), metrics.clone())
         .await
         .unwrap();
-    let p0 = engine.open_partition("t", topic, 0, 1).await.unwrap();
-    let p1 = engine.open_partition("t", topic, 1, 1).await.unwrap();
-    engine.finish_recovery();
+    let (p0, p1) = lead(&engine, topic, 1).await;
     assert_eq!(p0.high_watermark(), 400);
     assert_eq!(p1.high_watermark(), 100);
     assert_eq!(read_all(&engine, &p0, 0).await.len(), 40);
@@ -152,6 +168,14 @@ async fn exercise(url: &str) {
     let gap = batch(5, 5_000, Some((7, 200)));
     let h = record_batch::validate_produce_records(&gap).unwrap();
     assert!(engine.append(&p1, &gap, h, TIMEOUT).await.is_err());
+    // The zombie can never acknowledge again: its next WAL object hits the fence.
+    let late = batch(1, 9_000, None);
+    let h = record_batch::validate_produce_records(&late).unwrap();
+    let a = zombie.append(&zp0, &late, h, TIMEOUT).await.unwrap();
+    assert!(zombie.wait_durable(&zp0, a.durable_at, TIMEOUT).await.is_err());
+    assert!(zombie.is_fenced());
+    assert!(zombie.checkpoint_partition(&zp0).await.is_err());
+    assert_eq!(p0.high_watermark(), 400, "the zombie's record is nowhere");
 
     engine.checkpoint_all().await.unwrap();
     // Record deletion and retention move the log start offset.
@@ -174,18 +198,29 @@ async fn exercise(url: &str) {
         .unwrap();
     assert!(dropped > 0);
     assert_eq!(p0.offsets().log_start_offset, 400);
-    engine.shutdown().await.unwrap();
+    // A graceful hand-over: the tail is released into a segment, no fence needed.
+    append(&engine, &p1, &batch(5, 6_000, Some((7, 100)))).await;
+    engine.release_partition(topic, 0).await.unwrap();
+    engine.release_partition(topic, 1).await.unwrap();
+    assert!(engine.partition(topic, 0).is_none());
+    let h = record_batch::validate_produce_records(&late).unwrap();
+    assert!(engine.append(&p0, &late, h, TIMEOUT).await.is_err(), "released: no appends");
 
-    // Incarnation 3 after a clean shutdown: no WAL left to read, state intact.
-    let engine = LogEngine::open(store.clone(), config(), metrics.clone())
+    // Node 2 takes over the released partitions: state intact, node 1 is not fenced.
+    let next = LogEngine::open(store.clone(), config(2), metrics.clone())
         .await
         .unwrap();
-    let p0 = engine.open_partition("t", topic, 0, 2).await.unwrap();
-    let p1 = engine.open_partition("t", topic, 1, 2).await.unwrap();
-    engine.finish_recovery();
+    let (p0, p1) = lead(&next, topic, 2).await;
+    assert!(!engine.is_fenced(), "a released partition needs no fence");
     assert_eq!(p0.offsets().log_start_offset, 400);
+    assert_eq!(p1.high_watermark(), 105);
+    let dup = batch(5, 6_000, Some((7, 100)));
+    let h = record_batch::validate_produce_records(&dup).unwrap();
+    assert!(next.append(&p1, &dup, h, TIMEOUT).await.unwrap().duplicate);
+    engine.shutdown().await.unwrap();
+    let engine = next;
     assert_eq!(p0.high_watermark(), 400);
-    assert_eq!(read_all(&engine, &p1, 0).await.len(), 20);
+    assert_eq!(read_all(&engine, &p1, 0).await.len(), 21);
     engine.shutdown().await.unwrap();
 }
 

@@ -1,6 +1,7 @@
-//! Cluster metadata: one versioned document holding every topic, its configs and its
-//! partition assignment with leader epochs. Every change is a compare-and-swap, so a
-//! broker with a stale view cannot overwrite a newer one.
+//! Cluster metadata: one versioned document holding every topic, its configs, its
+//! partition assignment with leader epochs, the registered nodes and the controller.
+//! Every change is a compare-and-swap, so a broker with a stale view cannot overwrite a
+//! newer one; brokers follow changes by polling for the next version.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,16 +10,37 @@ use bytes::Bytes;
 use object_store::path::Path;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::storage::error::{Result, StorageError};
 use crate::storage::versioned::{self, VersionedObject};
 use crate::storage::Store;
 
+/// Who leads a partition. In a stateless fleet the bucket holds the only replica, so a
+/// partition's "replica set" is its leader; a reassignment names the next leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionAssignment {
     pub leader: i32,
     pub leader_epoch: i32,
+    /// The leader's incarnation when it was assigned: a restarted node does not inherit
+    /// partitions silently, they fail over (possibly back to it) with a new epoch.
+    #[serde(default)]
+    pub leader_incarnation: u64,
+    /// A pending move: the leader releases the partition, then hands it to this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<i32>,
+}
+
+impl PartitionAssignment {
+    pub fn led_by(node: &NodeInfo, node_id: i32, epoch: i32) -> Self {
+        PartitionAssignment {
+            leader: node_id,
+            leader_epoch: epoch,
+            leader_incarnation: node.incarnation,
+            target: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,28 +51,99 @@ pub struct TopicMetadata {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A broker as registered in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub host: String,
+    pub port: i32,
+    pub incarnation: u64,
+    /// False once the node shut down or the controller declared it dead; it registers
+    /// again (with a new incarnation) when it starts.
+    pub alive: bool,
+    /// Asked to hand over every partition and take no new ones (scale-in).
+    #[serde(default)]
+    pub draining: bool,
+}
+
+impl NodeInfo {
+    /// Can lead partitions: alive and not being drained.
+    pub fn is_eligible(&self) -> bool {
+        self.alive && !self.draining
+    }
+}
+
+/// The controller role: held by one node incarnation until it stops heartbeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerLease {
+    pub node: i32,
+    pub incarnation: u64,
+    /// Bumped at every change of holder (Kafka's controller epoch).
+    pub epoch: i32,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
     pub cluster_id: String,
     pub topics: BTreeMap<String, TopicMetadata>,
+    #[serde(default)]
+    pub nodes: BTreeMap<i32, NodeInfo>,
+    #[serde(default)]
+    pub controller: Option<ControllerLease>,
 }
 
 impl ClusterMetadata {
     pub fn topic_by_id(&self, id: Uuid) -> Option<(&String, &TopicMetadata)> {
         self.topics.iter().find(|(_, t)| t.id == id)
     }
+
+    /// The live node ids, ascending.
+    pub fn live_nodes(&self) -> impl Iterator<Item = (i32, &NodeInfo)> {
+        self.nodes.iter().filter(|(_, n)| n.alive).map(|(i, n)| (*i, n))
+    }
+
+    /// Whether `p` is led by a live incarnation of its leader.
+    pub fn leader_is_live(&self, p: &PartitionAssignment) -> bool {
+        self.nodes
+            .get(&p.leader)
+            .is_some_and(|n| n.alive && n.incarnation == p.leader_incarnation)
+    }
+
+    /// The leader of `p` and its address, if it is a live incarnation.
+    pub fn live_leader(&self, p: &PartitionAssignment) -> Option<(i32, &NodeInfo)> {
+        self.leader_is_live(p)
+            .then(|| (p.leader, &self.nodes[&p.leader]))
+    }
+
+    /// The controller's node id, -1 when the lease is free.
+    pub fn controller_id(&self) -> i32 {
+        self.controller.map_or(-1, |c| c.node)
+    }
+
+    /// Partitions led by `node`, over all topics.
+    pub fn partitions_led_by(&self, node: i32) -> usize {
+        self.topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader == node)
+            .count()
+    }
 }
+
+/// Versions kept behind the current one: watchers poll for the next version and must
+/// not find a gap while they are at most this far behind.
+const KEEP_VERSIONS: u64 = 32;
 
 pub struct MetadataStore {
     object: VersionedObject,
-    current: RwLock<Arc<ClusterMetadata>>,
+    current: RwLock<(u64, Arc<ClusterMetadata>)>,
+    changes: watch::Sender<u64>,
 }
 
 fn decode(data: Option<Bytes>) -> Result<ClusterMetadata> {
     match data {
         None => Ok(ClusterMetadata {
             cluster_id: new_cluster_id(),
-            topics: BTreeMap::new(),
+            ..Default::default()
         }),
         Some(d) => serde_json::from_slice(&d).map_err(|e| StorageError::corrupt("meta/cluster", e)),
     }
@@ -73,35 +166,100 @@ impl MetadataStore {
     /// Loads the current metadata, creating the cluster's first version if there is none.
     pub async fn open(store: Store) -> Result<Self> {
         let object = VersionedObject::new(store, Path::from("meta/cluster"));
-        let current = match object.latest().await? {
-            Some((_, data)) => decode(Some(data))?,
+        let (version, current) = match object.latest().await? {
+            Some((v, data)) => (v, decode(Some(data))?),
             None => {
-                versioned::update(&object, decode, encode, |_| Ok::<_, StorageError>(()))
-                    .await?
-                    .1
+                let (v, m, ()) =
+                    versioned::update(&object, decode, encode, |_| Ok::<_, StorageError>(()))
+                        .await?;
+                (v, m)
             }
         };
         Ok(MetadataStore {
             object,
-            current: RwLock::new(Arc::new(current)),
+            current: RwLock::new((version, Arc::new(current))),
+            changes: watch::channel(version).0,
         })
     }
 
     pub fn current(&self) -> Arc<ClusterMetadata> {
-        self.current.read().clone()
+        self.current.read().1.clone()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.current.read().0
+    }
+
+    /// A receiver that changes whenever a newer version is seen.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn install(&self, version: u64, value: ClusterMetadata) {
+        {
+            let mut cur = self.current.write();
+            if version <= cur.0 {
+                return;
+            }
+            *cur = (version, Arc::new(value));
+        }
+        self.changes.send_replace(version);
+    }
+
+    /// Follows newer versions: reads the next ones directly (one GET each, cheap), or
+    /// lists them all when `full` (a backstop against having fallen far behind).
+    pub async fn refresh(&self, full: bool) -> Result<bool> {
+        if full {
+            if let Some((v, data)) = self.object.latest().await? {
+                if v > self.version() {
+                    self.install(v, decode(Some(data))?);
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let mut changed = false;
+        loop {
+            let next = self.version() + 1;
+            match self.object.read(next).await? {
+                Some(data) => {
+                    self.install(next, decode(Some(data))?);
+                    changed = true;
+                }
+                None => return Ok(changed),
+            }
+        }
     }
 
     /// Applies `change` by compare-and-swap, retrying on a newer version.
     pub async fn update<R, E>(
         &self,
-        change: impl FnMut(&mut ClusterMetadata) -> Result<R, E>,
+        mut change: impl FnMut(&mut ClusterMetadata) -> Result<R, E>,
     ) -> Result<R, E>
     where
         E: From<StorageError>,
     {
-        let (_, value, out) =
-            versioned::update(&self.object, |d| decode(d).map_err(E::from), encode, change).await?;
-        *self.current.write() = Arc::new(value);
+        let out = self.update_if(|m| change(m).map(Some)).await?;
+        Ok(out.expect("change always writes"))
+    }
+
+    /// Like [`MetadataStore::update`], but `change` returns `None` when the current
+    /// version needs no change, and nothing is written.
+    pub async fn update_if<R, E>(
+        &self,
+        change: impl FnMut(&mut ClusterMetadata) -> Result<Option<R>, E>,
+    ) -> Result<Option<R>, E>
+    where
+        E: From<StorageError>,
+    {
+        let (version, value, out) =
+            versioned::update_if(&self.object, |d| decode(d).map_err(E::from), encode, change)
+                .await?;
+        let wrote = out.is_some();
+        self.install(version, value);
+        if wrote && version % 16 == 0 {
+            let _ = self.object.cleanup_keeping(version, KEEP_VERSIONS).await;
+        }
         Ok(out)
     }
 }
@@ -125,6 +283,8 @@ mod tests {
                     partitions: vec![PartitionAssignment {
                         leader: 0,
                         leader_epoch: 0,
+                        leader_incarnation: 1,
+                        target: None,
                     }],
                     configs: BTreeMap::new(),
                 },
@@ -136,5 +296,36 @@ mod tests {
         let again = MetadataStore::open(store).await.unwrap();
         assert_eq!(again.current().cluster_id, id);
         assert!(again.current().topics.contains_key("t"));
+    }
+
+    #[tokio::test]
+    async fn a_watcher_follows_changes_made_elsewhere() {
+        let store = Store::from_url("memory://", Arc::new(Metrics::new())).unwrap();
+        let writer = MetadataStore::open(store.clone()).await.unwrap();
+        let watcher = MetadataStore::open(store).await.unwrap();
+        let mut rx = watcher.subscribe();
+        for i in 0..3 {
+            writer
+                .update(|c| {
+                    c.nodes.insert(
+                        i,
+                        NodeInfo {
+                            host: "h".into(),
+                            port: 1,
+                            incarnation: 1,
+                            alive: true,
+                            draining: false,
+                        },
+                    );
+                    Ok::<_, StorageError>(())
+                })
+                .await
+                .unwrap();
+        }
+        assert!(watcher.refresh(false).await.unwrap());
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(watcher.version(), writer.version());
+        assert_eq!(watcher.current().nodes.len(), 3);
+        assert!(!watcher.refresh(true).await.unwrap());
     }
 }

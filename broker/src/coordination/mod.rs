@@ -1,9 +1,13 @@
-//! Cluster coordination state kept in the bucket by compare-and-swap: topics, their
-//! configs and partition assignment (`meta/cluster`), and producer id blocks
-//! (`meta/producer-ids`).
+//! Cluster coordination through the bucket: topics, configs, partition assignment,
+//! nodes and the controller lease (`meta/cluster`, compare-and-swap), heartbeats
+//! (`meta/nodes/<id>/heartbeat`), producer id blocks (`meta/producer-ids`), the
+//! controller's decisions ([`controller`], [`placement`]) and consumer groups.
 
+pub mod controller;
 pub mod groups;
+pub mod liveness;
 pub mod metadata;
+pub mod placement;
 pub mod producer_ids;
 pub mod topic_config;
 

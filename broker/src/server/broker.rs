@@ -11,31 +11,41 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::config::BrokerArgs;
+use crate::coordination::controller::{Controller, ControllerConfig};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::groups::{ConsumerGroupTiming, GroupCoordinator};
+use crate::coordination::placement::{self, NoEligibleBroker};
 use crate::coordination::producer_ids::ProducerIdAllocator;
-use crate::coordination::{topic_config, MetadataStore, PartitionAssignment, TopicMetadata};
+use crate::coordination::{topic_config, MetadataStore, TopicMetadata};
 use crate::metrics::Metrics;
 use crate::storage::engine::now_ms;
 use crate::storage::{LogEngine, StorageError, Store};
+
+/// Exit status of a broker whose incarnation was fenced or declared dead: it must be
+/// restarted (as a new incarnation) by its supervisor (EX_TEMPFAIL).
+pub const EXIT_FENCED: i32 = 75;
 
 pub struct Broker {
     pub args: BrokerArgs,
     pub advertised_host: String,
     pub advertised_port: i32,
+    pub store: Store,
     pub engine: Arc<LogEngine>,
-    pub metadata: MetadataStore,
+    pub metadata: Arc<MetadataStore>,
+    pub controller: Controller,
     pub producer_ids: ProducerIdAllocator,
     pub groups: std::sync::OnceLock<Arc<GroupCoordinator>>,
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
     /// Serialises topic administration so metadata and engine stay in step.
     pub admin: tokio::sync::Mutex<()>,
+    /// Serialises leadership changes (take-over, release, close) on this broker.
+    pub(crate) leadership: tokio::sync::Mutex<()>,
 }
 
 impl Broker {
-    /// Opens storage, recovers, and takes leadership of every partition (one broker owns
-    /// the whole cluster until the fleet arrives).
+    /// Opens storage as a new incarnation, joins the cluster (registration, first
+    /// heartbeat, a controller round) and takes over the partitions assigned to it.
     pub async fn start(
         args: BrokerArgs,
         advertised: (String, i32),
@@ -52,31 +62,50 @@ impl Broker {
         };
         let engine = LogEngine::open(store.clone(), args.engine_config(), metrics.clone())
             .await
-            .context("recovering the log engine")?;
-        let metadata = MetadataStore::open(store.clone())
-            .await
-            .context("loading cluster metadata")?;
+            .context("starting the log engine")?;
+        let metadata = Arc::new(
+            MetadataStore::open(store.clone())
+                .await
+                .context("loading cluster metadata")?,
+        );
+        let controller = Controller::new(
+            store.clone(),
+            metadata.clone(),
+            args.node_id,
+            engine.incarnation(),
+            ControllerConfig {
+                session_timeout: args.session_timeout(),
+                max_moves: args.max_partition_moves.max(1),
+            },
+        );
         let broker = Arc::new(Broker {
             advertised_host: advertised.0,
             advertised_port: advertised.1,
+            store: store.clone(),
             engine,
             metadata,
+            controller,
             producer_ids: ProducerIdAllocator::new(store),
             groups: std::sync::OnceLock::new(),
             metrics,
             ready: AtomicBool::new(false),
             admin: tokio::sync::Mutex::new(()),
+            leadership: tokio::sync::Mutex::new(()),
             args,
         });
-        broker.claim_all_partitions().await?;
-        broker.engine.finish_recovery();
         broker
-            .engine
-            .checkpoint_all()
+            .controller
+            .register(&broker.advertised_host, broker.advertised_port)
             .await
-            .context("checkpointing recovered data")?;
+            .context("registering this broker")?;
+        super::fleet::beat(&broker, 0).await.context("first heartbeat")?;
+        broker
+            .controller
+            .tick()
+            .await
+            .context("first controller round")?;
         let offsets_topic = broker.ensure_offsets_topic().await?;
-        let groups = GroupCoordinator::open(
+        let groups = GroupCoordinator::new(
             broker.engine.clone(),
             offsets_topic.id,
             offsets_topic.partitions.len(),
@@ -88,10 +117,11 @@ impl Broker {
                     broker.args.group_consumer_heartbeat_interval_ms,
                 ),
             },
-        )
-        .await
-        .context("loading committed offsets")?;
+        );
         let _ = broker.groups.set(groups);
+        super::fleet::reconcile(&broker)
+            .await
+            .context("taking over assigned partitions")?;
         broker.ready.store(true, Ordering::SeqCst);
         Ok(broker)
     }
@@ -126,43 +156,6 @@ impl Broker {
         }
     }
 
-    async fn claim_all_partitions(&self) -> anyhow::Result<()> {
-        let node = self.args.node_id;
-        self.metadata
-            .update(|m| {
-                for (name, t) in m.topics.iter_mut() {
-                    for p in t.partitions.iter_mut().filter(|p| p.leader != node) {
-                        warn!(topic = %name, previous = p.leader, "taking over partition led by another node id");
-                        *p = PartitionAssignment {
-                            leader: node,
-                            leader_epoch: p.leader_epoch + 1,
-                        };
-                    }
-                }
-                Ok::<_, StorageError>(())
-            })
-            .await?;
-        let current = self.metadata.current();
-        for (name, t) in &current.topics {
-            self.open_topic_partitions(name, t, 0).await?;
-        }
-        Ok(())
-    }
-
-    pub async fn open_topic_partitions(
-        &self,
-        name: &str,
-        t: &TopicMetadata,
-        from: usize,
-    ) -> Result<(), StorageError> {
-        for (i, p) in t.partitions.iter().enumerate().skip(from) {
-            self.engine
-                .open_partition(name, t.id, i as i32, p.leader_epoch)
-                .await?;
-        }
-        Ok(())
-    }
-
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
@@ -171,14 +164,14 @@ impl Broker {
         Duration::from_secs(30)
     }
 
-    /// Creates a topic in metadata and opens its partitions. Returns its id.
+    /// Creates a topic in metadata, its partitions spread over the live brokers, and
+    /// takes over the ones assigned here (the others' leaders see the new version).
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         configs: std::collections::BTreeMap<String, String>,
     ) -> Result<TopicMetadata, CreateTopicError> {
-        let node = self.args.node_id;
         let _admin = self.admin.lock().await;
         let topic = self
             .metadata
@@ -188,20 +181,19 @@ impl Broker {
                 }
                 let t = TopicMetadata {
                     id: Uuid::new_v4(),
-                    partitions: vec![
-                        PartitionAssignment {
-                            leader: node,
-                            leader_epoch: 0
-                        };
-                        partitions as usize
-                    ],
+                    partitions: placement::place_new(m, name, partitions as usize)?,
                     configs: configs.clone(),
                 };
                 m.topics.insert(name.to_string(), t.clone());
                 Ok(t)
             })
             .await?;
-        self.open_topic_partitions(name, &topic, 0).await?;
+        if self.groups.get().is_some() {
+            // The leaders elsewhere see the new version; the lead loop retries ours.
+            if let Err(e) = super::fleet::reconcile(self).await {
+                warn!(topic = name, error = %format!("{e:#}"), "could not take over the new partitions yet");
+            }
+        }
         info!(topic = name, partitions, id = %topic.id, "created topic");
         Ok(topic)
     }
@@ -218,7 +210,7 @@ impl Broker {
         }
     }
 
-    /// Enforces retention on every partition once.
+    /// Enforces retention on every partition led here, once.
     pub async fn enforce_retention(&self) {
         let meta = self.metadata.current();
         for (name, t) in &meta.topics {
@@ -246,10 +238,13 @@ pub enum CreateTopicError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
+    NoBroker(#[from] NoEligibleBroker),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
-/// Runs a broker until SIGTERM or SIGINT, then flushes, checkpoints and returns.
+/// Runs a broker until SIGTERM or SIGINT, then hands its partitions over and returns.
+/// Exits the process with [`EXIT_FENCED`] if another broker fences this incarnation.
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let listener = TcpListener::bind(args.listen)
@@ -287,10 +282,13 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     info!(
         incarnation = broker.engine.incarnation(),
         topics = broker.metadata.current().topics.len(),
+        partitions = broker.engine.partitions().len(),
+        controller = broker.controller.is_controller(),
         "ready"
     );
 
     let group_timers = broker.groups().start_timers(stop_rx.clone());
+    let (fleet, fenced) = super::fleet::start(broker.clone(), stop_rx.clone());
     let retention = {
         let broker = broker.clone();
         let mut stop = stop_rx.clone();
@@ -323,15 +321,28 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         })
     };
 
-    wait_for_signal().await;
-    info!("shutting down: flushing WAL and checkpointing");
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        reason = fenced => {
+            error!(reason = %reason.unwrap_or_default(), "this incarnation is fenced: exiting so it restarts as a new one");
+            std::process::exit(EXIT_FENCED);
+        }
+    }
+    info!("shutting down: handing partitions over");
     stop_tx.send_replace(true);
     let _ = acceptor.await;
     let _ = retention.await;
     let _ = group_timers.await;
+    for t in fleet {
+        let _ = t.await;
+    }
+    let handed_over = super::fleet::hand_over_all(&broker).await;
     if let Err(e) = broker.engine.shutdown().await {
         error!(error = %e, "shutdown checkpoint failed; the WAL still holds every acknowledged record");
         return Err(e.into());
+    }
+    if let Err(e) = handed_over {
+        error!(error = %e, "could not hand every partition over; they fail over instead");
     }
     let _ = http.await;
     info!("stopped cleanly");

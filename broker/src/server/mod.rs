@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod connection;
+pub mod fleet;
 pub mod handlers;
 pub mod http;
 

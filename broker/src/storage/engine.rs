@@ -1,6 +1,7 @@
 //! The log engine of one broker: appends through the WAL, reads from the tail or from
-//! segments, checkpoints, retention, record deletion, and recovery of earlier
-//! incarnations' WAL streams at start.
+//! segments, checkpoints, retention, record deletion, and the hand-over of partitions
+//! between leaders: graceful release, and take-over that fences the previous leader's
+//! WAL stream and moves its tail into a segment.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kafka_protocol::records::RecordBatchDecoder;
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
@@ -24,7 +25,7 @@ use super::object::{parse_seq, Created, Store};
 use super::partition::{PartitionLog, ReadPlan, TailBatch};
 use super::producer::{ProducerTable, SequenceCheck};
 use super::segment::{self, decode_index, segment_path, IndexEntry, SegmentInfo};
-use super::versioned::{self, VersionedObject};
+use super::versioned::VersionedObject;
 use super::wal::{self, WalObject, WalPosition};
 use super::wal_writer::WalWriter;
 use crate::metrics::{Metrics, PartitionLabel};
@@ -81,38 +82,23 @@ pub struct LogEngine {
     wal: Arc<WalWriter>,
     cache: BlockCache,
     partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
-    /// Batches read back from earlier incarnations, waiting for their partition to open.
-    recovered: Mutex<HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>>,
-    /// Earlier incarnations' WAL streams and their fences; the data objects are deleted
-    /// once checkpointed, the fences stay.
-    old_streams: Mutex<Vec<(Path, Path)>>,
-    recovery_done: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl LogEngine {
-    /// Starts a new incarnation of this node: fences and reads back every earlier WAL
-    /// stream of the node so their records can be restored as partitions open.
+    /// Starts a new incarnation of this node. It leads nothing until partitions are
+    /// taken over ([`LogEngine::take_over`]), which is also how the records of this
+    /// node's earlier incarnations are recovered.
     pub async fn open(
         store: Store,
         config: EngineConfig,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>> {
-        let started = Instant::now();
         let node = config.node_id;
         let incarnation = allocate_incarnation(&store, node).await?;
-        let (recovered, old_streams, objects) = recover_streams(&store, node, incarnation).await?;
-        let batches: usize = recovered.values().map(Vec::len).sum();
-        info!(
-            node,
-            incarnation,
-            wal_objects = objects,
-            batches,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "read back earlier WAL streams"
-        );
+        info!(node, incarnation, "new incarnation");
         let wal = Arc::new(WalWriter::new(
             store.clone(),
             node,
@@ -129,9 +115,6 @@ impl LogEngine {
             incarnation,
             wal,
             partitions: RwLock::new(HashMap::new()),
-            recovered: Mutex::new(recovered),
-            old_streams: Mutex::new(old_streams),
-            recovery_done: std::sync::atomic::AtomicBool::new(false),
             metrics,
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
@@ -209,6 +192,12 @@ impl LogEngine {
         self.wal.is_throttling()
     }
 
+    /// Whether another broker fenced this incarnation's WAL stream: it can never
+    /// acknowledge again and must restart as a new incarnation.
+    pub fn is_fenced(&self) -> bool {
+        self.wal.is_stopped()
+    }
+
     pub fn partition(&self, topic_id: Uuid, partition: i32) -> Option<Arc<PartitionLog>> {
         self.partitions.read().get(&(topic_id, partition)).cloned()
     }
@@ -217,87 +206,299 @@ impl LogEngine {
         self.partitions.read().values().cloned().collect()
     }
 
-    /// Takes leadership of a partition at `epoch`: loads its manifest and restores the
-    /// records of earlier incarnations past the manifest, checking they are contiguous.
-    pub async fn open_partition(
-        &self,
-        topic: &str,
-        topic_id: Uuid,
-        partition: i32,
-        epoch: i32,
-    ) -> Result<Arc<PartitionLog>> {
-        if let Some(p) = self.partition(topic_id, partition) {
-            return Ok(p);
-        }
-        // Claim the partition with a new manifest version first: any earlier writer (a
-        // fenced incarnation that has not noticed yet) then fails its next manifest write.
-        let versions =
-            VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
-        let (version, manifest, ()) = versioned::update(
-            &versions,
-            |data| match data {
-                Some(d) => serde_json::from_slice::<Manifest>(&d)
-                    .map_err(|e| StorageError::corrupt(versions.prefix(), e)),
-                None => Ok(Manifest::empty(topic_id, partition)),
-            },
-            |m| Bytes::from(serde_json::to_vec(m).expect("manifest serializes")),
-            |m| {
-                m.leader_node = self.config.node_id;
-                m.leader_incarnation = self.incarnation;
-                m.leader_epoch = epoch;
-                Ok(())
-            },
-        )
-        .await?;
-        let part = PartitionLog::new(topic.to_string(), manifest, version, epoch);
-        let recovered = self
-            .recovered
-            .lock()
-            .remove(&(topic_id, partition))
-            .unwrap_or_default();
-        {
-            let mut s = part.state.lock();
-            for (pos, batch) in recovered {
-                let h =
-                    BatchHeader::parse(&batch).map_err(|e| StorageError::corrupt(pos.path(), e))?;
-                if h.next_offset() <= s.next_offset {
-                    continue; // already in a segment
-                }
-                if h.base_offset != s.next_offset {
-                    return Err(StorageError::Gap {
-                        partition: part.name(),
-                        expected: s.next_offset,
-                        found: h.base_offset,
-                    });
-                }
-                s.producers.record(&h);
-                s.next_offset = h.next_offset();
-                s.high_watermark = s.next_offset;
-                s.tail_bytes += batch.len();
-                s.tail.push_back(TailBatch {
-                    header: h,
-                    bytes: batch,
-                    wal: pos,
-                });
-            }
-            if s.log_start_offset > s.next_offset {
-                s.log_start_offset = s.next_offset;
+    /// Takes leadership of partitions (DESIGN "Leadership, moves and fencing"): for each,
+    /// reads the manifest; unless the previous leader released it, fences that leader's
+    /// WAL stream and moves the partition's records past the manifest into a segment;
+    /// then claims the manifest's next version with this incarnation and `epoch`.
+    /// Streams are read once for all claims that need them.
+    pub async fn take_over(&self, claims: Vec<Claim>) -> Vec<(Claim, Result<Arc<PartitionLog>>)> {
+        let mut done = Vec::with_capacity(claims.len());
+        let mut pending: Vec<Claim> = Vec::new();
+        for c in claims {
+            match self.partition(c.topic_id, c.partition) {
+                Some(p) if !p.is_closed() => done.push((c, Ok(p))),
+                _ => pending.push(c),
             }
         }
-        self.publish_high_watermark(&part);
-        let mut map = self.partitions.write();
-        Ok(map.entry((topic_id, partition)).or_insert(part).clone())
+        // A lost manifest race means someone wrote the manifest between our read and our
+        // claim (a checkpoint of a zombie, or a competing claim): read again.
+        for round in 0..5 {
+            if pending.is_empty() {
+                break;
+            }
+            let attempt = self.take_over_round(&pending).await;
+            let mut retry = Vec::new();
+            for (c, r) in pending.into_iter().zip(attempt) {
+                match r {
+                    Err(TakeOverError::LostRace) if round < 4 => retry.push(c),
+                    Err(TakeOverError::LostRace) => {
+                        let e = StorageError::Fenced(format!(
+                            "{}-{}: manifest kept changing during take-over",
+                            c.topic, c.partition
+                        ));
+                        done.push((c, Err(e)));
+                    }
+                    Err(TakeOverError::Storage(e)) => done.push((c, Err(e))),
+                    Ok(p) => done.push((c, Ok(p))),
+                }
+            }
+            pending = retry;
+        }
+        done
     }
 
-    /// Called once every partition this node leads has been opened: recovered records of
-    /// partitions nobody opened belong to deleted topics and are dropped.
-    pub fn finish_recovery(&self) {
-        let left: Vec<_> = self.recovered.lock().drain().map(|(k, _)| k).collect();
-        if !left.is_empty() {
-            info!(partitions = ?left, "dropping WAL records of partitions that no longer exist");
+    async fn take_over_round(
+        &self,
+        claims: &[Claim],
+    ) -> Vec<Result<Arc<PartitionLog>, TakeOverError>> {
+        let keys: Vec<PartitionKey> = claims.iter().map(|c| (c.topic_id, c.partition)).collect();
+        let manifests: Vec<Result<(u64, Manifest)>> = futures::stream::iter(keys)
+            .map(|(id, p)| self.read_manifest(id, p))
+            .buffered(IO_CONCURRENCY)
+            .collect()
+            .await;
+        // The tails to read, by the WAL stream that holds them.
+        let mut streams: HashMap<(i32, u64), HashMap<PartitionKey, u64>> = HashMap::new();
+        for (c, m) in claims.iter().zip(&manifests) {
+            if let Ok((_, m)) = m {
+                if let Some((node, inc, from)) = unreleased_tail(m) {
+                    streams
+                        .entry((node, inc))
+                        .or_default()
+                        .insert((c.topic_id, c.partition), from);
+                }
+            }
         }
-        self.recovery_done
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut tails: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
+        let mut stream_errors: HashMap<(i32, u64), String> = HashMap::new();
+        for ((node, inc), wanted) in streams {
+            match self.read_stream_tail(node, inc, &wanted).await {
+                Ok(found) => tails.extend(found),
+                Err(e) => {
+                    warn!(node, incarnation = inc, error = %e, "could not recover a WAL stream");
+                    stream_errors.insert((node, inc), e.to_string());
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(claims.len());
+        for (c, m) in claims.iter().zip(manifests) {
+            let result = match m {
+                Err(e) => Err(TakeOverError::Storage(e)),
+                Ok((version, manifest)) => {
+                    let failed = unreleased_tail(&manifest)
+                        .and_then(|(n, i, _)| stream_errors.get(&(n, i)).cloned());
+                    match failed {
+                        Some(e) => Err(TakeOverError::Storage(StorageError::Fenced(format!(
+                            "{}-{}: previous leader's WAL stream unreadable: {e}",
+                            c.topic, c.partition
+                        )))),
+                        None => {
+                            let tail = tails.remove(&(c.topic_id, c.partition)).unwrap_or_default();
+                            self.claim(c, version, manifest, tail).await
+                        }
+                    }
+                }
+            };
+            out.push(result);
+        }
+        out
+    }
+
+    async fn read_manifest(&self, topic_id: Uuid, partition: i32) -> Result<(u64, Manifest)> {
+        let versions =
+            VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
+        match versions.latest().await? {
+            None => Ok((0, Manifest::empty(topic_id, partition))),
+            Some((v, d)) => serde_json::from_slice::<Manifest>(&d)
+                .map(|m| (v, m))
+                .map_err(|e| StorageError::corrupt(versions.prefix(), e)),
+        }
+    }
+
+    /// Writes the recovered tail as segments and claims the manifest's next version.
+    async fn claim(
+        &self,
+        c: &Claim,
+        version: u64,
+        manifest: Manifest,
+        tail: Vec<TailBatch>,
+    ) -> Result<Arc<PartitionLog>, TakeOverError> {
+        let name = format!("{}-{}", c.topic, c.partition);
+        let mut next_offset = manifest.next_offset;
+        let mut live = Vec::with_capacity(tail.len());
+        for b in tail {
+            if b.header.next_offset() <= next_offset {
+                continue; // already in a segment
+            }
+            if b.header.base_offset != next_offset {
+                return Err(TakeOverError::Storage(StorageError::Gap {
+                    partition: name,
+                    expected: next_offset,
+                    found: b.header.base_offset,
+                }));
+            }
+            next_offset = b.header.next_offset();
+            live.push(b);
+        }
+        let recovered = live.len();
+        let log_start = manifest.log_start_offset;
+        let mut next = self
+            .manifest_after(c.topic_id, c.partition, &manifest, &live, log_start)
+            .await?;
+        next.leader_node = self.config.node_id;
+        next.leader_incarnation = self.incarnation;
+        next.leader_epoch = c.epoch;
+        next.released = false;
+        // Records of this partition only ever go to WAL objects from here on.
+        next.wal_start = Some(self.wal.position(self.wal.open_seq()));
+        next.record_epoch(c.epoch);
+        if next.log_start_offset > next.next_offset {
+            next.log_start_offset = next.next_offset;
+        }
+        let versions =
+            VersionedObject::new(self.store.clone(), manifest_prefix(c.topic_id, c.partition));
+        let data = Bytes::from(serde_json::to_vec(&next).expect("manifest serializes"));
+        if !versions.try_write(version + 1, data).await? {
+            return Err(TakeOverError::LostRace);
+        }
+        info!(
+            partition = %name,
+            epoch = c.epoch,
+            recovered_batches = recovered,
+            next_offset = next.next_offset,
+            previous_leader = manifest.leader_node,
+            released = manifest.released,
+            "took over partition"
+        );
+        let part = PartitionLog::new(c.topic.clone(), next, version + 1, c.epoch);
+        self.publish_high_watermark(&part);
+        let mut map = self.partitions.write();
+        if let Some(old) = map.insert((c.topic_id, c.partition), part.clone()) {
+            old.close();
+        }
+        Ok(part)
+    }
+
+    /// Fences another incarnation's WAL stream (unless it is this one) and returns the
+    /// batches of the wanted partitions at or past their starting sequence, in stream
+    /// order.
+    async fn read_stream_tail(
+        &self,
+        node: i32,
+        inc: u64,
+        wanted: &HashMap<PartitionKey, u64>,
+    ) -> Result<HashMap<PartitionKey, Vec<TailBatch>>> {
+        let started = Instant::now();
+        let from = wanted.values().copied().min().unwrap_or(1);
+        let seqs: Vec<u64> = if node == self.config.node_id && inc == self.incarnation {
+            // Our own live stream: nothing to fence, every object is readable.
+            let mut v: Vec<u64> = self
+                .store
+                .list(&wal::stream_prefix(node, inc))
+                .await?
+                .iter()
+                .filter_map(parse_seq)
+                .collect();
+            v.sort_unstable();
+            v
+        } else {
+            let mut listed: Vec<u64> = self
+                .store
+                .list(&wal::stream_prefix(node, inc))
+                .await?
+                .iter()
+                .filter_map(parse_seq)
+                .collect();
+            listed.sort_unstable();
+            fence_stream(&self.store, node, inc, listed).await?.0
+        };
+        let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
+        let objects = seqs.len();
+        let mut out: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
+        let mut fetched = futures::stream::iter(seqs)
+            .map(|seq| async move {
+                let pos = WalPosition {
+                    node,
+                    incarnation: inc,
+                    seq,
+                };
+                let data = self.store.get(&pos.path()).await?.ok_or_else(|| {
+                    StorageError::corrupt(pos.path(), "listed WAL object vanished")
+                })?;
+                Ok::<_, StorageError>((pos, data))
+            })
+            .buffered(IO_CONCURRENCY);
+        while let Some(r) = fetched.next().await {
+            let (pos, data) = r?;
+            let WalObject::Data(entries) = wal::decode(&pos.path(), &data)? else {
+                continue;
+            };
+            for e in entries {
+                let key = (e.topic_id, e.partition);
+                if wanted.get(&key).is_some_and(|from| pos.seq >= *from) {
+                    let header = BatchHeader::parse(&e.batch)
+                        .map_err(|err| StorageError::corrupt(pos.path(), err))?;
+                    out.entry(key).or_default().push(TailBatch {
+                        header,
+                        bytes: e.batch,
+                        wal: pos,
+                    });
+                }
+            }
+        }
+        info!(
+            node,
+            incarnation = inc,
+            wal_objects = objects,
+            partitions = wanted.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read back a WAL stream"
+        );
+        Ok(out)
+    }
+
+    /// Hands a partition over gracefully: no more appends, everything in flight made
+    /// durable, the tail checkpointed and the manifest marked released, so the next
+    /// leader needs no fence (DESIGN invariant 4).
+    pub async fn release_partition(&self, topic_id: Uuid, partition: i32) -> Result<()> {
+        let Some(part) = self.partition(topic_id, partition) else {
+            return Ok(());
+        };
+        let end = {
+            let mut s = part.state.lock();
+            s.closed = true;
+            s.next_offset
+        };
+        self.wait_durable(&part, end, Duration::from_secs(30))
+            .await?;
+        self.persist_tail(&part, true).await?;
+        self.forget(&part);
+        info!(partition = %part.name(), next_offset = end, "released partition");
+        Ok(())
+    }
+
+    /// Stops serving a partition another broker has taken over.
+    pub fn close_partition(&self, topic_id: Uuid, partition: i32) {
+        if let Some(part) = self.partition(topic_id, partition) {
+            part.close();
+            self.forget(&part);
+            info!(partition = %part.name(), "partition led elsewhere now; closed");
+        }
+    }
+
+    fn forget(&self, part: &Arc<PartitionLog>) {
+        let mut map = self.partitions.write();
+        if map
+            .get(&(part.topic_id, part.partition))
+            .is_some_and(|p| Arc::ptr_eq(p, part))
+        {
+            map.remove(&(part.topic_id, part.partition));
+        }
+        drop(map);
+        self.metrics.high_watermark.remove(&PartitionLabel {
+            topic: part.topic.clone(),
+            partition: part.partition,
+        });
     }
 
     /// Stops serving a partition and deletes all its objects.
@@ -653,11 +854,17 @@ impl LogEngine {
     /// Moves the durable tail of a partition into segments and a new manifest.
     /// Returns whether anything was written.
     pub async fn checkpoint_partition(&self, part: &PartitionLog) -> Result<bool> {
+        self.persist_tail(part, false).await
+    }
+
+    /// Checkpoints the durable tail; with `release` the manifest is also marked released
+    /// (and written even when the tail is empty).
+    async fn persist_tail(&self, part: &PartitionLog, release: bool) -> Result<bool> {
         self.ensure_not_fenced()?;
         let _w = part.writer.lock().await;
         let (manifest, version, durable, wal_start, epoch, log_start) = {
             let s = part.state.lock();
-            if s.closed {
+            if s.closed && !release {
                 return Ok(false);
             }
             let durable: Vec<TailBatch> = s
@@ -681,39 +888,20 @@ impl LogEngine {
                 s.log_start_offset,
             )
         };
-        let Some(last) = durable.last() else {
+        if durable.is_empty() && !release {
             return Ok(false);
-        };
-        let end = last.header.next_offset();
-        let mut producers = ProducerTable::from_snapshot(&manifest.producers);
-        for b in &durable {
-            producers.record(&b.header);
         }
-        let mut next = (*manifest).clone();
-        let live: Vec<&TailBatch> = durable
-            .iter()
-            .filter(|b| b.header.next_offset() > log_start)
-            .collect();
-        for chunk in chunk_by_size(&live, self.config.segment_max_bytes) {
-            let (data, mut info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
-            info.name =
-                segment::segment_name(info.base_offset, self.config.node_id, self.incarnation);
-            self.store
-                .put(
-                    &segment_path(part.topic_id, part.partition, &info.name),
-                    data,
-                )
-                .await?;
-            next.segments.push(info);
-        }
-        next.next_offset = end;
-        next.log_start_offset = next.log_start_offset.max(log_start);
+        let end = durable
+            .last()
+            .map_or(manifest.next_offset, |b| b.header.next_offset());
+        let mut next = self
+            .manifest_after(part.topic_id, part.partition, &manifest, &durable, log_start)
+            .await?;
         next.wal_start = Some(wal_start);
-        producers.expire(now_ms());
-        next.producers = producers.snapshot();
         next.leader_node = self.config.node_id;
         next.leader_incarnation = self.incarnation;
         next.leader_epoch = epoch;
+        next.released = release;
         self.commit_manifest(part, version, next).await?;
         let mut s = part.state.lock();
         while s
@@ -727,6 +915,44 @@ impl LogEngine {
         s.producers.expire(now_ms());
         self.metrics.checkpoints.inc();
         Ok(true)
+    }
+
+    /// `manifest` advanced past `batches` (contiguous, starting at its next offset):
+    /// the live ones written as new segments, producer state updated.
+    async fn manifest_after(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        manifest: &Manifest,
+        batches: &[TailBatch],
+        log_start: i64,
+    ) -> Result<Manifest> {
+        let mut next = manifest.clone();
+        let Some(last) = batches.last() else {
+            return Ok(next);
+        };
+        let mut producers = ProducerTable::from_snapshot(&manifest.producers);
+        for b in batches {
+            producers.record(&b.header);
+        }
+        let live: Vec<&TailBatch> = batches
+            .iter()
+            .filter(|b| b.header.next_offset() > log_start)
+            .collect();
+        for chunk in chunk_by_size(&live, self.config.segment_max_bytes) {
+            let (data, mut info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
+            info.name =
+                segment::segment_name(info.base_offset, self.config.node_id, self.incarnation);
+            self.store
+                .put(&segment_path(topic_id, partition, &info.name), data)
+                .await?;
+            next.segments.push(info);
+        }
+        next.next_offset = last.header.next_offset();
+        next.log_start_offset = next.log_start_offset.max(log_start);
+        producers.expire(now_ms());
+        next.producers = producers.snapshot();
+        Ok(next)
     }
 
     /// Checkpoints every partition, then deletes WAL objects nothing needs any more.
@@ -749,17 +975,15 @@ impl LogEngine {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Deletes this incarnation's WAL objects below the oldest one an open partition's
+    /// tail still needs. (Streams of earlier incarnations are collected by the
+    /// controller, which knows when no manifest needs them.)
     async fn collect_wal_garbage(&self) -> Result<()> {
         let mut needed = self.wal.open_seq();
-        let mut old_needed = false;
         for p in self.partitions() {
             let s = p.state.lock();
             if let Some(b) = s.tail.front() {
-                if b.wal.incarnation == self.incarnation {
-                    needed = needed.min(b.wal.seq);
-                } else {
-                    old_needed = true;
-                }
+                needed = needed.min(b.wal.seq);
             }
         }
         let keys: Vec<Path> = self
@@ -768,24 +992,7 @@ impl LogEngine {
             .into_iter()
             .map(|seq| self.wal.position(seq).path())
             .collect();
-        self.delete_all(keys).await?;
-        let recovery_done = self.recovery_done.load(std::sync::atomic::Ordering::SeqCst);
-        if recovery_done && !old_needed {
-            let streams: Vec<(Path, Path)> = std::mem::take(&mut *self.old_streams.lock());
-            for (stream, fence) in streams {
-                // The fence stays: it is what stops a zombie of that incarnation.
-                let keys: Vec<Path> = self
-                    .store
-                    .list(&stream)
-                    .await?
-                    .into_iter()
-                    .filter(|k| *k != fence)
-                    .collect();
-                info!(stream = %stream, objects = keys.len(), "deleting checkpointed WAL objects");
-                self.delete_all(keys).await?;
-            }
-        }
-        Ok(())
+        self.delete_all(keys).await
     }
 
     /// Kafka's DeleteRecords: moves the log start offset up to `offset` (-1: the high
@@ -931,65 +1138,32 @@ async fn allocate_incarnation(store: &Store, node: i32) -> Result<u64> {
     }
 }
 
-/// Recovered batches by partition, the old streams with their fence objects, and how
-/// many WAL objects were read.
-type Recovered = (
-    HashMap<PartitionKey, Vec<(WalPosition, Bytes)>>,
-    Vec<(Path, Path)>,
-    usize,
-);
+/// A partition to lead, as the assignment gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub epoch: i32,
+}
 
-/// Fences every earlier WAL stream of `node` and reads back all its data objects, in
-/// (incarnation, sequence) order (DESIGN invariants 3 and 5).
-async fn recover_streams(store: &Store, node: i32, incarnation: u64) -> Result<Recovered> {
-    // Every earlier incarnation is sealed, also one that has no object (yet): a zombie of
-    // it may still be about to write its first one.
-    let mut listed: HashMap<u64, Vec<u64>> = HashMap::new();
-    for pos in store
-        .list(&wal::node_prefix(node))
-        .await?
-        .iter()
-        .filter_map(wal::parse_path)
-    {
-        listed.entry(pos.incarnation).or_default().push(pos.seq);
+#[derive(Debug, thiserror::Error)]
+enum TakeOverError {
+    #[error("the manifest changed during take-over")]
+    LostRace,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The WAL stream (node, incarnation) and first sequence holding a manifest's
+/// un-checkpointed records, unless its leader released it. A manifest written before
+/// claims recorded `wal_start` may have its tail anywhere in the stream.
+fn unreleased_tail(m: &Manifest) -> Option<(i32, u64, u64)> {
+    if m.released || m.leader_node < 0 || m.leader_incarnation == 0 {
+        return None;
     }
-    let mut recovered: HashMap<PartitionKey, Vec<(WalPosition, Bytes)>> = HashMap::new();
-    let mut streams = Vec::new();
-    let mut objects = 0;
-    for inc in 1..incarnation {
-        let prefix = wal::stream_prefix(node, inc);
-        let mut seqs = listed.remove(&inc).unwrap_or_default();
-        seqs.sort_unstable();
-        let (seqs, fence) = fence_stream(store, node, inc, seqs).await?;
-        objects += seqs.len();
-        let fetched: Vec<(WalPosition, Bytes)> = futures::stream::iter(seqs)
-            .map(|seq| async move {
-                let pos = WalPosition {
-                    node,
-                    incarnation: inc,
-                    seq,
-                };
-                let data = store.get(&pos.path()).await?.ok_or_else(|| {
-                    StorageError::corrupt(pos.path(), "listed WAL object vanished")
-                })?;
-                Ok::<_, StorageError>((pos, data))
-            })
-            .buffered(IO_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (pos, data) in fetched {
-            if let WalObject::Data(entries) = wal::decode(&pos.path(), &data)? {
-                for e in entries {
-                    recovered
-                        .entry((e.topic_id, e.partition))
-                        .or_default()
-                        .push((pos, e.batch));
-                }
-            }
-        }
-        streams.push((prefix, fence));
-    }
-    Ok((recovered, streams, objects))
+    let from = m.wal_start.map_or(1, |w| w.seq);
+    Some((m.leader_node, m.leader_incarnation, from))
 }
 
 /// Seals a stream: writes a fence object just past its highest object, re-listing if a

@@ -70,8 +70,13 @@ impl VersionedObject {
 
     /// Deletes versions older than `current - KEEP_OLD_VERSIONS`.
     pub async fn cleanup(&self, current: u64) -> Result<()> {
+        self.cleanup_keeping(current, KEEP_OLD_VERSIONS).await
+    }
+
+    /// Deletes versions more than `keep` behind `current`.
+    pub async fn cleanup_keeping(&self, current: u64, keep: u64) -> Result<()> {
         for v in self.versions().await? {
-            if v + KEEP_OLD_VERSIONS < current {
+            if v + keep < current {
                 self.store.delete(&self.key(v)).await?;
             }
         }
@@ -99,15 +104,33 @@ pub async fn update<T, R, E>(
 where
     E: From<super::error::StorageError>,
 {
+    let (version, value, out) =
+        update_if(object, decode, encode, |v| change(v).map(Some)).await?;
+    Ok((version, value, out.expect("change always writes")))
+}
+
+/// Like [`update`], but `change` may decline to write by returning `None` (nothing to
+/// change in the current value); the current version is then returned unchanged.
+pub async fn update_if<T, R, E>(
+    object: &VersionedObject,
+    decode: impl Fn(Option<Bytes>) -> Result<T, E>,
+    encode: impl Fn(&T) -> Bytes,
+    mut change: impl FnMut(&mut T) -> Result<Option<R>, E>,
+) -> Result<(u64, T, Option<R>), E>
+where
+    E: From<super::error::StorageError>,
+{
     loop {
         let (version, data) = match object.latest().await? {
             Some((v, d)) => (v, Some(d)),
             None => (0, None),
         };
         let mut value = decode(data)?;
-        let out = change(&mut value)?;
+        let Some(out) = change(&mut value)? else {
+            return Ok((version, value, None));
+        };
         if object.try_write(version + 1, encode(&value)).await? {
-            return Ok((version + 1, value, out));
+            return Ok((version + 1, value, Some(out)));
         }
     }
 }

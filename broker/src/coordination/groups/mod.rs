@@ -1,12 +1,15 @@
 //! The group coordinator: classic consumer-group membership ([`group`]) and committed
-//! offsets stored in `__consumer_offsets` ([`offsets`]).
+//! offsets stored in `__consumer_offsets` ([`offsets`]). A broker coordinates the groups
+//! whose offsets partition it leads: it loads a partition's offsets when it takes the
+//! partition over and forgets its groups when the partition moves away, so groups move
+//! with their partition (clients see NOT_COORDINATOR and look the coordinator up again).
 
 pub mod assignor;
 pub mod consumer;
 pub mod group;
 pub mod offsets;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,61 +54,110 @@ pub struct GroupCoordinator {
     partitions: usize,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     offsets: RwLock<OffsetTable>,
+    /// Offsets partitions loaded here: the groups this broker coordinates.
+    loaded: RwLock<HashSet<i32>>,
     /// Per offsets partition: commits share it, compaction takes it alone.
     write_locks: Vec<tokio::sync::RwLock<()>>,
 }
 
 impl GroupCoordinator {
-    /// Rebuilds committed offsets by replaying the offsets topic's partitions.
-    pub async fn open(
+    /// A coordinator of no group yet: offsets partitions are loaded as this broker
+    /// takes them over.
+    pub fn new(
         engine: Arc<LogEngine>,
         topic_id: Uuid,
         partitions: usize,
         consumer_timing: ConsumerGroupTiming,
-    ) -> Result<Arc<Self>, StorageError> {
-        let started = Instant::now();
-        let mut table = OffsetTable::default();
-        let mut records = 0usize;
-        for p in 0..partitions as i32 {
-            let part = engine.partition(topic_id, p).ok_or_else(|| {
-                StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC))
-            })?;
-            let o = part.offsets();
-            let mut offset = o.log_start_offset;
-            while offset < o.high_watermark {
-                let data = engine.read(&part, offset, 4 * 1024 * 1024).await?;
-                if data.is_empty() {
-                    break;
-                }
-                for (h, batch) in record_batch::split_bytes(&data) {
-                    if h.next_offset() <= offset {
-                        continue;
-                    }
-                    let changes = offsets::decode(&batch);
-                    records += changes.len();
-                    table.apply(changes, h.base_offset);
-                    offset = h.next_offset();
-                }
-            }
-        }
-        info!(
-            records,
-            groups = table.groups().count(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "loaded committed offsets"
-        );
-        Ok(Arc::new(GroupCoordinator {
+    ) -> Arc<Self> {
+        Arc::new(GroupCoordinator {
             engine,
             consumer_timing,
             consumer_groups: Mutex::new(HashMap::new()),
             topic_id,
             partitions,
             groups: Mutex::new(HashMap::new()),
-            offsets: RwLock::new(table),
+            offsets: RwLock::new(OffsetTable::default()),
+            loaded: RwLock::new(HashSet::new()),
             write_locks: (0..partitions)
                 .map(|_| tokio::sync::RwLock::new(()))
                 .collect(),
-        }))
+        })
+    }
+
+    pub fn offsets_topic_id(&self) -> Uuid {
+        self.topic_id
+    }
+
+    /// Starts coordinating the groups of offsets partition `p` (just taken over):
+    /// replays its committed offsets.
+    pub async fn load_partition(&self, p: i32) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let part = self.engine.partition(self.topic_id, p).ok_or_else(|| {
+            StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC))
+        })?;
+        let _exclusive = self.write_locks[p as usize].write().await;
+        let mut table = OffsetTable::default();
+        let mut records = 0usize;
+        let o = part.offsets();
+        let mut offset = o.log_start_offset;
+        while offset < o.high_watermark {
+            let data = self.engine.read(&part, offset, 4 * 1024 * 1024).await?;
+            if data.is_empty() {
+                break;
+            }
+            for (h, batch) in record_batch::split_bytes(&data) {
+                if h.next_offset() <= offset {
+                    continue;
+                }
+                let changes = offsets::decode(&batch);
+                records += changes.len();
+                table.apply(changes, h.base_offset);
+                offset = h.next_offset();
+            }
+        }
+        {
+            let mut all = self.offsets.write();
+            all.drop_partition(p, self.partitions);
+            all.absorb(table);
+            self.loaded.write().insert(p);
+        }
+        info!(
+            partition = p,
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "coordinating the groups of an offsets partition"
+        );
+        Ok(())
+    }
+
+    /// Stops coordinating the groups of offsets partition `p` (it is moving away):
+    /// their members are told to find the new coordinator.
+    pub async fn unload_partition(&self, p: i32) {
+        if !self.loaded.write().remove(&p) {
+            return;
+        }
+        // Commits in flight finish first; later ones see NOT_COORDINATOR.
+        let _exclusive = self.write_locks[p as usize].write().await;
+        let owned = |g: &String| offsets::partition_for(g, self.partitions) == p;
+        self.offsets.write().drop_partition(p, self.partitions);
+        self.groups.lock().retain(|g, _| !owned(g));
+        self.consumer_groups.lock().retain(|g, _| !owned(g));
+        info!(partition = p, "no longer coordinating the groups of an offsets partition");
+    }
+
+    /// NOT_COORDINATOR unless this broker coordinates `group_id`.
+    pub fn check(&self, group_id: &str) -> Result<(), ResponseError> {
+        let p = offsets::partition_for(group_id, self.partitions);
+        if self.loaded.read().contains(&p) {
+            Ok(())
+        } else {
+            Err(ResponseError::NotCoordinator)
+        }
+    }
+
+    /// The offsets partition holding `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        offsets::partition_for(group_id, self.partitions)
     }
 
     /// Expires sessions and ends overdue join phases until `stop` changes.
@@ -183,6 +235,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        self.check(group_id)?;
         if self.is_active_classic_group(group_id) {
             return Err(ResponseError::GroupIdNotFound);
         }
@@ -208,6 +261,9 @@ impl GroupCoordinator {
         req: JoinRequest,
         require_known_member_id: bool,
     ) -> JoinOutcome {
+        if let Err(e) = self.check(group_id) {
+            return JoinOutcome::error(e, req.member_id);
+        }
         if self.is_active_consumer_group(group_id) {
             return JoinOutcome::error(ResponseError::InconsistentGroupProtocol, req.member_id);
         }
@@ -239,6 +295,7 @@ impl GroupCoordinator {
         generation: i32,
         assignments: Vec<(String, bytes::Bytes)>,
     ) -> Result<bytes::Bytes, ResponseError> {
+        self.check(group_id)?;
         let group = self.member_group(group_id)?;
         let rx = group
             .lock()
@@ -256,6 +313,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
+        self.check(group_id)?;
         self.member_group(group_id)?.lock().heartbeat(
             member_id,
             instance_id,
@@ -270,6 +328,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
+        self.check(group_id)?;
         self.member_group(group_id)?
             .lock()
             .leave(member_id, instance_id, Instant::now())
@@ -284,6 +343,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
+        self.check(group_id)?;
         let consumer = self.with_consumer_group(group_id, |g| {
             (!g.members.is_empty()).then(|| g.validate_commit(member_id, generation))
         });
@@ -325,17 +385,24 @@ impl GroupCoordinator {
             return Ok(());
         }
         let p = offsets::partition_for(group_id, self.partitions);
-        let part = self
-            .engine
-            .partition(self.topic_id, p)
-            .ok_or_else(|| StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC)))?;
         let lock = &self.write_locks[p as usize];
-        {
-            // Commits overlap, so many share one WAL object; compaction waits for them.
+        let part = {
+            // Commits overlap, so many share one WAL object; compaction and moves wait
+            // for them.
             let _in_flight = lock.read().await;
+            if !self.loaded.read().contains(&p) {
+                return Err(StorageError::NotLeader(format!(
+                    "{}-{p}",
+                    offsets::OFFSETS_TOPIC
+                )));
+            }
+            let part = self.engine.partition(self.topic_id, p).ok_or_else(|| {
+                StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC))
+            })?;
             let position = self.append(&part, &changes).await?;
             self.offsets.write().apply(changes, position);
-        }
+            part
+        };
         let o = part.offsets();
         if o.high_watermark - o.log_start_offset > COMPACT_AFTER_RECORDS {
             let _exclusive = lock.write().await;
@@ -446,6 +513,7 @@ impl GroupCoordinator {
 
     /// DeleteGroups: only groups without members; their offsets go with them.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.check(group_id)?;
         if self.is_active_consumer_group(group_id) {
             return Err(ResponseError::NonEmptyGroup);
         }

@@ -149,6 +149,18 @@ impl OffsetTable {
         self.live(group).next().is_some()
     }
 
+    /// Takes over every group of `other` (loaded from a partition this table no longer
+    /// holds anything of).
+    pub fn absorb(&mut self, other: OffsetTable) {
+        self.groups.extend(other.groups);
+    }
+
+    /// Forgets the groups held by one offsets partition (it moved to another broker).
+    pub fn drop_partition(&mut self, partition: i32, partitions: usize) {
+        self.groups
+            .retain(|g, _| partition_for(g, partitions) != partition);
+    }
+
     /// Every live offset of the groups held by one offsets partition, as changes; the
     /// partition's deletion markers are dropped (call with no write in flight).
     pub fn compact(&mut self, partition: i32, partitions: usize) -> Vec<OffsetChange> {

@@ -10,10 +10,10 @@ use crate::server::Broker;
 const BROKER_ENDPOINTS: i8 = 1;
 
 pub fn describe(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let node = broker.args.node_id;
+    let meta = broker.metadata.current();
     let resp = DescribeClusterResponse::default()
-        .with_cluster_id(str_bytes(broker.metadata.current().cluster_id.clone()))
-        .with_controller_id(node.into())
+        .with_cluster_id(str_bytes(meta.cluster_id.clone()))
+        .with_controller_id(meta.controller_id().into())
         .with_endpoint_type(BROKER_ENDPOINTS)
         .with_cluster_authorized_operations(i32::MIN);
     if req.endpoint_type != BROKER_ENDPOINTS {
@@ -21,8 +21,14 @@ pub fn describe(broker: &Broker, req: DescribeClusterRequest) -> DescribeCluster
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
-    resp.with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(node.into())
-        .with_host(str_bytes(broker.advertised_host.clone()))
-        .with_port(broker.advertised_port)])
+    resp.with_brokers(
+        meta.live_nodes()
+            .map(|(id, n)| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(id.into())
+                    .with_host(str_bytes(n.host.clone()))
+                    .with_port(n.port)
+            })
+            .collect(),
+    )
 }

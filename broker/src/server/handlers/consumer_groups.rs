@@ -133,6 +133,9 @@ pub fn describe(
             let d = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(i32::MIN);
+            if let Err(e) = broker.groups().check(&id.0) {
+                return d.with_error_code(e.code());
+            }
             let found = broker.groups().with_consumer_group(&id.0, |g| {
                 let members: Vec<Member> = g
                     .members

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::check_leader_epoch;
+use super::{check_leader_epoch, led_partition};
 use crate::server::Broker;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
@@ -73,9 +73,9 @@ async fn read_once(
             let result = match &found {
                 None if version >= TOPIC_ID_VERSION => Err(ResponseError::UnknownTopicId),
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some((_, m)) => match broker.engine.partition(m.id, p.partition) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(part) => {
+                Some((_, m)) => match led_partition(broker, Some(m), p.partition) {
+                    Err(e) => Err(e),
+                    Ok(part) => {
                         let offsets = part.offsets();
                         data = data
                             .with_high_watermark(offsets.high_watermark)

@@ -25,7 +25,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::group::JoinRequest;
-use crate::coordination::groups::offsets::{CommittedOffset, OffsetKey};
+use crate::coordination::groups::offsets::{CommittedOffset, OffsetKey, OFFSETS_TOPIC};
 use crate::coordination::groups::MAX_METADATA_BYTES;
 use crate::server::Broker;
 
@@ -59,10 +59,24 @@ pub fn find_coordinator(
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(str_bytes("transactions are not supported yet")));
         }
-        // One broker leads every partition of the offsets topic, so it coordinates all.
-        c.with_node_id(broker.args.node_id.into())
-            .with_host(str_bytes(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port)
+        // The coordinator is the leader of the group's offsets partition.
+        let meta = broker.metadata.current();
+        let p = broker.groups().partition_for(&c.key);
+        let leader = meta
+            .topics
+            .get(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(p as usize))
+            .and_then(|a| meta.live_leader(a));
+        match leader {
+            Some((id, n)) => c
+                .with_node_id(id.into())
+                .with_host(str_bytes(n.host.clone()))
+                .with_port(n.port),
+            None => c
+                .with_node_id((-1).into())
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str_bytes("the group's coordinator is moving"))),
+        }
     };
     if version >= BATCHED_VERSION {
         let coordinators = req
@@ -332,6 +346,9 @@ pub fn fetch_offsets(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if version < BATCHED_FETCH_VERSION {
+        if let Err(e) = broker.groups().check(&req.group_id.0) {
+            return OffsetFetchResponse::default().with_error_code(e.code());
+        }
         let topics = req.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -363,6 +380,11 @@ pub fn fetch_offsets(
         .groups
         .into_iter()
         .map(|g| {
+            if let Err(e) = broker.groups().check(&g.group_id.0) {
+                return OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(e.code());
+            }
             let topics = g.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -401,6 +423,9 @@ pub fn fetch_offsets(
 pub async fn delete_offsets(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = req.group_id.0.to_string();
     let groups = broker.groups();
+    if let Err(e) = groups.check(&group) {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
+    }
     let known = groups.has_offsets(&group)
         || groups
             .with_group(&group, |g| g.is_active())
@@ -463,6 +488,9 @@ pub fn describe(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsRe
             let d = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(i32::MIN);
+            if let Err(e) = groups.check(&id.0) {
+                return d.with_error_code(e.code());
+            }
             let state = groups.with_group(&id.0, |g| {
                 (
                     g.state.name(),

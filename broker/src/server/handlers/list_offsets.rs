@@ -6,7 +6,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use super::check_leader_epoch;
+use super::{check_leader_epoch, led_partition};
 use crate::server::Broker;
 
 const LATEST: i64 = -1;
@@ -29,10 +29,12 @@ pub async fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> L
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            let part = topic.and_then(|m| broker.engine.partition(m.id, p.partition_index));
-            let Some(part) = part else {
-                partitions.push(r.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                continue;
+            let part = match led_partition(broker, topic, p.partition_index) {
+                Ok(part) => part,
+                Err(e) => {
+                    partitions.push(r.with_error_code(e.code()));
+                    continue;
+                }
             };
             let o = part.offsets();
             if let Some(e) = check_leader_epoch(p.current_leader_epoch, o.leader_epoch) {

@@ -6,7 +6,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
-use crate::coordination::TopicMetadata;
+use crate::coordination::{ClusterMetadata, TopicMetadata};
 use crate::server::broker::CreateTopicError;
 use crate::server::Broker;
 
@@ -57,11 +57,11 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
         None => meta
             .topics
             .iter()
-            .map(|(n, t)| describe_topic(n, t))
+            .map(|(n, t)| describe_topic(&meta, n, t))
             .collect(),
         Some(names) => names
             .iter()
-            .filter_map(|n| meta.topics.get(n).map(|t| describe_topic(n, t)))
+            .filter_map(|n| meta.topics.get(n).map(|t| describe_topic(&meta, n, t)))
             .collect(),
     };
     topics.extend(unknown_ids.into_iter().map(|id| {
@@ -74,31 +74,43 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
             .with_name(Some(topic_name(name)))
             .with_error_code(e.code())
     }));
-    let node = broker.args.node_id;
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node.into())
-            .with_host(str_bytes(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port)])
+        .with_brokers(
+            meta.live_nodes()
+                .map(|(id, n)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(id.into())
+                        .with_host(str_bytes(n.host.clone()))
+                        .with_port(n.port)
+                })
+                .collect(),
+        )
         .with_cluster_id(Some(str_bytes(meta.cluster_id.clone())))
-        .with_controller_id(node.into())
+        .with_controller_id(meta.controller_id().into())
         .with_cluster_authorized_operations(i32::MIN)
         .with_topics(topics)
 }
 
-fn describe_topic(name: &str, t: &TopicMetadata) -> MetadataResponseTopic {
+fn describe_topic(meta: &ClusterMetadata, name: &str, t: &TopicMetadata) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            MetadataResponsePartition::default()
+            let r = MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_id(p.leader.into())
                 .with_leader_epoch(p.leader_epoch)
                 // The bucket is the replica set: one leader serves a partition.
-                .with_replica_nodes(vec![p.leader.into()])
-                .with_isr_nodes(vec![p.leader.into()])
+                .with_replica_nodes(vec![p.leader.into()]);
+            match meta.live_leader(p) {
+                Some((leader, _)) => r
+                    .with_leader_id(leader.into())
+                    .with_isr_nodes(vec![leader.into()]),
+                // Failing over: clients wait and ask again.
+                None => r
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id((-1).into()),
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -21,7 +21,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::Broker;
+use crate::coordination::TopicMetadata;
 use crate::protocol::DecodedRequest;
+use crate::storage::PartitionLog;
 
 /// What a connection does once a request is handled.
 #[derive(Debug)]
@@ -173,6 +175,24 @@ pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
 
 pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
+}
+
+/// Partition `index` of `topic` as led here: UNKNOWN_TOPIC_OR_PARTITION when the topic
+/// or index does not exist, NOT_LEADER_OR_FOLLOWER when another broker leads it or it
+/// is being moved (clients refresh metadata and retry).
+pub(crate) fn led_partition(
+    broker: &Broker,
+    topic: Option<&TopicMetadata>,
+    index: i32,
+) -> Result<Arc<PartitionLog>, ResponseError> {
+    let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if index < 0 || index as usize >= topic.partitions.len() {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    match broker.engine.partition(topic.id, index) {
+        Some(p) if !p.is_closed() => Ok(p),
+        _ => Err(ResponseError::NotLeaderOrFollower),
+    }
 }
 
 /// Kafka's leader epoch check: a client's epoch older than ours is fenced, newer is

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
-use super::{str_bytes, PendingResponse, Reply};
+use super::{led_partition, str_bytes, PendingResponse, Reply};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config;
 use crate::metrics::KindLabel;
@@ -146,12 +146,11 @@ async fn append_one(
     records: Option<bytes::Bytes>,
     timeout: Duration,
 ) -> Outcome {
-    let Some(topic) = topic else {
-        return Outcome::Failed(ResponseError::UnknownTopicOrPartition, None);
+    let part = match led_partition(broker, topic, index) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(e, None),
     };
-    if index < 0 || index as usize >= topic.partitions.len() {
-        return Outcome::Failed(ResponseError::UnknownTopicOrPartition, None);
-    }
+    let topic = topic.expect("led_partition found the topic");
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::Failed(ResponseError::CorruptMessage, Some("no records".into()));
     };
@@ -185,9 +184,6 @@ async fn append_one(
             Some("control batches are not accepted from clients".into()),
         );
     }
-    let Some(part) = broker.engine.partition(topic.id, index) else {
-        return Outcome::Failed(ResponseError::NotLeaderOrFollower, None);
-    };
     match broker.engine.append(&part, &records, header, timeout).await {
         Ok(a) => Outcome::Appended(part, a, records.len(), header.records_count),
         Err(e) => Outcome::Failed(e.kafka_error(), Some(e.to_string())),

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use tracing::warn;
 
+use super::led_partition;
 use crate::server::Broker;
 
 pub async fn delete(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -21,10 +22,9 @@ pub async fn delete(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecords
             let r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            let part = topic.and_then(|m| broker.engine.partition(m.id, p.partition_index));
-            partitions.push(match part {
-                None => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                Some(part) => match broker.engine.delete_records(&part, p.offset).await {
+            partitions.push(match led_partition(broker, topic, p.partition_index) {
+                Err(e) => r.with_error_code(e.code()),
+                Ok(part) => match broker.engine.delete_records(&part, p.offset).await {
                     Ok(low) => r.with_low_watermark(low),
                     Err(e) => r.with_error_code(e.kafka_error().code()),
                 },

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
-use crate::coordination::PartitionAssignment;
+use crate::coordination::placement;
 use crate::server::broker::CreateTopicError;
 use crate::server::Broker;
 use crate::storage::StorageError;
@@ -144,6 +144,9 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
                 Err(CreateTopicError::Invalid(msg)) => {
                     fail(&name, ResponseError::InvalidTopicException, msg)
                 }
+                Err(CreateTopicError::NoBroker(e)) => {
+                    fail(&name, ResponseError::InvalidReplicationFactor, e.to_string())
+                }
                 Err(CreateTopicError::Storage(e)) => {
                     warn!(topic = %name, error = %e, "topic creation failed");
                     fail(&name, ResponseError::KafkaStorageError, e.to_string())
@@ -239,7 +242,6 @@ pub async fn create_partitions(
     broker: &Broker,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let node = broker.args.node_id;
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -248,8 +250,7 @@ pub async fn create_partitions(
         let outcome = broker
             .metadata
             .update(|m| {
-                let topic = m.topics.get_mut(&name).ok_or(GrowError::Unknown)?;
-                let current = topic.partitions.len() as i32;
+                let current = m.topics.get(&name).ok_or(GrowError::Unknown)?.partitions.len() as i32;
                 if count <= current {
                     return Err(GrowError::Invalid(format!(
                         "topic has {current} partitions; partitions can only grow"
@@ -264,23 +265,20 @@ pub async fn create_partitions(
                     // Fail the write on purpose by returning a marker: nothing changes.
                     return Err(GrowError::Invalid(String::new()));
                 }
-                topic.partitions.resize(
-                    count as usize,
-                    PartitionAssignment {
-                        leader: node,
-                        leader_epoch: 0,
-                    },
-                );
-                Ok((current as usize, topic.clone()))
+                let added = placement::place_new(m, &name, (count - current) as usize)
+                    .map_err(|e| GrowError::Invalid(e.to_string()))?;
+                let topic = m.topics.get_mut(&name).ok_or(GrowError::Unknown)?;
+                topic.partitions.extend(added);
+                Ok(())
             })
             .await;
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         results.push(match outcome {
-            Ok((from, topic)) => match broker.open_topic_partitions(&name, &topic, from).await {
+            Ok(()) => match super::super::fleet::reconcile(broker).await {
                 Ok(()) => r,
                 Err(e) => r
                     .with_error_code(ResponseError::KafkaStorageError.code())
-                    .with_error_message(Some(str_bytes(e.to_string()))),
+                    .with_error_message(Some(str_bytes(format!("{e:#}")))),
             },
             Err(GrowError::Invalid(msg)) if msg.is_empty() => r,
             Err(GrowError::Invalid(msg)) => r
