@@ -165,6 +165,11 @@ impl BrokerProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, timeout)
+    }
+
     /// Polls `/readyz` until it answers 200; panics (with the log tail) after `timeout`
     /// or if the process exits first.
     pub fn wait_ready(&mut self, timeout: Duration) {
@@ -465,6 +470,24 @@ impl KafkaConn {
         );
         self.write_raw(&frame);
         self.read_response(api_key, version, correlation_id)
+    }
+
+    /// Like [`Self::send`], but `None` when the broker closed the connection (or exited)
+    /// instead of answering.
+    pub fn try_send<T: Encodable>(&mut self, api_key: ApiKey, version: i16, body: &T) -> Option<Bytes> {
+        let correlation_id = self.next_correlation_id();
+        let frame = raw_frame(
+            api_key as i16,
+            version,
+            correlation_id,
+            &encode_body(body, version),
+        );
+        self.stream.write_all(&frame).ok()?;
+        let mut frame = self.read_frame().ok()??;
+        let header =
+            ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).ok()?;
+        assert_eq!(header.correlation_id, correlation_id, "correlation id");
+        Some(frame)
     }
 
     /// Creates `topic` through Metadata auto-creation (v12, so the answer carries the
