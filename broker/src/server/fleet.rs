@@ -188,7 +188,8 @@ pub async fn reconcile(broker: &Broker) -> anyhow::Result<()> {
             .any(|h| (h.topic_id, h.partition) == key);
         if !lead.contains_key(&key) && !moving {
             stop_coordinating(broker, key).await;
-            broker.engine.close_partition(key.0, key.1);
+            let taken = meta.topic_by_id(key.0).is_some();
+            broker.engine.close_partition(key.0, key.1, taken);
         }
     }
     let mut first_error = None;

@@ -1,12 +1,15 @@
-//! `/metrics`, `/healthz` and `/readyz`.
+//! `/metrics`, `/healthz`, `/readyz`, and the fleet admin endpoints: `GET /v1/cluster`
+//! (nodes, controller, partitions led) and `POST`/`DELETE /v1/nodes/{id}/drain` (move
+//! every partition off a broker before it is removed, or take it back into service).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::Json;
 use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,6 +63,8 @@ pub async fn serve(
                 },
             ),
         )
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/nodes/{id}/drain", post(drain).delete(undrain))
         .with_state((metrics, state));
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -68,4 +73,93 @@ pub async fn serve(
             })
             .await;
     }))
+}
+
+type AppState = State<(Arc<Metrics>, HttpState)>;
+
+fn started(s: &HttpState) -> Result<&Arc<Broker>, (StatusCode, String)> {
+    s.broker
+        .get()
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "starting".into()))
+}
+
+/// The fleet as this broker's metadata shows it.
+async fn cluster(State((_, s)): AppState) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let meta = started(&s)?.metadata.current();
+    let nodes: Vec<serde_json::Value> = meta
+        .nodes
+        .iter()
+        .map(|(id, n)| {
+            serde_json::json!({
+                "id": id,
+                "host": n.host,
+                "port": n.port,
+                "incarnation": n.incarnation,
+                "alive": n.alive,
+                "draining": n.draining,
+                "partitions_led": meta.partitions_led_by(*id),
+            })
+        })
+        .collect();
+    let moving = meta
+        .topics
+        .values()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.target.is_some())
+        .count();
+    Ok(Json(serde_json::json!({
+        "cluster_id": meta.cluster_id,
+        "controller": meta.controller_id(),
+        "nodes": nodes,
+        "partitions_moving": moving,
+    })))
+}
+
+async fn set_draining(
+    s: &HttpState,
+    node: i32,
+    draining: bool,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let broker = started(s)?;
+    let known = broker
+        .metadata
+        .update_if(|m| {
+            let Some(n) = m.nodes.get_mut(&node) else {
+                return Ok::<_, crate::storage::StorageError>(Some(false));
+            };
+            if n.draining == draining {
+                return Ok(None);
+            }
+            n.draining = draining;
+            Ok(Some(true))
+        })
+        .await
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    if known == Some(false) {
+        return Err((StatusCode::NOT_FOUND, format!("no broker {node} is registered")));
+    }
+    let meta = broker.metadata.current();
+    tracing::info!(node, draining, "drain setting changed");
+    Ok(Json(serde_json::json!({
+        "node": node,
+        "draining": draining,
+        "partitions_led": meta.partitions_led_by(node),
+    })))
+}
+
+/// Moves every partition off `id` (the controller spreads them over the others, a
+/// bounded number at a time) and places nothing new on it. Poll `GET /v1/cluster` until
+/// its `partitions_led` is 0, then stop it.
+async fn drain(
+    State((_, s)): AppState,
+    Path(id): Path<i32>,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    set_draining(&s, id, true).await
+}
+
+async fn undrain(
+    State((_, s)): AppState,
+    Path(id): Path<i32>,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    set_draining(&s, id, false).await
 }

@@ -82,6 +82,10 @@ pub struct LogEngine {
     wal: Arc<WalWriter>,
     cache: BlockCache,
     partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+    /// Set once a partition was taken from this broker without a release: its tail is
+    /// still only in this stream's WAL objects, which its new leader is about to read,
+    /// so none may be deleted any more.
+    keep_wal: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -115,6 +119,7 @@ impl LogEngine {
             incarnation,
             wal,
             partitions: RwLock::new(HashMap::new()),
+            keep_wal: std::sync::atomic::AtomicBool::new(false),
             metrics,
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
@@ -477,12 +482,17 @@ impl LogEngine {
         Ok(())
     }
 
-    /// Stops serving a partition another broker has taken over.
-    pub fn close_partition(&self, topic_id: Uuid, partition: i32) {
+    /// Stops serving a partition that another broker leads now (`taken`), or whose
+    /// topic was deleted.
+    pub fn close_partition(&self, topic_id: Uuid, partition: i32, taken: bool) {
         if let Some(part) = self.partition(topic_id, partition) {
             part.close();
+            if taken {
+                self.keep_wal
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             self.forget(&part);
-            info!(partition = %part.name(), "partition led elsewhere now; closed");
+            info!(partition = %part.name(), taken, "closed partition");
         }
     }
 
@@ -979,6 +989,9 @@ impl LogEngine {
     /// tail still needs. (Streams of earlier incarnations are collected by the
     /// controller, which knows when no manifest needs them.)
     async fn collect_wal_garbage(&self) -> Result<()> {
+        if self.keep_wal.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut needed = self.wal.open_seq();
         for p in self.partitions() {
             let s = p.state.lock();

@@ -114,6 +114,14 @@ impl PartitionLog {
         }
     }
 
+    /// OffsetForLeaderEpoch: the largest epoch at or below `requested` this log knows
+    /// and the offset where the next one starts (the high watermark for the current
+    /// epoch: nothing past it is acknowledged).
+    pub fn end_offset_for_epoch(&self, requested: i32) -> Option<(i32, i64)> {
+        let s = self.state.lock();
+        super::manifest::end_offset_for_epoch(&s.manifest.epochs, requested, s.high_watermark)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.state.lock().high_watermark
     }

@@ -10,6 +10,8 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod leader_epochs;
+pub mod reassignments;
 pub mod records;
 pub mod topics;
 
@@ -162,6 +164,17 @@ pub async fn dispatch(
         RequestKind::ConsumerGroupDescribe(r) => ready(ResponseKind::ConsumerGroupDescribe(
             consumer_groups::describe(&broker, r),
         )),
+        RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
+            leader_epochs::handle(&broker, r),
+        )),
+        RequestKind::AlterPartitionReassignments(r) => Box::pin(async move {
+            reply(ResponseKind::AlterPartitionReassignments(
+                reassignments::alter(&broker, r).await,
+            ))
+        }),
+        RequestKind::ListPartitionReassignments(r) => ready(
+            ResponseKind::ListPartitionReassignments(reassignments::list(&broker, r)),
+        ),
         other => {
             // decode_request only lets through the APIs in versions::SUPPORTED.
             unreachable!("no handler for {other:?}")
