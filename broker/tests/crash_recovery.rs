@@ -265,34 +265,8 @@ fn produce_raw(conn: &mut common::KafkaConn, topic: &str, value: &str) -> (i16, 
     try_produce_raw(conn, topic, value).expect("the broker closed the connection")
 }
 
-/// A produce of one record to partition 0 with acks=all: (error code, base offset), or
-/// `None` when the broker closed the connection instead of answering.
 fn try_produce_raw(conn: &mut common::KafkaConn, topic: &str, value: &str) -> Option<(i16, i64)> {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-    use kafka_protocol::protocol::{Decodable, StrBytes};
-    use sluice_broker::protocol::record_batch::{encode_batch, NewRecord};
-    let batch = encode_batch(
-        [NewRecord {
-            key: None,
-            value: Some(bytes::Bytes::from(value.to_string())),
-            timestamp: 0,
-        }],
-        None,
-        kafka_protocol::records::Compression::None,
-    );
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch))])]);
-    let mut body = conn.try_send(ApiKey::Produce, 9, &req)?;
-    let r = ProduceResponse::decode(&mut body, 9).unwrap();
-    let p = &r.responses[0].partition_responses[0];
-    Some((p.error_code, p.base_offset))
+    conn.produce_one(topic, 0, value)
 }
 
 /// DESIGN invariant 3: a second process of the same node on the same bucket starts a new

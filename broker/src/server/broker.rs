@@ -104,11 +104,21 @@ impl Broker {
             .tick()
             .await
             .context("first controller round")?;
-        let offsets_topic = broker.ensure_offsets_topic().await?;
+        // The offsets topic is created on the first FindCoordinator, when the fleet has
+        // usually come up, so group coordinators spread over it; its id is fixed by the
+        // cluster id so the coordinator knows it before it exists.
+        let meta = broker.metadata.current();
+        let (offsets_id, offsets_partitions) = match meta.topics.get(OFFSETS_TOPIC) {
+            Some(t) => (t.id, t.partitions.len()),
+            None => (
+                offsets_topic_id(&meta.cluster_id),
+                broker.args.offsets_topic_partitions.max(1) as usize,
+            ),
+        };
         let groups = GroupCoordinator::new(
             broker.engine.clone(),
-            offsets_topic.id,
-            offsets_topic.partitions.len(),
+            offsets_id,
+            offsets_partitions,
             ConsumerGroupTiming {
                 session_timeout: Duration::from_millis(
                     broker.args.group_consumer_session_timeout_ms,
@@ -133,26 +143,27 @@ impl Broker {
             .expect("group coordinator starts with the broker")
     }
 
-    /// Creates `__consumer_offsets` on first start. Offsets are never deleted by time:
-    /// the coordinator compacts them itself.
-    async fn ensure_offsets_topic(&self) -> anyhow::Result<TopicMetadata> {
+    /// Creates `__consumer_offsets` when groups first need it. Offsets are never
+    /// deleted by time: the coordinator compacts them itself.
+    pub async fn ensure_offsets_topic(&self) -> Result<TopicMetadata, CreateTopicError> {
         if let Some(t) = self.metadata.current().topics.get(OFFSETS_TOPIC) {
             return Ok(t.clone());
         }
+        let groups = self.groups();
         let configs = [(topic_config::RETENTION_MS.to_string(), "-1".to_string())].into();
         match self
-            .create_topic(
+            .create_topic_with_id(
                 OFFSETS_TOPIC,
-                self.args.offsets_topic_partitions.max(1),
+                groups.offsets_topic_id(),
+                groups.offsets_partitions() as i32,
                 configs,
             )
             .await
         {
-            Ok(t) => Ok(t),
             Err(CreateTopicError::Exists) => {
                 Ok(self.metadata.current().topics[OFFSETS_TOPIC].clone())
             }
-            Err(e) => Err(e).context("creating the offsets topic"),
+            other => other,
         }
     }
 
@@ -172,6 +183,17 @@ impl Broker {
         partitions: i32,
         configs: std::collections::BTreeMap<String, String>,
     ) -> Result<TopicMetadata, CreateTopicError> {
+        self.create_topic_with_id(name, Uuid::new_v4(), partitions, configs)
+            .await
+    }
+
+    async fn create_topic_with_id(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<TopicMetadata, CreateTopicError> {
         let _admin = self.admin.lock().await;
         let topic = self
             .metadata
@@ -180,7 +202,7 @@ impl Broker {
                     return Err(CreateTopicError::Exists);
                 }
                 let t = TopicMetadata {
-                    id: Uuid::new_v4(),
+                    id,
                     partitions: placement::place_new(m, name, partitions as usize)?,
                     configs: configs.clone(),
                 };
@@ -229,6 +251,11 @@ impl Broker {
             }
         }
     }
+}
+
+/// The id of the offsets topic of cluster `cluster_id`.
+fn offsets_topic_id(cluster_id: &str) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{cluster_id}/{OFFSETS_TOPIC}").as_bytes())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,8 @@
 //! Every wait here is bounded, so a hung broker fails the test instead of hanging it.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -304,12 +306,17 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 /// A minimal HTTP/1.0 GET: returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+    http_request(addr, "GET", path)
+}
+
+/// A minimal HTTP/1.0 request without a body: returns (status, body).
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
@@ -488,6 +495,34 @@ impl KafkaConn {
             ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).ok()?;
         assert_eq!(header.correlation_id, correlation_id, "correlation id");
         Some(frame)
+    }
+
+    /// Produces one record to `partition` with acks=all: (error code, base offset), or
+    /// `None` when the broker closed the connection instead of answering.
+    pub fn produce_one(&mut self, topic: &str, partition: i32, value: &str) -> Option<(i16, i64)> {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+        let batch = encode_batch(
+            [NewRecord {
+                key: None,
+                value: Some(Bytes::from(value.to_string())),
+                timestamp: 0,
+            }],
+            None,
+            Compression::None,
+        );
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch))])]);
+        let mut body = self.try_send(ApiKey::Produce, 9, &req)?;
+        let r = ProduceResponse::decode(&mut body, 9).ok()?;
+        let p = &r.responses[0].partition_responses[0];
+        Some((p.error_code, p.base_offset))
     }
 
     /// Creates `topic` through Metadata auto-creation (v12, so the answer carries the

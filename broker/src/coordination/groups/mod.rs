@@ -88,6 +88,10 @@ impl GroupCoordinator {
         self.topic_id
     }
 
+    pub fn offsets_partitions(&self) -> usize {
+        self.partitions
+    }
+
     /// Starts coordinating the groups of offsets partition `p` (just taken over):
     /// replays its committed offsets.
     pub async fn load_partition(&self, p: i32) -> Result<(), StorageError> {

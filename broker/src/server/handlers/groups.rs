@@ -46,11 +46,16 @@ fn code(r: Result<(), ResponseError>) -> i16 {
     r.err().map_or(0, |e| e.code())
 }
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     broker: &Broker,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    let created = if req.key_type == KEY_TYPE_GROUP {
+        broker.ensure_offsets_topic().await.map(|_| ())
+    } else {
+        Ok(())
+    };
     let answer = |key: StrBytesLike| -> Coordinator {
         let c = Coordinator::default().with_key(key.0);
         if req.key_type != KEY_TYPE_GROUP {
@@ -58,6 +63,12 @@ pub fn find_coordinator(
                 .with_node_id((-1).into())
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                 .with_error_message(Some(str_bytes("transactions are not supported yet")));
+        }
+        if let Err(e) = &created {
+            return c
+                .with_node_id((-1).into())
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str_bytes(format!("offsets topic: {e}"))));
         }
         // The coordinator is the leader of the group's offsets partition.
         let meta = broker.metadata.current();

@@ -123,9 +123,11 @@ pub async fn dispatch(
                 records::init_producer_id(&broker, r).await,
             ))
         }),
-        RequestKind::FindCoordinator(r) => ready(ResponseKind::FindCoordinator(
-            groups::find_coordinator(&broker, v, r),
-        )),
+        RequestKind::FindCoordinator(r) => Box::pin(async move {
+            reply(ResponseKind::FindCoordinator(
+                groups::find_coordinator(&broker, v, r).await,
+            ))
+        }),
         RequestKind::JoinGroup(r) => Box::pin(async move {
             reply(ResponseKind::JoinGroup(
                 groups::join(&broker, v, client, r).await,
