@@ -50,27 +50,26 @@ pub struct Leader {
 impl Fleet {
     /// Starts `n` brokers on a fresh file bucket with [`FLEET_ARGS`] and `extra` args.
     pub fn start(n: usize, extra: &[&str]) -> Fleet {
-        let (dir, url) = temp_storage();
-        let mut fleet = Fleet::on(&url, n, extra);
-        fleet._dir = Some(dir);
-        fleet
+        let mut args = FLEET_ARGS.to_vec();
+        args.extend_from_slice(extra);
+        Fleet::start_exact(n, &args)
     }
 
-    /// Starts `n` brokers on the bucket at `url`.
-    pub fn on(url: &str, n: usize, extra: &[&str]) -> Fleet {
+    /// Starts `n` brokers on a fresh file bucket with exactly `args` (and `--node-id`).
+    pub fn start_exact(n: usize, args: &[&str]) -> Fleet {
+        let (dir, url) = temp_storage();
         let brokers = (1..=n)
             .map(|id| {
                 let node = id.to_string();
-                let mut args: Vec<&str> = vec!["--node-id", &node];
-                args.extend_from_slice(FLEET_ARGS);
-                args.extend_from_slice(extra);
-                BrokerProcess::start(url, &args)
+                let mut all: Vec<&str> = vec!["--node-id", &node];
+                all.extend_from_slice(args);
+                BrokerProcess::start(&url, &all)
             })
             .collect();
         Fleet {
             brokers,
-            url: url.to_string(),
-            _dir: None,
+            url,
+            _dir: Some(dir),
         }
     }
 
