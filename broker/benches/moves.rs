@@ -28,7 +28,10 @@ const TOPIC: &str = "moves";
 const PARTITIONS: i32 = 150;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -73,12 +76,18 @@ fn start_load(rt: &tokio::runtime::Runtime, bootstrap: &str, stop: Arc<AtomicBoo
             while !stop.load(Ordering::Relaxed) {
                 let r = p
                     .send(
-                        FutureRecord::<(), _>::to(TOPIC).partition(partition).payload(&[0u8; 512][..]),
+                        FutureRecord::<(), _>::to(TOPIC)
+                            .partition(partition)
+                            .payload(&[0u8; 512][..]),
                         Duration::from_secs(120),
                     )
                     .await;
                 if r.is_ok() {
-                    acks.lock().unwrap().entry(partition).or_default().push(Instant::now());
+                    acks.lock()
+                        .unwrap()
+                        .entry(partition)
+                        .or_default()
+                        .push(Instant::now());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -96,7 +105,11 @@ fn bench_moves(fleet: &mut Fleet, runs: usize) {
             let leaders = fleet.leaders(TOPIC);
             let from = (run % 3) as i32 + 1;
             let to = from % 3 + 1;
-            let mut mine: Vec<i32> = leaders.iter().filter(|(_, l)| l.node == from).map(|(p, _)| *p).collect();
+            let mut mine: Vec<i32> = leaders
+                .iter()
+                .filter(|(_, l)| l.node == from)
+                .map(|(p, _)| *p)
+                .collect();
             if mine.len() < count {
                 // Gather enough partitions on `from` first (not timed).
                 let need: Vec<(i32, i32)> = leaders
@@ -118,7 +131,10 @@ fn bench_moves(fleet: &mut Fleet, runs: usize) {
             let mut conn = fleet.node(to).connect();
             let mut waiting: Vec<i32> = moves.iter().map(|(p, _)| *p).collect();
             while !waiting.is_empty() {
-                assert!(started.elapsed() < Duration::from_secs(60), "moves stuck: {waiting:?}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "moves stuck: {waiting:?}"
+                );
                 waiting.retain(|p| !matches!(conn.produce_one(TOPIC, *p, "probe"), Some((0, _))));
                 if !waiting.is_empty() {
                     std::thread::sleep(Duration::from_millis(2));
@@ -161,7 +177,12 @@ fn bench_failover(fleet: &mut Fleet, acks: &Acks, runs: usize) {
         }
         let a = acks.lock().unwrap();
         for p in &led {
-            let last = a[p].iter().rev().find(|t| **t <= killed).copied().unwrap_or(killed);
+            let last = a[p]
+                .iter()
+                .rev()
+                .find(|t| **t <= killed)
+                .copied()
+                .unwrap_or(killed);
             gaps.push(after[p] - last);
         }
         detect.push(after.values().max().copied().unwrap() - killed);
@@ -191,11 +212,17 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let bootstrap = fleet.bootstrap();
     rt.block_on(async {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
         admin
             .create_topics(
-                [&NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+                [&NewTopic::new(
+                    TOPIC,
+                    PARTITIONS,
+                    TopicReplication::Fixed(1),
+                )],
                 &AdminOptions::new(),
             )
             .await

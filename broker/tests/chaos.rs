@@ -87,8 +87,16 @@ async fn produce(bootstrap: String, acked: Acked, stop: Arc<AtomicBool>, failed:
         };
         match r {
             Ok(d) => {
-                let old = acked.lock().unwrap().insert((d.partition, d.offset), value.clone());
-                assert!(old.is_none(), "offset {}/{} acknowledged twice ({old:?}, {value})", d.partition, d.offset);
+                let old = acked
+                    .lock()
+                    .unwrap()
+                    .insert((d.partition, d.offset), value.clone());
+                assert!(
+                    old.is_none(),
+                    "offset {}/{} acknowledged twice ({old:?}, {value})",
+                    d.partition,
+                    d.offset
+                );
             }
             Err((e, _)) => {
                 failed.fetch_add(1, Ordering::SeqCst);
@@ -142,7 +150,11 @@ fn watch_commits(bootstrap: String, stop: Arc<AtomicBool>, samples: Arc<AtomicU6
             for e in committed.elements() {
                 if let Offset::Offset(o) = e.offset() {
                     let h = highest.entry(e.partition()).or_insert(o);
-                    assert!(o >= *h, "committed offset of partition {} went back from {h} to {o}", e.partition());
+                    assert!(
+                        o >= *h,
+                        "committed offset of partition {} went back from {h} to {o}",
+                        e.partition()
+                    );
                     *h = o;
                 }
             }
@@ -153,7 +165,11 @@ fn watch_commits(bootstrap: String, stop: Arc<AtomicBool>, samples: Arc<AtomicU6
 }
 
 fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig} {pid}");
 }
 
@@ -163,7 +179,10 @@ async fn chaos_loses_nothing() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::rng().random());
-    let secs: u64 = std::env::var("SLUICE_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(45);
+    let secs: u64 = std::env::var("SLUICE_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(45);
     eprintln!("chaos: seed {seed} ({secs}s); replay with SLUICE_CHAOS_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut fleet = Fleet::start(3, &[]);
@@ -171,7 +190,11 @@ async fn chaos_loses_nothing() {
     let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().unwrap();
     admin
         .create_topics(
-            [&NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            [&NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
@@ -184,7 +207,12 @@ async fn chaos_loses_nothing() {
     let failed = Arc::new(AtomicU64::new(0));
     let consumed = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(AtomicU64::new(0));
-    let producer = tokio::spawn(produce(bootstrap.clone(), acked.clone(), stop.clone(), failed.clone()));
+    let producer = tokio::spawn(produce(
+        bootstrap.clone(),
+        acked.clone(),
+        stop.clone(),
+        failed.clone(),
+    ));
     let consumer = {
         let (b, s, c) = (bootstrap.clone(), stop.clone(), consumed.clone());
         std::thread::spawn(move || consume(b, s, c))
@@ -216,7 +244,10 @@ async fn chaos_loses_nothing() {
                 // It either finds itself fenced and exits, or (paused while nothing
                 // noticed) carries on; restart it if it exited.
                 if let Some(status) = fleet.node(node).wait_exit(Duration::from_secs(5)) {
-                    assert_eq!(status.code(), Some(sluice_broker::server::broker::EXIT_FENCED));
+                    assert_eq!(
+                        status.code(),
+                        Some(sluice_broker::server::broker::EXIT_FENCED)
+                    );
                     fleet.node(node).restart();
                 }
                 totals.pauses += 1;
@@ -236,7 +267,12 @@ async fn chaos_loses_nothing() {
                 eprintln!("chaos: move {moves:?}");
                 let r = fleet.reassign(TOPIC, &moves);
                 assert_eq!(r.error_code, 0);
-                totals.moves += r.responses.iter().flat_map(|t| &t.partitions).filter(|p| p.error_code == 0).count();
+                totals.moves += r
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .filter(|p| p.error_code == 0)
+                    .count();
                 tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
             }
         }
@@ -248,12 +284,21 @@ async fn chaos_loses_nothing() {
 
     // The checker: read every partition from the start with a plain consumer.
     let acked = acked.lock().unwrap().clone();
-    let c: BaseConsumer = config(&bootstrap).set("group.id", "chaos-checker").create().unwrap();
+    let c: BaseConsumer = config(&bootstrap)
+        .set("group.id", "chaos-checker")
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for p in 0..PARTITIONS {
-        ends.insert(p, c.fetch_watermarks(TOPIC, p, Duration::from_secs(30)).unwrap().1);
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+        ends.insert(
+            p,
+            c.fetch_watermarks(TOPIC, p, Duration::from_secs(30))
+                .unwrap()
+                .1,
+        );
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
@@ -261,12 +306,24 @@ async fn chaos_loses_nothing() {
     let mut seen = HashSet::new();
     let mut log = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while ends.iter().any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end) {
-        assert!(Instant::now() < deadline, "reading back timed out at {next:?} of {ends:?}");
-        let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+    while ends
+        .iter()
+        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reading back timed out at {next:?} of {ends:?}"
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let m = m.expect("fetch");
         let (p, o) = (m.partition(), m.offset());
-        assert_eq!(o, next.get(&p).copied().unwrap_or(0), "dense offsets in partition {p}");
+        assert_eq!(
+            o,
+            next.get(&p).copied().unwrap_or(0),
+            "dense offsets in partition {p}"
+        );
         next.insert(p, o + 1);
         let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
         assert!(seen.insert(v.clone()), "{v} is in the log twice");
@@ -278,7 +335,10 @@ async fn chaos_loses_nothing() {
     let mut anomalies = 0;
     for (at, v) in &acked {
         if log.get(at) != Some(v) {
-            eprintln!("ANOMALY: acknowledged {v} at {at:?}, log has {:?}", log.get(at));
+            eprintln!(
+                "ANOMALY: acknowledged {v} at {at:?}, log has {:?}",
+                log.get(at)
+            );
             anomalies += 1;
         }
     }
@@ -295,6 +355,9 @@ async fn chaos_loses_nothing() {
         samples.load(Ordering::SeqCst),
     );
     assert_eq!(anomalies, 0);
-    assert!(acked.len() > 1000, "the producer made progress through the chaos");
+    assert!(
+        acked.len() > 1000,
+        "the producer made progress through the chaos"
+    );
     assert!(samples.load(Ordering::SeqCst) > 0);
 }

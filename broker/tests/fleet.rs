@@ -57,7 +57,14 @@ async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 }
 
 /// Produces `n` records spread over `partitions` and records where each landed.
-async fn produce(p: &FutureProducer, topic: &str, partitions: i32, tag: &str, n: usize, acked: &mut Acked) {
+async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    partitions: i32,
+    tag: &str,
+    n: usize,
+    acked: &mut Acked,
+) {
     let sends: Vec<_> = (0..n)
         .map(|i| {
             let value = format!("{tag}-{i}");
@@ -98,20 +105,32 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Acked {
     for p in 0..partitions {
         let (_, high) = c.fetch_watermarks(topic, p, WAIT).expect("watermarks");
         ends.insert(p, high);
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut got = Acked::new();
     let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let deadline = Instant::now() + WAIT;
-    while ends.iter().any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end) {
-        assert!(Instant::now() < deadline, "reading back timed out at {next:?} of {ends:?}");
+    while ends
+        .iter()
+        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reading back timed out at {next:?} of {ends:?}"
+        );
         let Some(m) = c.poll(Duration::from_millis(200)) else {
             continue;
         };
         let m = m.expect("fetch without error");
         let expected = next.get(&m.partition()).copied().unwrap_or(0);
-        assert_eq!(m.offset(), expected, "offsets dense and in order in {}", m.partition());
+        assert_eq!(
+            m.offset(),
+            expected,
+            "offsets dense and in order in {}",
+            m.partition()
+        );
         next.insert(m.partition(), m.offset() + 1);
         let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
         got.insert((m.partition(), m.offset()), value);
@@ -156,7 +175,11 @@ async fn leaders_and_group_coordinators_spread_over_the_fleet() {
             &kafka_protocol::messages::MetadataRequest::default().with_topics(None),
         );
         assert_eq!(m.brokers.len(), 3);
-        let t = m.topics.iter().find(|t| t.name.as_ref().unwrap().0.as_str() == "spread").unwrap();
+        let t = m
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().unwrap().0.as_str() == "spread")
+            .unwrap();
         for p in &t.partitions {
             assert_eq!(p.leader_id.0, leaders[&p.partition_index].node);
         }
@@ -170,8 +193,10 @@ async fn leaders_and_group_coordinators_spread_over_the_fleet() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("spread", 0, Offset::Offset(7)).unwrap();
-    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync).expect("commit through the coordinator");
+    tpl.add_partition_offset("spread", 0, Offset::Offset(7))
+        .unwrap();
+    c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit through the coordinator");
     let offsets = fleet.spread("__consumer_offsets");
     assert_eq!(offsets, BTreeMap::from([(1, 2), (2, 2), (3, 2)]));
     verify(&bootstrap, "spread", 12, &acked);
@@ -194,7 +219,11 @@ async fn kill9_fails_partitions_over_and_loses_nothing() {
     eprintln!("failover took {:?}", killed_at.elapsed());
     for (part, old) in &before {
         if old.node == 2 {
-            assert_eq!(after[part].epoch, old.epoch + 1, "partition {part} has a new epoch");
+            assert_eq!(
+                after[part].epoch,
+                old.epoch + 1,
+                "partition {part} has a new epoch"
+            );
         } else {
             assert_eq!(after[part], *old, "partition {part} did not move");
         }
@@ -208,10 +237,15 @@ async fn kill9_fails_partitions_over_and_loses_nothing() {
 
 /// Names the WAL objects of `node` that are fences (kind byte 1 after the magic).
 fn fences_of(url: &str, node: i32) -> Vec<String> {
-    let root = std::path::PathBuf::from(url.trim_start_matches("file://")).join(format!("wal/{node}"));
+    let root =
+        std::path::PathBuf::from(url.trim_start_matches("file://")).join(format!("wal/{node}"));
     let mut out = Vec::new();
     for inc in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-        for obj in std::fs::read_dir(inc.path()).into_iter().flatten().flatten() {
+        for obj in std::fs::read_dir(inc.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let data = std::fs::read(obj.path()).unwrap_or_default();
             if data.get(8) == Some(&1) {
                 out.push(obj.path().display().to_string());
@@ -257,7 +291,10 @@ async fn reassignment_moves_partitions_without_fencing_or_copying() {
     );
     assert!(listed.topics.is_empty(), "no move left pending: {listed:?}");
     for node in 1..=3 {
-        assert!(fences_of(&fleet.url, node).is_empty(), "graceful moves fence nothing");
+        assert!(
+            fences_of(&fleet.url, node).is_empty(),
+            "graceful moves fence nothing"
+        );
     }
     produce(&p, "moves", 6, "b", 300, &mut acked).await;
     verify(&bootstrap, "moves", 6, &acked);
@@ -288,7 +325,14 @@ async fn a_drained_broker_hands_everything_over_and_stops_cleanly() {
     let deadline = Instant::now() + WAIT;
     loop {
         let c = fleet.cluster();
-        let led = c["nodes"].as_array().unwrap().iter().find(|n| n["id"] == 3).unwrap()["partitions_led"].as_u64().unwrap();
+        let led = c["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == 3)
+            .unwrap()["partitions_led"]
+            .as_u64()
+            .unwrap();
         if led == 0 && c["partitions_moving"] == 0 {
             break;
         }
@@ -301,7 +345,10 @@ async fn a_drained_broker_hands_everything_over_and_stops_cleanly() {
     assert!(status.success(), "a drained broker stops cleanly: {status}");
     produce(&p, "drain", 9, "b", 270, &mut acked).await;
     verify(&bootstrap, "drain", 9, &acked);
-    assert!(fences_of(&fleet.url, 3).is_empty(), "nothing of node 3 needed fencing");
+    assert!(
+        fences_of(&fleet.url, 3).is_empty(),
+        "nothing of node 3 needed fencing"
+    );
 }
 
 /// Split brain: node 2 is paused (SIGSTOP) past the session timeout — alive but cut off
@@ -325,21 +372,36 @@ async fn a_paused_broker_is_fenced_and_never_acknowledges_again() {
     let mut zombie = fleet.node(2).connect();
     let pid = fleet.node(2).pid();
     signal(pid, "-STOP");
-    fleet.wait_leaders("brain", FAILOVER, "the paused broker's partitions fail over", |l| {
-        l.values().all(|x| x.node != 2 && x.node != -1)
-    });
+    fleet.wait_leaders(
+        "brain",
+        FAILOVER,
+        "the paused broker's partitions fail over",
+        |l| l.values().all(|x| x.node != 2 && x.node != -1),
+    );
     produce(&p, "brain", 6, "b", 300, &mut acked).await;
     signal(pid, "-CONT");
     // Its first answers, before it learns anything, must not be acknowledgements.
     for part in &lost {
         if let Some((code, offset)) = zombie.produce_one("brain", *part, "zombie") {
-            assert_ne!(code, 0, "the fenced broker acknowledged offset {offset} of partition {part}");
+            assert_ne!(
+                code, 0,
+                "the fenced broker acknowledged offset {offset} of partition {part}"
+            );
         }
     }
-    let status = fleet.node(2).wait_exit(WAIT).expect("the fenced broker exits");
-    assert_eq!(status.code(), Some(sluice_broker::server::broker::EXIT_FENCED));
+    let status = fleet
+        .node(2)
+        .wait_exit(WAIT)
+        .expect("the fenced broker exits");
+    assert_eq!(
+        status.code(),
+        Some(sluice_broker::server::broker::EXIT_FENCED)
+    );
     produce(&p, "brain", 6, "c", 300, &mut acked).await;
     verify(&bootstrap, "brain", 6, &acked);
     let log = read_all(&bootstrap, "brain", 6);
-    assert!(log.values().all(|v| v != "zombie"), "no zombie record is in the log");
+    assert!(
+        log.values().all(|v| v != "zombie"),
+        "no zombie record is in the log"
+    );
 }

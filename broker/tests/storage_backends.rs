@@ -90,7 +90,11 @@ async fn read_all(
 }
 
 /// Takes over partitions 0 and 1 of topic `t` at `epoch`.
-async fn lead(engine: &LogEngine, topic: Uuid, epoch: i32) -> (Arc<PartitionLog>, Arc<PartitionLog>) {
+async fn lead(
+    engine: &LogEngine,
+    topic: Uuid,
+    epoch: i32,
+) -> (Arc<PartitionLog>, Arc<PartitionLog>) {
     let claims = (0..2)
         .map(|partition| Claim {
             topic: "t".into(),
@@ -172,7 +176,10 @@ async fn exercise(url: &str) {
     let late = batch(1, 9_000, None);
     let h = record_batch::validate_produce_records(&late).unwrap();
     let a = zombie.append(&zp0, &late, h, TIMEOUT).await.unwrap();
-    assert!(zombie.wait_durable(&zp0, a.durable_at, TIMEOUT).await.is_err());
+    assert!(zombie
+        .wait_durable(&zp0, a.durable_at, TIMEOUT)
+        .await
+        .is_err());
     assert!(zombie.is_fenced());
     assert!(zombie.checkpoint_partition(&zp0).await.is_err());
     assert_eq!(p0.high_watermark(), 400, "the zombie's record is nowhere");
@@ -204,7 +211,10 @@ async fn exercise(url: &str) {
     engine.release_partition(topic, 1).await.unwrap();
     assert!(engine.partition(topic, 0).is_none());
     let h = record_batch::validate_produce_records(&late).unwrap();
-    assert!(engine.append(&p0, &late, h, TIMEOUT).await.is_err(), "released: no appends");
+    assert!(
+        engine.append(&p0, &late, h, TIMEOUT).await.is_err(),
+        "released: no appends"
+    );
 
     // Node 2 takes over the released partitions: state intact, node 1 is not fenced.
     let next = LogEngine::open(store.clone(), config(2), metrics.clone())

@@ -173,7 +173,7 @@ impl Controller {
         let result = self
             .metadata
             .update_if(|m| {
-                if !m.controller.is_some_and(|c| (c.node, c.incarnation) == me) {
+                if m.controller.is_none_or(|c| (c.node, c.incarnation) != me) {
                     return Err(LeaseLost::Moved);
                 }
                 let changes = control(m, &dead, self.config.max_moves);
@@ -300,9 +300,16 @@ mod tests {
     }
 
     async fn beat(store: &Store, id: i32, incarnation: u64, counter: u64) {
-        write_heartbeat(store, id, Heartbeat { incarnation, counter })
-            .await
-            .unwrap();
+        write_heartbeat(
+            store,
+            id,
+            Heartbeat {
+                incarnation,
+                counter,
+            },
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -98,7 +98,10 @@ impl ClusterMetadata {
 
     /// The live node ids, ascending.
     pub fn live_nodes(&self) -> impl Iterator<Item = (i32, &NodeInfo)> {
-        self.nodes.iter().filter(|(_, n)| n.alive).map(|(i, n)| (*i, n))
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.alive)
+            .map(|(i, n)| (*i, n))
     }
 
     /// Whether `p` is led by a live incarnation of its leader.
@@ -303,7 +306,7 @@ mod tests {
         let store = Store::from_url("memory://", Arc::new(Metrics::new())).unwrap();
         let writer = MetadataStore::open(store.clone()).await.unwrap();
         let watcher = MetadataStore::open(store).await.unwrap();
-        let mut rx = watcher.subscribe();
+        let rx = watcher.subscribe();
         for i in 0..3 {
             writer
                 .update(|c| {

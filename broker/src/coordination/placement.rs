@@ -102,9 +102,8 @@ pub fn place_new(
 pub fn fail_over(meta: &mut ClusterMetadata) -> Vec<Move> {
     let mut load = Load::of(meta);
     let mut moves = Vec::new();
-    let eligible = |meta: &ClusterMetadata, node: i32| {
-        meta.nodes.get(&node).is_some_and(|n| n.is_eligible())
-    };
+    let eligible =
+        |meta: &ClusterMetadata, node: i32| meta.nodes.get(&node).is_some_and(|n| n.is_eligible());
     let orphans: Vec<(String, usize)> = meta
         .topics
         .iter()
@@ -247,12 +246,20 @@ mod tests {
     }
 
     fn leaders(meta: &ClusterMetadata, topic: &str) -> Vec<i32> {
-        meta.topics[topic].partitions.iter().map(|p| p.leader).collect()
+        meta.topics[topic]
+            .partitions
+            .iter()
+            .map(|p| p.leader)
+            .collect()
     }
 
     #[test]
     fn new_partitions_spread_per_topic_and_overall() {
-        let mut m = cluster(&[(1, node(1, true, false)), (2, node(1, true, false)), (3, node(1, true, false))]);
+        let mut m = cluster(&[
+            (1, node(1, true, false)),
+            (2, node(1, true, false)),
+            (3, node(1, true, false)),
+        ]);
         add_topic(&mut m, "a", 4);
         assert_eq!(leaders(&m, "a"), vec![1, 2, 3, 1]);
         add_topic(&mut m, "b", 2);
@@ -263,7 +270,11 @@ mod tests {
 
     #[test]
     fn draining_and_dead_nodes_get_nothing_new() {
-        let mut m = cluster(&[(1, node(1, true, true)), (2, node(1, false, false)), (3, node(1, true, false))]);
+        let mut m = cluster(&[
+            (1, node(1, true, true)),
+            (2, node(1, false, false)),
+            (3, node(1, true, false)),
+        ]);
         add_topic(&mut m, "a", 3);
         assert_eq!(leaders(&m, "a"), vec![3, 3, 3]);
         let none = cluster(&[(1, node(1, false, false))]);
@@ -272,7 +283,11 @@ mod tests {
 
     #[test]
     fn a_dead_brokers_partitions_spread_over_the_live_ones_with_a_new_epoch() {
-        let mut m = cluster(&[(1, node(1, true, false)), (2, node(1, true, false)), (3, node(1, true, false))]);
+        let mut m = cluster(&[
+            (1, node(1, true, false)),
+            (2, node(1, true, false)),
+            (3, node(1, true, false)),
+        ]);
         add_topic(&mut m, "a", 6);
         m.nodes.get_mut(&2).unwrap().alive = false;
         let moves = fail_over(&mut m);
@@ -296,23 +311,43 @@ mod tests {
         let moves = fail_over(&mut m);
         assert_eq!(moves.len(), 2);
         assert!(moves.iter().all(|mv| mv.from == 1 && mv.to == 1));
-        assert!(m.topics["a"].partitions.iter().filter(|p| p.leader == 1).all(|p| p.leader_incarnation == 2 && p.leader_epoch == 1));
+        assert!(m.topics["a"]
+            .partitions
+            .iter()
+            .filter(|p| p.leader == 1)
+            .all(|p| p.leader_incarnation == 2 && p.leader_epoch == 1));
     }
 
     #[test]
     fn a_failed_over_move_goes_to_its_target() {
-        let mut m = cluster(&[(1, node(1, true, false)), (2, node(1, true, false)), (3, node(1, true, false))]);
+        let mut m = cluster(&[
+            (1, node(1, true, false)),
+            (2, node(1, true, false)),
+            (3, node(1, true, false)),
+        ]);
         add_topic(&mut m, "a", 1);
         m.topics.get_mut("a").unwrap().partitions[0].target = Some(3);
         m.nodes.get_mut(&1).unwrap().alive = false;
         let moves = fail_over(&mut m);
-        assert_eq!(moves, vec![Move { topic: "a".into(), partition: 0, from: 1, to: 3 }]);
+        assert_eq!(
+            moves,
+            vec![Move {
+                topic: "a".into(),
+                partition: 0,
+                from: 1,
+                to: 3
+            }]
+        );
         assert_eq!(m.topics["a"].partitions[0].target, None);
     }
 
     #[test]
     fn draining_moves_partitions_off_within_the_limit() {
-        let mut m = cluster(&[(1, node(1, true, false)), (2, node(1, true, false)), (3, node(1, true, false))]);
+        let mut m = cluster(&[
+            (1, node(1, true, false)),
+            (2, node(1, true, false)),
+            (3, node(1, true, false)),
+        ]);
         add_topic(&mut m, "a", 9);
         m.nodes.get_mut(&3).unwrap().draining = true;
         let first = drain(&mut m, 2);
@@ -321,7 +356,11 @@ mod tests {
         assert!(drain(&mut m, 2).is_empty(), "two already in flight");
         let more = drain(&mut m, 10);
         assert_eq!(more.len(), 1);
-        let targets: Vec<i32> = m.topics["a"].partitions.iter().filter_map(|p| p.target).collect();
+        let targets: Vec<i32> = m.topics["a"]
+            .partitions
+            .iter()
+            .filter_map(|p| p.target)
+            .collect();
         assert_eq!(targets.len(), 3);
         assert!(targets.contains(&1) && targets.contains(&2));
     }

@@ -98,7 +98,9 @@ impl Broker {
             .register(&broker.advertised_host, broker.advertised_port)
             .await
             .context("registering this broker")?;
-        super::fleet::beat(&broker, 0).await.context("first heartbeat")?;
+        super::fleet::beat(&broker, 0)
+            .await
+            .context("first heartbeat")?;
         broker
             .controller
             .tick()
@@ -255,7 +257,10 @@ impl Broker {
 
 /// The id of the offsets topic of cluster `cluster_id`.
 fn offsets_topic_id(cluster_id: &str) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{cluster_id}/{OFFSETS_TOPIC}").as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("{cluster_id}/{OFFSETS_TOPIC}").as_bytes(),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

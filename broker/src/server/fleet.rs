@@ -183,9 +183,7 @@ pub async fn reconcile(broker: &Broker) -> anyhow::Result<()> {
     }
     for part in broker.engine.partitions() {
         let key = (part.topic_id, part.partition);
-        let moving = hand_offs
-            .iter()
-            .any(|h| (h.topic_id, h.partition) == key);
+        let moving = hand_offs.iter().any(|h| (h.topic_id, h.partition) == key);
         if !lead.contains_key(&key) && !moving {
             stop_coordinating(broker, key).await;
             let taken = meta.topic_by_id(key.0).is_some();
@@ -216,10 +214,10 @@ pub async fn reconcile(broker: &Broker) -> anyhow::Result<()> {
             };
             if let Err(e) = loaded {
                 warn!(topic = %c.topic, partition = c.partition, error = %e, "could not take over partition");
-                first_error.get_or_insert(anyhow::Error::new(e).context(format!(
-                    "taking over {}-{}",
-                    c.topic, c.partition
-                )));
+                first_error.get_or_insert(
+                    anyhow::Error::new(e)
+                        .context(format!("taking over {}-{}", c.topic, c.partition)),
+                );
             }
         }
     }
@@ -316,7 +314,10 @@ pub async fn hand_over_all(broker: &Broker) -> anyhow::Result<()> {
         .deregister()
         .await
         .context("deregistering")?;
-    info!(released = count - failed, failed, "released partitions and deregistered");
+    info!(
+        released = count - failed,
+        failed, "released partitions and deregistered"
+    );
     match results.into_iter().find_map(Result::err) {
         Some(e) => Err(e.into()),
         None => Ok(()),

@@ -136,7 +136,10 @@ async fn set_draining(
         .await
         .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     if known == Some(false) {
-        return Err((StatusCode::NOT_FOUND, format!("no broker {node} is registered")));
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!("no broker {node} is registered"),
+        ));
     }
     let meta = broker.metadata.current();
     tracing::info!(node, draining, "drain setting changed");

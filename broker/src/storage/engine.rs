@@ -905,7 +905,13 @@ impl LogEngine {
             .last()
             .map_or(manifest.next_offset, |b| b.header.next_offset());
         let mut next = self
-            .manifest_after(part.topic_id, part.partition, &manifest, &durable, log_start)
+            .manifest_after(
+                part.topic_id,
+                part.partition,
+                &manifest,
+                &durable,
+                log_start,
+            )
             .await?;
         next.wal_start = Some(wal_start);
         next.leader_node = self.config.node_id;

@@ -96,13 +96,21 @@ pub fn manifest_prefix(topic_id: Uuid, partition: i32) -> object_store::path::Pa
 /// Kafka's OffsetForLeaderEpoch answer from an epoch history: the largest known epoch at
 /// or below `requested` and the offset where the next epoch starts (`log_end` for the
 /// current epoch); `None` for an epoch newer than any known.
-pub fn end_offset_for_epoch(epochs: &[EpochStart], requested: i32, log_end: i64) -> Option<(i32, i64)> {
+pub fn end_offset_for_epoch(
+    epochs: &[EpochStart],
+    requested: i32,
+    log_end: i64,
+) -> Option<(i32, i64)> {
     let current = epochs.last()?;
     if requested == current.epoch {
         return Some((requested, log_end));
     }
     let higher = epochs.iter().position(|e| e.epoch > requested)?;
-    let floor = if higher == 0 { requested } else { epochs[higher - 1].epoch };
+    let floor = if higher == 0 {
+        requested
+    } else {
+        epochs[higher - 1].epoch
+    };
     Some((floor, epochs[higher].start_offset))
 }
 
@@ -137,8 +145,20 @@ mod tests {
         let h = history(&[(1, 0), (3, 10), (4, 25)]);
         assert_eq!(end_offset_for_epoch(&h, 4, 40), Some((4, 40)));
         assert_eq!(end_offset_for_epoch(&h, 3, 40), Some((3, 25)));
-        assert_eq!(end_offset_for_epoch(&h, 2, 40), Some((1, 10)), "2 never led: 1 ended at 10");
-        assert_eq!(end_offset_for_epoch(&h, 0, 40), Some((0, 0)), "older than any known");
-        assert_eq!(end_offset_for_epoch(&h, 5, 40), None, "newer than any known");
+        assert_eq!(
+            end_offset_for_epoch(&h, 2, 40),
+            Some((1, 10)),
+            "2 never led: 1 ended at 10"
+        );
+        assert_eq!(
+            end_offset_for_epoch(&h, 0, 40),
+            Some((0, 0)),
+            "older than any known"
+        );
+        assert_eq!(
+            end_offset_for_epoch(&h, 5, 40),
+            None,
+            "newer than any known"
+        );
     }
 }

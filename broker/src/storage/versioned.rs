@@ -104,8 +104,7 @@ pub async fn update<T, R, E>(
 where
     E: From<super::error::StorageError>,
 {
-    let (version, value, out) =
-        update_if(object, decode, encode, |v| change(v).map(Some)).await?;
+    let (version, value, out) = update_if(object, decode, encode, |v| change(v).map(Some)).await?;
     Ok((version, value, out.expect("change always writes")))
 }
 

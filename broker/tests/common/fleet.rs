@@ -160,7 +160,11 @@ impl Fleet {
     }
 
     /// AlterPartitionReassignments: each (partition, node) moves to node.
-    pub fn reassign(&mut self, topic: &str, moves: &[(i32, i32)]) -> AlterPartitionReassignmentsResponse {
+    pub fn reassign(
+        &mut self,
+        topic: &str,
+        moves: &[(i32, i32)],
+    ) -> AlterPartitionReassignmentsResponse {
         let req = AlterPartitionReassignmentsRequest::default()
             .with_timeout_ms(30_000)
             .with_topics(vec![ReassignableTopic::default()

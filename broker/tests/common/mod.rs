@@ -481,7 +481,12 @@ impl KafkaConn {
 
     /// Like [`Self::send`], but `None` when the broker closed the connection (or exited)
     /// instead of answering.
-    pub fn try_send<T: Encodable>(&mut self, api_key: ApiKey, version: i16, body: &T) -> Option<Bytes> {
+    pub fn try_send<T: Encodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> Option<Bytes> {
         let correlation_id = self.next_correlation_id();
         let frame = raw_frame(
             api_key as i16,

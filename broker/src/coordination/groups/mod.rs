@@ -96,9 +96,10 @@ impl GroupCoordinator {
     /// replays its committed offsets.
     pub async fn load_partition(&self, p: i32) -> Result<(), StorageError> {
         let started = Instant::now();
-        let part = self.engine.partition(self.topic_id, p).ok_or_else(|| {
-            StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC))
-        })?;
+        let part = self
+            .engine
+            .partition(self.topic_id, p)
+            .ok_or_else(|| StorageError::NotLeader(format!("{}-{p}", offsets::OFFSETS_TOPIC)))?;
         let _exclusive = self.write_locks[p as usize].write().await;
         let mut table = OffsetTable::default();
         let mut records = 0usize;
@@ -146,7 +147,10 @@ impl GroupCoordinator {
         self.offsets.write().drop_partition(p, self.partitions);
         self.groups.lock().retain(|g, _| !owned(g));
         self.consumer_groups.lock().retain(|g, _| !owned(g));
-        info!(partition = p, "no longer coordinating the groups of an offsets partition");
+        info!(
+            partition = p,
+            "no longer coordinating the groups of an offsets partition"
+        );
     }
 
     /// NOT_COORDINATOR unless this broker coordinates `group_id`.

@@ -23,6 +23,11 @@ use crate::coordination::ClusterMetadata;
 use crate::server::Broker;
 use crate::storage::StorageError;
 
+/// An error answering one partition, with its message.
+type Refusal = (ResponseError, String);
+type Parsed = Result<Wanted, Refusal>;
+type Answer = Result<(), Refusal>;
+
 /// What one partition of the request asks for.
 enum Wanted {
     Cancel,
@@ -31,12 +36,7 @@ enum Wanted {
 
 /// Validates one partition's request against `meta` and applies it; the error answers
 /// that partition.
-fn apply(
-    meta: &mut ClusterMetadata,
-    topic: &str,
-    partition: i32,
-    wanted: &Result<Wanted, (ResponseError, String)>,
-) -> Result<(), (ResponseError, String)> {
+fn apply(meta: &mut ClusterMetadata, topic: &str, partition: i32, wanted: &Parsed) -> Answer {
     let wanted = wanted.as_ref().map_err(Clone::clone)?;
     let eligible = |m: &ClusterMetadata, n: i32| m.nodes.get(&n).is_some_and(|i| i.is_eligible());
     let target_ok = match wanted {
@@ -76,7 +76,7 @@ fn apply(
     }
 }
 
-fn parse(replicas: &Option<Vec<kafka_protocol::messages::BrokerId>>) -> Result<Wanted, (ResponseError, String)> {
+fn parse(replicas: &Option<Vec<kafka_protocol::messages::BrokerId>>) -> Parsed {
     let Some(replicas) = replicas else {
         return Ok(Wanted::Cancel);
     };
@@ -99,7 +99,7 @@ pub async fn alter(
     broker: &Broker,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    let requests: Vec<(String, i32, Result<Wanted, (ResponseError, String)>)> = req
+    let requests: Vec<(String, i32, Parsed)> = req
         .topics
         .iter()
         .flat_map(|t| {
@@ -110,7 +110,7 @@ pub async fn alter(
         .collect();
     // The answers of the attempt that was written (or of the last read, when nothing
     // needed writing).
-    let mut results: Vec<Result<(), (ResponseError, String)>> = Vec::new();
+    let mut results: Vec<Answer> = Vec::new();
     let outcome = broker
         .metadata
         .update_if(|m| {

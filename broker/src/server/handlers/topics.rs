@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
-use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
 use crate::coordination::placement;
+use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
 use crate::server::broker::CreateTopicError;
 use crate::server::Broker;
 use crate::storage::StorageError;
@@ -144,9 +144,11 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
                 Err(CreateTopicError::Invalid(msg)) => {
                     fail(&name, ResponseError::InvalidTopicException, msg)
                 }
-                Err(CreateTopicError::NoBroker(e)) => {
-                    fail(&name, ResponseError::InvalidReplicationFactor, e.to_string())
-                }
+                Err(CreateTopicError::NoBroker(e)) => fail(
+                    &name,
+                    ResponseError::InvalidReplicationFactor,
+                    e.to_string(),
+                ),
                 Err(CreateTopicError::Storage(e)) => {
                     warn!(topic = %name, error = %e, "topic creation failed");
                     fail(&name, ResponseError::KafkaStorageError, e.to_string())
@@ -250,7 +252,12 @@ pub async fn create_partitions(
         let outcome = broker
             .metadata
             .update(|m| {
-                let current = m.topics.get(&name).ok_or(GrowError::Unknown)?.partitions.len() as i32;
+                let current = m
+                    .topics
+                    .get(&name)
+                    .ok_or(GrowError::Unknown)?
+                    .partitions
+                    .len() as i32;
                 if count <= current {
                     return Err(GrowError::Invalid(format!(
                         "topic has {current} partitions; partitions can only grow"
