@@ -81,10 +81,13 @@ class Broker:
     on the same storage and, by default, on the same ports.
     """
 
-    def __init__(self, binary: str, workdir: Path, extra_args=(), name: str = "broker"):
+    def __init__(self, binary: str, workdir: Path, extra_args=(), name: str = "broker",
+                 data_dir: Path | None = None):
         self.binary = binary
         self.workdir = Path(workdir)
-        self.data_dir = self.workdir / "data"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Brokers of one fleet share a data dir (one bucket).
+        self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.extra_args = [str(a) for a in extra_args]
         self.name = name
@@ -240,9 +243,9 @@ class BrokerFactory:
         self.base = Path(base)
         self.brokers: list[Broker] = []
 
-    def start(self, extra_args=(), name: str | None = None) -> Broker:
+    def start(self, extra_args=(), name: str | None = None, data_dir: Path | None = None) -> Broker:
         name = name or f"broker{len(self.brokers)}"
-        b = Broker(self.binary, self.base / name, extra_args, name=name)
+        b = Broker(self.binary, self.base / name, extra_args, name=name, data_dir=data_dir)
         self.brokers.append(b)
         _ACTIVE.append(b)
         return b.start()
