@@ -114,6 +114,17 @@ fn group_coordinator_refuses_bad_requests_with_kafka_errors() {
             .with_timeout_ms(10_000),
     );
     assert_eq!(created.topics[0].error_code, 0);
+    // Before any FindCoordinator nobody coordinates groups (the offsets topic is created
+    // by the first lookup, as clients always make one first).
+    let early = join(&mut conn, "", 10_000, "consumer");
+    assert_eq!(early.error_code, 16, "NOT_COORDINATOR");
+    let found: FindCoordinatorResponse = call(
+        &mut conn,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(s("g")),
+    );
+    assert_eq!((found.error_code, found.node_id.0), (0, 0), "this broker coordinates");
 
     let first = join(&mut conn, "", 10_000, "consumer");
     assert_eq!(
