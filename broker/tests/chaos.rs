@@ -5,8 +5,11 @@
 //! checker then reads the whole log: every acknowledged record exactly once, at its
 //! acknowledged offset, in order per partition; committed offsets never went back.
 //!
-//! Bounded: `SLUICE_CHAOS_SECS` of chaos (default 45); `SLUICE_CHAOS_SEED` replays a
-//! run's choice of actions.
+//! A second run does the same with every broker's object store failing a share of its
+//! requests (errors, lost acknowledgements, 503 throttling, latency: `--inject-faults`).
+//!
+//! Bounded: `SLUICE_CHAOS_SECS` of chaos per run (default 40, 25 with faults);
+//! `SLUICE_CHAOS_SEED` replays a run's choice of actions.
 
 mod common;
 
@@ -173,8 +176,30 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill {sig} {pid}");
 }
 
+/// The runs share the machine one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_loses_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    chaos("chaos", &[], 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_under_object_store_faults_loses_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    chaos(
+        "chaos with faults",
+        &[
+            "--inject-faults",
+            "put_error=0.02,put_lost_ack=0.02,get_error=0.02,list_error=0.02,throttle=0.02,latency_ms=1",
+        ],
+        25,
+    )
+    .await;
+}
+
+async fn chaos(name: &str, broker_args: &[&str], default_secs: u64) {
     let seed: u64 = std::env::var("SLUICE_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -182,10 +207,10 @@ async fn chaos_loses_nothing() {
     let secs: u64 = std::env::var("SLUICE_CHAOS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(45);
-    eprintln!("chaos: seed {seed} ({secs}s); replay with SLUICE_CHAOS_SEED={seed}");
+        .unwrap_or(default_secs);
+    eprintln!("{name}: seed {seed} ({secs}s); replay with SLUICE_CHAOS_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut fleet = Fleet::start(3, &[]);
+    let mut fleet = Fleet::start(3, broker_args);
     let bootstrap = fleet.bootstrap();
     let admin: AdminClient<DefaultClientContext> = config(&bootstrap).create().unwrap();
     admin
@@ -349,7 +374,7 @@ async fn chaos_loses_nothing() {
         }
     }
     eprintln!(
-        "chaos totals: seed {seed}, {}s, kills {}, pauses {}, moves {}, records acknowledged {}, not acknowledged {}, in log {}, consumed by the group {}, commit samples {}, anomalies {anomalies}",
+        "{name} totals: seed {seed}, {}s, kills {}, pauses {}, moves {}, records acknowledged {}, not acknowledged {}, in log {}, consumed by the group {}, commit samples {}, anomalies {anomalies}",
         started.elapsed().as_secs(),
         totals.kills,
         totals.pauses,

@@ -124,7 +124,11 @@ fn group_coordinator_refuses_bad_requests_with_kafka_errors() {
         3,
         &FindCoordinatorRequest::default().with_key(s("g")),
     );
-    assert_eq!((found.error_code, found.node_id.0), (0, 0), "this broker coordinates");
+    assert_eq!(
+        (found.error_code, found.node_id.0),
+        (0, 0),
+        "this broker coordinates"
+    );
 
     let first = join(&mut conn, "", 10_000, "consumer");
     assert_eq!(
