@@ -1,0 +1,16 @@
+//! The Sluice operator: `SecurityLakeCluster` and `Feed` custom resources and their
+//! controllers.
+//!
+//! - [`crd`]: the resource types (no logic beyond names and defaults).
+//! - [`controller`]: one reconciler per kind, each split into dereference → validate →
+//!   build (pure) → apply → status.
+//! - [`kafka`]: a small Kafka admin client over the wire protocol.
+//! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
+
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod kafka;
+pub mod metrics;
+
+pub use error::{Error, Result};
