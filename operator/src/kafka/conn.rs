@@ -100,7 +100,8 @@ impl Conn {
         Ok((self.call_version(request, version).await?, version))
     }
 
-    async fn call_version<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, AdminError> {
+    /// Sends `request` at `version`, whatever was negotiated.
+    pub async fn call_version<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, AdminError> {
         let key = api_key::<R>();
         let protocol = |reason: String| AdminError::Protocol {
             addr: self.addr.clone(),

@@ -5,7 +5,7 @@ mod admin;
 mod conn;
 
 pub use admin::{topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription};
-pub use conn::CLIENT_VERSIONS;
+pub use conn::{Conn, CLIENT_VERSIONS};
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
