@@ -52,6 +52,12 @@ impl Call {
         self.ok(body)
     }
 
+    /// Answers a status apply with `object` carrying the applied status.
+    pub fn with_status_of(self, mut object: Value) {
+        object["status"] = self.body["status"].clone();
+        self.ok(object)
+    }
+
     /// Answers with a Kubernetes `Status` error.
     pub fn fail(self, code: u16, reason: &str) {
         let status = json!({
