@@ -164,9 +164,12 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
             return Ok(Action::requeue(retry));
         }
     };
-    for done in &report.done {
-        info!(change = %done, "topic changed");
-        ctx.event(feed, EventType::Normal, "TopicChanged", done.clone()).await;
+    if !report.done.is_empty() {
+        // One Event for all changes: the recorder folds Events of one reason into a
+        // series that keeps the first note.
+        let changes = report.done.join("; ");
+        info!(%changes, "topics changed");
+        ctx.event(feed, EventType::Normal, "TopicChanged", changes).await;
     }
 
     // Status.
