@@ -28,6 +28,14 @@ enum Command {
     Crd,
     /// Run the SecurityLakeCluster and Feed controllers.
     Run(RunArgs),
+    /// Write JSON schemas of our kinds and of the built-in kinds the chart renders, for
+    /// kubeconform (CI).
+    #[command(hide = true)]
+    Schemas {
+        /// Directory to write `<kind>_<group>_<version>.json` files into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -70,6 +78,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => run(args).await,
+        Command::Schemas { out } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (name, schema) in sluice_operator::schemas::kubeconform_schemas() {
+                let path = out.join(name);
+                std::fs::write(&path, serde_json::to_vec_pretty(&schema)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
     }
 }
 
