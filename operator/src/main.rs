@@ -16,7 +16,11 @@ use sluice_operator::metrics::Metrics;
 use tracing::info;
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice-operator", version, about = "Kubernetes operator for Sluice")]
+#[command(
+    name = "sluice-operator",
+    version,
+    about = "Kubernetes operator for Sluice"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,13 +54,21 @@ struct RunArgs {
     #[arg(long, env = "SLUICE_OPERATOR_BROKER_IMAGE")]
     broker_image: Option<String>,
     /// DNS domain of the Kubernetes cluster.
-    #[arg(long, env = "SLUICE_OPERATOR_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    #[arg(
+        long,
+        env = "SLUICE_OPERATOR_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
     cluster_domain: String,
     /// Namespace the operator runs in (brokers' NetworkPolicies admit it from there).
     #[arg(long, env = "SLUICE_OPERATOR_NAMESPACE")]
     namespace: Option<String>,
     /// `/metrics`, `/healthz` listener.
-    #[arg(long, env = "SLUICE_OPERATOR_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "SLUICE_OPERATOR_METRICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     metrics_listen: SocketAddr,
     /// Timeout of each Kafka admin and broker metrics call, in seconds.
     #[arg(long, env = "SLUICE_OPERATOR_IO_TIMEOUT_SECS", default_value_t = 10)]
@@ -65,7 +77,12 @@ struct RunArgs {
     #[arg(long, env = "SLUICE_OPERATOR_REFRESH_SECS", default_value_t = 30)]
     refresh_secs: u64,
     /// Log output format.
-    #[arg(long, env = "SLUICE_OPERATOR_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(
+        long,
+        env = "SLUICE_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
     log_format: LogFormat,
 }
 

@@ -47,7 +47,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric in `registry` (prefix it with `sluice_operator`).
     pub fn register(self, registry: &mut Registry) -> Self {
-        registry.register("reconciles", "Reconciles started, by controller", self.reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles started, by controller",
+            self.reconciles.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, by controller and error kind",
@@ -62,14 +66,18 @@ impl Metrics {
     }
 
     pub fn reconciled(&self, controller: &'static str, took: Duration) {
-        self.reconciles.get_or_create(&ControllerLabel { controller }).inc();
+        self.reconciles
+            .get_or_create(&ControllerLabel { controller })
+            .inc();
         self.duration
             .get_or_create(&ControllerLabel { controller })
             .observe(took.as_secs_f64());
     }
 
     pub fn failed(&self, controller: &'static str, error: &'static str) {
-        self.failures.get_or_create(&ErrorLabel { controller, error }).inc();
+        self.failures
+            .get_or_create(&ErrorLabel { controller, error })
+            .inc();
     }
 }
 
@@ -98,7 +106,11 @@ pub struct CounterSample {
 /// down restarted: its whole current value counts as growth. A pod missing from either
 /// sample does not count. `None` when no time passed.
 pub fn counter_rate(previous: &CounterSample, current: &CounterSample) -> Option<f64> {
-    let elapsed = current.at_ms.checked_sub(previous.at_ms).filter(|ms| *ms > 0)? as f64 / 1000.0;
+    let elapsed = current
+        .at_ms
+        .checked_sub(previous.at_ms)
+        .filter(|ms| *ms > 0)? as f64
+        / 1000.0;
     let growth: f64 = current
         .values
         .iter()

@@ -47,7 +47,12 @@ pub fn kubeconform_schemas() -> BTreeMap<String, Value> {
     builtin::<Service>(&mut out, "Service", "", "v1");
     builtin::<ServiceAccount>(&mut out, "ServiceAccount", "", "v1");
     builtin::<ClusterRole>(&mut out, "ClusterRole", "rbac.authorization.k8s.io", "v1");
-    builtin::<ClusterRoleBinding>(&mut out, "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1");
+    builtin::<ClusterRoleBinding>(
+        &mut out,
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+    );
     out
 }
 
@@ -58,11 +63,17 @@ fn file_name(kind: &str, group: &str, version: &str) -> String {
     format!("{}_{group}_{version}.json", kind.to_lowercase())
 }
 
-fn builtin<K: schemars::JsonSchema>(out: &mut BTreeMap<String, Value>, kind: &str, group: &str, version: &str) {
+fn builtin<K: schemars::JsonSchema>(
+    out: &mut BTreeMap<String, Value>,
+    kind: &str,
+    group: &str,
+    version: &str,
+) {
     let generator = schemars::generate::SchemaSettings::draft07()
         .with(|s| s.inline_subschemas = true)
         .into_generator();
-    let mut schema = serde_json::to_value(generator.into_root_schema_for::<K>()).expect("schema serializes");
+    let mut schema =
+        serde_json::to_value(generator.into_root_schema_for::<K>()).expect("schema serializes");
     strict(&mut schema);
     out.insert(file_name(kind, group, version), schema);
 }
@@ -76,7 +87,10 @@ fn strict(schema: &mut Value) {
                 .get("x-kubernetes-preserve-unknown-fields")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserves {
+            if map.contains_key("properties")
+                && !map.contains_key("additionalProperties")
+                && !preserves
+            {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }
             for v in map.values_mut() {

@@ -72,7 +72,13 @@ fn bucket_cluster_builds_the_expected_objects() {
 fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
     let config = config();
     let model = ClusterModel::new(cluster, &config).unwrap();
-    build::build(&model, false).stateful_set.spec.unwrap().template.spec.unwrap()
+    build::build(&model, false)
+        .stateful_set
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
 }
 
 #[test]
@@ -80,16 +86,31 @@ fn node_id_is_the_pod_ordinal_and_each_broker_advertises_its_own_dns_name() {
     let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
     let env = pod_spec(&cluster).containers[0].env.clone().unwrap();
     let node_id = env.iter().find(|e| e.name == "SLUICE_NODE_ID").unwrap();
-    let field = node_id.value_from.as_ref().unwrap().field_ref.as_ref().unwrap();
-    assert_eq!(field.field_path, "metadata.labels['apps.kubernetes.io/pod-index']");
+    let field = node_id
+        .value_from
+        .as_ref()
+        .unwrap()
+        .field_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        field.field_path,
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    );
     let advertise = env.iter().find(|e| e.name == "SLUICE_ADVERTISE").unwrap();
     assert_eq!(
         advertise.value.as_deref(),
         Some("$(POD_NAME).lake-brokers.security.svc.cluster.local:9092")
     );
     let pod_name = env.iter().position(|e| e.name == "POD_NAME").unwrap();
-    let adv = env.iter().position(|e| e.name == "SLUICE_ADVERTISE").unwrap();
-    assert!(pod_name < adv, "$(POD_NAME) expands only from variables defined before it");
+    let adv = env
+        .iter()
+        .position(|e| e.name == "SLUICE_ADVERTISE")
+        .unwrap();
+    assert!(
+        pod_name < adv,
+        "$(POD_NAME) expands only from variables defined before it"
+    );
 }
 
 #[test]
@@ -112,10 +133,18 @@ fn a_configuration_change_rolls_the_brokers_and_nothing_else_does() {
     };
     let mut lingered = cluster.clone();
     lingered.spec.wal.linger_ms = 50;
-    assert_ne!(hash(&cluster), hash(&lingered), "a WAL setting changes the template");
+    assert_ne!(
+        hash(&cluster),
+        hash(&lingered),
+        "a WAL setting changes the template"
+    );
     let mut scaled = cluster.clone();
     scaled.spec.replicas = 5;
-    assert_eq!(hash(&cluster), hash(&scaled), "scaling does not restart brokers");
+    assert_eq!(
+        hash(&cluster),
+        hash(&scaled),
+        "scaling does not restart brokers"
+    );
 }
 
 #[test]
@@ -135,7 +164,10 @@ fn the_bucket_claim_has_no_owner_so_deleting_the_cluster_cannot_delete_the_data(
     assert_eq!(model.storage_url(), "file:///var/lib/sluice/bucket");
     // Every other object is owned by the cluster (garbage-collected with it).
     assert_eq!(objects.stateful_set.owner_references()[0].name, "dev");
-    assert_eq!(objects.stateful_set.owner_references()[0].controller, Some(true));
+    assert_eq!(
+        objects.stateful_set.owner_references()[0].controller,
+        Some(true)
+    );
     assert_eq!(objects.config_map.owner_references().len(), 1);
 }
 
@@ -150,7 +182,13 @@ fn listeners_without_allow_from_admit_everyone_and_with_it_admit_the_operator_to
     assert_eq!(kafka_from.len(), 2, "the allowFrom peer and the operator");
     let operator = &kafka_from[1];
     assert_eq!(
-        operator.namespace_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        operator
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["kubernetes.io/metadata.name"],
         "sluice-system"
     );
     assert!(rules[1].from.is_none(), "metrics without allowFrom: open");

@@ -13,8 +13,8 @@ use sluice_operator::crd::SecurityLakeCluster;
 use sluice_operator::metrics::CounterSample;
 use sluice_operator::Error;
 
-use common::mock::{context, ApiServer};
 use common::fixture;
+use common::mock::{context, ApiServer};
 
 const NS: &str = "security";
 const BASE: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/securitylakeclusters/lake";
@@ -62,12 +62,19 @@ async fn expect_applies_until_statefulset(api: &mut ApiServer, ready: i64) -> Va
         "/api/v1/namespaces/security/services/lake-bootstrap",
     ] {
         let call = api.expect(Method::PATCH, path).await;
-        assert!(call.is_apply(), "{path} is a forced server-side apply: {}", call.query);
+        assert!(
+            call.is_apply(),
+            "{path} is a forced server-side apply: {}",
+            call.query
+        );
         assert!(call.query.contains("force=true"));
         call.echo();
     }
     let call = api
-        .expect(Method::PATCH, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
+        .expect(
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
         .await;
     let body = call.body.clone();
     call.ok(with_status(body.clone(), 3, ready));
@@ -75,12 +82,18 @@ async fn expect_applies_until_statefulset(api: &mut ApiServer, ready: i64) -> Va
 }
 
 async fn expect_policy_applies(api: &mut ApiServer) {
-    api.expect(Method::PATCH, "/apis/policy/v1/namespaces/security/poddisruptionbudgets/lake-broker")
-        .await
-        .echo();
-    api.expect(Method::PATCH, "/apis/networking.k8s.io/v1/namespaces/security/networkpolicies/lake-broker")
-        .await
-        .echo();
+    api.expect(
+        Method::PATCH,
+        "/apis/policy/v1/namespaces/security/poddisruptionbudgets/lake-broker",
+    )
+    .await
+    .echo();
+    api.expect(
+        Method::PATCH,
+        "/apis/networking.k8s.io/v1/namespaces/security/networkpolicies/lake-broker",
+    )
+    .await
+    .echo();
 }
 
 #[tokio::test]
@@ -109,10 +122,15 @@ async fn a_new_cluster_gets_the_finalizer_before_anything_is_created() {
 async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
     let (ctx, mut api) = context(observation());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
+        api.expect(
+            Method::GET,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
+        .await
+        .not_found();
+        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
             .not_found();
-        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1").await.not_found();
         let sts = expect_applies_until_statefulset(&mut api, 3).await;
         assert_eq!(sts["spec"]["replicas"], 3);
         expect_policy_applies(&mut api).await;
@@ -132,18 +150,33 @@ async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
     assert_eq!(status["readyReplicas"], 3);
     assert_eq!(status["replicas"], 3);
     assert_eq!(status["maxConsumerLag"], 42);
-    assert_eq!(status["bootstrap"], "lake-bootstrap.security.svc.cluster.local:9092");
-    assert_eq!(status["selector"], "app.kubernetes.io/instance=lake,app.kubernetes.io/name=sluice-broker");
+    assert_eq!(
+        status["bootstrap"],
+        "lake-bootstrap.security.svc.cluster.local:9092"
+    );
+    assert_eq!(
+        status["selector"],
+        "app.kubernetes.io/instance=lake,app.kubernetes.io/name=sluice-broker"
+    );
     let conditions: BTreeMap<String, String> = status["conditions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["type"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(conditions["Ready"], "True");
     assert_eq!(conditions["Reconciling"], "False");
     assert_eq!(conditions["Stalled"], "False");
-    assert!(status["conditions"].as_array().unwrap().iter().all(|c| c["observedGeneration"] == 2));
+    assert!(status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["observedGeneration"] == 2));
     // The first sample has no predecessor: no rate is invented.
     assert!(status.get("produceBytesPerSecond").is_none());
 }
@@ -152,9 +185,12 @@ async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
 async fn a_service_monitor_is_applied_when_its_crd_is_installed() {
     let (ctx, mut api) = context(observation());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
-            .await
-            .not_found();
+        api.expect(
+            Method::GET,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
+        .await
+        .not_found();
         api.expect(Method::GET, "/apis/monitoring.coreos.com/v1").await.ok(json!({
             "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
             "resources": [{"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
@@ -163,7 +199,10 @@ async fn a_service_monitor_is_applied_when_its_crd_is_installed() {
         expect_applies_until_statefulset(&mut api, 1).await;
         expect_policy_applies(&mut api).await;
         let call = api
-            .expect(Method::PATCH, "/apis/monitoring.coreos.com/v1/namespaces/security/servicemonitors/lake-broker")
+            .expect(
+                Method::PATCH,
+                "/apis/monitoring.coreos.com/v1/namespaces/security/servicemonitors/lake-broker",
+            )
             .await;
         assert!(call.is_apply());
         assert_eq!(call.body["spec"]["endpoints"][0]["port"], "metrics");
@@ -175,7 +214,11 @@ async fn a_service_monitor_is_applied_when_its_crd_is_installed() {
         status.with_status_of(stored());
     });
     let action = reconcile(cluster().into(), ctx).await.unwrap();
-    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(10)), "not ready: check again soon");
+    assert_eq!(
+        action,
+        Action::requeue(std::time::Duration::from_secs(10)),
+        "not ready: check again soon"
+    );
     verifier.await.unwrap();
 }
 
@@ -186,13 +229,18 @@ async fn scaling_records_a_scale_event() {
     c.spec.replicas = 5;
     let verifier = tokio::spawn(async move {
         let call = api
-            .expect(Method::GET, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
+            .expect(
+                Method::GET,
+                "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+            )
             .await;
         call.ok(json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
                        "metadata": {"name": "lake-broker", "namespace": NS},
                        "spec": {"replicas": 3, "selector": {}, "serviceName": "lake-brokers",
                                 "template": {}}}));
-        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1").await.not_found();
+        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
+            .await
+            .not_found();
         expect_applies_until_statefulset(&mut api, 3).await;
         expect_policy_applies(&mut api).await;
         let scaled = api.expect_event(NS).await;
@@ -206,7 +254,10 @@ async fn scaling_records_a_scale_event() {
     });
     reconcile(c.into(), ctx).await.unwrap();
     let event = verifier.await.unwrap();
-    assert_eq!((event["fromReplicas"].clone(), event["toReplicas"].clone()), (json!(3), json!(5)));
+    assert_eq!(
+        (event["fromReplicas"].clone(), event["toReplicas"].clone()),
+        (json!(3), json!(5))
+    );
 }
 
 #[tokio::test]
@@ -226,7 +277,11 @@ async fn an_invalid_spec_stalls_without_touching_any_object() {
         status
     });
     let action = reconcile(c.into(), ctx).await.unwrap();
-    assert_eq!(action, Action::await_change(), "waits for a spec change, no crash loop");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "waits for a spec change, no crash loop"
+    );
     let status = verifier.await.unwrap();
     let stalled = status["conditions"]
         .as_array()
@@ -235,17 +290,25 @@ async fn an_invalid_spec_stalls_without_touching_any_object() {
         .find(|c| c["type"] == "Stalled")
         .unwrap();
     assert_eq!(stalled["status"], "True");
-    assert!(stalled["message"].as_str().unwrap().contains("minReplicas 8 exceeds maxReplicas 6"));
+    assert!(stalled["message"]
+        .as_str()
+        .unwrap()
+        .contains("minReplicas 8 exceeds maxReplicas 6"));
 }
 
 #[tokio::test]
 async fn a_conflict_on_apply_fails_the_reconcile_with_the_object_named() {
     let (ctx, mut api) = context(observation());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
+        api.expect(
+            Method::GET,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
+        .await
+        .not_found();
+        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
             .not_found();
-        api.expect(Method::GET, "/apis/monitoring.coreos.com/v1").await.not_found();
         for path in [
             "/api/v1/namespaces/security/serviceaccounts/lake-broker",
             "/api/v1/namespaces/security/configmaps/lake-config",
@@ -254,29 +317,46 @@ async fn a_conflict_on_apply_fails_the_reconcile_with_the_object_named() {
         ] {
             api.expect(Method::PATCH, path).await.echo();
         }
-        api.expect(Method::PATCH, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
-            .await
-            .fail(409, "Conflict");
+        api.expect(
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
+        .await
+        .fail(409, "Conflict");
         api.expect_silence().await;
     });
     let err = reconcile(cluster().into(), ctx.clone()).await.unwrap_err();
     verifier.await.unwrap();
-    let text = format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+    let text = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
     assert!(matches!(err, Error::Finalizer { .. }));
     assert!(text.contains("StatefulSet lake-broker"), "{text}");
     assert_eq!(err.metric_label(), "finalizer");
     // The error policy backs off: 5 s, then doubling.
-    assert_eq!(ctx.backoff("security/lake"), std::time::Duration::from_secs(5));
-    assert_eq!(ctx.backoff("security/lake"), std::time::Duration::from_secs(10));
+    assert_eq!(
+        ctx.backoff("security/lake"),
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(
+        ctx.backoff("security/lake"),
+        std::time::Duration::from_secs(10)
+    );
 }
 
 #[tokio::test]
 async fn a_server_error_while_reading_is_an_error_not_a_panic() {
     let (ctx, mut api) = context(observation());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, "/apis/apps/v1/namespaces/security/statefulsets/lake-broker")
-            .await
-            .fail(500, "InternalError");
+        api.expect(
+            Method::GET,
+            "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
+        )
+        .await
+        .fail(500, "InternalError");
         api.expect_silence().await;
     });
     assert!(reconcile(cluster().into(), ctx).await.is_err());
@@ -301,12 +381,20 @@ async fn deleting_with_retain_keeps_the_bucket_claim() {
         let event = api.expect_event("lab").await;
         assert_eq!(event["reason"], "BucketRetained");
         let call = api
-            .expect(Method::PATCH, "/apis/sluice.dev/v1alpha1/namespaces/lab/securitylakeclusters/dev")
+            .expect(
+                Method::PATCH,
+                "/apis/sluice.dev/v1alpha1/namespaces/lab/securitylakeclusters/dev",
+            )
             .await;
-        assert_eq!(call.body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
-        call.ok(json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
+        assert_eq!(
+            call.body[1],
+            json!({"op": "remove", "path": "/metadata/finalizers/0"})
+        );
+        call.ok(
+            json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
                        "metadata": {"name": "dev", "namespace": "lab"},
-                       "spec": {"storage": {"bucket": {"size": "1Gi"}}}}));
+                       "spec": {"storage": {"bucket": {"size": "1Gi"}}}}),
+        );
         api.expect_silence().await;
     });
     reconcile(c.into(), ctx).await.unwrap();
@@ -318,16 +406,24 @@ async fn deleting_with_delete_removes_the_bucket_claim_even_if_already_gone() {
     let (ctx, mut api) = context(observation());
     let c = deleting(fixture("clusters/bucket.yaml"));
     let verifier = tokio::spawn(async move {
-        api.expect(Method::DELETE, "/api/v1/namespaces/lab/persistentvolumeclaims/dev-bucket")
-            .await
-            .not_found();
+        api.expect(
+            Method::DELETE,
+            "/api/v1/namespaces/lab/persistentvolumeclaims/dev-bucket",
+        )
+        .await
+        .not_found();
         let event = api.expect_event("lab").await;
         assert_eq!(event["reason"], "BucketDeleted");
-        api.expect(Method::PATCH, "/apis/sluice.dev/v1alpha1/namespaces/lab/securitylakeclusters/dev")
-            .await
-            .ok(json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
+        api.expect(
+            Method::PATCH,
+            "/apis/sluice.dev/v1alpha1/namespaces/lab/securitylakeclusters/dev",
+        )
+        .await
+        .ok(
+            json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
                        "metadata": {"name": "dev", "namespace": "lab"},
-                       "spec": {"storage": {"bucket": {"size": "1Gi"}}}}));
+                       "spec": {"storage": {"bucket": {"size": "1Gi"}}}}),
+        );
         api.expect_silence().await;
     });
     reconcile(c.into(), ctx).await.unwrap();
@@ -339,9 +435,12 @@ async fn a_failed_claim_deletion_keeps_the_finalizer() {
     let (ctx, mut api) = context(observation());
     let c = deleting(fixture("clusters/bucket.yaml"));
     let verifier = tokio::spawn(async move {
-        api.expect(Method::DELETE, "/api/v1/namespaces/lab/persistentvolumeclaims/dev-bucket")
-            .await
-            .fail(403, "Forbidden");
+        api.expect(
+            Method::DELETE,
+            "/api/v1/namespaces/lab/persistentvolumeclaims/dev-bucket",
+        )
+        .await
+        .fail(403, "Forbidden");
         // No finalizer removal follows.
         api.expect_silence().await;
     });

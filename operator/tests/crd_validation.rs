@@ -9,8 +9,16 @@ use sluice_operator::crd::{crds_yaml, Feed, SecurityLakeCluster};
 
 fn schema<K: CustomResourceExt>() -> Value {
     let crd = K::crd();
-    serde_json::to_value(crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap())
-        .unwrap()
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn yaml(text: &str) -> Value {
@@ -18,7 +26,9 @@ fn yaml(text: &str) -> Value {
 }
 
 fn repo_file(rel: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -33,15 +43,30 @@ fn violations<K: CustomResourceExt>(object: &Value, old: Option<&Value>) -> Vec<
 #[test]
 fn crds_directory_and_chart_hold_the_generated_crds() {
     let generated = crds_yaml();
-    assert_eq!(repo_file("crds/sluice.dev.yaml"), generated, "run: sluice-operator crd > crds/sluice.dev.yaml");
-    assert_eq!(repo_file("charts/sluice/crds/sluice.dev.yaml"), generated, "copy crds/ into the chart");
+    assert_eq!(
+        repo_file("crds/sluice.dev.yaml"),
+        generated,
+        "run: sluice-operator crd > crds/sluice.dev.yaml"
+    );
+    assert_eq!(
+        repo_file("charts/sluice/crds/sluice.dev.yaml"),
+        generated,
+        "copy crds/ into the chart"
+    );
 }
 
 #[test]
 fn every_cel_rule_compiles() {
-    for (kind, schema) in [("SecurityLakeCluster", schema::<SecurityLakeCluster>()), ("Feed", schema::<Feed>())] {
+    for (kind, schema) in [
+        ("SecurityLakeCluster", schema::<SecurityLakeCluster>()),
+        ("Feed", schema::<Feed>()),
+    ] {
         let compiled = compile_schema(&schema);
-        assert!(!compiled.has_errors(), "{kind}: {:?}", compiled.compilation_errors());
+        assert!(
+            !compiled.has_errors(),
+            "{kind}: {:?}",
+            compiled.compilation_errors()
+        );
     }
 }
 
@@ -49,7 +74,10 @@ fn every_cel_rule_compiles() {
 fn the_examples_pass_every_rule() {
     for (file, kind) in [
         ("examples/security-lake-cluster.yaml", "SecurityLakeCluster"),
-        ("examples/security-lake-cluster-local-bucket.yaml", "SecurityLakeCluster"),
+        (
+            "examples/security-lake-cluster-local-bucket.yaml",
+            "SecurityLakeCluster",
+        ),
         ("examples/feed.yaml", "Feed"),
     ] {
         let object = yaml(&repo_file(file));
@@ -114,7 +142,10 @@ fn the_topic_and_cluster_of_a_feed_are_immutable() {
 fn the_dead_letter_topic_differs_from_the_topic() {
     let mut f = feed();
     f["spec"]["deadLetter"]["topicName"] = json!("cloudtrail");
-    assert_eq!(violations::<Feed>(&f, None), ["the dead-letter topic must differ from the feed's topic"]);
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["the dead-letter topic must differ from the feed's topic"]
+    );
 }
 
 #[test]
@@ -122,7 +153,10 @@ fn replica_bounds_are_checked() {
     let mut c = cluster();
     c["spec"]["minReplicas"] = json!(13);
     let errors = violations::<SecurityLakeCluster>(&c, None);
-    assert!(errors.contains(&"minReplicas must not exceed maxReplicas".to_string()), "{errors:?}");
+    assert!(
+        errors.contains(&"minReplicas must not exceed maxReplicas".to_string()),
+        "{errors:?}"
+    );
     let mut c = cluster();
     c["spec"]["replicas"] = json!(20);
     assert_eq!(

@@ -54,12 +54,17 @@ fn condition(status: &Value, type_: &str) -> (String, String) {
         .iter()
         .find(|c| c["type"] == type_)
         .unwrap_or_else(|| panic!("no {type_} condition in {status}"));
-    (c["status"].as_str().unwrap().into(), c["reason"].as_str().unwrap().into())
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
 }
 
 /// Cluster lookup and Feed list, answered.
 async fn expect_dereference(api: &mut ApiServer, bootstrap: &str, others: Vec<Value>) {
-    api.expect(Method::GET, CLUSTER).await.ok(cluster(bootstrap, true));
+    api.expect(Method::GET, CLUSTER)
+        .await
+        .ok(cluster(bootstrap, true));
     let mut items = vec![stored_feed()];
     items.extend(others);
     api.expect(Method::GET, FEEDS).await.ok(feed_list(items));
@@ -97,17 +102,34 @@ async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() 
     let action = reconcile(feed().into(), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Ready"), ("True".into(), "TopicReady".into()));
+    assert_eq!(
+        condition(&status, "Ready"),
+        ("True".into(), "TopicReady".into())
+    );
     assert_eq!(status["partitions"], 3);
     assert_eq!(status["topic"], "cloudtrail");
     assert_eq!(status["deadLetterTopic"], "cloudtrail.dlq");
     assert_eq!(status["deadLetterRecords"], 0);
     assert!(status["topicId"].is_string());
 
-    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10)).await.unwrap();
+    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
     let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
-    assert_eq!(configs["retention.ms"].value.as_deref(), Some("2592000000"), "30d");
-    assert_eq!(admin.describe_topic("cloudtrail.dlq").await.unwrap().unwrap().partitions(), 1);
+    assert_eq!(
+        configs["retention.ms"].value.as_deref(),
+        Some("2592000000"),
+        "30d"
+    );
+    assert_eq!(
+        admin
+            .describe_topic("cloudtrail.dlq")
+            .await
+            .unwrap()
+            .unwrap()
+            .partitions(),
+        1
+    );
 
     // The same spec again: nothing changes (no TopicChanged event, no admin change).
     let (ctx2, mut api) = context(Observation::default());
@@ -133,7 +155,10 @@ async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() 
         expect_dereference(&mut api, &b, vec![]).await;
         let changes = api.expect_event(NS).await;
         let note = changes["note"].as_str().unwrap();
-        assert!(note.starts_with("topic cloudtrail: partitions 3 → 6; "), "{note}");
+        assert!(
+            note.starts_with("topic cloudtrail: partitions 3 → 6; "),
+            "{note}"
+        );
         assert!(note.contains("Delete(\"retention.ms\")"), "{note}");
         api.expect_event(NS).await;
         expect_status(&mut api).await
@@ -154,22 +179,44 @@ async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() 
         let warning = api.expect_event(NS).await;
         assert_eq!(warning["type"], "Warning");
         assert_eq!(warning["reason"], "PartitionsDiverged");
-        assert!(warning["note"].as_str().unwrap().contains("owner: cloud-security, #cloudsec-oncall"));
+        assert!(warning["note"]
+            .as_str()
+            .unwrap()
+            .contains("owner: cloud-security, #cloudsec-oncall"));
         expect_status(&mut api).await
     });
     reconcile(shrunk.into(), ctx4).await.unwrap();
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Degraded"), ("True".into(), "PartitionsDiverged".into()));
-    assert_eq!(admin.describe_topic("cloudtrail").await.unwrap().unwrap().partitions(), 6);
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "PartitionsDiverged".into())
+    );
+    assert_eq!(
+        admin
+            .describe_topic("cloudtrail")
+            .await
+            .unwrap()
+            .unwrap()
+            .partitions(),
+        6
+    );
 }
 
 #[tokio::test]
 async fn reports_consumer_lag_and_dead_letter_records() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap.clone();
-    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10)).await.unwrap();
-    admin.create_topic("cloudtrail", 3, &BTreeMap::new()).await.unwrap();
-    admin.create_topic("cloudtrail.dlq", 1, &BTreeMap::new()).await.unwrap();
+    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
+    admin
+        .create_topic("cloudtrail", 3, &BTreeMap::new())
+        .await
+        .unwrap();
+    admin
+        .create_topic("cloudtrail.dlq", 1, &BTreeMap::new())
+        .await
+        .unwrap();
     common::kafka::produce(&bootstrap, "cloudtrail", 0, 4).await;
     common::kafka::produce(&bootstrap, "cloudtrail.dlq", 0, 2).await;
     common::kafka::commit(&bootstrap, "siem", "cloudtrail", 0, 1).await;
@@ -205,7 +252,10 @@ async fn an_unknown_cluster_stalls_with_a_warning_naming_the_owner() {
     let action = reconcile(feed().into(), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Stalled"), ("True".into(), "ClusterNotFound".into()));
+    assert_eq!(
+        condition(&status, "Stalled"),
+        ("True".into(), "ClusterNotFound".into())
+    );
     assert_eq!(condition(&status, "Ready").0, "False");
 }
 
@@ -213,20 +263,31 @@ async fn an_unknown_cluster_stalls_with_a_warning_naming_the_owner() {
 async fn a_cluster_that_is_not_ready_is_waited_for() {
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, CLUSTER).await.ok(cluster("lake:9092", false));
-        api.expect(Method::GET, FEEDS).await.ok(feed_list(vec![stored_feed()]));
+        api.expect(Method::GET, CLUSTER)
+            .await
+            .ok(cluster("lake:9092", false));
+        api.expect(Method::GET, FEEDS)
+            .await
+            .ok(feed_list(vec![stored_feed()]));
         api.expect_event(NS).await;
         expect_status(&mut api).await
     });
     let action = reconcile(feed().into(), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(15)));
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Reconciling"), ("True".into(), "WaitingForCluster".into()));
+    assert_eq!(
+        condition(&status, "Reconciling"),
+        ("True".into(), "WaitingForCluster".into())
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_cluster_degrades_the_feed_and_retries() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
         expect_dereference(&mut api, &format!("127.0.0.1:{port}"), vec![]).await;
@@ -236,7 +297,10 @@ async fn an_unreachable_cluster_degrades_the_feed_and_retries() {
     let action = reconcile(feed().into(), ctx).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Degraded"), ("True".into(), "ClusterUnreachable".into()));
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "ClusterUnreachable".into())
+    );
 }
 
 #[tokio::test]
@@ -255,7 +319,10 @@ async fn a_second_feed_for_the_same_topic_is_refused() {
     });
     reconcile(feed().into(), ctx).await.unwrap();
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Stalled"), ("True".into(), "TopicClaimed".into()));
+    assert_eq!(
+        condition(&status, "Stalled"),
+        ("True".into(), "TopicClaimed".into())
+    );
 }
 
 #[tokio::test]
@@ -272,9 +339,15 @@ async fn a_bad_retention_that_got_past_the_schema_stalls_without_kafka_calls() {
         api.expect_silence().await;
         status
     });
-    assert_eq!(reconcile(bad.into(), ctx).await.unwrap(), Action::await_change());
+    assert_eq!(
+        reconcile(bad.into(), ctx).await.unwrap(),
+        Action::await_change()
+    );
     let status = verifier.await.unwrap();
-    assert_eq!(condition(&status, "Stalled"), ("True".into(), "InvalidSpec".into()));
+    assert_eq!(
+        condition(&status, "Stalled"),
+        ("True".into(), "InvalidSpec".into())
+    );
 }
 
 fn deleting(policy: DeletionPolicy) -> Feed {
@@ -288,22 +361,32 @@ fn deleting(policy: DeletionPolicy) -> Feed {
 
 async fn expect_finalizer_removed(api: &mut ApiServer) {
     let call = api.expect(Method::PATCH, FEED).await;
-    assert_eq!(call.body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
+    assert_eq!(
+        call.body[1],
+        json!({"op": "remove", "path": "/metadata/finalizers/0"})
+    );
     call.ok(stored_feed());
 }
 
 #[tokio::test]
 async fn deleting_with_retain_keeps_the_topic() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, Duration::from_secs(10)).await.unwrap();
-    admin.create_topic("cloudtrail", 3, &BTreeMap::new()).await.unwrap();
+    let mut admin = AdminClient::connect(&broker.bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
+    admin
+        .create_topic("cloudtrail", 3, &BTreeMap::new())
+        .await
+        .unwrap();
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
         assert_eq!(api.expect_event(NS).await["reason"], "TopicRetained");
         expect_finalizer_removed(&mut api).await;
         api.expect_silence().await;
     });
-    reconcile(deleting(DeletionPolicy::Retain).into(), ctx).await.unwrap();
+    reconcile(deleting(DeletionPolicy::Retain).into(), ctx)
+        .await
+        .unwrap();
     verifier.await.unwrap();
     assert!(admin.describe_topic("cloudtrail").await.unwrap().is_some());
 }
@@ -312,46 +395,78 @@ async fn deleting_with_retain_keeps_the_topic() {
 async fn deleting_with_delete_removes_both_topics() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap.clone();
-    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10)).await.unwrap();
-    admin.create_topic("cloudtrail", 3, &BTreeMap::new()).await.unwrap();
-    admin.create_topic("cloudtrail.dlq", 1, &BTreeMap::new()).await.unwrap();
+    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
+    admin
+        .create_topic("cloudtrail", 3, &BTreeMap::new())
+        .await
+        .unwrap();
+    admin
+        .create_topic("cloudtrail.dlq", 1, &BTreeMap::new())
+        .await
+        .unwrap();
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, FEEDS).await.ok(feed_list(vec![stored_feed()]));
-        api.expect(Method::GET, CLUSTER).await.ok(cluster(&bootstrap, true));
+        api.expect(Method::GET, FEEDS)
+            .await
+            .ok(feed_list(vec![stored_feed()]));
+        api.expect(Method::GET, CLUSTER)
+            .await
+            .ok(cluster(&bootstrap, true));
         assert_eq!(api.expect_event(NS).await["reason"], "TopicDeleted");
         expect_finalizer_removed(&mut api).await;
     });
-    reconcile(deleting(DeletionPolicy::Delete).into(), ctx).await.unwrap();
+    reconcile(deleting(DeletionPolicy::Delete).into(), ctx)
+        .await
+        .unwrap();
     verifier.await.unwrap();
     assert!(admin.describe_topic("cloudtrail").await.unwrap().is_none());
-    assert!(admin.describe_topic("cloudtrail.dlq").await.unwrap().is_none());
+    assert!(admin
+        .describe_topic("cloudtrail.dlq")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
 async fn deleting_when_the_cluster_is_gone_releases_the_feed_without_deleting() {
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, FEEDS).await.ok(feed_list(vec![stored_feed()]));
+        api.expect(Method::GET, FEEDS)
+            .await
+            .ok(feed_list(vec![stored_feed()]));
         api.expect(Method::GET, CLUSTER).await.not_found();
         let event = api.expect_event(NS).await;
         assert_eq!(event["reason"], "TopicNotDeleted");
         expect_finalizer_removed(&mut api).await;
     });
-    reconcile(deleting(DeletionPolicy::Delete).into(), ctx).await.unwrap();
+    reconcile(deleting(DeletionPolicy::Delete).into(), ctx)
+        .await
+        .unwrap();
     verifier.await.unwrap();
 }
 
 #[tokio::test]
 async fn a_failed_topic_deletion_keeps_the_finalizer() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (ctx, mut api) = context(Observation::default());
     let verifier = tokio::spawn(async move {
-        api.expect(Method::GET, FEEDS).await.ok(feed_list(vec![stored_feed()]));
-        api.expect(Method::GET, CLUSTER).await.ok(cluster(&format!("127.0.0.1:{port}"), true));
+        api.expect(Method::GET, FEEDS)
+            .await
+            .ok(feed_list(vec![stored_feed()]));
+        api.expect(Method::GET, CLUSTER)
+            .await
+            .ok(cluster(&format!("127.0.0.1:{port}"), true));
         api.expect_silence().await;
     });
-    let err = reconcile(deleting(DeletionPolicy::Delete).into(), ctx).await.unwrap_err();
+    let err = reconcile(deleting(DeletionPolicy::Delete).into(), ctx)
+        .await
+        .unwrap_err();
     verifier.await.unwrap();
     assert_eq!(err.metric_label(), "finalizer");
 }

@@ -47,7 +47,10 @@ pub struct OperatorConfig {
 impl Default for OperatorConfig {
     fn default() -> Self {
         OperatorConfig {
-            broker_image: format!("ghcr.io/sluice-dev/sluice-broker:{}", env!("CARGO_PKG_VERSION")),
+            broker_image: format!(
+                "ghcr.io/sluice-dev/sluice-broker:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
             cluster_domain: "cluster.local".into(),
             operator_namespace: None,
             io_timeout: Duration::from_secs(10),
@@ -154,7 +157,12 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
 }
 
 /// The requeue after a failed reconcile: log, count, back off.
-fn error_policy<K: Resource>(controller: &'static str, obj: &K, error: &Error, ctx: &Context) -> Action {
+fn error_policy<K: Resource>(
+    controller: &'static str,
+    obj: &K,
+    error: &Error,
+    ctx: &Context,
+) -> Action {
     let key = object_key(obj);
     let delay = ctx.backoff(&key);
     ctx.metrics.failed(controller, error.metric_label());
@@ -163,7 +171,12 @@ fn error_policy<K: Resource>(controller: &'static str, obj: &K, error: &Error, c
 }
 
 /// Server-side applies `status` to the status subresource of `obj` (of kind `kind`).
-pub async fn apply_status<K>(api: &Api<K>, obj: &K, kind: &'static str, status: &impl Serialize) -> crate::Result<()>
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    obj: &K,
+    kind: &'static str,
+    status: &impl Serialize,
+) -> crate::Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -175,9 +188,13 @@ where
         "status": status,
     });
     let name = obj.name_any();
-    api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .kube("apply status of", kind, &name)?;
+    api.patch_status(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .kube("apply status of", kind, &name)?;
     Ok(())
 }
 
@@ -193,7 +210,10 @@ pub async fn run(ctx: Arc<Context>) {
         .owns(Api::<Service>::all(client.clone()), watch.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), watch.clone())
         .owns(Api::<ServiceAccount>::all(client.clone()), watch.clone())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), watch.clone())
+        .owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            watch.clone(),
+        )
         .owns(Api::<NetworkPolicy>::all(client.clone()), watch.clone())
         .shutdown_on_signal()
         .run(

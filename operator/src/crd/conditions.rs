@@ -84,7 +84,12 @@ impl Health {
     /// The five conditions for this health. A condition whose status does not change keeps
     /// its `lastTransitionTime` from `previous`, so writing the same health twice writes
     /// the same conditions.
-    pub fn conditions(&self, generation: Option<i64>, previous: &[Condition], now: &Time) -> Vec<Condition> {
+    pub fn conditions(
+        &self,
+        generation: Option<i64>,
+        previous: &[Condition],
+        now: &Time,
+    ) -> Vec<Condition> {
         let (reason, message) = (self.reason(), self.message());
         let flag = |b: bool| if b { "True" } else { "False" };
         let ready = matches!(self, Health::Ready { .. });
@@ -140,7 +145,8 @@ mod tests {
 
     #[test]
     fn every_write_sets_all_five_types_with_the_generation() {
-        let c = Health::progressing("Starting", "0/3 brokers ready").conditions(Some(4), &[], &t(10));
+        let c =
+            Health::progressing("Starting", "0/3 brokers ready").conditions(Some(4), &[], &t(10));
         let types: Vec<_> = c.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, [READY, PROGRESSING, RECONCILING, DEGRADED, STALLED]);
         assert!(c.iter().all(|c| c.observed_generation == Some(4)));
@@ -160,7 +166,10 @@ mod tests {
     fn transition_time_moves_only_when_the_status_flips() {
         let first = Health::progressing("Starting", "").conditions(Some(1), &[], &t(10));
         let same = Health::progressing("Starting", "").conditions(Some(1), &first, &t(20));
-        assert_eq!(first, same, "the same health twice gives identical conditions");
+        assert_eq!(
+            first, same,
+            "the same health twice gives identical conditions"
+        );
         let ready = Health::ready("Running", "").conditions(Some(1), &same, &t(30));
         assert_eq!(find(&ready, READY).unwrap().last_transition_time, t(30));
         assert_eq!(find(&ready, DEGRADED).unwrap().last_transition_time, t(10));

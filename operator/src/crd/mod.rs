@@ -31,7 +31,15 @@ pub fn crds_yaml() -> String {
 /// deleted. `Retain` is the default everywhere: security evidence is never deleted by
 /// accident.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 pub enum DeletionPolicy {
     /// Keep the data; the operator forgets it.

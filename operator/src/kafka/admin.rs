@@ -11,13 +11,16 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, OffsetFetchRequest, TopicName,
+    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -104,7 +107,10 @@ impl AdminClient {
         self.brokers.keys().copied().collect()
     }
 
-    async fn metadata(&mut self, topics: Option<Vec<String>>) -> Result<MetadataResponse, AdminError> {
+    async fn metadata(
+        &mut self,
+        topics: Option<Vec<String>>,
+    ) -> Result<MetadataResponse, AdminError> {
         let request = MetadataRequest::default()
             .with_topics(topics.map(|names| {
                 names
@@ -126,11 +132,9 @@ impl AdminClient {
     /// The connection to `node`, opened on first use.
     async fn node(&mut self, node: i32) -> Result<&mut Conn, AdminError> {
         if !self.conns.contains_key(&node) {
-            let addr = self
-                .brokers
-                .get(&node)
-                .cloned()
-                .ok_or_else(|| AdminError::Metadata(format!("node {node} is not in the cluster's metadata")))?;
+            let addr = self.brokers.get(&node).cloned().ok_or_else(|| {
+                AdminError::Metadata(format!("node {node} is not in the cluster's metadata"))
+            })?;
             let conn = Conn::connect(&addr, self.timeout).await?;
             self.conns.insert(node, conn);
         }
@@ -146,15 +150,27 @@ impl AdminClient {
     }
 
     /// The topic, or `None` when the cluster does not have it.
-    pub async fn describe_topic(&mut self, name: &str) -> Result<Option<TopicDescription>, AdminError> {
+    pub async fn describe_topic(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<TopicDescription>, AdminError> {
         let response = self.metadata(Some(vec![name.to_string()])).await?;
         let Some(topic) = response.topics.into_iter().next() else {
-            return Err(AdminError::Metadata(format!("Metadata for {name} returned no topic")));
+            return Err(AdminError::Metadata(format!(
+                "Metadata for {name} returned no topic"
+            )));
         };
         match ResponseError::try_from_code(topic.error_code) {
             None => {}
             Some(ResponseError::UnknownTopicOrPartition) => return Ok(None),
-            Some(_) => return Err(AdminError::kafka(ApiKey::Metadata, name, topic.error_code, None)),
+            Some(_) => {
+                return Err(AdminError::kafka(
+                    ApiKey::Metadata,
+                    name,
+                    topic.error_code,
+                    None,
+                ))
+            }
         }
         let id = (!topic.topic_id.is_nil()).then(|| topic.topic_id.to_string());
         Ok(Some(TopicDescription {
@@ -193,11 +209,9 @@ impl AdminClient {
             .with_topics(vec![topic])
             .with_timeout_ms(TOPIC_CHANGE_TIMEOUT_MS);
         let (response, _) = self.controller().await?.call(&request).await?;
-        let result = response
-            .topics
-            .into_iter()
-            .next()
-            .ok_or_else(|| AdminError::Metadata(format!("CreateTopics for {name} returned no result")))?;
+        let result = response.topics.into_iter().next().ok_or_else(|| {
+            AdminError::Metadata(format!("CreateTopics for {name} returned no result"))
+        })?;
         if result.error_code != 0 {
             return Err(AdminError::kafka(
                 ApiKey::CreateTopics,
@@ -231,17 +245,20 @@ impl AdminClient {
     }
 
     /// Every config of topic `name`.
-    pub async fn describe_topic_configs(&mut self, name: &str) -> Result<BTreeMap<String, ConfigEntry>, AdminError> {
-        let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(TOPIC_RESOURCE)
-            .with_resource_name(str_bytes(name))
-            .with_configuration_keys(None)]);
+    pub async fn describe_topic_configs(
+        &mut self,
+        name: &str,
+    ) -> Result<BTreeMap<String, ConfigEntry>, AdminError> {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(str_bytes(name))
+                .with_configuration_keys(None),
+        ]);
         let (response, _) = self.controller().await?.call(&request).await?;
-        let result = response
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| AdminError::Metadata(format!("DescribeConfigs for {name} returned no result")))?;
+        let result = response.results.into_iter().next().ok_or_else(|| {
+            AdminError::Metadata(format!("DescribeConfigs for {name} returned no result"))
+        })?;
         if result.error_code != 0 {
             return Err(AdminError::kafka(
                 ApiKey::DescribeConfigs,
@@ -266,7 +283,11 @@ impl AdminClient {
     }
 
     /// Applies `ops` to topic `name` (IncrementalAlterConfigs).
-    pub async fn alter_topic_configs(&mut self, name: &str, ops: &[ConfigOp]) -> Result<(), AdminError> {
+    pub async fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        ops: &[ConfigOp],
+    ) -> Result<(), AdminError> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -283,10 +304,12 @@ impl AdminClient {
                     .with_value(None),
             })
             .collect();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(TOPIC_RESOURCE)
-            .with_resource_name(str_bytes(name))
-            .with_configs(configs)]);
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(str_bytes(name))
+                .with_configs(configs),
+        ]);
         let (response, _) = self.controller().await?.call(&request).await?;
         for r in response.responses {
             if r.error_code != 0 {
@@ -333,16 +356,26 @@ impl AdminClient {
     }
 
     /// The end offset (high watermark) of every partition of `topic`.
-    pub async fn end_offsets(&mut self, topic: &TopicDescription) -> Result<BTreeMap<i32, i64>, AdminError> {
+    pub async fn end_offsets(
+        &mut self,
+        topic: &TopicDescription,
+    ) -> Result<BTreeMap<i32, i64>, AdminError> {
         self.list_offsets(topic, LATEST).await
     }
 
     /// The log start offset of every partition of `topic`.
-    pub async fn start_offsets(&mut self, topic: &TopicDescription) -> Result<BTreeMap<i32, i64>, AdminError> {
+    pub async fn start_offsets(
+        &mut self,
+        topic: &TopicDescription,
+    ) -> Result<BTreeMap<i32, i64>, AdminError> {
         self.list_offsets(topic, EARLIEST).await
     }
 
-    async fn list_offsets(&mut self, topic: &TopicDescription, timestamp: i64) -> Result<BTreeMap<i32, i64>, AdminError> {
+    async fn list_offsets(
+        &mut self,
+        topic: &TopicDescription,
+        timestamp: i64,
+    ) -> Result<BTreeMap<i32, i64>, AdminError> {
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for (partition, leader) in &topic.leaders {
             by_leader.entry(*leader).or_default().push(*partition);
@@ -391,18 +424,34 @@ impl AdminClient {
     pub async fn list_groups(&mut self) -> Result<Vec<String>, AdminError> {
         let mut groups = BTreeSet::new();
         for node in self.brokers() {
-            let (response, _) = self.node(node).await?.call(&ListGroupsRequest::default()).await?;
+            let (response, _) = self
+                .node(node)
+                .await?
+                .call(&ListGroupsRequest::default())
+                .await?;
             if response.error_code != 0 {
-                return Err(AdminError::kafka(ApiKey::ListGroups, &format!("node {node}"), response.error_code, None));
+                return Err(AdminError::kafka(
+                    ApiKey::ListGroups,
+                    &format!("node {node}"),
+                    response.error_code,
+                    None,
+                ));
             }
-            groups.extend(response.groups.into_iter().map(|g| g.group_id.0.to_string()));
+            groups.extend(
+                response
+                    .groups
+                    .into_iter()
+                    .map(|g| g.group_id.0.to_string()),
+            );
         }
         Ok(groups.into_iter().collect())
     }
 
     /// The committed offsets of `group` on every topic.
     pub async fn committed_offsets(&mut self, group: &str) -> Result<GroupOffsets, AdminError> {
-        let find = FindCoordinatorRequest::default().with_key(str_bytes(group)).with_key_type(0);
+        let find = FindCoordinatorRequest::default()
+            .with_key(str_bytes(group))
+            .with_key_type(0);
         let (coordinator, _) = self.bootstrap.call(&find).await?;
         if coordinator.error_code != 0 {
             return Err(AdminError::kafka(
@@ -421,13 +470,21 @@ impl AdminClient {
             .with_topics(None);
         let (response, _) = self.node(node).await?.call(&request).await?;
         if response.error_code != 0 {
-            return Err(AdminError::kafka(ApiKey::OffsetFetch, group, response.error_code, None));
+            return Err(AdminError::kafka(
+                ApiKey::OffsetFetch,
+                group,
+                response.error_code,
+                None,
+            ));
         }
         let mut offsets = BTreeMap::new();
         for t in response.topics {
             for p in t.partitions {
                 if p.error_code == 0 && p.committed_offset >= 0 {
-                    offsets.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                    offsets.insert(
+                        (t.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
                 }
             }
         }
@@ -440,7 +497,11 @@ impl AdminClient {
 
 /// Lag of a group on one topic: the records between its committed offset and the end of
 /// each partition it has committed on, summed. Partitions without a commit do not count.
-pub fn topic_lag(group: &GroupOffsets, topic: &str, end_offsets: &BTreeMap<i32, i64>) -> Option<i64> {
+pub fn topic_lag(
+    group: &GroupOffsets,
+    topic: &str,
+    end_offsets: &BTreeMap<i32, i64>,
+) -> Option<i64> {
     let mut lag = None;
     for ((t, partition), committed) in &group.offsets {
         if t != topic {
@@ -467,7 +528,10 @@ mod tests {
     fn group(offsets: &[(&str, i32, i64)]) -> GroupOffsets {
         GroupOffsets {
             group: "g".into(),
-            offsets: offsets.iter().map(|(t, p, o)| ((t.to_string(), *p), *o)).collect(),
+            offsets: offsets
+                .iter()
+                .map(|(t, p, o)| ((t.to_string(), *p), *o))
+                .collect(),
         }
     }
 
@@ -476,7 +540,11 @@ mod tests {
         let g = group(&[("a", 0, 5), ("a", 1, 10), ("b", 0, 0)]);
         let ends = BTreeMap::from([(0, 8), (1, 10), (2, 100)]);
         assert_eq!(topic_lag(&g, "a", &ends), Some(3));
-        assert_eq!(topic_lag(&g, "c", &ends), None, "no commit on the topic: no lag figure");
+        assert_eq!(
+            topic_lag(&g, "c", &ends),
+            None,
+            "no commit on the topic: no lag figure"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -68,7 +70,12 @@ impl Conn {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let response: ApiVersionsResponse = conn.call_version(&request, 3).await?;
         if response.error_code != 0 {
-            return Err(AdminError::kafka(ApiKey::ApiVersions, addr, response.error_code, None));
+            return Err(AdminError::kafka(
+                ApiKey::ApiVersions,
+                addr,
+                response.error_code,
+                None,
+            ));
         }
         for (key, min, max) in CLIENT_VERSIONS {
             let Some(theirs) = response.api_keys.iter().find(|k| k.api_key == *key as i16) else {
@@ -94,14 +101,21 @@ impl Conn {
     }
 
     /// Sends `request` at the negotiated version and decodes the response.
-    pub async fn call<R: Request>(&mut self, request: &R) -> Result<(R::Response, i16), AdminError> {
+    pub async fn call<R: Request>(
+        &mut self,
+        request: &R,
+    ) -> Result<(R::Response, i16), AdminError> {
         let key = api_key::<R>();
         let version = self.version(key)?;
         Ok((self.call_version(request, version).await?, version))
     }
 
     /// Sends `request` at `version`, whatever was negotiated.
-    pub async fn call_version<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, AdminError> {
+    pub async fn call_version<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, AdminError> {
         let key = api_key::<R>();
         let protocol = |reason: String| AdminError::Protocol {
             addr: self.addr.clone(),
@@ -117,7 +131,8 @@ impl Conn {
             .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
         let mut buf = BytesMut::with_capacity(128);
         buf.put_i32(0);
-        encode_request_header_into_buffer(&mut buf, &header).map_err(|e| protocol(format!("encoding the header: {e:#}")))?;
+        encode_request_header_into_buffer(&mut buf, &header)
+            .map_err(|e| protocol(format!("encoding the header: {e:#}")))?;
         request
             .encode(&mut buf, version)
             .map_err(|e| protocol(format!("encoding the request: {e:#}")))?;
@@ -156,10 +171,13 @@ impl Conn {
                 header.correlation_id
             )));
         }
-        let response =
-            R::Response::decode(&mut frame, version).map_err(|e| protocol(format!("decoding the response: {e:#}")))?;
+        let response = R::Response::decode(&mut frame, version)
+            .map_err(|e| protocol(format!("decoding the response: {e:#}")))?;
         if frame.has_remaining() {
-            return Err(protocol(format!("{} bytes left after the response", frame.remaining())));
+            return Err(protocol(format!(
+                "{} bytes left after the response",
+                frame.remaining()
+            )));
         }
         Ok(response)
     }

@@ -22,7 +22,11 @@ pub enum AdminError {
     #[error("{what} to {addr} timed out")]
     Timeout { addr: String, what: String },
     #[error("{api} with {addr}: {reason}")]
-    Protocol { addr: String, api: String, reason: String },
+    Protocol {
+        addr: String,
+        api: String,
+        reason: String,
+    },
     #[error("{addr} supports no version of {api} this client implements")]
     Unsupported { addr: String, api: String },
     #[error("{api} on {resource}: {}{}", error_name(*code), message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
@@ -58,7 +62,9 @@ impl AdminError {
     pub fn is_transient(&self) -> bool {
         match self {
             AdminError::Io { .. } | AdminError::Timeout { .. } => true,
-            AdminError::Kafka { code, .. } => ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable()),
+            AdminError::Kafka { code, .. } => {
+                ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
+            }
             _ => false,
         }
     }

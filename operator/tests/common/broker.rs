@@ -17,7 +17,11 @@ pub struct Broker {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The broker binary, or a panic saying how to build it.
@@ -84,7 +88,10 @@ impl Broker {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "sluice-broker not ready within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "sluice-broker not ready within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -4,11 +4,15 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{GroupId, OffsetCommitRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use sluice_operator::kafka::Conn;
 
 fn name(s: &str) -> TopicName {
@@ -18,7 +22,9 @@ fn name(s: &str) -> TopicName {
 /// Produces `count` records to `topic`/`partition` (acks=all), one batch a request (the
 /// encoder makes one batch a record without producer sequences), and checks each answer.
 pub async fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize) {
-    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10)).await.unwrap();
+    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
     for i in 0..count {
         produce_one(&mut conn, topic, partition, i).await;
     }
@@ -62,7 +68,11 @@ async fn produce_one(conn: &mut Conn, topic: &str, partition: i32, i: usize) {
                 .with_records(Some(batch.freeze()))])]);
     let response = conn.call_version(&request, 9).await.unwrap();
     let p = &response.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0, "produce to {topic}-{partition} failed: {:?}", p.error_message);
+    assert_eq!(
+        p.error_code, 0,
+        "produce to {topic}-{partition} failed: {:?}",
+        p.error_message
+    );
 }
 
 /// Commits `offset` for `group` on `topic`/`partition`, as a standalone (simple) consumer.
@@ -76,8 +86,13 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(partition)
                 .with_committed_offset(offset)])]);
-    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10)).await.unwrap();
+    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
     let response = conn.call_version(&request, 8).await.unwrap();
     let p = &response.topics[0].partitions[0];
-    assert_eq!(p.error_code, 0, "commit of {group} on {topic}-{partition} failed");
+    assert_eq!(
+        p.error_code, 0,
+        "commit of {group} on {topic}-{partition} failed"
+    );
 }

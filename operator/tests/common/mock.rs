@@ -80,10 +80,11 @@ impl Call {
 impl ApiServer {
     /// The next request; fails the test when none comes within 10 s.
     pub async fn next(&mut self) -> Call {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(10), self.handle.next_request())
-            .await
-            .expect("the reconcile made no further API call within 10 s")
-            .expect("the client was dropped");
+        let (request, send) =
+            tokio::time::timeout(Duration::from_secs(10), self.handle.next_request())
+                .await
+                .expect("the reconcile made no further API call within 10 s")
+                .expect("the client was dropped");
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or_default().to_string();
@@ -118,7 +119,10 @@ impl ApiServer {
     /// An Event POST; returns its body.
     pub async fn expect_event(&mut self, namespace: &str) -> Value {
         let call = self
-            .expect(Method::POST, &format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events"))
+            .expect(
+                Method::POST,
+                &format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events"),
+            )
             .await;
         let body = call.body.clone();
         call.echo();
@@ -130,7 +134,11 @@ impl ApiServer {
         if let Ok(Some((request, _))) =
             tokio::time::timeout(Duration::from_millis(200), self.handle.next_request()).await
         {
-            panic!("unexpected extra API call: {} {}", request.method(), request.uri());
+            panic!(
+                "unexpected extra API call: {} {}",
+                request.method(),
+                request.uri()
+            );
         }
     }
 }
@@ -139,7 +147,10 @@ impl ApiServer {
 pub struct FixedObserver(pub Observation);
 
 impl ClusterObserver for FixedObserver {
-    fn observe<'a>(&'a self, _target: &'a ObserveTarget) -> futures::future::BoxFuture<'a, Observation> {
+    fn observe<'a>(
+        &'a self,
+        _target: &'a ObserveTarget,
+    ) -> futures::future::BoxFuture<'a, Observation> {
         let obs = self.0.clone();
         Box::pin(async move { obs })
     }
@@ -154,6 +165,11 @@ pub fn context(observation: Observation) -> (Arc<Context>, ApiServer) {
         io_timeout: Duration::from_secs(5),
         ..OperatorConfig::default()
     };
-    let ctx = Context::new(client, config, Metrics::default(), Arc::new(FixedObserver(observation)));
+    let ctx = Context::new(
+        client,
+        config,
+        Metrics::default(),
+        Arc::new(FixedObserver(observation)),
+    );
     (Arc::new(ctx), ApiServer { handle })
 }

@@ -7,7 +7,9 @@ mod observe;
 pub mod status;
 pub mod validate;
 
-pub use observe::{max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget};
+pub use observe::{
+    max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
+};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,9 +49,9 @@ const KIND: &str = "SecurityLakeCluster";
 pub async fn reconcile(cluster: Arc<SecurityLakeCluster>, ctx: Arc<Context>) -> Result<Action> {
     let start = Instant::now();
     let key = object_key(cluster.as_ref());
-    let namespace = cluster
-        .namespace()
-        .ok_or_else(|| Error::MissingField(format!("SecurityLakeCluster {key} has no namespace")))?;
+    let namespace = cluster.namespace().ok_or_else(|| {
+        Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
+    })?;
     let api: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, cluster, |event| async {
         match event {
@@ -69,10 +71,15 @@ pub async fn reconcile(cluster: Arc<SecurityLakeCluster>, ctx: Arc<Context>) -> 
     result
 }
 
-async fn apply(cluster: &SecurityLakeCluster, api: &Api<SecurityLakeCluster>, ctx: &Context) -> Result<Action> {
+async fn apply(
+    cluster: &SecurityLakeCluster,
+    api: &Api<SecurityLakeCluster>,
+    ctx: &Context,
+) -> Result<Action> {
     let key = object_key(cluster);
-    let model = ClusterModel::new(cluster, &ctx.config)
-        .ok_or_else(|| Error::MissingField(format!("SecurityLakeCluster {key} has no namespace")))?;
+    let model = ClusterModel::new(cluster, &ctx.config).ok_or_else(|| {
+        Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
+    })?;
     let now = Time(Timestamp::now());
     let previous = cluster.status.as_ref();
     let generation = cluster.metadata.generation;
@@ -100,10 +107,11 @@ async fn apply(cluster: &SecurityLakeCluster, api: &Api<SecurityLakeCluster>, ct
     // Dereference: the workload as it is now (for scale events) and whether the
     // Prometheus Operator is installed.
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &model.namespace);
-    let before = statefulsets
-        .get_opt(&model.broker_name())
-        .await
-        .kube("get", "StatefulSet", &model.broker_name())?;
+    let before = statefulsets.get_opt(&model.broker_name()).await.kube(
+        "get",
+        "StatefulSet",
+        &model.broker_name(),
+    )?;
     let monitor_crd = service_monitor_crd_installed(&ctx.client).await?;
 
     // Build (pure) and apply: configuration and addressing before the workload.
@@ -147,7 +155,10 @@ async fn apply(cluster: &SecurityLakeCluster, api: &Api<SecurityLakeCluster>, ct
 
 /// True when the ServiceMonitor kind is served (`/apis/monitoring.coreos.com/v1`).
 async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
-    match client.list_api_group_resources("monitoring.coreos.com/v1").await {
+    match client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+    {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
         Err(source) => Err(Error::Kube {
@@ -161,7 +172,11 @@ async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
 
 /// Server-side applies every object (forcing our fields back when someone changed them)
 /// and returns the StatefulSet as the API server stored it.
-async fn apply_objects(client: &Client, model: &ClusterModel<'_>, objects: ClusterObjects) -> Result<StatefulSet> {
+async fn apply_objects(
+    client: &Client,
+    model: &ClusterModel<'_>,
+    objects: ClusterObjects,
+) -> Result<StatefulSet> {
     let ns = &model.namespace;
     ssa::<ServiceAccount>(client, ns, &objects.service_account).await?;
     ssa::<ConfigMap>(client, ns, &objects.config_map).await?;
@@ -177,9 +192,13 @@ async fn apply_objects(client: &Client, model: &ClusterModel<'_>, objects: Clust
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), ns, &build::service_monitor_resource());
         let name = monitor.name_any();
-        api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(monitor))
-            .await
-            .kube("apply", "ServiceMonitor", &name)?;
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(monitor),
+        )
+        .await
+        .kube("apply", "ServiceMonitor", &name)?;
     }
     Ok(sts)
 }
@@ -194,9 +213,13 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let name = obj.name_any();
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(obj))
-        .await
-        .kube("apply", short_kind::<K>(), &name)
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .kube("apply", short_kind::<K>(), &name)
 }
 
 fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
@@ -213,8 +236,17 @@ fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
 }
 
 /// Throughput (from two counter samples, this one and the previous reconcile's) and lag.
-async fn observe_figures(ctx: &Context, model: &ClusterModel<'_>, sts: &StatefulSet, key: &str) -> Figures {
-    let ready = sts.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+async fn observe_figures(
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+    sts: &StatefulSet,
+    key: &str,
+) -> Figures {
+    let ready = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
     if ready == 0 {
         return Figures::default();
     }
@@ -266,8 +298,13 @@ async fn announce(ctx: &Context, cluster: &SecurityLakeCluster, health: &Health)
         Health::Ready { .. } | Health::Progressing { .. } => EventType::Normal,
         Health::Degraded { .. } | Health::Stalled { .. } => EventType::Warning,
     };
-    ctx.event(cluster, type_, health.reason(), health.message().to_string())
-        .await;
+    ctx.event(
+        cluster,
+        type_,
+        health.reason(),
+        health.message().to_string(),
+    )
+    .await;
 }
 
 /// The cluster is being deleted. Owned objects go with it (owner references); the
@@ -289,12 +326,15 @@ async fn cleanup(cluster: &SecurityLakeCluster, ctx: &Context) -> Result<Action>
                 cluster,
                 EventType::Normal,
                 "BucketRetained",
-                format!("deletionPolicy Retain: PersistentVolumeClaim {claim} and its data are kept"),
+                format!(
+                    "deletionPolicy Retain: PersistentVolumeClaim {claim} and its data are kept"
+                ),
             )
             .await;
         }
         DeletionPolicy::Delete => {
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &model.namespace);
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(ctx.client.clone(), &model.namespace);
             match claims.delete(&claim, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}

@@ -56,7 +56,8 @@ impl ClusterObserver for BrokerObserver {
     fn observe<'a>(&'a self, target: &'a ObserveTarget) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
             let mut obs = Observation::default();
-            let http = HttpClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+            let http =
+                HttpClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
             let mut produce = BTreeMap::new();
             let mut fetch = BTreeMap::new();
             let at_ms = monotonic_ms();
@@ -74,10 +75,16 @@ impl ClusterObserver for BrokerObserver {
                 }
             }
             if !produce.is_empty() {
-                obs.produce_bytes = Some(CounterSample { at_ms, values: produce });
+                obs.produce_bytes = Some(CounterSample {
+                    at_ms,
+                    values: produce,
+                });
             }
             if !fetch.is_empty() {
-                obs.fetch_bytes = Some(CounterSample { at_ms, values: fetch });
+                obs.fetch_bytes = Some(CounterSample {
+                    at_ms,
+                    values: fetch,
+                });
             }
             if let Some(bootstrap) = &target.bootstrap {
                 match max_consumer_lag(bootstrap, self.timeout).await {
@@ -95,7 +102,9 @@ async fn scrape(
     addr: &str,
     timeout: Duration,
 ) -> Result<String, String> {
-    let uri: hyper::Uri = format!("http://{addr}/metrics").parse().map_err(|e| format!("{e}"))?;
+    let uri: hyper::Uri = format!("http://{addr}/metrics")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let response = tokio::time::timeout(timeout, http.get(uri))
         .await
         .map_err(|_| "timed out".to_string())?
@@ -113,14 +122,18 @@ async fn scrape(
 
 /// The largest lag of any consumer group on any topic: `None` when no group has
 /// committed offsets.
-pub async fn max_consumer_lag(bootstrap: &str, timeout: Duration) -> Result<Option<i64>, AdminError> {
+pub async fn max_consumer_lag(
+    bootstrap: &str,
+    timeout: Duration,
+) -> Result<Option<i64>, AdminError> {
     let mut admin = AdminClient::connect(bootstrap, timeout).await?;
     let groups = admin.list_groups().await?;
     let mut end_offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
     let mut max = None;
     for group in groups.iter().take(MAX_GROUPS) {
         let offsets = admin.committed_offsets(group).await?;
-        let topics: std::collections::BTreeSet<String> = offsets.offsets.keys().map(|(t, _)| t.clone()).collect();
+        let topics: std::collections::BTreeSet<String> =
+            offsets.offsets.keys().map(|(t, _)| t.clone()).collect();
         for topic in topics {
             if !end_offsets.contains_key(&topic) {
                 let ends = match admin.describe_topic(&topic).await? {

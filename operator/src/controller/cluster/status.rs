@@ -25,7 +25,8 @@ pub fn workload_health(
     let observed = status.observed_generation.unwrap_or(0) >= generation;
     let ready = status.ready_replicas.unwrap_or(0);
     let updated = status.updated_replicas.unwrap_or(0);
-    let rolled = status.update_revision.is_none() || status.current_revision == status.update_revision;
+    let rolled =
+        status.update_revision.is_none() || status.current_revision == status.update_revision;
 
     if observed && ready >= desired && updated >= desired && status.replicas <= desired && rolled {
         return Health::ready("BrokersReady", format!("{ready}/{desired} brokers ready"));
@@ -49,7 +50,8 @@ pub fn workload_health(
         .and_then(|s| conditions::find(&s.conditions, conditions::DEGRADED))
         .filter(|c| c.status == "True" && c.reason == "ProgressDeadlineExceeded")
         .is_some();
-    let overdue = progressing_since.is_some_and(|since| now.0.duration_since(since) > PROGRESS_DEADLINE);
+    let overdue =
+        progressing_since.is_some_and(|since| now.0.duration_since(since) > PROGRESS_DEADLINE);
     if overdue || degraded_since {
         Health::degraded("ProgressDeadlineExceeded", message)
     } else {
@@ -80,7 +82,10 @@ pub fn cluster_status(
     now: &Time,
 ) -> SecurityLakeClusterStatus {
     let sts_status = sts.and_then(|s| s.status.clone()).unwrap_or_default();
-    let throughput = match (figures.produce_bytes_per_second, figures.fetch_bytes_per_second) {
+    let throughput = match (
+        figures.produce_bytes_per_second,
+        figures.fetch_bytes_per_second,
+    ) {
         (Some(p), Some(f)) => Some(format!("{} in, {} out", human_bytes(p), human_bytes(f))),
         (Some(p), None) => Some(format!("{} in", human_bytes(p))),
         _ => None,
@@ -89,7 +94,9 @@ pub fn cluster_status(
         observed_generation: generation,
         conditions: health.conditions(
             generation,
-            previous.map(|p| p.conditions.as_slice()).unwrap_or_default(),
+            previous
+                .map(|p| p.conditions.as_slice())
+                .unwrap_or_default(),
             now,
         ),
         replicas: sts_status.replicas,

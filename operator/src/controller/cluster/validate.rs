@@ -46,7 +46,10 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
             || storage.credentials_secret.is_some()
             || storage.encryption_key.is_some())
     {
-        problems.push("region, endpoint, credentialsSecret and encryptionKey apply to an s3:// url only".into());
+        problems.push(
+            "region, endpoint, credentialsSecret and encryptionKey apply to an s3:// url only"
+                .into(),
+        );
     }
     if storage.deletion_policy == DeletionPolicy::Delete && storage.bucket.is_none() {
         problems.push("deletionPolicy Delete applies to a provisioned bucket only; an existing url is never deleted".into());

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kafka_protocol::ResponseError;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
-use kafka_protocol::ResponseError;
 use tracing::{info, instrument, warn};
 
-use self::plan::{desired_topics, earlier_claimant, plan, DesiredTopic, ObservedTopic, TopicAction};
+use self::plan::{
+    desired_topics, earlier_claimant, plan, DesiredTopic, ObservedTopic, TopicAction,
+};
 use super::cluster::monotonic_ms;
 use super::{apply_status, object_key, Context, Samples};
 use crate::crd::conditions::{self, Health};
@@ -38,10 +40,15 @@ const KIND: &str = "Feed";
 const MAX_GROUPS: usize = 200;
 
 /// The Feeds that name `cluster`: a change of the cluster wakes them.
-pub fn feeds_of_cluster(feeds: &[Arc<Feed>], cluster: &SecurityLakeCluster) -> Vec<ObjectRef<Feed>> {
+pub fn feeds_of_cluster(
+    feeds: &[Arc<Feed>],
+    cluster: &SecurityLakeCluster,
+) -> Vec<ObjectRef<Feed>> {
     feeds
         .iter()
-        .filter(|f| f.namespace() == cluster.namespace() && f.spec.cluster_ref.name == cluster.name_any())
+        .filter(|f| {
+            f.namespace() == cluster.namespace() && f.spec.cluster_ref.name == cluster.name_any()
+        })
         .map(|f| ObjectRef::from_obj(f.as_ref()))
         .collect()
 }
@@ -108,10 +115,11 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     // Dereference: the cluster, and the other Feeds that might claim the same topic.
     let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
     let cluster_name = &feed.spec.cluster_ref.name;
-    let Some(cluster) = clusters
-        .get_opt(cluster_name)
-        .await
-        .kube("get", "SecurityLakeCluster", cluster_name)?
+    let Some(cluster) =
+        clusters
+            .get_opt(cluster_name)
+            .await
+            .kube("get", "SecurityLakeCluster", cluster_name)?
     else {
         let health = Health::stalled(
             "ClusterNotFound",
@@ -121,7 +129,10 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         // The cluster's creation wakes this Feed (the controller watches clusters).
         return Ok(Action::requeue(Duration::from_secs(300)));
     };
-    let feeds = api.list(&ListParams::default()).await.kube("list", "Feed", namespace)?;
+    let feeds = api
+        .list(&ListParams::default())
+        .await
+        .kube("list", "Feed", namespace)?;
     if let Some(other) = earlier_claimant(&feeds.items, feed) {
         let health = Health::stalled(
             "TopicClaimed",
@@ -134,7 +145,12 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         .status
         .as_ref()
         .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
-    let Some(bootstrap) = cluster.status.as_ref().and_then(|s| s.bootstrap.clone()).filter(|_| ready) else {
+    let Some(bootstrap) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.bootstrap.clone())
+        .filter(|_| ready)
+    else {
         let health = Health::progressing(
             "WaitingForCluster",
             format!("SecurityLakeCluster {cluster_name} is not ready yet"),
@@ -169,7 +185,8 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         // series that keeps the first note.
         let changes = report.done.join("; ");
         info!(%changes, "topics changed");
-        ctx.event(feed, EventType::Normal, "TopicChanged", changes).await;
+        ctx.event(feed, EventType::Normal, "TopicChanged", changes)
+            .await;
     }
 
     // Status.
@@ -188,11 +205,16 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
             fetch: None,
         },
     );
-    let rate = previous.produce.and_then(|before| counter_rate(&before, &sample));
+    let rate = previous
+        .produce
+        .and_then(|before| counter_rate(&before, &sample));
     let health = if report.diverged.is_empty() {
         Health::ready(
             "TopicReady",
-            format!("topic {topic} has {} partitions", report.partitions.unwrap_or(0)),
+            format!(
+                "topic {topic} has {} partitions",
+                report.partitions.unwrap_or(0)
+            ),
         )
     } else {
         Health::degraded("PartitionsDiverged", report.diverged.join("; "))
@@ -213,7 +235,11 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
 
 /// Brings every desired topic to its spec, then reads the figures of the main topic and
 /// the dead-letter topic.
-async fn sync_topics(bootstrap: &str, desired: &[DesiredTopic], timeout: Duration) -> Result<SyncReport, AdminError> {
+async fn sync_topics(
+    bootstrap: &str,
+    desired: &[DesiredTopic],
+    timeout: Duration,
+) -> Result<SyncReport, AdminError> {
     let mut admin = AdminClient::connect(bootstrap, timeout).await?;
     let mut report = SyncReport::default();
     let mut descriptions = Vec::new();
@@ -223,11 +249,15 @@ async fn sync_topics(bootstrap: &str, desired: &[DesiredTopic], timeout: Duratio
         report.diverged.extend(topic_plan.diverged);
         for action in topic_plan.actions {
             match action {
-                TopicAction::Create { partitions, configs } => {
+                TopicAction::Create {
+                    partitions,
+                    configs,
+                } => {
                     match admin.create_topic(&want.name, partitions, &configs).await {
-                        Ok(_) => report
-                            .done
-                            .push(format!("created topic {} with {partitions} partitions", want.name)),
+                        Ok(_) => report.done.push(format!(
+                            "created topic {} with {partitions} partitions",
+                            want.name
+                        )),
                         // Created by someone else between our look and our create: adopt it
                         // on the next pass.
                         Err(e) if e.code() == Some(ResponseError::TopicAlreadyExists) => {}
@@ -242,7 +272,9 @@ async fn sync_topics(bootstrap: &str, desired: &[DesiredTopic], timeout: Duratio
                 }
                 TopicAction::AlterConfigs(ops) => {
                     admin.alter_topic_configs(&want.name, &ops).await?;
-                    report.done.push(format!("topic {}: configs {ops:?}", want.name));
+                    report
+                        .done
+                        .push(format!("topic {}: configs {ops:?}", want.name));
                 }
             }
         }
@@ -299,11 +331,17 @@ async fn write(
     mut status: FeedStatus,
     now: &Time,
 ) -> Result<()> {
-    let previous = feed.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let previous = feed
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let before = conditions::find(previous, conditions::READY).map(|c| c.reason.clone());
     if before.as_deref() != Some(health.reason()) {
         let (type_, note) = match health {
-            Health::Ready { .. } | Health::Progressing { .. } => (EventType::Normal, health.message().to_string()),
+            Health::Ready { .. } | Health::Progressing { .. } => {
+                (EventType::Normal, health.message().to_string())
+            }
             Health::Degraded { .. } | Health::Stalled { .. } => (
                 EventType::Warning,
                 format!(
@@ -339,7 +377,10 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         .await;
         return Ok(Action::await_change());
     }
-    let feeds = api.list(&ListParams::default()).await.kube("list", "Feed", namespace)?;
+    let feeds = api
+        .list(&ListParams::default())
+        .await
+        .kube("list", "Feed", namespace)?;
     if let Some(other) = earlier_claimant(&feeds.items, feed) {
         ctx.event(
             feed,
@@ -351,16 +392,19 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         return Ok(Action::await_change());
     }
     let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
-    let cluster = clusters
-        .get_opt(cluster_name)
-        .await
-        .kube("get", "SecurityLakeCluster", cluster_name)?;
+    let cluster =
+        clusters
+            .get_opt(cluster_name)
+            .await
+            .kube("get", "SecurityLakeCluster", cluster_name)?;
     let Some(cluster) = cluster.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
         ctx.event(
             feed,
             EventType::Warning,
             "TopicNotDeleted",
-            format!("SecurityLakeCluster {cluster_name} is gone: topics {topics:?} were not deleted"),
+            format!(
+                "SecurityLakeCluster {cluster_name} is gone: topics {topics:?} were not deleted"
+            ),
         )
         .await;
         return Ok(Action::await_change());

@@ -56,7 +56,10 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
     let topic = feed.topic_name();
     check_topic_name(&topic, "topic", &mut problems);
     if feed.spec.partitions < 1 {
-        problems.push(format!("partitions {} must be at least 1", feed.spec.partitions));
+        problems.push(format!(
+            "partitions {} must be at least 1",
+            feed.spec.partitions
+        ));
     }
     let configs = managed_configs(feed.spec.retention.as_ref(), &mut problems);
     let mut topics = vec![DesiredTopic {
@@ -70,7 +73,10 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
             problems.push("the dead-letter topic must differ from the feed's topic".into());
         }
         if dl.partitions < 1 {
-            problems.push(format!("deadLetter.partitions {} must be at least 1", dl.partitions));
+            problems.push(format!(
+                "deadLetter.partitions {} must be at least 1",
+                dl.partitions
+            ));
         }
         topics.push(DesiredTopic {
             name: dl_topic,
@@ -86,17 +92,27 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
 }
 
 fn check_topic_name(name: &str, what: &str, problems: &mut Vec<String>) {
-    let valid_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if name.is_empty() || name.len() > MAX_TOPIC_NAME || !valid_chars || name == "." || name == ".." {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME || !valid_chars || name == "." || name == ".."
+    {
         problems.push(format!(
             "{what} name {name:?} is not a valid Kafka topic name ({TOPIC_NAME_PATTERN}, not '.' or '..')"
         ));
     }
 }
 
-fn managed_configs(retention: Option<&Retention>, problems: &mut Vec<String>) -> BTreeMap<&'static str, Option<String>> {
+fn managed_configs(
+    retention: Option<&Retention>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<&'static str, Option<String>> {
     let retention = retention.cloned().unwrap_or_default();
-    let time = retention.time.as_deref().map(parse_retention_time).transpose();
+    let time = retention
+        .time
+        .as_deref()
+        .map(parse_retention_time)
+        .transpose();
     let time = match time {
         Ok(t) => t.map(|ms| ms.to_string()),
         Err(e) => {
@@ -106,12 +122,17 @@ fn managed_configs(retention: Option<&Retention>, problems: &mut Vec<String>) ->
     };
     if let Some(bytes) = retention.bytes_per_partition {
         if bytes < 1 {
-            problems.push(format!("retention.bytesPerPartition {bytes} must be at least 1"));
+            problems.push(format!(
+                "retention.bytesPerPartition {bytes} must be at least 1"
+            ));
         }
     }
     BTreeMap::from([
         (RETENTION_MS, time),
-        (RETENTION_BYTES, retention.bytes_per_partition.map(|b| b.to_string())),
+        (
+            RETENTION_BYTES,
+            retention.bytes_per_partition.map(|b| b.to_string()),
+        ),
     ])
 }
 
@@ -120,7 +141,11 @@ pub fn parse_retention_time(s: &str) -> Result<i64, String> {
     if s == "forever" {
         return Ok(-1);
     }
-    let bad = || format!("retention.time {s:?} is not a number with a unit (ms, s, m, h, d, w) or \"forever\"");
+    let bad = || {
+        format!(
+            "retention.time {s:?} is not a number with a unit (ms, s, m, h, d, w) or \"forever\""
+        )
+    };
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = s.split_at(split);
     let n: i64 = number.parse().map_err(|_| bad())?;
@@ -172,7 +197,9 @@ pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>) -> TopicPl
         let have = observed.configs.get(*key);
         match want {
             Some(value) => {
-                if have.and_then(|c| c.value.as_ref()) != Some(value) || have.is_some_and(|c| c.is_default) {
+                if have.and_then(|c| c.value.as_ref()) != Some(value)
+                    || have.is_some_and(|c| c.is_default)
+                {
                     ops.push(ConfigOp::Set(key.to_string(), value.clone()));
                 }
             }
@@ -192,7 +219,10 @@ pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>) -> TopicPl
 /// The name of another Feed that claimed the same topic on the same cluster first
 /// (older creation, then name order). Only the first claimant manages the topic.
 pub fn earlier_claimant(feeds: &[Feed], me: &Feed) -> Option<String> {
-    let my_key = (me.metadata.creation_timestamp.clone().map(|t| t.0), me.metadata.name.clone());
+    let my_key = (
+        me.metadata.creation_timestamp.clone().map(|t| t.0),
+        me.metadata.name.clone(),
+    );
     let claims = |f: &Feed| -> Vec<String> {
         let mut topics = vec![f.topic_name()];
         topics.extend(f.dead_letter_topic());
@@ -204,7 +234,12 @@ pub fn earlier_claimant(feeds: &[Feed], me: &Feed) -> Option<String> {
         .filter(|f| f.metadata.uid != me.metadata.uid && f.metadata.name != me.metadata.name)
         .filter(|f| f.spec.cluster_ref == me.spec.cluster_ref)
         .filter(|f| claims(f).iter().any(|t| mine.contains(t)))
-        .filter(|f| (f.metadata.creation_timestamp.clone().map(|t| t.0), f.metadata.name.clone()) < my_key)
+        .filter(|f| {
+            (
+                f.metadata.creation_timestamp.clone().map(|t| t.0),
+                f.metadata.name.clone(),
+            ) < my_key
+        })
         .map(|f| f.metadata.name.clone().unwrap_or_default())
         .next()
 }

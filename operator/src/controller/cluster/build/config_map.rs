@@ -11,15 +11,24 @@ pub fn config_map(model: &ClusterModel<'_>) -> ConfigMap {
     let spec = &model.cluster.spec;
     let mut data = BTreeMap::from([
         ("SLUICE_STORAGE".to_string(), model.storage_url()),
-        ("SLUICE_LISTEN".to_string(), format!("0.0.0.0:{}", model.kafka_port())),
+        (
+            "SLUICE_LISTEN".to_string(),
+            format!("0.0.0.0:{}", model.kafka_port()),
+        ),
         (
             "SLUICE_METRICS_LISTEN".to_string(),
             format!("0.0.0.0:{}", model.metrics_port()),
         ),
         // Topics are created by Feeds, never by a client's first Metadata request.
         ("SLUICE_AUTO_CREATE_TOPICS".to_string(), "false".to_string()),
-        ("SLUICE_WAL_LINGER_MS".to_string(), spec.wal.linger_ms.to_string()),
-        ("SLUICE_WAL_MAX_BYTES".to_string(), spec.wal.max_bytes.to_string()),
+        (
+            "SLUICE_WAL_LINGER_MS".to_string(),
+            spec.wal.linger_ms.to_string(),
+        ),
+        (
+            "SLUICE_WAL_MAX_BYTES".to_string(),
+            spec.wal.max_bytes.to_string(),
+        ),
         ("SLUICE_LOG_FORMAT".to_string(), "json".to_string()),
     ]);
     let storage = &spec.storage;

@@ -94,12 +94,22 @@ impl<'a> ClusterModel<'a> {
 
     /// `host:port` clients bootstrap from.
     pub fn bootstrap_address(&self) -> String {
-        format!("{}.{}:{}", self.bootstrap_name(), self.svc_domain(), self.kafka_port())
+        format!(
+            "{}.{}:{}",
+            self.bootstrap_name(),
+            self.svc_domain(),
+            self.kafka_port()
+        )
     }
 
     /// DNS name of broker `ordinal` (through the headless Service).
     pub fn pod_host(&self, ordinal: i32) -> String {
-        format!("{}-{ordinal}.{}.{}", self.broker_name(), self.headless_name(), self.svc_domain())
+        format!(
+            "{}-{ordinal}.{}.{}",
+            self.broker_name(),
+            self.headless_name(),
+            self.svc_domain()
+        )
     }
 
     /// The advertised address with the pod name left to the kubelet's `$(POD_NAME)`
@@ -132,7 +142,10 @@ impl<'a> ClusterModel<'a> {
     /// Labels that select this cluster's broker pods.
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("app.kubernetes.io/name".to_string(), "sluice-broker".to_string()),
+            (
+                "app.kubernetes.io/name".to_string(),
+                "sluice-broker".to_string(),
+            ),
             ("app.kubernetes.io/instance".to_string(), self.name.clone()),
         ])
     }
@@ -150,7 +163,10 @@ impl<'a> ClusterModel<'a> {
     pub fn labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.selector_labels();
         labels.insert("app.kubernetes.io/component".into(), "broker".into());
-        labels.insert("app.kubernetes.io/managed-by".into(), "sluice-operator".into());
+        labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            "sluice-operator".into(),
+        );
         labels.insert("app.kubernetes.io/part-of".into(), "sluice".into());
         labels
     }

@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -48,12 +49,13 @@ fn ingress_rule(model: &ClusterModel<'_>, listener: &ListenerSpec) -> NetworkPol
 }
 
 fn operator_peer(model: &ClusterModel<'_>) -> NetworkPolicyPeer {
-    let namespace_selector = LabelSelector {
-        match_labels: model.config.operator_namespace.as_ref().map(|ns| {
-            BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.clone())])
-        }),
-        ..LabelSelector::default()
-    };
+    let namespace_selector =
+        LabelSelector {
+            match_labels: model.config.operator_namespace.as_ref().map(|ns| {
+                BTreeMap::from([("kubernetes.io/metadata.name".to_string(), ns.clone())])
+            }),
+            ..LabelSelector::default()
+        };
     NetworkPolicyPeer {
         namespace_selector: Some(namespace_selector),
         pod_selector: Some(LabelSelector {

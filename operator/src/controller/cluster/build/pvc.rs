@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::ClusterModel;
@@ -22,7 +24,10 @@ pub fn bucket_claim(model: &ClusterModel<'_>) -> Option<PersistentVolumeClaim> {
             access_modes: Some(vec![bucket.access_mode.as_str().to_string()]),
             storage_class_name: bucket.storage_class_name.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), bucket.size.clone())])),
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    bucket.size.clone(),
+                )])),
                 ..VolumeResourceRequirements::default()
             }),
             ..PersistentVolumeClaimSpec::default()

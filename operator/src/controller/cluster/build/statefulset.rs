@@ -2,14 +2,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource,
-    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{stable_hash, ClusterModel, BROKER_CONTAINER, BUCKET_MOUNT_PATH, CONFIG_HASH_ANNOTATION, POD_INDEX_LABEL};
+use super::{
+    stable_hash, ClusterModel, BROKER_CONTAINER, BUCKET_MOUNT_PATH, CONFIG_HASH_ANNOTATION,
+    POD_INDEX_LABEL,
+};
 
 /// Brokers run as this non-root user; the bucket volume is group-owned by it.
 const BROKER_UID: i64 = 65532;
@@ -52,7 +56,10 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
     let env = vec![
         field_env("POD_NAME", "metadata.name"),
         // The pod's ordinal is the broker's node id: stable across restarts of that pod.
-        field_env("SLUICE_NODE_ID", &format!("metadata.labels['{POD_INDEX_LABEL}']")),
+        field_env(
+            "SLUICE_NODE_ID",
+            &format!("metadata.labels['{POD_INDEX_LABEL}']"),
+        ),
         EnvVar {
             name: "SLUICE_ADVERTISE".into(),
             value: Some(model.advertise_template()),
@@ -154,7 +161,10 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(template_labels),
-                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), config_hash)])),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_string(),
+                        config_hash,
+                    )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
