@@ -121,3 +121,70 @@ pub fn scale_event(before: Option<&StatefulSet>, desired: i32, now: &Time) -> Op
         to_replicas: desired,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn sts(ready: i32, updated: i32) -> StatefulSet {
+        let mut s = StatefulSet::default();
+        s.metadata.generation = Some(2);
+        s.status = Some(StatefulSetStatus {
+            replicas: 3,
+            ready_replicas: Some(ready),
+            updated_replicas: Some(updated),
+            observed_generation: Some(2),
+            ..StatefulSetStatus::default()
+        });
+        s
+    }
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    #[test]
+    fn all_brokers_ready_is_ready() {
+        assert!(workload_health(3, &sts(3, 3), None, &at(0)).is_ready());
+    }
+
+    #[test]
+    fn starting_brokers_progress_until_the_deadline_then_degrade() {
+        let starting = workload_health(3, &sts(1, 3), None, &at(0));
+        assert_eq!(starting.reason(), "BrokersStarting");
+        let status = SecurityLakeClusterStatus {
+            conditions: starting.conditions(Some(1), &[], &at(0)),
+            ..Default::default()
+        };
+        let still = workload_health(3, &sts(1, 3), Some(&status), &at(599));
+        assert_eq!(still.reason(), "BrokersStarting");
+        let late = workload_health(3, &sts(1, 3), Some(&status), &at(601));
+        assert_eq!(late.reason(), "ProgressDeadlineExceeded");
+        // Once degraded it stays so until the brokers are ready.
+        let degraded = SecurityLakeClusterStatus {
+            conditions: late.conditions(Some(1), &status.conditions, &at(601)),
+            ..Default::default()
+        };
+        assert_eq!(
+            workload_health(3, &sts(2, 3), Some(&degraded), &at(700)).reason(),
+            "ProgressDeadlineExceeded"
+        );
+        assert!(workload_health(3, &sts(3, 3), Some(&degraded), &at(800)).is_ready());
+    }
+
+    #[test]
+    fn scale_events_only_when_the_count_changes() {
+        let mut before = StatefulSet::default();
+        before.spec = Some(Default::default());
+        before.spec.as_mut().unwrap().replicas = Some(3);
+        assert!(scale_event(Some(&before), 3, &at(0)).is_none());
+        assert!(
+            scale_event(None, 3, &at(0)).is_none(),
+            "creation is not a scale event"
+        );
+        let e = scale_event(Some(&before), 5, &at(0)).unwrap();
+        assert_eq!((e.from_replicas, e.to_replicas), (3, 5));
+    }
+}

@@ -243,3 +243,98 @@ pub fn earlier_claimant(feeds: &[Feed], me: &Feed) -> Option<String> {
         .map(|f| f.metadata.name.clone().unwrap_or_default())
         .next()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(partitions: i32, retention_ms: Option<&str>) -> DesiredTopic {
+        DesiredTopic {
+            name: "audit".into(),
+            partitions,
+            configs: BTreeMap::from([
+                (RETENTION_MS, retention_ms.map(str::to_string)),
+                (RETENTION_BYTES, None),
+            ]),
+        }
+    }
+
+    fn observed(partitions: i32, retention_ms: (&str, bool)) -> ObservedTopic {
+        let entry = |v: &str, is_default| ConfigEntry {
+            value: Some(v.to_string()),
+            is_default,
+        };
+        ObservedTopic {
+            partitions,
+            configs: BTreeMap::from([
+                (
+                    RETENTION_MS.to_string(),
+                    entry(retention_ms.0, retention_ms.1),
+                ),
+                (RETENTION_BYTES.to_string(), entry("-1", true)),
+            ]),
+        }
+    }
+
+    #[test]
+    fn retention_times() {
+        assert_eq!(parse_retention_time("30d"), Ok(2_592_000_000));
+        assert_eq!(parse_retention_time("90m"), Ok(5_400_000));
+        assert_eq!(parse_retention_time("forever"), Ok(-1));
+        for bad in ["7 days", "0d", "d", "10y", "", "99999999999999w"] {
+            assert!(parse_retention_time(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_topic_is_created_with_only_the_set_configs() {
+        let p = plan(&desired(3, Some("3600000")), None);
+        assert_eq!(
+            p.actions,
+            [TopicAction::Create {
+                partitions: 3,
+                configs: BTreeMap::from([(RETENTION_MS.to_string(), "3600000".to_string())]),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_topic_in_shape_needs_nothing() {
+        let p = plan(
+            &desired(3, Some("3600000")),
+            Some(&observed(3, ("3600000", false))),
+        );
+        assert_eq!(p, TopicPlan::default());
+        let p = plan(&desired(3, None), Some(&observed(3, ("604800000", true))));
+        assert_eq!(
+            p,
+            TopicPlan::default(),
+            "a default value is what None asks for"
+        );
+    }
+
+    #[test]
+    fn partitions_grow_and_configs_are_set_or_reset() {
+        let p = plan(&desired(6, None), Some(&observed(3, ("3600000", false))));
+        assert_eq!(
+            p.actions,
+            [
+                TopicAction::AddPartitions { from: 3, to: 6 },
+                TopicAction::AlterConfigs(vec![ConfigOp::Delete(RETENTION_MS.into())]),
+            ]
+        );
+    }
+
+    #[test]
+    fn more_partitions_than_asked_is_reported_never_shrunk() {
+        let p = plan(
+            &desired(2, Some("3600000")),
+            Some(&observed(6, ("3600000", false))),
+        );
+        assert!(p.actions.is_empty());
+        assert!(p
+            .diverged
+            .unwrap()
+            .contains("has 6 partitions, the Feed asks for 2"));
+    }
+}
