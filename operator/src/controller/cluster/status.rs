@@ -176,9 +176,13 @@ mod tests {
 
     #[test]
     fn scale_events_only_when_the_count_changes() {
-        let mut before = StatefulSet::default();
-        before.spec = Some(Default::default());
-        before.spec.as_mut().unwrap().replicas = Some(3);
+        let before = StatefulSet {
+            spec: Some(k8s_openapi::api::apps::v1::StatefulSetSpec {
+                replicas: Some(3),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         assert!(scale_event(Some(&before), 3, &at(0)).is_none());
         assert!(
             scale_event(None, 3, &at(0)).is_none(),
