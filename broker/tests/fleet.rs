@@ -413,3 +413,60 @@ async fn a_paused_broker_is_fenced_and_never_acknowledges_again() {
         "no zombie record is in the log"
     );
 }
+
+/// Split brain through the fault layer: from 4 s on, node 2 cannot write its heartbeat
+/// (cut off from the fleet) but its data still reaches the bucket. The controller
+/// declares it dead and its partitions fail over; the take-over fences its WAL stream,
+/// so it acknowledges nothing more for them, and it exits to restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_cut_off_from_the_fleet_is_fenced() {
+    let mut fleet = Fleet::start(
+        3,
+        &[
+            "--inject-faults",
+            "put_error=1,only=meta/nodes/2/heartbeat,after_ms=4000",
+        ],
+    );
+    let bootstrap = fleet.bootstrap();
+    create_topic(&bootstrap, "cut", 6).await;
+    let p = producer(&bootstrap);
+    let mut acked = Acked::new();
+    produce(&p, "cut", 6, "a", 300, &mut acked).await;
+    let lost: Vec<i32> = fleet
+        .leaders("cut")
+        .iter()
+        .filter(|(_, l)| l.node == 2)
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(!lost.is_empty());
+    let mut conn = fleet.node(2).connect();
+    // Keep writing through node 2 until it stops acknowledging.
+    let mut writes = 0;
+    let deadline = Instant::now() + FAILOVER;
+    loop {
+        assert!(Instant::now() < deadline, "node 2 kept acknowledging");
+        match conn.produce_one("cut", lost[0], &format!("through-2-{writes}")) {
+            Some((0, offset)) => {
+                acked.insert((lost[0], offset), format!("through-2-{writes}"));
+                writes += 1;
+            }
+            _ => break,
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(writes > 0, "node 2 served until it was cut off");
+    let status = fleet
+        .node(2)
+        .wait_exit(WAIT)
+        .expect("the cut-off broker exits");
+    assert_eq!(
+        status.code(),
+        Some(sluice_broker::server::broker::EXIT_FENCED)
+    );
+    let after = fleet.wait_leaders("cut", FAILOVER, "failover", |l| {
+        l.values().all(|x| x.node == 1 || x.node == 3)
+    });
+    assert!(lost.iter().all(|p| after[p].node != 2));
+    produce(&p, "cut", 6, "b", 300, &mut acked).await;
+    verify(&bootstrap, "cut", 6, &acked);
+}

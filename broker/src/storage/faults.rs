@@ -1,13 +1,15 @@
 //! Fault injection for the object store, for tests and debug builds: errors before an
 //! operation, writes that land but whose acknowledgement is lost, 503 throttling and
 //! latency. The engine must retry through all of them and never acknowledge a produce
-//! that is not durable.
+//! that is not durable. Faults can be limited to keys under a prefix and start after a
+//! delay: `put_error=1,only=meta/nodes/2/heartbeat,after_ms=4000` cuts node 2's
+//! heartbeats off from the fleet while its data still reaches the bucket.
 
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,6 +33,10 @@ pub struct FaultConfig {
     /// Any operation answered "503 Slow Down" before it runs.
     pub throttle: f64,
     pub latency: Duration,
+    /// Only keys under this prefix are affected (all when `None`).
+    pub only: Option<String>,
+    /// Faults start this long after the store is opened.
+    pub after: Duration,
 }
 
 impl FromStr for FaultConfig {
@@ -60,6 +66,11 @@ impl FromStr for FaultConfig {
                     c.latency =
                         Duration::from_millis(v.parse().map_err(|_| format!("latency_ms: {v:?}"))?)
                 }
+                "after_ms" => {
+                    c.after =
+                        Duration::from_millis(v.parse().map_err(|_| format!("after_ms: {v:?}"))?)
+                }
+                "only" => c.only = Some(v.to_string()),
                 other => return Err(format!("unknown fault {other:?}")),
             }
         }
@@ -90,15 +101,44 @@ fn injected(what: &'static str) -> object_store::Error {
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     config: FaultConfig,
+    opened: Instant,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig) -> Self {
-        FaultyStore { inner, config }
+        FaultyStore {
+            inner,
+            config,
+            opened: Instant::now(),
+        }
     }
 
-    /// Latency, then maybe throttling or an error, before the operation runs.
-    async fn before(&self, error: f64) -> Result<()> {
+    /// Whether faults apply now to `location` (`None`: an operation on no one key).
+    fn applies(&self, location: Option<&Path>) -> bool {
+        if self.opened.elapsed() < self.config.after {
+            return false;
+        }
+        match (&self.config.only, location) {
+            (None, _) => true,
+            (Some(prefix), Some(l)) => l.as_ref().starts_with(prefix.as_str()),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// `p` where faults apply to `location`, else 0.
+    fn chance(&self, p: f64, location: Option<&Path>) -> f64 {
+        if self.applies(location) {
+            p
+        } else {
+            0.0
+        }
+    }
+
+    /// Latency, then maybe throttling or an error, before an operation on `location`.
+    async fn before(&self, error: f64, location: Option<&Path>) -> Result<()> {
+        if !self.applies(location) {
+            return Ok(());
+        }
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
@@ -126,9 +166,9 @@ impl ObjectStore for FaultyStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.before(self.config.put_error).await?;
+        self.before(self.config.put_error, Some(location)).await?;
         let result = self.inner.put_opts(location, payload, opts).await?;
-        if rand::random_bool(self.config.put_lost_ack) {
+        if rand::random_bool(self.chance(self.config.put_lost_ack, Some(location))) {
             return Err(injected("put succeeded but its acknowledgement was lost"));
         }
         Ok(result)
@@ -139,17 +179,17 @@ impl ObjectStore for FaultyStore {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.before(self.config.put_error).await?;
+        self.before(self.config.put_error, Some(location)).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.before(self.config.get_error).await?;
+        self.before(self.config.get_error, Some(location)).await?;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.before(self.config.get_error).await?;
+        self.before(self.config.get_error, Some(location)).await?;
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -157,7 +197,7 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        let fail = self.config.delete_error;
+        let fail = self.chance(self.config.delete_error, None);
         self.inner
             .delete_stream(locations)
             .map(move |r| match r {
@@ -168,7 +208,7 @@ impl ObjectStore for FaultyStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        if rand::random_bool(self.config.list_error) {
+        if rand::random_bool(self.chance(self.config.list_error, prefix)) {
             return futures::stream::once(async { Err(injected("list failed")) }).boxed();
         }
         self.inner.list(prefix)
@@ -179,19 +219,19 @@ impl ObjectStore for FaultyStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        if rand::random_bool(self.config.list_error) {
+        if rand::random_bool(self.chance(self.config.list_error, prefix)) {
             return futures::stream::once(async { Err(injected("list failed")) }).boxed();
         }
         self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.before(self.config.list_error).await?;
+        self.before(self.config.list_error, prefix).await?;
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.before(self.config.put_error).await?;
+        self.before(self.config.put_error, Some(to)).await?;
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -212,6 +252,37 @@ mod tests {
         assert_eq!(c.latency, Duration::from_millis(5));
         assert!("put_error=2".parse::<FaultConfig>().is_err());
         assert!("bogus=0.1".parse::<FaultConfig>().is_err());
+    }
+
+    #[tokio::test]
+    async fn faults_can_be_limited_to_a_prefix_and_start_late() {
+        use object_store::ObjectStoreExt;
+        let faults: FaultConfig = "put_error=1,only=meta/nodes/2/,after_ms=100"
+            .parse()
+            .unwrap();
+        let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let store = FaultyStore::new(inner, faults);
+        let hb = Path::from("meta/nodes/2/heartbeat");
+        let wal = Path::from("wal/2/1/1");
+        assert!(
+            store
+                .put(&hb, Bytes::from_static(b"x").into())
+                .await
+                .is_ok(),
+            "not yet"
+        );
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(store
+            .put(&hb, Bytes::from_static(b"x").into())
+            .await
+            .is_err());
+        assert!(
+            store
+                .put(&wal, Bytes::from_static(b"x").into())
+                .await
+                .is_ok(),
+            "other keys work"
+        );
     }
 
     #[tokio::test]

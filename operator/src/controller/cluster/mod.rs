@@ -1,0 +1,360 @@
+//! The `SecurityLakeCluster` reconciler: dereference → validate → build → apply →
+//! observe → status, inside kube's finalizer helper (cleanup decides the fate of a
+//! provisioned bucket).
+
+pub mod build;
+mod observe;
+pub mod status;
+pub mod validate;
+
+pub use observe::{
+    max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
+};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use self::build::{ClusterModel, ClusterObjects};
+use self::status::{cluster_status, scale_event, workload_health, Figures};
+use super::{apply_status, object_key, Context, Samples, MANAGER};
+use crate::crd::conditions::{self, Health};
+use crate::crd::{DeletionPolicy, SecurityLakeCluster};
+use crate::error::KubeContext;
+use crate::metrics::counter_rate;
+use crate::{Error, Result};
+
+/// Finalizer that lets the operator decide about the provisioned bucket before the
+/// cluster goes away.
+pub const FINALIZER: &str = "sluice.dev/cluster-cleanup";
+const CONTROLLER: &str = "cluster";
+const KIND: &str = "SecurityLakeCluster";
+
+/// One reconcile of one cluster.
+#[instrument(skip_all, fields(cluster = %object_key(cluster.as_ref())))]
+pub async fn reconcile(cluster: Arc<SecurityLakeCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let key = object_key(cluster.as_ref());
+    let namespace = cluster.namespace().ok_or_else(|| {
+        Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
+    })?;
+    let api: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, cluster, |event| async {
+        match event {
+            FinalizerEvent::Apply(cluster) => apply(&cluster, &api, &ctx).await,
+            FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer {
+        name: key.clone(),
+        source: Box::new(e),
+    });
+    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+async fn apply(
+    cluster: &SecurityLakeCluster,
+    api: &Api<SecurityLakeCluster>,
+    ctx: &Context,
+) -> Result<Action> {
+    let key = object_key(cluster);
+    let model = ClusterModel::new(cluster, &ctx.config).ok_or_else(|| {
+        Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
+    })?;
+    let now = Time(Timestamp::now());
+    let previous = cluster.status.as_ref();
+    let generation = cluster.metadata.generation;
+
+    // Validate: an invalid spec stalls until the spec changes; nothing is applied.
+    if let Err(problems) = validate::validate(&model.name, &cluster.spec) {
+        let health = Health::stalled("InvalidSpec", problems.join("; "));
+        announce(ctx, cluster, &health).await;
+        let status = cluster_status(
+            generation,
+            &health,
+            None,
+            model.selector_string(),
+            model.bootstrap_address(),
+            model.storage_url(),
+            &Figures::default(),
+            None,
+            previous,
+            &now,
+        );
+        apply_status(api, cluster, KIND, &status).await?;
+        return Ok(Action::await_change());
+    }
+
+    // Dereference: the workload as it is now (for scale events) and whether the
+    // Prometheus Operator is installed.
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &model.namespace);
+    let before = statefulsets.get_opt(&model.broker_name()).await.kube(
+        "get",
+        "StatefulSet",
+        &model.broker_name(),
+    )?;
+    let monitor_crd = service_monitor_crd_installed(&ctx.client).await?;
+
+    // Build (pure) and apply: configuration and addressing before the workload.
+    let objects = build::build(&model, monitor_crd);
+    let sts = apply_objects(&ctx.client, &model, objects).await?;
+
+    // Observe and write the status.
+    let scale = scale_event(before.as_ref(), cluster.spec.replicas, &now);
+    if let Some(event) = &scale {
+        info!(from = event.from_replicas, to = event.to_replicas, "scaled");
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "Scaled",
+            format!("brokers {} → {}", event.from_replicas, event.to_replicas),
+        )
+        .await;
+    }
+    let health = workload_health(cluster.spec.replicas, &sts, previous, &now);
+    let figures = observe_figures(ctx, &model, &sts, &key).await;
+    announce(ctx, cluster, &health).await;
+    let status = cluster_status(
+        generation,
+        &health,
+        Some(&sts),
+        model.selector_string(),
+        model.bootstrap_address(),
+        model.storage_url(),
+        &figures,
+        scale,
+        previous,
+        &now,
+    );
+    apply_status(api, cluster, KIND, &status).await?;
+    Ok(Action::requeue(if health.is_ready() {
+        ctx.config.refresh_interval
+    } else {
+        Duration::from_secs(10)
+    }))
+}
+
+/// True when the ServiceMonitor kind is served (`/apis/monitoring.coreos.com/v1`).
+async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
+    match client
+        .list_api_group_resources("monitoring.coreos.com/v1")
+        .await
+    {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(source) => Err(Error::Kube {
+            action: "discover",
+            kind: "ServiceMonitor",
+            name: "monitoring.coreos.com/v1".into(),
+            source,
+        }),
+    }
+}
+
+/// Server-side applies every object (forcing our fields back when someone changed them)
+/// and returns the StatefulSet as the API server stored it.
+async fn apply_objects(
+    client: &Client,
+    model: &ClusterModel<'_>,
+    objects: ClusterObjects,
+) -> Result<StatefulSet> {
+    let ns = &model.namespace;
+    ssa::<ServiceAccount>(client, ns, &objects.service_account).await?;
+    ssa::<ConfigMap>(client, ns, &objects.config_map).await?;
+    ssa::<Service>(client, ns, &objects.headless_service).await?;
+    ssa::<Service>(client, ns, &objects.bootstrap_service).await?;
+    if let Some(claim) = &objects.bucket_claim {
+        ssa::<PersistentVolumeClaim>(client, ns, claim).await?;
+    }
+    let sts = ssa::<StatefulSet>(client, ns, &objects.stateful_set).await?;
+    ssa::<PodDisruptionBudget>(client, ns, &objects.pod_disruption_budget).await?;
+    ssa::<NetworkPolicy>(client, ns, &objects.network_policy).await?;
+    if let Some(monitor) = &objects.service_monitor {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &build::service_monitor_resource());
+        let name = monitor.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(monitor),
+        )
+        .await
+        .kube("apply", "ServiceMonitor", &name)?;
+    }
+    Ok(sts)
+}
+
+async fn ssa<K>(client: &Client, namespace: &str, obj: &K) -> Result<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let name = obj.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .kube("apply", short_kind::<K>(), &name)
+}
+
+fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "ServiceAccount" => "ServiceAccount",
+        "ConfigMap" => "ConfigMap",
+        "Service" => "Service",
+        "PersistentVolumeClaim" => "PersistentVolumeClaim",
+        "StatefulSet" => "StatefulSet",
+        "PodDisruptionBudget" => "PodDisruptionBudget",
+        "NetworkPolicy" => "NetworkPolicy",
+        _ => "object",
+    }
+}
+
+/// Throughput (from two counter samples, this one and the previous reconcile's) and lag.
+async fn observe_figures(
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+    sts: &StatefulSet,
+    key: &str,
+) -> Figures {
+    let ready = sts
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    if ready == 0 {
+        return Figures::default();
+    }
+    let target = ObserveTarget {
+        brokers: (0..model.cluster.spec.replicas)
+            .map(|i| {
+                (
+                    format!("{}-{i}", model.broker_name()),
+                    format!("{}:{}", model.pod_host(i), model.metrics_port()),
+                )
+            })
+            .collect(),
+        bootstrap: Some(model.bootstrap_address()),
+    };
+    let observation = ctx.observer.observe(&target).await;
+    for problem in &observation.problems {
+        warn!(problem = %problem, "observing the cluster");
+    }
+    let previous = ctx.swap_samples(
+        key,
+        Samples {
+            produce: observation.produce_bytes.clone(),
+            fetch: observation.fetch_bytes.clone(),
+        },
+    );
+    let rate = |before: &Option<_>, now: &Option<_>| match (before, now) {
+        (Some(b), Some(n)) => counter_rate(b, n),
+        _ => None,
+    };
+    Figures {
+        produce_bytes_per_second: rate(&previous.produce, &observation.produce_bytes),
+        fetch_bytes_per_second: rate(&previous.fetch, &observation.fetch_bytes),
+        max_consumer_lag: observation.max_consumer_lag,
+    }
+}
+
+/// An Event when the health's reason changed since the last status: transitions are
+/// announced once, not on every refresh.
+async fn announce(ctx: &Context, cluster: &SecurityLakeCluster, health: &Health) {
+    let before = cluster
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::READY))
+        .map(|c| c.reason.clone());
+    if before.as_deref() == Some(health.reason()) {
+        return;
+    }
+    let type_ = match health {
+        Health::Ready { .. } | Health::Progressing { .. } => EventType::Normal,
+        Health::Degraded { .. } | Health::Stalled { .. } => EventType::Warning,
+    };
+    ctx.event(
+        cluster,
+        type_,
+        health.reason(),
+        health.message().to_string(),
+    )
+    .await;
+}
+
+/// The cluster is being deleted. Owned objects go with it (owner references); the
+/// provisioned bucket only under `deletionPolicy: Delete`.
+async fn cleanup(cluster: &SecurityLakeCluster, ctx: &Context) -> Result<Action> {
+    let key = object_key(cluster);
+    ctx.forget(&key);
+    let Some(model) = ClusterModel::new(cluster, &ctx.config) else {
+        return Ok(Action::await_change());
+    };
+    let storage = &cluster.spec.storage;
+    if storage.bucket.is_none() {
+        return Ok(Action::await_change());
+    }
+    let claim = model.bucket_claim_name();
+    match storage.deletion_policy {
+        DeletionPolicy::Retain => {
+            ctx.event(
+                cluster,
+                EventType::Normal,
+                "BucketRetained",
+                format!(
+                    "deletionPolicy Retain: PersistentVolumeClaim {claim} and its data are kept"
+                ),
+            )
+            .await;
+        }
+        DeletionPolicy::Delete => {
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(ctx.client.clone(), &model.namespace);
+            match claims.delete(&claim, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: "delete",
+                        kind: "PersistentVolumeClaim",
+                        name: claim,
+                        source,
+                    })
+                }
+            }
+            ctx.event(
+                cluster,
+                EventType::Normal,
+                "BucketDeleted",
+                format!("deletionPolicy Delete: PersistentVolumeClaim {claim} deleted"),
+            )
+            .await;
+        }
+    }
+    Ok(Action::await_change())
+}

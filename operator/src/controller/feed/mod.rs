@@ -1,0 +1,437 @@
+//! The `Feed` reconciler: dereference (cluster, other feeds) → validate → plan (pure) →
+//! topic changes through the Kafka admin protocol → status. Deletion honours the Feed's
+//! `deletionPolicy`; nothing else ever deletes a topic.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kafka_protocol::ResponseError;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::reflector::ObjectRef;
+use kube::ResourceExt;
+use tracing::{info, instrument, warn};
+
+use self::plan::{
+    desired_topics, earlier_claimant, plan, DesiredTopic, ObservedTopic, TopicAction,
+};
+use super::cluster::monotonic_ms;
+use super::{apply_status, object_key, Context, Samples};
+use crate::crd::conditions::{self, Health};
+use crate::crd::feed::{FeedStatus, GroupLag};
+use crate::crd::{DeletionPolicy, Feed, SecurityLakeCluster};
+use crate::error::KubeContext;
+use crate::kafka::{topic_lag, AdminClient, AdminError};
+use crate::metrics::{counter_rate, CounterSample};
+use crate::{Error, Result};
+
+/// Finalizer that lets the operator apply the Feed's deletionPolicy to its topics.
+pub const FINALIZER: &str = "sluice.dev/feed-topics";
+const CONTROLLER: &str = "feed";
+const KIND: &str = "Feed";
+/// Most consumer groups whose lag one reconcile reads.
+const MAX_GROUPS: usize = 200;
+
+/// The Feeds that name `cluster`: a change of the cluster wakes them.
+pub fn feeds_of_cluster(
+    feeds: &[Arc<Feed>],
+    cluster: &SecurityLakeCluster,
+) -> Vec<ObjectRef<Feed>> {
+    feeds
+        .iter()
+        .filter(|f| {
+            f.namespace() == cluster.namespace() && f.spec.cluster_ref.name == cluster.name_any()
+        })
+        .map(|f| ObjectRef::from_obj(f.as_ref()))
+        .collect()
+}
+
+/// One reconcile of one Feed.
+#[instrument(skip_all, fields(feed = %object_key(feed.as_ref())))]
+pub async fn reconcile(feed: Arc<Feed>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let key = object_key(feed.as_ref());
+    let namespace = feed
+        .namespace()
+        .ok_or_else(|| Error::MissingField(format!("Feed {key} has no namespace")))?;
+    let api: Api<Feed> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, feed, |event| async {
+        match event {
+            FinalizerEvent::Apply(feed) => apply(&feed, &api, &namespace, &ctx).await,
+            FinalizerEvent::Cleanup(feed) => cleanup(&feed, &api, &namespace, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer {
+        name: key.clone(),
+        source: Box::new(e),
+    });
+    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// What one sync of the topics found and did.
+#[derive(Debug, Default)]
+struct SyncReport {
+    topic_id: Option<String>,
+    partitions: Option<i32>,
+    end_offsets: BTreeMap<i32, i64>,
+    dead_letter_records: Option<i64>,
+    consumer_lag: Vec<GroupLag>,
+    diverged: Vec<String>,
+    done: Vec<String>,
+}
+
+async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<Action> {
+    let now = Time(Timestamp::now());
+    let key = object_key(feed);
+    let topic = feed.topic_name();
+    let base = FeedStatus {
+        topic: Some(topic.clone()),
+        dead_letter_topic: feed.dead_letter_topic(),
+        ..feed.status.clone().unwrap_or_default()
+    };
+
+    // Validate (pure).
+    let desired = match desired_topics(feed) {
+        Ok(d) => d,
+        Err(problems) => {
+            let health = Health::stalled("InvalidSpec", problems.join("; "));
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Dereference: the cluster, and the other Feeds that might claim the same topic.
+    let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    let cluster_name = &feed.spec.cluster_ref.name;
+    let Some(cluster) =
+        clusters
+            .get_opt(cluster_name)
+            .await
+            .kube("get", "SecurityLakeCluster", cluster_name)?
+    else {
+        let health = Health::stalled(
+            "ClusterNotFound",
+            format!("SecurityLakeCluster {cluster_name} does not exist in namespace {namespace}"),
+        );
+        write(feed, api, ctx, &health, base, &now).await?;
+        // The cluster's creation wakes this Feed (the controller watches clusters).
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    };
+    let feeds = api
+        .list(&ListParams::default())
+        .await
+        .kube("list", "Feed", namespace)?;
+    if let Some(other) = earlier_claimant(&feeds.items, feed) {
+        let health = Health::stalled(
+            "TopicClaimed",
+            format!("Feed {other} manages topic {topic} (or its dead-letter topic) on cluster {cluster_name}"),
+        );
+        write(feed, api, ctx, &health, base, &now).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    let ready = cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
+    let Some(bootstrap) = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.bootstrap.clone())
+        .filter(|_| ready)
+    else {
+        let health = Health::progressing(
+            "WaitingForCluster",
+            format!("SecurityLakeCluster {cluster_name} is not ready yet"),
+        );
+        write(feed, api, ctx, &health, base, &now).await?;
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    };
+
+    // Plan and carry out the topic changes.
+    let report = match sync_topics(&bootstrap, &desired, ctx.config.io_timeout).await {
+        Ok(report) => report,
+        Err(e) => {
+            ctx.metrics.failed(CONTROLLER, "kafka_admin");
+            let (health, retry) = if e.is_transient() || e.code().is_none() {
+                (
+                    Health::degraded("ClusterUnreachable", format!("{cluster_name}: {e}")),
+                    Duration::from_secs(30),
+                )
+            } else {
+                (
+                    Health::stalled("TopicRejected", format!("{cluster_name}: {e}")),
+                    Duration::from_secs(300),
+                )
+            };
+            warn!(error = %e, "topic sync failed");
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::requeue(retry));
+        }
+    };
+    if !report.done.is_empty() {
+        // One Event for all changes: the recorder folds Events of one reason into a
+        // series that keeps the first note.
+        let changes = report.done.join("; ");
+        info!(%changes, "topics changed");
+        ctx.event(feed, EventType::Normal, "TopicChanged", changes)
+            .await;
+    }
+
+    // Status.
+    let sample = CounterSample {
+        at_ms: monotonic_ms(),
+        values: report
+            .end_offsets
+            .iter()
+            .map(|(p, o)| (p.to_string(), *o as f64))
+            .collect(),
+    };
+    let previous = ctx.swap_samples(
+        &key,
+        Samples {
+            produce: Some(sample.clone()),
+            fetch: None,
+        },
+    );
+    let rate = previous
+        .produce
+        .and_then(|before| counter_rate(&before, &sample));
+    let health = if report.diverged.is_empty() {
+        Health::ready(
+            "TopicReady",
+            format!(
+                "topic {topic} has {} partitions",
+                report.partitions.unwrap_or(0)
+            ),
+        )
+    } else {
+        Health::degraded("PartitionsDiverged", report.diverged.join("; "))
+    };
+    let max_lag = report.consumer_lag.iter().map(|g| g.lag).max();
+    let status = FeedStatus {
+        topic_id: report.topic_id,
+        partitions: report.partitions,
+        records_per_second: rate.map(|r| r.round() as i64),
+        dead_letter_records: report.dead_letter_records,
+        consumer_lag: report.consumer_lag,
+        max_consumer_lag: max_lag,
+        ..base
+    };
+    write(feed, api, ctx, &health, status, &now).await?;
+    Ok(Action::requeue(ctx.config.refresh_interval))
+}
+
+/// Brings every desired topic to its spec, then reads the figures of the main topic and
+/// the dead-letter topic.
+async fn sync_topics(
+    bootstrap: &str,
+    desired: &[DesiredTopic],
+    timeout: Duration,
+) -> Result<SyncReport, AdminError> {
+    let mut admin = AdminClient::connect(bootstrap, timeout).await?;
+    let mut report = SyncReport::default();
+    let mut descriptions = Vec::new();
+    for want in desired {
+        let observed = observe_topic(&mut admin, &want.name).await?;
+        let topic_plan = plan(want, observed.as_ref().map(|(_, o)| o));
+        report.diverged.extend(topic_plan.diverged);
+        for action in topic_plan.actions {
+            match action {
+                TopicAction::Create {
+                    partitions,
+                    configs,
+                } => {
+                    match admin.create_topic(&want.name, partitions, &configs).await {
+                        Ok(_) => report.done.push(format!(
+                            "created topic {} with {partitions} partitions",
+                            want.name
+                        )),
+                        // Created by someone else between our look and our create: adopt it
+                        // on the next pass.
+                        Err(e) if e.code() == Some(ResponseError::TopicAlreadyExists) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                TopicAction::AddPartitions { from, to } => {
+                    admin.create_partitions(&want.name, to).await?;
+                    report
+                        .done
+                        .push(format!("topic {}: partitions {from} → {to}", want.name));
+                }
+                TopicAction::AlterConfigs(ops) => {
+                    admin.alter_topic_configs(&want.name, &ops).await?;
+                    report
+                        .done
+                        .push(format!("topic {}: configs {ops:?}", want.name));
+                }
+            }
+        }
+        descriptions.push(admin.describe_topic(&want.name).await?);
+    }
+
+    // The main topic: id, partitions, end offsets, consumer lag.
+    if let Some(Some(main)) = descriptions.first() {
+        report.topic_id = main.id.clone();
+        report.partitions = Some(main.partitions());
+        report.end_offsets = admin.end_offsets(main).await?;
+        for group in admin.list_groups().await?.into_iter().take(MAX_GROUPS) {
+            let offsets = admin.committed_offsets(&group).await?;
+            if let Some(lag) = topic_lag(&offsets, &main.name, &report.end_offsets) {
+                report.consumer_lag.push(GroupLag { group, lag });
+            }
+        }
+    }
+    // The dead-letter topic: how many records it holds.
+    if let Some(Some(dead_letter)) = descriptions.get(1) {
+        let start = admin.start_offsets(dead_letter).await?;
+        let end = admin.end_offsets(dead_letter).await?;
+        report.dead_letter_records = Some(
+            end.iter()
+                .map(|(p, e)| (e - start.get(p).copied().unwrap_or(0)).max(0))
+                .sum(),
+        );
+    }
+    Ok(report)
+}
+
+async fn observe_topic(
+    admin: &mut AdminClient,
+    name: &str,
+) -> Result<Option<(crate::kafka::TopicDescription, ObservedTopic)>, AdminError> {
+    let Some(description) = admin.describe_topic(name).await? else {
+        return Ok(None);
+    };
+    let configs = admin.describe_topic_configs(name).await?;
+    let observed = ObservedTopic {
+        partitions: description.partitions(),
+        configs,
+    };
+    Ok(Some((description, observed)))
+}
+
+/// Writes the status with `health`'s conditions; announces a change of health with an
+/// Event (warnings name the feed's owner).
+async fn write(
+    feed: &Feed,
+    api: &Api<Feed>,
+    ctx: &Context,
+    health: &Health,
+    mut status: FeedStatus,
+    now: &Time,
+) -> Result<()> {
+    let previous = feed
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let before = conditions::find(previous, conditions::READY).map(|c| c.reason.clone());
+    if before.as_deref() != Some(health.reason()) {
+        let (type_, note) = match health {
+            Health::Ready { .. } | Health::Progressing { .. } => {
+                (EventType::Normal, health.message().to_string())
+            }
+            Health::Degraded { .. } | Health::Stalled { .. } => (
+                EventType::Warning,
+                format!(
+                    "{} (owner: {}, {})",
+                    health.message(),
+                    feed.spec.owner.team,
+                    feed.spec.owner.contact
+                ),
+            ),
+        };
+        ctx.event(feed, type_, health.reason(), note).await;
+    }
+    status.observed_generation = feed.metadata.generation;
+    status.conditions = health.conditions(feed.metadata.generation, previous, now);
+    apply_status(api, feed, KIND, &status).await
+}
+
+/// The Feed is being deleted: `Retain` keeps the topics; `Delete` deletes the topic and
+/// the dead-letter topic, unless another Feed manages them or the cluster is gone.
+async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<Action> {
+    let key = object_key(feed);
+    ctx.forget(&key);
+    let mut topics = vec![feed.topic_name()];
+    topics.extend(feed.dead_letter_topic());
+    let cluster_name = &feed.spec.cluster_ref.name;
+    if feed.spec.deletion_policy == DeletionPolicy::Retain {
+        ctx.event(
+            feed,
+            EventType::Normal,
+            "TopicRetained",
+            format!("deletionPolicy Retain: topics {topics:?} are kept on cluster {cluster_name}"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let feeds = api
+        .list(&ListParams::default())
+        .await
+        .kube("list", "Feed", namespace)?;
+    if let Some(other) = earlier_claimant(&feeds.items, feed) {
+        ctx.event(
+            feed,
+            EventType::Normal,
+            "TopicRetained",
+            format!("Feed {other} manages these topics: not deleted"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    let cluster =
+        clusters
+            .get_opt(cluster_name)
+            .await
+            .kube("get", "SecurityLakeCluster", cluster_name)?;
+    let Some(cluster) = cluster.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
+        ctx.event(
+            feed,
+            EventType::Warning,
+            "TopicNotDeleted",
+            format!(
+                "SecurityLakeCluster {cluster_name} is gone: topics {topics:?} were not deleted"
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    };
+    let bootstrap = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.bootstrap.clone())
+        .ok_or_else(|| Error::Admin {
+            cluster: cluster_name.clone(),
+            source: AdminError::Metadata("the cluster has no bootstrap address yet".into()),
+        })?;
+    let admin_error = |source| Error::Admin {
+        cluster: cluster_name.clone(),
+        source,
+    };
+    let mut admin = AdminClient::connect(&bootstrap, ctx.config.io_timeout)
+        .await
+        .map_err(admin_error)?;
+    admin.delete_topics(&topics).await.map_err(admin_error)?;
+    info!(?topics, "topics deleted");
+    ctx.event(
+        feed,
+        EventType::Normal,
+        "TopicDeleted",
+        format!("deletionPolicy Delete: topics {topics:?} deleted from cluster {cluster_name}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}

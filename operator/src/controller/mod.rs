@@ -1,0 +1,252 @@
+//! The two controllers and what they share: the [`Context`], backoff, Events, status
+//! writes.
+
+pub mod cluster;
+pub mod feed;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::Controller;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::crd::{Feed, SecurityLakeCluster};
+use crate::metrics::{CounterSample, Metrics};
+use crate::Error;
+
+/// Field manager of every server-side apply the operator makes.
+pub const MANAGER: &str = "sluice-operator";
+
+/// Settings of the operator process (flags of `sluice-operator run`).
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Broker image for clusters that name none.
+    pub broker_image: String,
+    /// DNS domain of the Kubernetes cluster, for the brokers' advertised names.
+    pub cluster_domain: String,
+    /// Namespace the operator runs in: brokers' NetworkPolicies admit the operator's pods
+    /// from there. `None`: from any namespace.
+    pub operator_namespace: Option<String>,
+    /// Timeout of each Kafka admin and metrics call.
+    pub io_timeout: Duration,
+    /// How often a healthy object is reconciled again to refresh its figures.
+    pub refresh_interval: Duration,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            broker_image: format!(
+                "ghcr.io/sluice-dev/sluice-broker:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            cluster_domain: "cluster.local".into(),
+            operator_namespace: None,
+            io_timeout: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    /// Reads brokers' figures (metrics, consumer lag); replaced in tests.
+    pub observer: Arc<dyn cluster::ClusterObserver>,
+    /// Consecutive failures per object, for the error backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Previous counter samples per cluster, for rates.
+    samples: Mutex<HashMap<String, Samples>>,
+}
+
+/// Counters kept between two reconciles of one object.
+#[derive(Clone, Debug, Default)]
+pub struct Samples {
+    pub produce: Option<CounterSample>,
+    pub fetch: Option<CounterSample>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        metrics: Metrics,
+        observer: Arc<dyn cluster::ClusterObserver>,
+    ) -> Context {
+        let recorder = Recorder::new(client.clone(), Reporter::from(MANAGER));
+        Context {
+            client,
+            config,
+            metrics,
+            recorder,
+            observer,
+            failures: Mutex::new(HashMap::new()),
+            samples: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event about `obj`. A failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "publishing an Event failed");
+        }
+    }
+
+    /// Takes the previous samples of `key` and stores `next` in their place.
+    pub fn swap_samples(&self, key: &str, next: Samples) -> Samples {
+        let mut samples = self.samples.lock().expect("samples lock");
+        samples.insert(key.to_string(), next).unwrap_or_default()
+    }
+
+    /// Forgets the samples of a deleted object.
+    pub fn forget(&self, key: &str) {
+        self.samples.lock().expect("samples lock").remove(key);
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+
+    /// Records a success: the backoff of `key` starts over.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+
+    /// Records a failure and returns how long to wait before the next try.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff_delay(*n)
+    }
+}
+
+/// 5 s after the first failure, doubling, at most 5 minutes.
+pub fn backoff_delay(failures: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << failures.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+/// `namespace/name` of an object: the key of its samples and backoff.
+pub fn object_key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The requeue after a failed reconcile: log, count, back off.
+fn error_policy<K: Resource>(
+    controller: &'static str,
+    obj: &K,
+    error: &Error,
+    ctx: &Context,
+) -> Action {
+    let key = object_key(obj);
+    let delay = ctx.backoff(&key);
+    ctx.metrics.failed(controller, error.metric_label());
+    warn!(controller, object = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Server-side applies `status` to the status subresource of `obj` (of kind `kind`).
+pub async fn apply_status<K>(
+    api: &Api<K>,
+    obj: &K,
+    kind: &'static str,
+    status: &impl Serialize,
+) -> crate::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use crate::error::KubeContext;
+    use kube::api::{Patch, PatchParams};
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let name = obj.name_any();
+    api.patch_status(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .kube("apply status of", kind, &name)?;
+    Ok(())
+}
+
+/// Runs both controllers until SIGTERM/SIGINT.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let clusters: Api<SecurityLakeCluster> = Api::all(client.clone());
+    let feeds: Api<Feed> = Api::all(client.clone());
+    let watch = WatcherConfig::default();
+
+    let cluster_controller = Controller::new(clusters.clone(), watch.clone())
+        .owns(Api::<StatefulSet>::all(client.clone()), watch.clone())
+        .owns(Api::<Service>::all(client.clone()), watch.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), watch.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), watch.clone())
+        .owns(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            watch.clone(),
+        )
+        .owns(Api::<NetworkPolicy>::all(client.clone()), watch.clone())
+        .shutdown_on_signal()
+        .run(
+            cluster::reconcile,
+            |obj, err, ctx| error_policy("cluster", obj.as_ref(), err, &ctx),
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "cluster controller");
+            }
+        });
+
+    let feed_controller = Controller::new(feeds, watch.clone());
+    let feed_store = feed_controller.store();
+    let feed_controller = feed_controller
+        // A cluster change (created, became ready, deleted) wakes the feeds that name it.
+        .watches(clusters, watch, move |cluster: SecurityLakeCluster| {
+            feed::feeds_of_cluster(&feed_store.state(), &cluster)
+        })
+        .shutdown_on_signal()
+        .run(
+            feed::reconcile,
+            |obj, err, ctx| error_policy("feed", obj.as_ref(), err, &ctx),
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "feed controller");
+            }
+        });
+
+    info!("controllers started");
+    futures::join!(cluster_controller, feed_controller);
+    info!("controllers stopped");
+}

@@ -1,0 +1,301 @@
+//! `SecurityLakeCluster`: a fleet of stateless Sluice brokers over one object store.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::DeletionPolicy;
+
+/// A Sluice cluster: brokers (a StatefulSet), their Services, configuration and
+/// storage. Brokers keep no state of their own; all data lives under `spec.storage`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "SecurityLakeCluster",
+    namespaced,
+    status = "SecurityLakeClusterStatus",
+    shortname = "slc",
+    category = "sluice",
+    doc = "A Sluice broker cluster: stateless Kafka-compatible brokers whose data lives in object storage.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Brokers", type_ = "integer", json_path = ".status.readyReplicas", description = "Ready brokers"),
+    printcolumn(name = "Throughput", type_ = "string", json_path = ".status.throughput", description = "Produce and fetch bytes per second"),
+    printcolumn(name = "Lag", type_ = "integer", json_path = ".status.maxConsumerLag", description = "Largest consumer group lag, in records"),
+    printcolumn(name = "Bootstrap", type_ = "string", json_path = ".status.bootstrap", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("size(self.metadata.name) <= 45").message("a SecurityLakeCluster name has at most 45 characters, so its broker pod names fit in 63")
+)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
+#[x_kube(validation = Rule::new("self.replicas >= self.minReplicas && self.replicas <= self.maxReplicas").message("replicas must lie between minReplicas and maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityLakeClusterSpec {
+    /// Where the infrastructure comes from. `local`: no cloud calls; storage is an existing
+    /// S3-compatible URL or a PersistentVolumeClaim the operator provisions.
+    #[serde(default)]
+    pub provider: Provider,
+    /// Broker container image. Default: the operator's `--broker-image` (Helm value
+    /// `brokerImage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+    /// CPU and memory of each broker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Number of brokers (the `scale` subresource writes this field).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+    /// Fewest brokers `replicas` may be set to.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most brokers `replicas` may be set to.
+    #[serde(default = "default_max_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// The object store every broker of the cluster shares.
+    pub storage: StorageSpec,
+    /// Write-ahead-log batching of the brokers.
+    #[serde(default)]
+    pub wal: WalSpec,
+    /// Ports and who may reach them.
+    #[serde(default)]
+    pub listeners: ListenersSpec,
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+fn default_min_replicas() -> i32 {
+    1
+}
+fn default_max_replicas() -> i32 {
+    10
+}
+
+/// Infrastructure provider. Only `local` exists today.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// No cloud API calls: an existing bucket URL, or a PersistentVolumeClaim as the bucket.
+    #[default]
+    Local,
+}
+
+/// The cluster's object store: exactly one of `url` (an existing bucket) or `bucket` (one
+/// the operator provisions).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("has(self.url) != has(self.bucket)").message("set exactly one of storage.url (an existing bucket) or storage.bucket (one the operator provisions)"))]
+#[x_kube(validation = Rule::new("has(self.url) || !(has(self.region) || has(self.endpoint) || has(self.credentialsSecret) || has(self.encryptionKey))").message("region, endpoint, credentialsSecret and encryptionKey apply to an s3:// url only"))]
+#[x_kube(validation = Rule::new("self.deletionPolicy == 'Retain' || has(self.bucket)").message("deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"))]
+#[x_kube(validation = Rule::new("has(self.url) == has(oldSelf.url)").message("storage cannot switch between url and bucket: the brokers would lose their data"))]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// An existing S3 or S3-compatible bucket and optional prefix, `s3://BUCKET[/PREFIX]`.
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storage.url is immutable: the brokers would lose their data"))]
+    pub url: Option<String>,
+    /// A bucket the operator provisions. With the `local` provider: a PersistentVolumeClaim
+    /// mounted by every broker and used as a `file://` store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketSpec>,
+    /// AWS region of the bucket (`AWS_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. `http://minio.storage:9000`
+    /// (`AWS_ENDPOINT_URL`; plain http is allowed when given here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s/]+(/[^\s]*)?$"))]
+    pub endpoint: Option<String>,
+    /// Name of a Secret in the cluster's namespace whose keys (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`) become the brokers'
+    /// environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: Option<String>,
+    /// KMS key id or ARN: objects are written with SSE-KMS under this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub encryption_key: Option<String>,
+    /// What happens to a provisioned bucket when the cluster is deleted. Default `Retain`.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// A bucket the operator provisions. With the `local` provider it is a
+/// PersistentVolumeClaim named `<cluster>-bucket`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketSpec {
+    /// Requested size, e.g. `100Gi`. May grow when the storage class allows expansion.
+    pub size: Quantity,
+    /// Storage class of the claim (default: the cluster's default class). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("bucket.storageClassName is immutable"))]
+    pub storage_class_name: Option<String>,
+    /// `ReadWriteMany` lets brokers on any node share the bucket; `ReadWriteOnce` suits a
+    /// single-node cluster. Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("bucket.accessMode is immutable"))]
+    pub access_mode: AccessMode,
+}
+
+/// Access mode of the provisioned claim.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AccessMode {
+    #[default]
+    ReadWriteMany,
+    ReadWriteOnce,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+        }
+    }
+}
+
+/// Write-ahead-log batching: a produce is acknowledged once the WAL object holding it is
+/// durable, so these trade latency against object-store requests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WalSpec {
+    /// Longest a produce waits for its WAL object to fill (`--wal-linger-ms`).
+    #[serde(default = "default_linger_ms")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub linger_ms: i32,
+    /// WAL object size that triggers a write before the linger ends (`--wal-max-bytes`).
+    #[serde(default = "default_wal_max_bytes")]
+    #[schemars(range(min = 65536, max = 268435456))]
+    pub max_bytes: i64,
+}
+
+fn default_linger_ms() -> i32 {
+    10
+}
+fn default_wal_max_bytes() -> i64 {
+    8 * 1024 * 1024
+}
+
+impl Default for WalSpec {
+    fn default() -> Self {
+        WalSpec {
+            linger_ms: default_linger_ms(),
+            max_bytes: default_wal_max_bytes(),
+        }
+    }
+}
+
+/// The brokers' two listeners.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.kafka.port != self.metrics.port").message("the kafka and metrics listeners need different ports"))]
+#[serde(rename_all = "camelCase")]
+pub struct ListenersSpec {
+    /// The Kafka protocol listener.
+    #[serde(default = "default_kafka_listener")]
+    pub kafka: ListenerSpec,
+    /// `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "default_metrics_listener")]
+    pub metrics: ListenerSpec,
+}
+
+impl Default for ListenersSpec {
+    fn default() -> Self {
+        ListenersSpec {
+            kafka: default_kafka_listener(),
+            metrics: default_metrics_listener(),
+        }
+    }
+}
+
+fn default_kafka_listener() -> ListenerSpec {
+    ListenerSpec {
+        port: 9092,
+        allow_from: Vec::new(),
+    }
+}
+fn default_metrics_listener() -> ListenerSpec {
+    ListenerSpec {
+        port: 9644,
+        allow_from: Vec::new(),
+    }
+}
+
+/// One listener: its port and the NetworkPolicy peers allowed to reach it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSpec {
+    /// Container and Service port.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// Who may connect (NetworkPolicy `from` peers). Empty: everyone. The operator is
+    /// always allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<NetworkPolicyPeer>,
+}
+
+/// Observed state, written by the operator only.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityLakeClusterStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded`, and kstatus' `Reconciling` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Broker pods that exist (`scale` subresource).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Broker pods that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the broker pods (`scale` subresource, for autoscalers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// `host:port` Kafka clients bootstrap from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<String>,
+    /// The `--storage` URL the brokers use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// Acknowledged produce bytes per second, all brokers (from their `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produce_bytes_per_second: Option<i64>,
+    /// Fetched bytes per second, all brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_bytes_per_second: Option<i64>,
+    /// Both rates for people, e.g. `1.2MiB/s in, 3.4MiB/s out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<String>,
+    /// Largest lag of any consumer group on any topic, in records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_consumer_lag: Option<i64>,
+    /// The last change of `spec.replicas` the operator carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_event: Option<ScaleEvent>,
+}
+
+/// A change of the broker count.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleEvent {
+    pub time: Time,
+    pub from_replicas: i32,
+    pub to_replicas: i32,
+}

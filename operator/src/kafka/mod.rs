@@ -1,0 +1,78 @@
+//! A small Kafka admin client over the wire protocol (kafka-protocol crate): what the
+//! operator needs to manage topics and read offsets and consumer lag.
+
+mod admin;
+mod conn;
+
+pub use admin::{topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription};
+pub use conn::{Conn, CLIENT_VERSIONS};
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+
+/// What went wrong talking to a broker: which broker, which call.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("connection to {addr}: {source}")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} to {addr} timed out")]
+    Timeout { addr: String, what: String },
+    #[error("{api} with {addr}: {reason}")]
+    Protocol {
+        addr: String,
+        api: String,
+        reason: String,
+    },
+    #[error("{addr} supports no version of {api} this client implements")]
+    Unsupported { addr: String, api: String },
+    #[error("{api} on {resource}: {}{}", error_name(*code), message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Kafka {
+        api: String,
+        resource: String,
+        code: i16,
+        message: Option<String>,
+    },
+    #[error("{0}")]
+    Metadata(String),
+}
+
+impl AdminError {
+    pub(crate) fn kafka(api: ApiKey, resource: &str, code: i16, message: Option<String>) -> Self {
+        AdminError::Kafka {
+            api: format!("{api:?}"),
+            resource: resource.to_string(),
+            code,
+            message,
+        }
+    }
+
+    /// The Kafka error code, when the broker answered with one.
+    pub fn code(&self) -> Option<ResponseError> {
+        match self {
+            AdminError::Kafka { code, .. } => ResponseError::try_from_code(*code),
+            _ => None,
+        }
+    }
+
+    /// Transport problems (the broker may be restarting): worth a retry soon.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AdminError::Io { .. } | AdminError::Timeout { .. } => true,
+            AdminError::Kafka { code, .. } => {
+                ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
+            }
+            _ => false,
+        }
+    }
+}
+
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(e) => format!("{e:?}"),
+        None => format!("error code {code}"),
+    }
+}

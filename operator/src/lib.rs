@@ -1,0 +1,18 @@
+//! The Sluice operator: `SecurityLakeCluster` and `Feed` custom resources and their
+//! controllers.
+//!
+//! - [`crd`]: the resource types (no logic beyond names and defaults).
+//! - [`controller`]: one reconciler per kind, each split into dereference → validate →
+//!   build (pure) → apply → status.
+//! - [`kafka`]: a small Kafka admin client over the wire protocol.
+//! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
+//! - [`schemas`]: JSON schemas for `kubeconform` (CI checks of the chart and examples).
+
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod kafka;
+pub mod metrics;
+pub mod schemas;
+
+pub use error::{Error, Result};

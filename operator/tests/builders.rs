@@ -1,0 +1,195 @@
+//! The pure builders, from YAML fixtures: `fixtures/clusters/<name>.yaml` in,
+//! `fixtures/clusters/<name>.objects.yaml` out (every object, in apply order). Run with
+//! `UPDATE_FIXTURES=1` to rewrite the expected files after an intended change, then
+//! review the diff.
+
+mod common;
+
+use k8s_openapi::api::core::v1::PodSpec;
+use kube::ResourceExt;
+use sluice_operator::controller::cluster::build::{self, ClusterModel, CONFIG_HASH_ANNOTATION};
+use sluice_operator::controller::OperatorConfig;
+use sluice_operator::crd::SecurityLakeCluster;
+
+use common::{fixture, fixture_path};
+
+fn config() -> OperatorConfig {
+    OperatorConfig {
+        broker_image: "ghcr.io/sluice-dev/sluice-broker:test".into(),
+        operator_namespace: Some("sluice-system".into()),
+        ..OperatorConfig::default()
+    }
+}
+
+fn objects_yaml(cluster: &SecurityLakeCluster, monitor: bool) -> String {
+    let config = config();
+    let model = ClusterModel::new(cluster, &config).unwrap();
+    let o = build::build(&model, monitor);
+    let mut docs = vec![
+        serde_yaml::to_string(&o.service_account).unwrap(),
+        serde_yaml::to_string(&o.config_map).unwrap(),
+        serde_yaml::to_string(&o.headless_service).unwrap(),
+        serde_yaml::to_string(&o.bootstrap_service).unwrap(),
+    ];
+    if let Some(claim) = &o.bucket_claim {
+        docs.push(serde_yaml::to_string(claim).unwrap());
+    }
+    docs.push(serde_yaml::to_string(&o.stateful_set).unwrap());
+    docs.push(serde_yaml::to_string(&o.pod_disruption_budget).unwrap());
+    docs.push(serde_yaml::to_string(&o.network_policy).unwrap());
+    if let Some(monitor) = &o.service_monitor {
+        docs.push(serde_yaml::to_string(monitor).unwrap());
+    }
+    docs.iter().map(|d| format!("---\n{d}")).collect()
+}
+
+fn check_golden(name: &str, monitor: bool) {
+    let cluster: SecurityLakeCluster = fixture(&format!("clusters/{name}.yaml"));
+    let actual = objects_yaml(&cluster, monitor);
+    let path = fixture_path(&format!("clusters/{name}.objects.yaml"));
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_FIXTURES=1 writes it)", path.display()));
+    assert!(
+        actual == expected,
+        "built objects differ from {} (UPDATE_FIXTURES=1 rewrites it):\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn s3_cluster_builds_the_expected_objects() {
+    check_golden("s3", true);
+}
+
+#[test]
+fn bucket_cluster_builds_the_expected_objects() {
+    check_golden("bucket", false);
+}
+
+fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
+    let config = config();
+    let model = ClusterModel::new(cluster, &config).unwrap();
+    build::build(&model, false)
+        .stateful_set
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+}
+
+#[test]
+fn node_id_is_the_pod_ordinal_and_each_broker_advertises_its_own_dns_name() {
+    let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
+    let env = pod_spec(&cluster).containers[0].env.clone().unwrap();
+    let node_id = env.iter().find(|e| e.name == "SLUICE_NODE_ID").unwrap();
+    let field = node_id
+        .value_from
+        .as_ref()
+        .unwrap()
+        .field_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        field.field_path,
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    );
+    let advertise = env.iter().find(|e| e.name == "SLUICE_ADVERTISE").unwrap();
+    assert_eq!(
+        advertise.value.as_deref(),
+        Some("$(POD_NAME).lake-brokers.security.svc.cluster.local:9092")
+    );
+    let pod_name = env.iter().position(|e| e.name == "POD_NAME").unwrap();
+    let adv = env
+        .iter()
+        .position(|e| e.name == "SLUICE_ADVERTISE")
+        .unwrap();
+    assert!(
+        pod_name < adv,
+        "$(POD_NAME) expands only from variables defined before it"
+    );
+}
+
+#[test]
+fn a_configuration_change_rolls_the_brokers_and_nothing_else_does() {
+    let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
+    let hash = |c: &SecurityLakeCluster| {
+        pod_spec(c);
+        let config = config();
+        let model = ClusterModel::new(c, &config).unwrap();
+        build::build(&model, false)
+            .stateful_set
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap()[CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    let mut lingered = cluster.clone();
+    lingered.spec.wal.linger_ms = 50;
+    assert_ne!(
+        hash(&cluster),
+        hash(&lingered),
+        "a WAL setting changes the template"
+    );
+    let mut scaled = cluster.clone();
+    scaled.spec.replicas = 5;
+    assert_eq!(
+        hash(&cluster),
+        hash(&scaled),
+        "scaling does not restart brokers"
+    );
+}
+
+#[test]
+fn building_twice_gives_identical_objects() {
+    let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
+    assert_eq!(objects_yaml(&cluster, true), objects_yaml(&cluster, true));
+}
+
+#[test]
+fn the_bucket_claim_has_no_owner_so_deleting_the_cluster_cannot_delete_the_data() {
+    let cluster: SecurityLakeCluster = fixture("clusters/bucket.yaml");
+    let config = config();
+    let model = ClusterModel::new(&cluster, &config).unwrap();
+    let objects = build::build(&model, false);
+    let claim = objects.bucket_claim.expect("a provisioned bucket");
+    assert!(claim.owner_references().is_empty());
+    assert_eq!(model.storage_url(), "file:///var/lib/sluice/bucket");
+    // Every other object is owned by the cluster (garbage-collected with it).
+    assert_eq!(objects.stateful_set.owner_references()[0].name, "dev");
+    assert_eq!(
+        objects.stateful_set.owner_references()[0].controller,
+        Some(true)
+    );
+    assert_eq!(objects.config_map.owner_references().len(), 1);
+}
+
+#[test]
+fn listeners_without_allow_from_admit_everyone_and_with_it_admit_the_operator_too() {
+    let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
+    let config = config();
+    let model = ClusterModel::new(&cluster, &config).unwrap();
+    let policy = build::network_policy(&model).spec.unwrap();
+    let rules = policy.ingress.unwrap();
+    let kafka_from = rules[0].from.clone().expect("kafka is restricted");
+    assert_eq!(kafka_from.len(), 2, "the allowFrom peer and the operator");
+    let operator = &kafka_from[1];
+    assert_eq!(
+        operator
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()["kubernetes.io/metadata.name"],
+        "sluice-system"
+    );
+    assert!(rules[1].from.is_none(), "metrics without allowFrom: open");
+}

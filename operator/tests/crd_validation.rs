@@ -1,0 +1,197 @@
+//! The CRDs: `crds/` is what `sluice-operator crd` prints, every CEL rule compiles, the
+//! examples pass the rules, and the bad inputs of the issue are refused with a clear
+//! message (CEL evaluated client-side with kube's `cel` feature, as the API server would).
+
+use kube::core::cel::{compile_schema, Validator};
+use kube::CustomResourceExt;
+use serde_json::{json, Value};
+use sluice_operator::crd::{crds_yaml, Feed, SecurityLakeCluster};
+
+fn schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn repo_file(rel: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The messages of the rules `object` (updating `old`) breaks.
+fn violations<K: CustomResourceExt>(object: &Value, old: Option<&Value>) -> Vec<String> {
+    match Validator::new().validate(&schema::<K>(), object, old) {
+        Ok(()) => vec![],
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+#[test]
+fn crds_directory_and_chart_hold_the_generated_crds() {
+    let generated = crds_yaml();
+    assert_eq!(
+        repo_file("crds/sluice.dev.yaml"),
+        generated,
+        "run: sluice-operator crd > crds/sluice.dev.yaml"
+    );
+    assert_eq!(
+        repo_file("charts/sluice/crds/sluice.dev.yaml"),
+        generated,
+        "copy crds/ into the chart"
+    );
+}
+
+#[test]
+fn every_cel_rule_compiles() {
+    for (kind, schema) in [
+        ("SecurityLakeCluster", schema::<SecurityLakeCluster>()),
+        ("Feed", schema::<Feed>()),
+    ] {
+        let compiled = compile_schema(&schema);
+        assert!(
+            !compiled.has_errors(),
+            "{kind}: {:?}",
+            compiled.compilation_errors()
+        );
+    }
+}
+
+#[test]
+fn the_examples_pass_every_rule() {
+    for (file, kind) in [
+        ("examples/security-lake-cluster.yaml", "SecurityLakeCluster"),
+        (
+            "examples/security-lake-cluster-local-bucket.yaml",
+            "SecurityLakeCluster",
+        ),
+        ("examples/feed.yaml", "Feed"),
+    ] {
+        let object = yaml(&repo_file(file));
+        let errors = if kind == "Feed" {
+            // Typed parsing too: the example is a Feed the operator can read.
+            serde_json::from_value::<Feed>(object.clone()).unwrap();
+            violations::<Feed>(&object, Some(&object))
+        } else {
+            serde_json::from_value::<SecurityLakeCluster>(object.clone()).unwrap();
+            violations::<SecurityLakeCluster>(&object, Some(&object))
+        };
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+    }
+}
+
+fn feed() -> Value {
+    yaml(&repo_file("examples/feed.yaml"))
+}
+
+fn cluster() -> Value {
+    yaml(&repo_file("examples/security-lake-cluster.yaml"))
+}
+
+#[test]
+fn partitions_only_grow() {
+    let old = feed();
+    let mut fewer = feed();
+    fewer["spec"]["partitions"] = json!(6);
+    assert_eq!(
+        violations::<Feed>(&fewer, Some(&old)),
+        ["partitions can only grow: Kafka cannot remove partitions"]
+    );
+    let mut more = feed();
+    more["spec"]["partitions"] = json!(24);
+    assert!(violations::<Feed>(&more, Some(&old)).is_empty());
+    // On creation there is no old object: any count is fine.
+    assert!(violations::<Feed>(&fewer, None).is_empty());
+}
+
+#[test]
+fn the_topic_and_cluster_of_a_feed_are_immutable() {
+    let old = feed();
+    let mut renamed = feed();
+    renamed["spec"]["topicName"] = json!("cloudtrail-v2");
+    assert_eq!(
+        violations::<Feed>(&renamed, Some(&old)),
+        ["the topic name is immutable: create a new Feed for a new topic"]
+    );
+    // Spelling out the default name is not a rename.
+    let mut explicit = feed();
+    explicit["spec"]["topicName"] = json!("cloudtrail");
+    assert!(violations::<Feed>(&explicit, Some(&old)).is_empty());
+    let mut moved = feed();
+    moved["spec"]["clusterRef"]["name"] = json!("other");
+    assert_eq!(
+        violations::<Feed>(&moved, Some(&old)),
+        ["clusterRef is immutable: a topic does not move between clusters"]
+    );
+}
+
+#[test]
+fn the_dead_letter_topic_differs_from_the_topic() {
+    let mut f = feed();
+    f["spec"]["deadLetter"]["topicName"] = json!("cloudtrail");
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["the dead-letter topic must differ from the feed's topic"]
+    );
+}
+
+#[test]
+fn replica_bounds_are_checked() {
+    let mut c = cluster();
+    c["spec"]["minReplicas"] = json!(13);
+    let errors = violations::<SecurityLakeCluster>(&c, None);
+    assert!(
+        errors.contains(&"minReplicas must not exceed maxReplicas".to_string()),
+        "{errors:?}"
+    );
+    let mut c = cluster();
+    c["spec"]["replicas"] = json!(20);
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&c, None),
+        ["replicas must lie between minReplicas and maxReplicas"]
+    );
+}
+
+#[test]
+fn storage_rules() {
+    let mut both = cluster();
+    both["spec"]["storage"]["bucket"] = json!({"size": "1Gi"});
+    assert!(violations::<SecurityLakeCluster>(&both, None)
+        .iter()
+        .any(|m| m.starts_with("set exactly one of storage.url")));
+
+    let mut delete_existing = cluster();
+    delete_existing["spec"]["storage"]["deletionPolicy"] = json!("Delete");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&delete_existing, None),
+        ["deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"]
+    );
+
+    let old = cluster();
+    let mut moved = cluster();
+    moved["spec"]["storage"]["url"] = json!("s3://elsewhere/prod");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&moved, Some(&old)),
+        ["storage.url is immutable: the brokers would lose their data"]
+    );
+
+    let mut long = cluster();
+    long["metadata"]["name"] = json!("a".repeat(46));
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&long, None),
+        ["a SecurityLakeCluster name has at most 45 characters, so its broker pod names fit in 63"]
+    );
+}
