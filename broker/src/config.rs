@@ -93,6 +93,10 @@ pub struct BrokerArgs {
     /// How often cluster metadata is checked for a newer version (one GET).
     #[arg(long, env = "SLUICE_METADATA_POLL_MS", default_value_t = 200)]
     pub metadata_poll_ms: u64,
+    /// How often the controller deletes the WAL objects of dead incarnations that no
+    /// partition needs any more (fences stay).
+    #[arg(long, env = "SLUICE_WAL_GC_INTERVAL_MS", default_value_t = 60_000)]
+    pub wal_gc_interval_ms: u64,
     /// Partition moves in flight at once when a broker is drained.
     #[arg(long, env = "SLUICE_MAX_PARTITION_MOVES", default_value_t = 64)]
     pub max_partition_moves: usize,

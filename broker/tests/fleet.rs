@@ -237,6 +237,23 @@ async fn kill9_fails_partitions_over_and_loses_nothing() {
         }
     }
     produce(&p, "failover", 12, "after", 600, &mut acked).await;
+    // The controller collects the dead stream once its tails moved into segments: only
+    // the fence (its highest object) stays.
+    let stream = std::path::PathBuf::from(fleet.url.trim_start_matches("file://")).join("wal/2");
+    let objects = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let incarnations: Vec<_> = std::fs::read_dir(&stream).unwrap().flatten().collect();
+        if incarnations.iter().all(|i| objects(&i.path()) == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead stream of node 2 not collected"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(fences_of(&fleet.url, 2).len(), 1, "the fence stays");
     // The restarted node is a new incarnation that leads nothing until moves give it work.
     fleet.node(2).restart();
     produce(&p, "failover", 12, "restarted", 120, &mut acked).await;

@@ -15,13 +15,15 @@ use super::liveness::{read_heartbeat, LivenessTracker};
 use super::metadata::{ClusterMetadata, ControllerLease, MetadataStore, NodeInfo};
 use super::placement::{self, Move};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::Store;
+use crate::storage::{wal_gc, Store};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ControllerConfig {
     pub session_timeout: Duration,
     /// Partition moves in flight at once while draining.
     pub max_moves: usize,
+    /// How often dead WAL streams are collected.
+    pub wal_gc_interval: Duration,
 }
 
 /// What one controller round changed.
@@ -65,6 +67,7 @@ pub struct Controller {
     incarnation: u64,
     config: ControllerConfig,
     tracker: Mutex<LivenessTracker>,
+    last_gc: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,7 @@ impl Controller {
             incarnation,
             config,
             tracker: Mutex::new(LivenessTracker::default()),
+            last_gc: Mutex::new(None),
         }
     }
 
@@ -161,6 +165,7 @@ impl Controller {
                 return Ok(Changes::default());
             }
         }
+        self.collect_wal_garbage().await;
         let dead = self.find_dead().await?;
         let planned = {
             let mut m = (*self.metadata.current()).clone();
@@ -200,6 +205,36 @@ impl Controller {
                 Ok(Changes::default())
             }
             Err(LeaseLost::Storage(e)) => Err(e),
+        }
+    }
+
+    /// Every `wal_gc_interval` (the first time one interval after taking the lease):
+    /// deletes the data objects of dead WAL streams no manifest needs.
+    async fn collect_wal_garbage(&self) {
+        {
+            let mut last = self.last_gc.lock();
+            match *last {
+                Some(t) if t.elapsed() < self.config.wal_gc_interval => return,
+                None => {
+                    *last = Some(Instant::now());
+                    return;
+                }
+                _ => *last = Some(Instant::now()),
+            }
+        }
+        // Metadata first: a stream newer than what it shows counts as running.
+        let meta = self.metadata.current();
+        let running = |(node, inc): wal_gc::Stream| match meta.nodes.get(&node) {
+            None => true,
+            Some(n) => inc > n.incarnation || (inc == n.incarnation && n.alive),
+        };
+        let partitions: Vec<(uuid::Uuid, i32)> = meta
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len() as i32).map(move |p| (t.id, p)))
+            .collect();
+        if let Err(e) = wal_gc::collect(&self.store, running, &partitions).await {
+            warn!(error = %e, "collecting dead WAL streams failed; next round retries");
         }
     }
 
@@ -289,6 +324,7 @@ mod tests {
         ControllerConfig {
             session_timeout: Duration::from_millis(300),
             max_moves: 100,
+            wal_gc_interval: Duration::from_secs(60),
         }
     }
 

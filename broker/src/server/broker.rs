@@ -76,6 +76,7 @@ impl Broker {
             ControllerConfig {
                 session_timeout: args.session_timeout(),
                 max_moves: args.max_partition_moves.max(1),
+                wal_gc_interval: Duration::from_millis(args.wal_gc_interval_ms.max(100)),
             },
         );
         let broker = Arc::new(Broker {

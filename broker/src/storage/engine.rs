@@ -310,14 +310,7 @@ impl LogEngine {
     }
 
     async fn read_manifest(&self, topic_id: Uuid, partition: i32) -> Result<(u64, Manifest)> {
-        let versions =
-            VersionedObject::new(self.store.clone(), manifest_prefix(topic_id, partition));
-        match versions.latest().await? {
-            None => Ok((0, Manifest::empty(topic_id, partition))),
-            Some((v, d)) => serde_json::from_slice::<Manifest>(&d)
-                .map(|m| (v, m))
-                .map_err(|e| StorageError::corrupt(versions.prefix(), e)),
-        }
+        super::manifest::read_latest(&self.store, topic_id, partition).await
     }
 
     /// Writes the recovered tail as segments and claims the manifest's next version.
@@ -1177,7 +1170,7 @@ enum TakeOverError {
 /// The WAL stream (node, incarnation) and first sequence holding a manifest's
 /// un-checkpointed records, unless its leader released it. A manifest written before
 /// claims recorded `wal_start` may have its tail anywhere in the stream.
-fn unreleased_tail(m: &Manifest) -> Option<(i32, u64, u64)> {
+pub fn unreleased_tail(m: &Manifest) -> Option<(i32, u64, u64)> {
     if m.released || m.leader_node < 0 || m.leader_incarnation == 0 {
         return None;
     }

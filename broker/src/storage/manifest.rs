@@ -93,6 +93,23 @@ pub fn manifest_prefix(topic_id: Uuid, partition: i32) -> object_store::path::Pa
     super::segment::partition_prefix(topic_id, partition).join("manifest")
 }
 
+/// The current manifest of a partition and its version (version 0 and an empty manifest
+/// when it has none yet).
+pub async fn read_latest(
+    store: &super::Store,
+    topic_id: Uuid,
+    partition: i32,
+) -> super::error::Result<(u64, Manifest)> {
+    let versions =
+        super::versioned::VersionedObject::new(store.clone(), manifest_prefix(topic_id, partition));
+    match versions.latest().await? {
+        None => Ok((0, Manifest::empty(topic_id, partition))),
+        Some((v, d)) => serde_json::from_slice::<Manifest>(&d)
+            .map(|m| (v, m))
+            .map_err(|e| super::error::StorageError::corrupt(versions.prefix(), e)),
+    }
+}
+
 /// Kafka's OffsetForLeaderEpoch answer from an epoch history: the largest known epoch at
 /// or below `requested` and the offset where the next epoch starts (`log_end` for the
 /// current epoch); `None` for an epoch newer than any known.

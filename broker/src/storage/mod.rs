@@ -19,6 +19,7 @@ pub mod producer;
 pub mod segment;
 pub mod versioned;
 pub mod wal;
+pub mod wal_gc;
 pub mod wal_writer;
 
 pub use engine::{Appended, EngineConfig, LogEngine};

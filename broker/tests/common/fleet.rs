@@ -31,6 +31,8 @@ pub const FLEET_ARGS: &[&str] = &[
     "false",
     "--checkpoint-interval-ms",
     "2000",
+    "--wal-gc-interval-ms",
+    "1000",
 ];
 
 pub struct Fleet {
