@@ -1,6 +1,7 @@
 //! The Sluice operator: `SecurityLakeCluster` and `Feed` custom resources and their
 //! controllers.
 //!
+//! - [`autoscale`]: the autoscaler and balancer decisions, pure functions.
 //! - [`crd`]: the resource types (no logic beyond names and defaults).
 //! - [`controller`]: one reconciler per kind, each split into dereference → validate →
 //!   build (pure) → apply → status.
@@ -8,6 +9,7 @@
 //! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
 //! - [`schemas`]: JSON schemas for `kubeconform` (CI checks of the chart and examples).
 
+pub mod autoscale;
 pub mod controller;
 pub mod crd;
 pub mod error;
