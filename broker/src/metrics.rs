@@ -63,6 +63,8 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub high_watermark: Family<PartitionLabel, Gauge>,
+    /// Record bytes acknowledged per partition led here: the balancer's load signal.
+    pub partition_produce_bytes: Family<PartitionLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -95,6 +97,7 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             high_watermark: Family::default(),
+            partition_produce_bytes: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -189,6 +192,11 @@ impl Metrics {
             "partition_high_watermark",
             "High watermark per partition",
             m.high_watermark.clone(),
+        );
+        r.register(
+            "partition_produce_bytes",
+            "Record bytes acknowledged per partition led by this broker",
+            m.partition_produce_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

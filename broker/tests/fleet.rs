@@ -196,6 +196,24 @@ async fn leaders_and_group_coordinators_spread_over_the_fleet() {
     let p = producer(&bootstrap);
     let mut acked = Acked::new();
     produce(&p, "spread", 12, "a", 240, &mut acked).await;
+    // Each broker reports the bytes of the partitions it leads, for the balancer.
+    let led = |node: i32, leaders: &BTreeMap<i32, common::fleet::Leader>| {
+        leaders
+            .iter()
+            .filter(|(_, l)| l.node == node)
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+    };
+    for node in 1..=3 {
+        let metrics = fleet.node(node).metrics();
+        for part in led(node, &leaders) {
+            let series = format!(
+                "sluice_partition_produce_bytes_total{{topic=\"spread\",partition=\"{part}\"}}"
+            );
+            let bytes = common::metric_value(&metrics, &series).unwrap_or(0.0);
+            assert!(bytes > 0.0, "{series} on node {node}");
+        }
+    }
     let c: BaseConsumer = config(&bootstrap)
         .set("group.id", "spread-group")
         .create()

@@ -498,10 +498,12 @@ impl LogEngine {
             map.remove(&(part.topic_id, part.partition));
         }
         drop(map);
-        self.metrics.high_watermark.remove(&PartitionLabel {
+        let label = PartitionLabel {
             topic: part.topic.clone(),
             partition: part.partition,
-        });
+        };
+        self.metrics.high_watermark.remove(&label);
+        self.metrics.partition_produce_bytes.remove(&label);
     }
 
     /// Stops serving a partition and deletes all its objects.

@@ -13,7 +13,7 @@ use tracing::debug;
 use super::{led_partition, str_bytes, PendingResponse, Reply};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config;
-use crate::metrics::KindLabel;
+use crate::metrics::{KindLabel, PartitionLabel};
 use crate::protocol::record_batch::{self, BatchError};
 use crate::server::Broker;
 use crate::storage::{Appended, PartitionLog};
@@ -97,6 +97,14 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
                                 if !appended.duplicate {
                                     broker.metrics.produce_bytes.inc_by(bytes as u64);
                                     broker.metrics.produce_records.inc_by(records as u64);
+                                    broker
+                                        .metrics
+                                        .partition_produce_bytes
+                                        .get_or_create(&PartitionLabel {
+                                            topic: part.topic.clone(),
+                                            partition: part.partition,
+                                        })
+                                        .inc_by(bytes as u64);
                                 }
                                 r.with_base_offset(appended.base_offset)
                                     .with_log_start_offset(appended.log_start_offset)
