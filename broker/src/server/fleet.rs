@@ -46,6 +46,7 @@ pub fn start(
     let (fenced_tx, fenced_rx) = oneshot::channel();
     let tasks = vec![
         tokio::spawn(heartbeat_loop(broker.clone(), stop.clone())),
+        tokio::spawn(controller_loop(broker.clone(), stop.clone())),
         tokio::spawn(follow_metadata(broker.clone(), stop.clone())),
         tokio::spawn(lead_loop(broker.clone(), stop.clone())),
         tokio::spawn(watch_fencing(broker, stop, fenced_tx)),
@@ -53,7 +54,8 @@ pub fn start(
     (tasks, fenced_rx)
 }
 
-/// Heartbeat, then a controller round, every interval.
+/// A heartbeat every interval, on its own so that a slow controller round (or a slow
+/// WAL collection) never makes this broker look dead.
 async fn heartbeat_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let every = broker.args.heartbeat_interval();
     let mut counter = 0u64;
@@ -65,6 +67,17 @@ async fn heartbeat_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         counter += 1;
         if let Err(e) = beat(&broker, counter).await {
             warn!(error = %e, "heartbeat write failed");
+        }
+    }
+}
+
+/// A controller round every heartbeat interval (it acts only while holding the lease).
+async fn controller_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let every = broker.args.heartbeat_interval();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
         }
         if let Err(e) = broker.controller.tick().await {
             warn!(error = %e, "controller round failed; next one retries");
