@@ -155,8 +155,10 @@ async fn env() -> Env {
         .unwrap()
         .vpc_id
         .unwrap();
+    // One S3 gateway endpoint per route table (AWS allows no more): tests that delete
+    // endpoints give each cluster its own.
     let mut route_tables = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..6 {
         route_tables.push(
             ec2.create_route_table()
                 .vpc_id(&vpc)
@@ -461,10 +463,8 @@ async fn endpoints_of(env: &Env, key: &str) -> Vec<aws_sdk_ec2::types::VpcEndpoi
                 .any(|t| t.key() == Some(CLUSTER_TAG) && t.value() == Some(key))
         })
         .filter(|e| {
-            !matches!(
-                e.state().map(|s| s.as_str()),
-                Some("deleted") | Some("deleting")
-            )
+            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+            !matches!(state.as_deref(), Some("deleted" | "deleting"))
         })
         .cloned()
         .collect()
@@ -602,14 +602,24 @@ async fn drift_is_put_back_with_only_the_calls_it_needs() {
         ]
     );
     assert_provisioned(&env, &c2, "drift-lake").await;
-    let c3 = cluster(
+}
+
+#[tokio::test]
+async fn dropping_the_endpoint_from_the_spec_deletes_it() {
+    let env = env().await;
+    let own_table = json!({"spec": {"aws": {"vpcEndpoint": {"routeTableIds": [env.route_tables[5]]}}}});
+    let c = cluster(&env, "security", "lake", "drop-lake", own_table);
+    env.provider.ensure(&request(&c)).await.unwrap();
+    assert_eq!(endpoints_of(&env, "security/lake").await.len(), 1);
+    env.calls.take();
+    let without = cluster(
         &env,
         "security",
         "lake",
-        "drift-lake",
-        json!({"spec": {"storage": {"encryptionKey": kms}, "aws": {"vpcEndpoint": null}}}),
+        "drop-lake",
+        json!({"spec": {"aws": {"vpcEndpoint": null}}}),
     );
-    let out = env.provider.ensure(&request(&c3)).await.unwrap();
+    let out = env.provider.ensure(&request(&without)).await.unwrap();
     assert_eq!(mutating(&env.calls.take()), ["ec2:DeleteVpcEndpoints"]);
     assert!(endpoints_of(&env, "security/lake").await.is_empty());
     assert_eq!(out.aws.unwrap().vpc_endpoint_id, None);
@@ -662,7 +672,13 @@ async fn a_failure_halfway_resumes_cleanly() {
 async fn deletion_retains_the_bucket_by_default_and_deletes_it_only_when_asked() {
     let env = env().await;
     // Retain (the default): role and endpoint go, the bucket and its data stay.
-    let keep = cluster(&env, "security", "keep", "keep-lake", json!({}));
+    let keep = cluster(
+        &env,
+        "security",
+        "keep",
+        "keep-lake",
+        json!({"spec": {"aws": {"vpcEndpoint": {"routeTableIds": [env.route_tables[3]]}}}}),
+    );
     env.provider.ensure(&request(&keep)).await.unwrap();
     env.s3
         .put_object()
@@ -705,7 +721,8 @@ async fn deletion_retains_the_bucket_by_default_and_deletes_it_only_when_asked()
         "security",
         "gone",
         "gone-lake",
-        json!({"spec": {"storage": {"deletionPolicy": "Delete"}}}),
+        json!({"spec": {"storage": {"deletionPolicy": "Delete"},
+                        "aws": {"vpcEndpoint": {"routeTableIds": [env.route_tables[4]]}}}}),
     );
     env.provider.ensure(&request(&gone)).await.unwrap();
     for i in 0..5 {
@@ -783,6 +800,7 @@ async fn an_existing_bucket_is_checked_never_changed_nor_deleted() {
         ["bucket customer-lake (not created by the operator)"]
     );
 
+    env.calls.take();
     // A bucket that is not there is reported, not created.
     let missing = cluster(
         &env,

@@ -25,7 +25,9 @@ use self::desired::{
     desired, Desired, Encryption, LifecycleRule, PublicAccessBlock, CLUSTER_TAG, POLICY_NAME,
     ROLE_ARN_ANNOTATION, ROLE_PATH,
 };
-use self::plan::{plan, EndpointChange, ObservedBucket, ObservedEndpoint, ObservedRole, Observed, Step};
+use self::plan::{
+    plan, EndpointChange, Observed, ObservedBucket, ObservedEndpoint, ObservedRole, Step,
+};
 use super::{CloudProvider, CloudRequest, ProvisionError, Provisioned, Released};
 use crate::crd::cluster::{AwsStatus, VpcEndpointType};
 use crate::crd::DeletionPolicy;
@@ -120,10 +122,22 @@ impl CloudProvider for AwsProvider {
             let clients = self.clients(&want.region).await;
             let observed = observe(&clients, &want).await?;
             let steps = plan(&want, &observed)?;
-            let mut outcome = Outcome::from_observed(&observed);
+            let mut outcome = Outcome {
+                role_arn: observed.role.as_ref().map(|r| r.arn.clone()),
+                ..Outcome::default()
+            };
             for step in &steps {
                 apply(&clients, &want, step, &mut outcome).await?;
                 outcome.changes.push(format!("{} {}", step.call(), resource_of(&want, step)));
+            }
+            // The endpoint kept is the observed one the plan did not delete.
+            if outcome.endpoint_id.is_none() {
+                outcome.endpoint_id = observed
+                    .endpoints
+                    .iter()
+                    .map(|e| &e.id)
+                    .find(|id| !outcome.deleted_endpoints.contains(id))
+                    .cloned();
             }
             if !outcome.changes.is_empty() {
                 info!(cluster = %want.cluster_key, changes = ?outcome.changes, "AWS resources changed");
@@ -185,18 +199,10 @@ impl CloudProvider for AwsProvider {
 #[derive(Default)]
 struct Outcome {
     role_arn: Option<String>,
+    /// The endpoint created by this reconcile.
     endpoint_id: Option<String>,
+    deleted_endpoints: Vec<String>,
     changes: Vec<String>,
-}
-
-impl Outcome {
-    fn from_observed(o: &Observed) -> Outcome {
-        Outcome {
-            role_arn: o.role.as_ref().map(|r| r.arn.clone()),
-            endpoint_id: o.endpoints.first().map(|e| e.id.clone()),
-            changes: Vec::new(),
-        }
-    }
 }
 
 fn resource_of(want: &Desired, step: &Step) -> String {
@@ -400,7 +406,7 @@ async fn observe_endpoints(
     ec2: &aws_sdk_ec2::Client,
     want: &Desired,
 ) -> Result<Vec<ObservedEndpoint>, ProvisionError> {
-    use aws_sdk_ec2::types::{Filter, State};
+    use aws_sdk_ec2::types::Filter;
     let mut found = Vec::new();
     let mut token = None;
     loop {
@@ -433,7 +439,9 @@ async fn observe_endpoints(
             if tags.get(CLUSTER_TAG) != Some(&want.cluster_key) {
                 continue;
             }
-            if matches!(e.state(), Some(State::Deleted | State::Deleting)) {
+            // EC2 spells states `deleted`, the SDK's enum `Deleted`: compare the text.
+            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+            if matches!(state.as_deref(), Some("deleted" | "deleting")) {
                 continue;
             }
             found.push(ObservedEndpoint {
@@ -647,9 +655,7 @@ async fn apply(
         }
         Step::DeleteVpcEndpoint(id) => {
             delete_endpoints(&clients.ec2, std::slice::from_ref(id)).await?;
-            if outcome.endpoint_id.as_deref() == Some(id.as_str()) {
-                outcome.endpoint_id = None;
-            }
+            outcome.deleted_endpoints.push(id.clone());
         }
         Step::CreateVpcEndpoint => {
             use aws_sdk_ec2::types::{ResourceType, TagSpecification, VpcEndpointType as SdkType};
