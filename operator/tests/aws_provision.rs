@@ -82,7 +82,10 @@ fn start_moto() -> Moto {
     let moto = Moto { child, port };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     moto
@@ -303,9 +306,21 @@ async fn assert_provisioned(env: &Env, c: &SecurityLakeCluster, bucket: &str) {
     let req = request(c);
     let key = req.cluster_key();
     // Bucket: region, public access block, encryption, lifecycle, tags.
-    let location = env.s3.get_bucket_location().bucket(bucket).send().await.unwrap();
+    let location = env
+        .s3
+        .get_bucket_location()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(location.location_constraint().unwrap().as_str(), REGION);
-    let pab = env.s3.get_public_access_block().bucket(bucket).send().await.unwrap();
+    let pab = env
+        .s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
     let pab = pab.public_access_block_configuration().unwrap();
     assert_eq!(
         (
@@ -316,7 +331,13 @@ async fn assert_provisioned(env: &Env, c: &SecurityLakeCluster, bucket: &str) {
         ),
         (Some(true), Some(true), Some(true), Some(true))
     );
-    let enc = env.s3.get_bucket_encryption().bucket(bucket).send().await.unwrap();
+    let enc = env
+        .s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
     let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
     let default = rule.apply_server_side_encryption_by_default().unwrap();
     match &req.kms_key_arn {
@@ -342,7 +363,10 @@ async fn assert_provisioned(env: &Env, c: &SecurityLakeCluster, bucket: &str) {
             .and_then(|a| a.days_after_initiation()),
         Some(1)
     );
-    assert!(rule.expiration().is_none(), "no object, WAL or other, ever expires");
+    assert!(
+        rule.expiration().is_none(),
+        "no object, WAL or other, ever expires"
+    );
     let tags: BTreeMap<String, String> = env
         .s3
         .get_bucket_tagging()
@@ -356,7 +380,10 @@ async fn assert_provisioned(env: &Env, c: &SecurityLakeCluster, bucket: &str) {
         .collect();
     let expected_tags = BTreeMap::from([
         (CLUSTER_TAG.to_string(), key.clone()),
-        ("sluice.dev/managed-by".to_string(), "sluice-operator".to_string()),
+        (
+            "sluice.dev/managed-by".to_string(),
+            "sluice-operator".to_string(),
+        ),
         ("owner".to_string(), "secops".to_string()),
         ("cost-center".to_string(), "4711".to_string()),
     ]);
@@ -364,9 +391,20 @@ async fn assert_provisioned(env: &Env, c: &SecurityLakeCluster, bucket: &str) {
 
     // Role: path, trust policy for the broker ServiceAccount, least-privilege policy, tags.
     let name = role_name(&req.namespace, &req.name);
-    let role = env.iam.get_role().role_name(&name).send().await.unwrap().role.unwrap();
+    let role = env
+        .iam
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
     assert_eq!(role.path(), "/sluice/");
-    assert_eq!(role.arn(), format!("arn:aws:iam::{ACCOUNT}:role/sluice/{name}"));
+    assert_eq!(
+        role.arn(),
+        format!("arn:aws:iam::{ACCOUNT}:role/sluice/{name}")
+    );
     assert_eq!(
         policy(role.assume_role_policy_document().unwrap()),
         json!({
@@ -494,7 +532,10 @@ async fn first_reconcile_creates_everything_and_the_second_changes_nothing() {
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/sluice/{name}");
     assert_eq!(status.bucket_arn.as_deref(), Some("arn:aws:s3:::acme-lake"));
     assert_eq!(status.role_arn.as_deref(), Some(role_arn.as_str()));
-    assert_eq!(status.role_policy_name.as_deref(), Some("sluice-broker-storage"));
+    assert_eq!(
+        status.role_policy_name.as_deref(),
+        Some("sluice-broker-storage")
+    );
     let endpoint = endpoints_of(&env, "security/lake").await[0]
         .vpc_endpoint_id()
         .unwrap()
@@ -607,7 +648,8 @@ async fn drift_is_put_back_with_only_the_calls_it_needs() {
 #[tokio::test]
 async fn dropping_the_endpoint_from_the_spec_deletes_it() {
     let env = env().await;
-    let own_table = json!({"spec": {"aws": {"vpcEndpoint": {"routeTableIds": [env.route_tables[5]]}}}});
+    let own_table =
+        json!({"spec": {"aws": {"vpcEndpoint": {"routeTableIds": [env.route_tables[5]]}}}});
     let c = cluster(&env, "security", "lake", "drop-lake", own_table);
     env.provider.ensure(&request(&c)).await.unwrap();
     assert_eq!(endpoints_of(&env, "security/lake").await.len(), 1);
@@ -631,11 +673,21 @@ async fn dropping_the_endpoint_from_the_spec_deletes_it() {
 #[tokio::test]
 async fn a_failure_halfway_resumes_cleanly() {
     let env = env().await;
-    let steps = FIRST_RECONCILE.iter().filter(|c| is_mutating(c.split_once(':').unwrap().1)).count();
+    let steps = FIRST_RECONCILE
+        .iter()
+        .filter(|c| is_mutating(c.split_once(':').unwrap().1))
+        .count();
     assert_eq!(steps, 8);
     for point in [FaultPoint::BeforeSend, FaultPoint::AfterSend] {
         for n in 1..=steps {
-            let name = format!("l{n}{}", if point == FaultPoint::BeforeSend { "b" } else { "a" });
+            let name = format!(
+                "l{n}{}",
+                if point == FaultPoint::BeforeSend {
+                    "b"
+                } else {
+                    "a"
+                }
+            );
             let bucket = format!("resume-{name}");
             let c = cluster(&env, "security", &name, &bucket, json!({}));
             let req = request(&c);
@@ -643,16 +695,21 @@ async fn a_failure_halfway_resumes_cleanly() {
             let err = env.provider.ensure(&req).await.unwrap_err();
             let failed_call = mutating(&env.calls.take())[n - 1].clone();
             match &err {
-                ProvisionError::Call { call, resource, message } => {
+                ProvisionError::Call {
+                    call,
+                    resource,
+                    message,
+                } => {
                     assert_eq!(*call, failed_call, "{err}");
                     assert!(!resource.is_empty(), "{err}");
                     assert!(message.contains("injected fault"), "{err}");
                 }
                 other => panic!("{point:?} #{n}: unexpected {other}"),
             }
-            let resumed = env.provider.ensure(&req).await.unwrap_or_else(|e| {
-                panic!("{point:?} #{n} ({failed_call}): resume failed: {e}")
-            });
+            let resumed =
+                env.provider.ensure(&req).await.unwrap_or_else(|e| {
+                    panic!("{point:?} #{n} ({failed_call}): resume failed: {e}")
+                });
             let redone = mutating(&env.calls.take());
             // Only what had not been done (or not been confirmed) is done again.
             assert!(
@@ -699,7 +756,10 @@ async fn deletion_retains_the_bucket_by_default_and_deletes_it_only_when_asked()
         ]
     );
     assert_eq!(released.deleted.len(), 2, "{released:?}");
-    assert_eq!(released.retained, ["bucket keep-lake (deletionPolicy Retain)"]);
+    assert_eq!(
+        released.retained,
+        ["bucket keep-lake (deletionPolicy Retain)"]
+    );
     assert!(bucket_exists(&env, "keep-lake").await);
     assert!(env
         .s3
@@ -785,14 +845,15 @@ async fn an_existing_bucket_is_checked_never_changed_nor_deleted() {
             "iam:PutRolePolicy"
         ]
     );
-    assert!(env
-        .s3
-        .get_bucket_tagging()
-        .bucket("customer-lake")
-        .send()
-        .await
-        .is_err(),
-        "the customer's bucket gets no tags");
+    assert!(
+        env.s3
+            .get_bucket_tagging()
+            .bucket("customer-lake")
+            .send()
+            .await
+            .is_err(),
+        "the customer's bucket gets no tags"
+    );
     let released = env.provider.release(&request(&c)).await.unwrap();
     assert!(bucket_exists(&env, "customer-lake").await);
     assert_eq!(

@@ -196,7 +196,10 @@ async fn a_failed_call_degrades_the_cluster_and_applies_nothing() {
             .map(|s| s.to_string())
             .unwrap_or_default()
     );
-    assert!(chain.contains("iam:PutRolePolicy on role sluice-lake-00000000"), "{chain}");
+    assert!(
+        chain.contains("iam:PutRolePolicy on role sluice-lake-00000000"),
+        "{chain}"
+    );
     let degraded = status["conditions"]
         .as_array()
         .unwrap()
@@ -206,10 +209,9 @@ async fn a_failed_call_degrades_the_cluster_and_applies_nothing() {
         .clone();
     assert_eq!(degraded["status"], "True");
     assert_eq!(degraded["reason"], "ProvisioningFailed");
-    assert!(degraded["message"]
-        .as_str()
-        .unwrap()
-        .contains("iam:PutRolePolicy on role sluice-lake-00000000 policy sluice-broker-storage: AccessDenied"));
+    assert!(degraded["message"].as_str().unwrap().contains(
+        "iam:PutRolePolicy on role sluice-lake-00000000 policy sluice-broker-storage: AccessDenied"
+    ));
 }
 
 #[tokio::test]
@@ -224,10 +226,7 @@ async fn a_conflict_stalls_and_waits_for_a_person() {
     let (ctx, mut api) = context_with_aws(Observation::default(), cloud);
     let verifier = tokio::spawn(async move {
         expect_reads(&mut api).await;
-        assert_eq!(
-            api.expect_event(NS).await["reason"],
-            "ProvisioningConflict"
-        );
+        assert_eq!(api.expect_event(NS).await["reason"], "ProvisioningConflict");
         let status = api.expect(Method::PATCH, &format!("{BASE}/status")).await;
         let stalled = status.body["status"]["conditions"]
             .as_array()
@@ -272,12 +271,17 @@ async fn deletion_stops_the_brokers_before_removing_cloud_resources() {
         // The finalizer stays.
         api.expect_silence().await;
     });
-    let err = reconcile(deleting(cluster()).into(), ctx).await.unwrap_err();
+    let err = reconcile(deleting(cluster()).into(), ctx)
+        .await
+        .unwrap_err();
     verifier.await.unwrap();
     let chain = format!("{:?}", err);
     assert!(chain.contains("WaitingForBrokers"), "{chain}");
     assert!(matches!(err, Error::Finalizer { .. }));
-    assert!(cloud.calls.lock().unwrap().is_empty(), "nothing released yet");
+    assert!(
+        cloud.calls.lock().unwrap().is_empty(),
+        "nothing released yet"
+    );
 }
 
 #[tokio::test]

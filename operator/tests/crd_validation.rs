@@ -78,7 +78,10 @@ fn the_examples_pass_every_rule() {
             "examples/security-lake-cluster-local-bucket.yaml",
             "SecurityLakeCluster",
         ),
-        ("examples/security-lake-cluster-aws.yaml", "SecurityLakeCluster"),
+        (
+            "examples/security-lake-cluster-aws.yaml",
+            "SecurityLakeCluster",
+        ),
         ("examples/feed.yaml", "Feed"),
     ] {
         let object = yaml(&repo_file(file));
@@ -217,7 +220,10 @@ fn aws_provider_rules() {
 
     // The bucket and region are named; the identity is the role, not a Secret.
     let mut no_region = aws_cluster();
-    no_region["spec"]["storage"].as_object_mut().unwrap().remove("region");
+    no_region["spec"]["storage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("region");
     assert_eq!(
         violations::<SecurityLakeCluster>(&no_region, None),
         ["provider aws needs storage.url (the bucket and prefix) and storage.region"]
@@ -249,7 +255,10 @@ fn aws_provider_rules() {
     let mut gateway_subnets = aws_cluster();
     gateway_subnets["spec"]["aws"]["vpcEndpoint"]["subnetIds"] = json!(["subnet-0a1b2c3d"]);
     let endpoint_rule = "a Gateway endpoint takes routeTableIds only; an Interface endpoint takes subnetIds and optionally securityGroupIds";
-    assert_eq!(violations::<SecurityLakeCluster>(&gateway_subnets, None), [endpoint_rule]);
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&gateway_subnets, None),
+        [endpoint_rule]
+    );
     let mut interface = aws_cluster();
     interface["spec"]["aws"]["vpcEndpoint"] = json!({
         "vpcId": "vpc-0a1b2c3d4e5f60718", "type": "Interface",
@@ -260,7 +269,10 @@ fn aws_provider_rules() {
         .as_object_mut()
         .unwrap()
         .remove("subnetIds");
-    assert_eq!(violations::<SecurityLakeCluster>(&interface, None), [endpoint_rule]);
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&interface, None),
+        [endpoint_rule]
+    );
 
     // Reserved tag keys.
     let mut reserved = aws_cluster();
@@ -286,6 +298,8 @@ fn aws_provider_rules() {
     );
     let mut to_local = cluster();
     to_local["spec"]["provider"] = json!("aws");
-    assert!(violations::<SecurityLakeCluster>(&to_local, Some(&cluster()))
-        .contains(&"provider is immutable".to_string()));
+    assert!(
+        violations::<SecurityLakeCluster>(&to_local, Some(&cluster()))
+            .contains(&"provider is immutable".to_string())
+    );
 }

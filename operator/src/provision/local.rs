@@ -11,11 +11,17 @@ use super::{CloudProvider, CloudRequest, ProvisionError, Provisioned, Released};
 pub struct LocalProvider;
 
 impl CloudProvider for LocalProvider {
-    fn ensure<'a>(&'a self, _req: &'a CloudRequest) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
+    fn ensure<'a>(
+        &'a self,
+        _req: &'a CloudRequest,
+    ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
         Box::pin(async { Ok(Provisioned::default()) })
     }
 
-    fn release<'a>(&'a self, _req: &'a CloudRequest) -> BoxFuture<'a, Result<Released, ProvisionError>> {
+    fn release<'a>(
+        &'a self,
+        _req: &'a CloudRequest,
+    ) -> BoxFuture<'a, Result<Released, ProvisionError>> {
         Box::pin(async { Ok(Released::default()) })
     }
 }

@@ -27,10 +27,16 @@ use crate::crd::{DeletionPolicy, SecurityLakeCluster};
 /// call resumes where the previous one stopped.
 pub trait CloudProvider: Send + Sync {
     /// Makes the cloud resources match the spec (creating, correcting drift).
-    fn ensure<'a>(&'a self, req: &'a CloudRequest) -> BoxFuture<'a, Result<Provisioned, ProvisionError>>;
+    fn ensure<'a>(
+        &'a self,
+        req: &'a CloudRequest,
+    ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>>;
     /// Removes what `ensure` created, as `deletionPolicy` says. Called only when no broker
     /// runs any more.
-    fn release<'a>(&'a self, req: &'a CloudRequest) -> BoxFuture<'a, Result<Released, ProvisionError>>;
+    fn release<'a>(
+        &'a self,
+        req: &'a CloudRequest,
+    ) -> BoxFuture<'a, Result<Released, ProvisionError>>;
 }
 
 /// What a provider needs to know about one cluster: a pure function of the object.
@@ -133,7 +139,10 @@ pub enum ProvisionError {
 impl ProvisionError {
     /// True when retrying cannot help until someone changes the spec or the cloud.
     pub fn needs_a_person(&self) -> bool {
-        matches!(self, ProvisionError::Conflict { .. } | ProvisionError::Spec(_))
+        matches!(
+            self,
+            ProvisionError::Conflict { .. } | ProvisionError::Spec(_)
+        )
     }
 }
 

@@ -32,12 +32,12 @@ use tracing::{info, instrument, warn};
 use self::build::{ClusterModel, ClusterObjects};
 use self::status::{cluster_status, scale_event, workload_health, Figures};
 use super::{apply_status, object_key, Context, Samples, MANAGER};
-use crate::crd::conditions::{self, Health};
 use crate::crd::cluster::Provider;
+use crate::crd::conditions::{self, Health};
 use crate::crd::{DeletionPolicy, SecurityLakeCluster};
-use crate::provision::{CloudRequest, Provisioned};
 use crate::error::KubeContext;
 use crate::metrics::counter_rate;
+use crate::provision::{CloudRequest, Provisioned};
 use crate::{Error, Result};
 
 /// Finalizer that lets the operator decide about the provisioned bucket before the
@@ -202,7 +202,12 @@ async fn provision(
     let Some(request) = CloudRequest::from_cluster(cluster) else {
         return Ok(Provisioned::default());
     };
-    match ctx.providers.get(cluster.spec.provider).ensure(&request).await {
+    match ctx
+        .providers
+        .get(cluster.spec.provider)
+        .ensure(&request)
+        .await
+    {
         Ok(cloud) => {
             if !cloud.changes.is_empty() {
                 ctx.event(
@@ -458,7 +463,10 @@ async fn release_cloud(
         .kube("get", "StatefulSet", &name)?
     {
         if sts.metadata.deletion_timestamp.is_none() {
-            match statefulsets.delete(&name, &DeleteParams::foreground()).await {
+            match statefulsets
+                .delete(&name, &DeleteParams::foreground())
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}
                 Err(source) => {
@@ -476,15 +484,33 @@ async fn release_cloud(
     let Some(request) = CloudRequest::from_cluster(cluster) else {
         return Ok(Action::await_change());
     };
-    let released = ctx
+    let released = match ctx
         .providers
         .get(cluster.spec.provider)
         .release(&request)
         .await
-        .map_err(|source| Error::Provision {
-            cluster: key,
-            source,
-        })?;
+    {
+        Ok(released) => released,
+        // Retrying cannot help (a bucket that is not this cluster's, a spec that names no
+        // bucket): never delete it, and do not hold the cluster's deletion hostage.
+        Err(e) if e.needs_a_person() => {
+            warn!(error = %e, "cloud resources left in place");
+            ctx.event(
+                cluster,
+                EventType::Warning,
+                "CloudResourcesNotDeleted",
+                e.to_string(),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+        Err(source) => {
+            return Err(Error::Provision {
+                cluster: key,
+                source,
+            })
+        }
+    };
     if !released.deleted.is_empty() {
         ctx.event(
             cluster,

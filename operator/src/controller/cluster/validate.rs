@@ -51,8 +51,8 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
                 .into(),
         );
     }
-    let creates_bucket = spec.provider == Provider::Aws
-        && spec.aws.as_ref().is_some_and(|a| a.create_bucket);
+    let creates_bucket =
+        spec.provider == Provider::Aws && spec.aws.as_ref().is_some_and(|a| a.create_bucket);
     if storage.deletion_policy == DeletionPolicy::Delete
         && storage.bucket.is_none()
         && !creates_bucket
@@ -73,11 +73,15 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
         }
         if let Some(key) = &storage.encryption_key {
             if !(key.starts_with("arn:") && key.contains(":kms:") && key.contains(":key/")) {
-                problems.push(format!("storage.encryptionKey {key:?} is not a KMS key ARN"));
+                problems.push(format!(
+                    "storage.encryptionKey {key:?} is not a KMS key ARN"
+                ));
             }
         }
         if let Some(aws) = &spec.aws {
-            if let Err(e) = crate::provision::aws::desired::OidcProvider::parse(&aws.oidc_provider_arn) {
+            if let Err(e) =
+                crate::provision::aws::desired::OidcProvider::parse(&aws.oidc_provider_arn)
+            {
                 problems.push(e.to_string());
             }
             if let Some(e) = &aws.vpc_endpoint {

@@ -153,10 +153,20 @@ mod tests {
 
     #[test]
     fn reads_are_not_mutating() {
-        for op in ["GetRole", "HeadBucket", "ListObjectVersions", "DescribeVpcEndpoints"] {
+        for op in [
+            "GetRole",
+            "HeadBucket",
+            "ListObjectVersions",
+            "DescribeVpcEndpoints",
+        ] {
             assert!(!is_mutating(op), "{op}");
         }
-        for op in ["CreateBucket", "PutRolePolicy", "DeleteVpcEndpoints", "TagRole"] {
+        for op in [
+            "CreateBucket",
+            "PutRolePolicy",
+            "DeleteVpcEndpoints",
+            "TagRole",
+        ] {
             assert!(is_mutating(op), "{op}");
         }
     }

@@ -317,10 +317,18 @@ mod tests {
             json!(["prod/*"])
         );
         assert_eq!(p["Statement"].as_array().unwrap().len(), 2);
-        let whole = broker_policy("aws", "lake", "", Some("arn:aws:kms:eu-west-1:111122223333:key/k"));
+        let whole = broker_policy(
+            "aws",
+            "lake",
+            "",
+            Some("arn:aws:kms:eu-west-1:111122223333:key/k"),
+        );
         assert_eq!(whole["Statement"][0]["Resource"], "arn:aws:s3:::lake/*");
         assert!(whole["Statement"][1].get("Condition").is_none());
-        assert_eq!(whole["Statement"][2]["Action"], json!(["kms:Decrypt", "kms:GenerateDataKey"]));
+        assert_eq!(
+            whole["Statement"][2]["Action"],
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
+        );
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl CloudProvider for AwsProvider {
             };
             for step in &steps {
                 apply(&clients, &want, step, &mut outcome).await?;
-                outcome.changes.push(format!("{} {}", step.call(), resource_of(&want, step)));
+                outcome
+                    .changes
+                    .push(format!("{} {}", step.call(), resource_of(&want, step)));
             }
             // The endpoint kept is the observed one the plan did not delete.
             if outcome.endpoint_id.is_none() {
@@ -142,11 +144,14 @@ impl CloudProvider for AwsProvider {
             if !outcome.changes.is_empty() {
                 info!(cluster = %want.cluster_key, changes = ?outcome.changes, "AWS resources changed");
             }
-            let role_arn = outcome.role_arn.clone().ok_or_else(|| ProvisionError::Call {
-                call: "iam:GetRole",
-                resource: format!("role {}", want.role_name),
-                message: "the role has no ARN".into(),
-            })?;
+            let role_arn = outcome
+                .role_arn
+                .clone()
+                .ok_or_else(|| ProvisionError::Call {
+                    call: "iam:GetRole",
+                    resource: format!("role {}", want.role_name),
+                    message: "the role has no ARN".into(),
+                })?;
             Ok(Provisioned {
                 service_account_annotations: BTreeMap::from([(
                     ROLE_ARN_ANNOTATION.to_string(),
@@ -165,7 +170,10 @@ impl CloudProvider for AwsProvider {
         })
     }
 
-    fn release<'a>(&'a self, req: &'a CloudRequest) -> BoxFuture<'a, Result<Released, ProvisionError>> {
+    fn release<'a>(
+        &'a self,
+        req: &'a CloudRequest,
+    ) -> BoxFuture<'a, Result<Released, ProvisionError>> {
         Box::pin(async move {
             let want = desired(req)?;
             let clients = self.clients(&want.region).await;
@@ -180,13 +188,19 @@ impl CloudProvider for AwsProvider {
                     .extend(ids.iter().map(|id| format!("VPC endpoint {id}")));
             }
             if delete_role(&clients.iam, &want.role_name).await? {
-                released.deleted.push(format!("IAM role {}", want.role_name));
+                released
+                    .deleted
+                    .push(format!("IAM role {}", want.role_name));
             }
             let bucket = format!("bucket {}", want.bucket);
             if !want.manage_bucket {
-                released.retained.push(format!("{bucket} (not created by the operator)"));
+                released
+                    .retained
+                    .push(format!("{bucket} (not created by the operator)"));
             } else if req.deletion_policy == DeletionPolicy::Retain {
-                released.retained.push(format!("{bucket} (deletionPolicy Retain)"));
+                released
+                    .retained
+                    .push(format!("{bucket} (deletionPolicy Retain)"));
             } else if delete_bucket(&clients.s3, &want).await? {
                 released.deleted.push(bucket);
             }
@@ -218,7 +232,10 @@ fn resource_of(want: &Desired, step: &Step) -> String {
         Step::PutRolePolicy => format!("role {} policy {POLICY_NAME}", want.role_name),
         Step::CreateVpcEndpoint => format!(
             "S3 VPC endpoint in {}",
-            want.endpoint.as_ref().map(|e| e.vpc_id.as_str()).unwrap_or("?")
+            want.endpoint
+                .as_ref()
+                .map(|e| e.vpc_id.as_str())
+                .unwrap_or("?")
         ),
         Step::DeleteVpcEndpoint(id) | Step::TagVpcEndpoint(id, _) => format!("VPC endpoint {id}"),
         Step::ModifyVpcEndpoint(c) => format!("VPC endpoint {}", c.id),
@@ -226,7 +243,11 @@ fn resource_of(want: &Desired, step: &Step) -> String {
 }
 
 /// `call on resource: <the SDK's whole error chain>`.
-fn sdk_error<E, R>(call: &'static str, resource: impl Into<String>, e: SdkError<E, R>) -> ProvisionError
+fn sdk_error<E, R>(
+    call: &'static str,
+    resource: impl Into<String>,
+    e: SdkError<E, R>,
+) -> ProvisionError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -297,16 +318,21 @@ async fn observe_bucket(
         Err(e) if e.code() == Some("NoSuchTagSet") => {}
         Err(e) => return Err(sdk_error("s3:GetBucketTagging", resource, e)),
     }
-    match s3.get_public_access_block().bucket(&want.bucket).send().await {
+    match s3
+        .get_public_access_block()
+        .bucket(&want.bucket)
+        .send()
+        .await
+    {
         Ok(p) => {
-            bucket.public_access_block = p.public_access_block_configuration().map(|c| {
-                PublicAccessBlock {
-                    block_public_acls: c.block_public_acls().unwrap_or(false),
-                    ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
-                    block_public_policy: c.block_public_policy().unwrap_or(false),
-                    restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
-                }
-            })
+            bucket.public_access_block =
+                p.public_access_block_configuration()
+                    .map(|c| PublicAccessBlock {
+                        block_public_acls: c.block_public_acls().unwrap_or(false),
+                        ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                        block_public_policy: c.block_public_policy().unwrap_or(false),
+                        restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+                    })
         }
         Err(e) if e.code() == Some("NoSuchPublicAccessBlockConfiguration") => {}
         Err(e) => return Err(sdk_error("s3:GetPublicAccessBlock", resource, e)),
@@ -370,7 +396,10 @@ async fn observe_role(
             Some(role) => role,
             None => return Ok(None),
         },
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
             return Ok(None)
         }
         Err(e) => return Err(sdk_error("iam:GetRole", resource, e)),
@@ -383,8 +412,19 @@ async fn observe_role(
         .await
     {
         Ok(out) => Some(policy_document(out.policy_document())),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => None,
-        Err(e) => return Err(sdk_error("iam:GetRolePolicy", format!("{resource} policy {POLICY_NAME}"), e)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Err(sdk_error(
+                "iam:GetRolePolicy",
+                format!("{resource} policy {POLICY_NAME}"),
+                e,
+            ))
+        }
     };
     Ok(Some(ObservedRole {
         arn: role.arn().to_string(),
@@ -496,7 +536,9 @@ async fn apply(
             match req.send().await {
                 Ok(_) => {}
                 // Created by an earlier attempt whose answer was lost: carry on.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
                 Err(e) => return Err(sdk_error(call, resource, e)),
             }
         }
@@ -659,9 +701,9 @@ async fn apply(
         }
         Step::CreateVpcEndpoint => {
             use aws_sdk_ec2::types::{ResourceType, TagSpecification, VpcEndpointType as SdkType};
-            let e = want.endpoint.as_ref().ok_or_else(|| ProvisionError::Spec(
-                "CreateVpcEndpoint planned without aws.vpcEndpoint".into(),
-            ))?;
+            let e = want.endpoint.as_ref().ok_or_else(|| {
+                ProvisionError::Spec("CreateVpcEndpoint planned without aws.vpcEndpoint".into())
+            })?;
             let mut req = clients
                 .ec2
                 .create_vpc_endpoint()
@@ -685,7 +727,10 @@ async fn apply(
                         .private_dns_enabled(true)
                 }
             };
-            let out = req.send().await.map_err(|e| sdk_error(call, &resource, e))?;
+            let out = req
+                .send()
+                .await
+                .map_err(|e| sdk_error(call, &resource, e))?;
             outcome.endpoint_id = out
                 .vpc_endpoint()
                 .and_then(|v| v.vpc_endpoint_id())
@@ -759,9 +804,9 @@ async fn delete_endpoints(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<(
         .iter()
         .filter(|u| {
             // Already gone is what was wanted.
-            u.error()
-                .and_then(|e| e.code())
-                .is_none_or(|c| c != "InvalidVpcEndpoint.NotFound" && c != "InvalidVpcEndpointId.NotFound")
+            u.error().and_then(|e| e.code()).is_none_or(|c| {
+                c != "InvalidVpcEndpoint.NotFound" && c != "InvalidVpcEndpointId.NotFound"
+            })
         })
         .map(|u| {
             format!(
@@ -792,7 +837,9 @@ async fn delete_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<bool, Prov
         .await
     {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) => {}
         Err(e) => {
             return Err(sdk_error(
                 "iam:DeleteRolePolicy",
@@ -803,7 +850,12 @@ async fn delete_role(iam: &aws_sdk_iam::Client, role: &str) -> Result<bool, Prov
     }
     match iam.delete_role().role_name(role).send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(sdk_error("iam:DeleteRole", format!("role {role}"), e)),
     }
 }
@@ -840,7 +892,11 @@ async fn delete_bucket(s3: &aws_sdk_s3::Client, want: &Desired) -> Result<bool, 
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            );
         for (key, version) in versions {
             let Some(key) = key else { continue };
             let id = ObjectIdentifier::builder()

@@ -255,8 +255,10 @@ fn plan_endpoint(desired: &Desired, endpoints: &[ObservedEndpoint], steps: &mut 
             (change.add_subnet_ids, change.remove_subnet_ids) =
                 diff(&want.subnet_ids, &keep.subnet_ids);
             if !want.security_group_ids.is_empty() {
-                (change.add_security_group_ids, change.remove_security_group_ids) =
-                    diff(&want.security_group_ids, &keep.security_group_ids);
+                (
+                    change.add_security_group_ids,
+                    change.remove_security_group_ids,
+                ) = diff(&want.security_group_ids, &keep.security_group_ids);
             }
         }
     }
