@@ -91,13 +91,14 @@ impl Context {
         observer: Arc<dyn cluster::ClusterObserver>,
     ) -> Context {
         let recorder = Recorder::new(client.clone(), Reporter::from(MANAGER));
+        let providers = Providers::new(&metrics);
         Context {
             client,
             config,
             metrics,
             recorder,
             observer,
-            providers: Providers::default(),
+            providers,
             failures: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
         }

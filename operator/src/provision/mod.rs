@@ -162,13 +162,15 @@ impl Providers {
     }
 }
 
-impl Default for Providers {
+impl Providers {
     /// `local`, and `aws` with the operator's own AWS configuration (environment,
-    /// IRSA), loaded at its first use.
-    fn default() -> Self {
+    /// IRSA), loaded at its first use; AWS calls are counted in `metrics`.
+    pub fn new(metrics: &crate::metrics::Metrics) -> Self {
         Providers {
             local: std::sync::Arc::new(local::LocalProvider),
-            aws: std::sync::Arc::new(aws::AwsProvider::from_environment()),
+            aws: std::sync::Arc::new(aws::AwsProvider::from_environment(
+                aws::calls::CallLog::with_metric(metrics.cloud_calls.clone()),
+            )),
         }
     }
 }

@@ -12,6 +12,10 @@ use aws_sdk_s3::config::interceptors::{
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::CloudCallLabel;
 
 /// True for an operation that changes something (everything but Get, Head, List and
 /// Describe).
@@ -49,9 +53,19 @@ struct State {
 #[derive(Clone, Debug, Default)]
 pub struct CallLog {
     state: Arc<Mutex<State>>,
+    /// `sluice_operator_cloud_calls_total{call}`, when the process exports metrics.
+    metric: Option<Family<CloudCallLabel, Counter>>,
 }
 
 impl CallLog {
+    /// A log that also counts every call in the operator's metrics.
+    pub fn with_metric(metric: Family<CloudCallLabel, Counter>) -> CallLog {
+        CallLog {
+            metric: Some(metric),
+            ..CallLog::default()
+        }
+    }
+
     /// A log that also records every call in order (tests).
     pub fn recording() -> CallLog {
         let log = CallLog::default();
@@ -108,6 +122,11 @@ impl Intercept for CallLog {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let call = Self::operation(cfg);
+        if let Some(metric) = &self.metric {
+            metric
+                .get_or_create(&CloudCallLabel { call: call.clone() })
+                .inc();
+        }
         let mut s = self.state.lock().expect("call log");
         *s.counts.entry(call.clone()).or_insert(0) += 1;
         if let Some(log) = s.log.as_mut() {

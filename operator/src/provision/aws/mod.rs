@@ -43,10 +43,10 @@ pub struct AwsProvider {
 impl AwsProvider {
     /// Loads the standard AWS configuration of the process at the first call, so an
     /// operator without `aws` clusters never looks for credentials.
-    pub fn from_environment() -> AwsProvider {
+    pub fn from_environment(calls: CallLog) -> AwsProvider {
         AwsProvider {
             config: OnceCell::new(),
-            calls: CallLog::default(),
+            calls,
         }
     }
 
