@@ -1,6 +1,7 @@
 //! The operator library's one error type.
 
 use crate::kafka::AdminError;
+use crate::provision::ProvisionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +34,16 @@ pub enum Error {
     /// An object lacks something every stored object has (a namespace, a name).
     #[error("{0}")]
     MissingField(String),
+    /// Provisioning cloud resources failed (the source names the call and resource).
+    #[error("cluster {cluster}: {source}")]
+    Provision {
+        cluster: String,
+        #[source]
+        source: ProvisionError,
+    },
+    /// A deleted cluster's brokers still run: cloud resources wait until they are gone.
+    #[error("cluster {0}: waiting for the brokers to stop before removing cloud resources")]
+    WaitingForBrokers(String),
 }
 
 impl Error {
@@ -44,6 +55,8 @@ impl Error {
             Error::Scrape { .. } => "scrape",
             Error::Finalizer { .. } => "finalizer",
             Error::MissingField(_) => "missing_field",
+            Error::Provision { .. } => "provision",
+            Error::WaitingForBrokers(_) => "waiting_for_brokers",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`controller`]: one reconciler per kind, each split into dereference → validate →
 //!   build (pure) → apply → status.
 //! - [`kafka`]: a small Kafka admin client over the wire protocol.
+//! - [`provision`]: cloud resources (bucket, IAM role, VPC endpoint) per provider.
 //! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
 //! - [`schemas`]: JSON schemas for `kubeconform` (CI checks of the chart and examples).
 
@@ -15,6 +16,7 @@ pub mod crd;
 pub mod error;
 pub mod kafka;
 pub mod metrics;
+pub mod provision;
 pub mod schemas;
 
 pub use error::{Error, Result};

@@ -21,12 +21,19 @@ pub struct ErrorLabel {
     pub error: &'static str,
 }
 
-/// Reconcile counters and durations per controller.
+/// `service:Operation` of a cloud API call, e.g. `s3:PutBucketEncryption`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudCallLabel {
+    pub call: String,
+}
+
+/// Reconcile counters and durations per controller, and cloud API calls.
 #[derive(Clone)]
 pub struct Metrics {
     pub reconciles: Family<ControllerLabel, Counter>,
     pub failures: Family<ErrorLabel, Counter>,
     pub duration: Family<ControllerLabel, Histogram, fn() -> Histogram>,
+    pub cloud_calls: Family<CloudCallLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -40,6 +47,7 @@ impl Default for Metrics {
             reconciles: Family::default(),
             failures: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
+            cloud_calls: Family::default(),
         }
     }
 }
@@ -61,6 +69,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time one reconcile took, by controller",
             self.duration.clone(),
+        );
+        registry.register(
+            "cloud_calls",
+            "Cloud provider API calls made, by call (e.g. s3:HeadBucket)",
+            self.cloud_calls.clone(),
         );
         self
     }

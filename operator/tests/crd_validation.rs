@@ -78,6 +78,10 @@ fn the_examples_pass_every_rule() {
             "examples/security-lake-cluster-local-bucket.yaml",
             "SecurityLakeCluster",
         ),
+        (
+            "examples/security-lake-cluster-aws.yaml",
+            "SecurityLakeCluster",
+        ),
         ("examples/feed.yaml", "Feed"),
     ] {
         let object = yaml(&repo_file(file));
@@ -193,5 +197,109 @@ fn storage_rules() {
     assert_eq!(
         violations::<SecurityLakeCluster>(&long, None),
         ["a SecurityLakeCluster name has at most 45 characters, so its broker pod names fit in 63"]
+    );
+}
+
+fn aws_cluster() -> Value {
+    yaml(&repo_file("examples/security-lake-cluster-aws.yaml"))
+}
+
+#[test]
+fn aws_provider_rules() {
+    // The aws section goes with the aws provider, both ways.
+    let mut no_section = aws_cluster();
+    no_section["spec"].as_object_mut().unwrap().remove("aws");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&no_section, None),
+        ["spec.aws is required with provider aws, and only allowed with it"]
+    );
+    let mut local_with_aws = aws_cluster();
+    local_with_aws["spec"]["provider"] = json!("local");
+    assert!(violations::<SecurityLakeCluster>(&local_with_aws, None)
+        .contains(&"spec.aws is required with provider aws, and only allowed with it".to_string()));
+
+    // The bucket and region are named; the identity is the role, not a Secret.
+    let mut no_region = aws_cluster();
+    no_region["spec"]["storage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("region");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&no_region, None),
+        ["provider aws needs storage.url (the bucket and prefix) and storage.region"]
+    );
+    let mut secret = aws_cluster();
+    secret["spec"]["storage"]["credentialsSecret"] = json!("keys");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&secret, None),
+        ["provider aws gives the brokers an IAM role (IRSA): storage.credentialsSecret is not used with it"]
+    );
+    let mut alias = aws_cluster();
+    alias["spec"]["storage"]["encryptionKey"] = json!("alias/lake");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&alias, None),
+        ["with provider aws, storage.encryptionKey is a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), so the brokers' policy can name it"]
+    );
+
+    // Delete is allowed for a bucket the operator creates, never for an existing one.
+    let mut delete = aws_cluster();
+    delete["spec"]["storage"]["deletionPolicy"] = json!("Delete");
+    assert!(violations::<SecurityLakeCluster>(&delete, None).is_empty());
+    delete["spec"]["aws"]["createBucket"] = json!(false);
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&delete, None),
+        ["deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"]
+    );
+
+    // Gateway endpoints take route tables; Interface endpoints take subnets.
+    let mut gateway_subnets = aws_cluster();
+    gateway_subnets["spec"]["aws"]["vpcEndpoint"]["subnetIds"] = json!(["subnet-0a1b2c3d"]);
+    let endpoint_rule = "a Gateway endpoint takes routeTableIds only; an Interface endpoint takes subnetIds and optionally securityGroupIds";
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&gateway_subnets, None),
+        [endpoint_rule]
+    );
+    let mut interface = aws_cluster();
+    interface["spec"]["aws"]["vpcEndpoint"] = json!({
+        "vpcId": "vpc-0a1b2c3d4e5f60718", "type": "Interface",
+        "subnetIds": ["subnet-0a1b2c3d", "subnet-0e1f2a3b"], "securityGroupIds": ["sg-0a1b2c3d"],
+    });
+    assert!(violations::<SecurityLakeCluster>(&interface, None).is_empty());
+    interface["spec"]["aws"]["vpcEndpoint"]
+        .as_object_mut()
+        .unwrap()
+        .remove("subnetIds");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&interface, None),
+        [endpoint_rule]
+    );
+
+    // Reserved tag keys.
+    let mut reserved = aws_cluster();
+    reserved["spec"]["aws"]["tags"]["sluice.dev/cluster"] = json!("other/lake");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&reserved, None),
+        ["tag keys starting with sluice.dev/ or aws: are reserved"]
+    );
+
+    // What would orphan or take over resources cannot change.
+    let old = aws_cluster();
+    let mut switched = aws_cluster();
+    switched["spec"]["aws"]["createBucket"] = json!(false);
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&switched, Some(&old)),
+        ["aws.createBucket is immutable"]
+    );
+    let mut moved = aws_cluster();
+    moved["spec"]["aws"]["vpcEndpoint"]["vpcId"] = json!("vpc-0ffffffffffffffff");
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&moved, Some(&old)),
+        ["vpcEndpoint.vpcId is immutable"]
+    );
+    let mut to_local = cluster();
+    to_local["spec"]["provider"] = json!("aws");
+    assert!(
+        violations::<SecurityLakeCluster>(&to_local, Some(&cluster()))
+            .contains(&"provider is immutable".to_string())
     );
 }

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::crd::{Feed, SecurityLakeCluster};
 use crate::metrics::{CounterSample, Metrics};
+use crate::provision::Providers;
 use crate::Error;
 
 /// Field manager of every server-side apply the operator makes.
@@ -67,6 +68,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reads brokers' figures (metrics, consumer lag); replaced in tests.
     pub observer: Arc<dyn cluster::ClusterObserver>,
+    /// Cloud provisioning per `spec.provider`; replaced in tests.
+    pub providers: Providers,
     /// Consecutive failures per object, for the error backoff.
     failures: Mutex<HashMap<String, u32>>,
     /// Previous counter samples per cluster, for rates.
@@ -88,15 +91,23 @@ impl Context {
         observer: Arc<dyn cluster::ClusterObserver>,
     ) -> Context {
         let recorder = Recorder::new(client.clone(), Reporter::from(MANAGER));
+        let providers = Providers::new(&metrics);
         Context {
             client,
             config,
             metrics,
             recorder,
             observer,
+            providers,
             failures: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context with other cloud providers (tests).
+    pub fn with_providers(mut self, providers: Providers) -> Context {
+        self.providers = providers;
+        self
     }
 
     /// Publishes an Event about `obj`. A failure to publish is logged, never fatal.

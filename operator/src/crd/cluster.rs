@@ -1,5 +1,7 @@
 //! `SecurityLakeCluster`: a fleet of stateless Sluice brokers over one object store.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -37,12 +39,23 @@ use super::DeletionPolicy;
 )]
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
 #[x_kube(validation = Rule::new("self.replicas >= self.minReplicas && self.replicas <= self.maxReplicas").message("replicas must lie between minReplicas and maxReplicas"))]
+#[x_kube(validation = Rule::new("(self.provider == 'aws') == has(self.aws)").message("spec.aws is required with provider aws, and only allowed with it"))]
+#[x_kube(validation = Rule::new("self.provider != 'aws' || (has(self.storage.url) && has(self.storage.region))").message("provider aws needs storage.url (the bucket and prefix) and storage.region"))]
+#[x_kube(validation = Rule::new("self.provider != 'aws' || !has(self.storage.credentialsSecret)").message("provider aws gives the brokers an IAM role (IRSA): storage.credentialsSecret is not used with it"))]
+#[x_kube(validation = Rule::new("self.provider != 'aws' || !has(self.storage.encryptionKey) || self.storage.encryptionKey.matches('^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[^/]+$')").message("with provider aws, storage.encryptionKey is a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), so the brokers' policy can name it"))]
+#[x_kube(validation = Rule::new("self.storage.deletionPolicy == 'Retain' || has(self.storage.bucket) || (self.provider == 'aws' && has(self.aws) && self.aws.createBucket)").message("deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityLakeClusterSpec {
     /// Where the infrastructure comes from. `local`: no cloud calls; storage is an existing
-    /// S3-compatible URL or a PersistentVolumeClaim the operator provisions.
+    /// S3-compatible URL or a PersistentVolumeClaim the operator provisions. `aws`: the
+    /// operator provisions the bucket, the brokers' IAM role and an S3 VPC endpoint
+    /// (`spec.aws`). Immutable.
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("provider is immutable"))]
     pub provider: Provider,
+    /// What the `aws` provider provisions. Required with `provider: aws`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSpec>,
     /// Broker container image. Default: the operator's `--broker-image` (Helm value
     /// `brokerImage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,13 +96,91 @@ fn default_max_replicas() -> i32 {
     10
 }
 
-/// Infrastructure provider. Only `local` exists today.
+/// Infrastructure provider.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// No cloud API calls: an existing bucket URL, or a PersistentVolumeClaim as the bucket.
     #[default]
     Local,
+    /// Amazon Web Services: the bucket of `storage.url` (created when `aws.createBucket`),
+    /// an IAM role for the brokers (IRSA) and optionally an S3 VPC endpoint.
+    Aws,
+}
+
+/// What the operator provisions on AWS. Every resource is tagged
+/// `sluice.dev/cluster=<namespace>/<name>` plus `tags`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsSpec {
+    /// Create the bucket named in `storage.url` in `storage.region` and keep its settings:
+    /// public access blocked, default encryption (SSE-KMS with `storage.encryptionKey`,
+    /// else SSE-S3), a lifecycle rule aborting incomplete uploads, tags. `false`: the
+    /// bucket exists and belongs to someone else; the operator only checks it is there.
+    /// Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("aws.createBucket is immutable"))]
+    pub create_bucket: bool,
+    /// ARN of the IAM OIDC identity provider of the Kubernetes cluster, e.g.
+    /// `arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC`.
+    /// The brokers' role trusts tokens it issues to the broker ServiceAccount (IRSA).
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/[^\s]+$"))]
+    pub oidc_provider_arn: String,
+    /// An S3 VPC endpoint, so broker traffic to the bucket stays in the VPC. Absent: none
+    /// (one the operator made earlier is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_endpoint: Option<VpcEndpointSpec>,
+    /// Tags of every resource the operator creates (for example `owner: secops`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 40))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('sluice.dev/') && !k.startsWith('aws:'))").message("tag keys starting with sluice.dev/ or aws: are reserved"))]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The S3 VPC endpoint. `Gateway` (free) routes S3 traffic of the given route tables;
+/// `Interface` (PrivateLink) puts network interfaces with private DNS in the subnets.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.type == 'Gateway' ? (has(self.routeTableIds) && size(self.routeTableIds) > 0 && !has(self.subnetIds) && !has(self.securityGroupIds)) : (has(self.subnetIds) && size(self.subnetIds) > 0 && !has(self.routeTableIds))").message("a Gateway endpoint takes routeTableIds only; an Interface endpoint takes subnetIds and optionally securityGroupIds"))]
+#[serde(rename_all = "camelCase")]
+pub struct VpcEndpointSpec {
+    /// The VPC of the brokers' nodes. Immutable.
+    #[schemars(regex(pattern = r"^vpc-[0-9a-f]{8,17}$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("vpcEndpoint.vpcId is immutable"))]
+    pub vpc_id: String,
+    /// `Gateway` or `Interface`.
+    #[serde(rename = "type", default)]
+    pub type_: VpcEndpointType,
+    /// Route tables of the brokers' subnets (`Gateway`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(regex(pattern = r"^rtb-[0-9a-f]{8,17}$")))]
+    pub route_table_ids: Vec<String>,
+    /// Subnets for the endpoint's network interfaces, one per availability zone
+    /// (`Interface`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(regex(pattern = r"^subnet-[0-9a-f]{8,17}$")))]
+    pub subnet_ids: Vec<String>,
+    /// Security groups of the endpoint's network interfaces (`Interface`; default: the
+    /// VPC's default group). They must admit HTTPS from the brokers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5), inner(regex(pattern = r"^sg-[0-9a-f]{8,17}$")))]
+    pub security_group_ids: Vec<String>,
+}
+
+/// Kind of S3 VPC endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum VpcEndpointType {
+    #[default]
+    Gateway,
+    Interface,
+}
+
+impl VpcEndpointType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VpcEndpointType::Gateway => "Gateway",
+            VpcEndpointType::Interface => "Interface",
+        }
+    }
 }
 
 /// The cluster's object store: exactly one of `url` (an existing bucket) or `bucket` (one
@@ -97,7 +188,6 @@ pub enum Provider {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(validation = Rule::new("has(self.url) != has(self.bucket)").message("set exactly one of storage.url (an existing bucket) or storage.bucket (one the operator provisions)"))]
 #[x_kube(validation = Rule::new("has(self.url) || !(has(self.region) || has(self.endpoint) || has(self.credentialsSecret) || has(self.encryptionKey))").message("region, endpoint, credentialsSecret and encryptionKey apply to an s3:// url only"))]
-#[x_kube(validation = Rule::new("self.deletionPolicy == 'Retain' || has(self.bucket)").message("deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"))]
 #[x_kube(validation = Rule::new("has(self.url) == has(oldSelf.url)").message("storage cannot switch between url and bucket: the brokers would lose their data"))]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
@@ -130,7 +220,8 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub encryption_key: Option<String>,
-    /// What happens to a provisioned bucket when the cluster is deleted. Default `Retain`.
+    /// What happens to a provisioned bucket (a claim, or an S3 bucket the `aws` provider
+    /// created) when the cluster is deleted. Default `Retain`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -289,6 +380,33 @@ pub struct SecurityLakeClusterStatus {
     /// The last change of `spec.replicas` the operator carried out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_event: Option<ScaleEvent>,
+    /// What the `aws` provider provisioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsStatus>,
+}
+
+/// ARNs and ids of the AWS resources of the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsStatus {
+    /// `arn:aws:s3:::<bucket>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_arn: Option<String>,
+    /// True when the operator manages the bucket's settings (`createBucket`).
+    #[serde(default)]
+    pub bucket_managed: bool,
+    /// The brokers' IAM role (the ServiceAccount's `eks.amazonaws.com/role-arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Name of the role's inline policy (inline policies have no ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_policy_name: Option<String>,
+    /// Id of the S3 VPC endpoint (`vpce-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_endpoint_id: Option<String>,
+    /// AWS calls of the last reconcile that changed something, e.g. `s3:PutBucketEncryption`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_changes: Vec<String>,
 }
 
 /// A change of the broker count.

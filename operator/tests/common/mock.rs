@@ -158,6 +158,24 @@ impl ClusterObserver for FixedObserver {
 
 /// A context whose client talks to the returned mock API server.
 pub fn context(observation: Observation) -> (Arc<Context>, ApiServer) {
+    let (ctx, api) = bare_context(observation);
+    (Arc::new(ctx), api)
+}
+
+/// The same, with `provider` as the `aws` cloud provider.
+pub fn context_with_aws(
+    observation: Observation,
+    provider: Arc<dyn sluice_operator::provision::CloudProvider>,
+) -> (Arc<Context>, ApiServer) {
+    let (ctx, api) = bare_context(observation);
+    let providers = sluice_operator::provision::Providers {
+        local: Arc::new(sluice_operator::provision::local::LocalProvider),
+        aws: provider,
+    };
+    (Arc::new(ctx.with_providers(providers)), api)
+}
+
+fn bare_context(observation: Observation) -> (Context, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let config = OperatorConfig {
@@ -171,5 +189,5 @@ pub fn context(observation: Observation) -> (Arc<Context>, ApiServer) {
         Metrics::default(),
         Arc::new(FixedObserver(observation)),
     );
-    (Arc::new(ctx), ApiServer { handle })
+    (ctx, ApiServer { handle })
 }

@@ -32,10 +32,12 @@ use tracing::{info, instrument, warn};
 use self::build::{ClusterModel, ClusterObjects};
 use self::status::{cluster_status, scale_event, workload_health, Figures};
 use super::{apply_status, object_key, Context, Samples, MANAGER};
+use crate::crd::cluster::Provider;
 use crate::crd::conditions::{self, Health};
 use crate::crd::{DeletionPolicy, SecurityLakeCluster};
 use crate::error::KubeContext;
 use crate::metrics::counter_rate;
+use crate::provision::{CloudRequest, Provisioned};
 use crate::{Error, Result};
 
 /// Finalizer that lets the operator decide about the provisioned bucket before the
@@ -77,7 +79,7 @@ async fn apply(
     ctx: &Context,
 ) -> Result<Action> {
     let key = object_key(cluster);
-    let model = ClusterModel::new(cluster, &ctx.config).ok_or_else(|| {
+    let mut model = ClusterModel::new(cluster, &ctx.config).ok_or_else(|| {
         Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
     })?;
     let now = Time(Timestamp::now());
@@ -114,6 +116,31 @@ async fn apply(
     )?;
     let monitor_crd = service_monitor_crd_installed(&ctx.client).await?;
 
+    // Cloud resources (bucket, IAM role, private endpoint) before the brokers need them.
+    let cloud = match provision(ctx, cluster).await {
+        Ok(cloud) => cloud,
+        Err(failure) => {
+            let (health, result) = failure;
+            announce(ctx, cluster, &health).await;
+            let mut status = cluster_status(
+                generation,
+                &health,
+                before.as_ref(),
+                model.selector_string(),
+                model.bootstrap_address(),
+                model.storage_url(),
+                &Figures::default(),
+                None,
+                previous,
+                &now,
+            );
+            status.aws = previous.and_then(|p| p.aws.clone());
+            apply_status(api, cluster, KIND, &status).await?;
+            return result;
+        }
+    };
+    model.service_account_annotations = cloud.service_account_annotations.clone();
+
     // Build (pure) and apply: configuration and addressing before the workload.
     let objects = build::build(&model, monitor_crd);
     let sts = apply_objects(&ctx.client, &model, objects).await?;
@@ -133,7 +160,7 @@ async fn apply(
     let health = workload_health(cluster.spec.replicas, &sts, previous, &now);
     let figures = observe_figures(ctx, &model, &sts, &key).await;
     announce(ctx, cluster, &health).await;
-    let status = cluster_status(
+    let mut status = cluster_status(
         generation,
         &health,
         Some(&sts),
@@ -145,12 +172,69 @@ async fn apply(
         previous,
         &now,
     );
+    status.aws = cloud.aws.map(|mut aws| {
+        aws.last_changes = if cloud.changes.is_empty() {
+            previous
+                .and_then(|p| p.aws.as_ref())
+                .map(|a| a.last_changes.clone())
+                .unwrap_or_default()
+        } else {
+            cloud.changes.clone()
+        };
+        aws
+    });
     apply_status(api, cluster, KIND, &status).await?;
     Ok(Action::requeue(if health.is_ready() {
         ctx.config.refresh_interval
     } else {
         Duration::from_secs(10)
     }))
+}
+
+/// Runs the cluster's cloud provider. On failure: the health to report and what the
+/// reconcile returns (an error to back off and retry, or a long wait when a person must
+/// act first).
+async fn provision(
+    ctx: &Context,
+    cluster: &SecurityLakeCluster,
+) -> std::result::Result<Provisioned, (Health, Result<Action>)> {
+    let key = object_key(cluster);
+    let Some(request) = CloudRequest::from_cluster(cluster) else {
+        return Ok(Provisioned::default());
+    };
+    match ctx
+        .providers
+        .get(cluster.spec.provider)
+        .ensure(&request)
+        .await
+    {
+        Ok(cloud) => {
+            if !cloud.changes.is_empty() {
+                ctx.event(
+                    cluster,
+                    EventType::Normal,
+                    "CloudResourcesChanged",
+                    cloud.changes.join("; "),
+                )
+                .await;
+            }
+            Ok(cloud)
+        }
+        Err(e) if e.needs_a_person() => {
+            warn!(error = %e, "cloud provisioning needs a person");
+            Err((
+                Health::stalled("ProvisioningConflict", e.to_string()),
+                Ok(Action::requeue(Duration::from_secs(300))),
+            ))
+        }
+        Err(e) => Err((
+            Health::degraded("ProvisioningFailed", e.to_string()),
+            Err(Error::Provision {
+                cluster: key,
+                source: e,
+            }),
+        )),
+    }
 }
 
 /// True when the ServiceMonitor kind is served (`/apis/monitoring.coreos.com/v1`).
@@ -315,6 +399,9 @@ async fn cleanup(cluster: &SecurityLakeCluster, ctx: &Context) -> Result<Action>
     let Some(model) = ClusterModel::new(cluster, &ctx.config) else {
         return Ok(Action::await_change());
     };
+    if cluster.spec.provider != Provider::Local {
+        return release_cloud(cluster, ctx, &model).await;
+    }
     let storage = &cluster.spec.storage;
     if storage.bucket.is_none() {
         return Ok(Action::await_change());
@@ -355,6 +442,92 @@ async fn cleanup(cluster: &SecurityLakeCluster, ctx: &Context) -> Result<Action>
             )
             .await;
         }
+    }
+    Ok(Action::await_change())
+}
+
+/// Cleanup of a cloud-provisioned cluster: first the brokers go (the StatefulSet is
+/// deleted in the foreground, so it disappears only after its pods), then the provider
+/// removes the endpoint, the role and, under `deletionPolicy: Delete`, the bucket.
+async fn release_cloud(
+    cluster: &SecurityLakeCluster,
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+) -> Result<Action> {
+    let key = object_key(cluster);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &model.namespace);
+    let name = model.broker_name();
+    if let Some(sts) = statefulsets
+        .get_opt(&name)
+        .await
+        .kube("get", "StatefulSet", &name)?
+    {
+        if sts.metadata.deletion_timestamp.is_none() {
+            match statefulsets
+                .delete(&name, &DeleteParams::foreground())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(source) => {
+                    return Err(Error::Kube {
+                        action: "delete",
+                        kind: "StatefulSet",
+                        name,
+                        source,
+                    })
+                }
+            }
+        }
+        return Err(Error::WaitingForBrokers(key));
+    }
+    let Some(request) = CloudRequest::from_cluster(cluster) else {
+        return Ok(Action::await_change());
+    };
+    let released = match ctx
+        .providers
+        .get(cluster.spec.provider)
+        .release(&request)
+        .await
+    {
+        Ok(released) => released,
+        // Retrying cannot help (a bucket that is not this cluster's, a spec that names no
+        // bucket): never delete it, and do not hold the cluster's deletion hostage.
+        Err(e) if e.needs_a_person() => {
+            warn!(error = %e, "cloud resources left in place");
+            ctx.event(
+                cluster,
+                EventType::Warning,
+                "CloudResourcesNotDeleted",
+                e.to_string(),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+        Err(source) => {
+            return Err(Error::Provision {
+                cluster: key,
+                source,
+            })
+        }
+    };
+    if !released.deleted.is_empty() {
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "CloudResourcesDeleted",
+            released.deleted.join("; "),
+        )
+        .await;
+    }
+    if !released.retained.is_empty() {
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "BucketRetained",
+            released.retained.join("; "),
+        )
+        .await;
     }
     Ok(Action::await_change())
 }

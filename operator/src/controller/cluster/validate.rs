@@ -2,7 +2,7 @@
 //! and CEL rules refuse most of these at the API server already; an API server without
 //! CEL, or an object stored before a rule existed, still gets a clear condition here.
 
-use crate::crd::cluster::SecurityLakeClusterSpec;
+use crate::crd::cluster::{Provider, SecurityLakeClusterSpec, VpcEndpointType};
 use crate::crd::DeletionPolicy;
 
 /// Longest cluster name: `<name>-broker-<ordinal>` pods and their
@@ -51,8 +51,55 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
                 .into(),
         );
     }
-    if storage.deletion_policy == DeletionPolicy::Delete && storage.bucket.is_none() {
+    let creates_bucket =
+        spec.provider == Provider::Aws && spec.aws.as_ref().is_some_and(|a| a.create_bucket);
+    if storage.deletion_policy == DeletionPolicy::Delete
+        && storage.bucket.is_none()
+        && !creates_bucket
+    {
         problems.push("deletionPolicy Delete applies to a provisioned bucket only; an existing url is never deleted".into());
+    }
+    match (spec.provider, &spec.aws) {
+        (Provider::Aws, None) => problems.push("provider aws needs spec.aws".into()),
+        (Provider::Local, Some(_)) => problems.push("spec.aws applies to provider aws only".into()),
+        _ => {}
+    }
+    if spec.provider == Provider::Aws {
+        if storage.url.is_none() || storage.region.is_none() {
+            problems.push("provider aws needs storage.url and storage.region".into());
+        }
+        if storage.credentials_secret.is_some() {
+            problems.push("provider aws gives the brokers an IAM role: storage.credentialsSecret is not used with it".into());
+        }
+        if let Some(key) = &storage.encryption_key {
+            if !(key.starts_with("arn:") && key.contains(":kms:") && key.contains(":key/")) {
+                problems.push(format!(
+                    "storage.encryptionKey {key:?} is not a KMS key ARN"
+                ));
+            }
+        }
+        if let Some(aws) = &spec.aws {
+            if let Err(e) =
+                crate::provision::aws::desired::OidcProvider::parse(&aws.oidc_provider_arn)
+            {
+                problems.push(e.to_string());
+            }
+            if let Some(e) = &aws.vpc_endpoint {
+                let ok = match e.type_ {
+                    VpcEndpointType::Gateway => {
+                        !e.route_table_ids.is_empty()
+                            && e.subnet_ids.is_empty()
+                            && e.security_group_ids.is_empty()
+                    }
+                    VpcEndpointType::Interface => {
+                        !e.subnet_ids.is_empty() && e.route_table_ids.is_empty()
+                    }
+                };
+                if !ok {
+                    problems.push("a Gateway endpoint takes routeTableIds only; an Interface endpoint takes subnetIds and optionally securityGroupIds".into());
+                }
+            }
+        }
     }
     if spec.listeners.kafka.port == spec.listeners.metrics.port {
         problems.push(format!(

@@ -49,6 +49,8 @@ pub struct ClusterModel<'a> {
     pub config: &'a OperatorConfig,
     pub name: String,
     pub namespace: String,
+    /// Annotations of the broker ServiceAccount from the cloud provider (the IAM role).
+    pub service_account_annotations: BTreeMap<String, String>,
 }
 
 impl<'a> ClusterModel<'a> {
@@ -59,6 +61,7 @@ impl<'a> ClusterModel<'a> {
             config,
             name: cluster.name_any(),
             namespace: cluster.namespace()?,
+            service_account_annotations: BTreeMap::new(),
         })
     }
 
