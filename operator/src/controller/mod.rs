@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod feed;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,9 @@ pub struct OperatorConfig {
     pub io_timeout: Duration,
     /// How often a healthy object is reconciled again to refresh its figures.
     pub refresh_interval: Duration,
+    /// Resolve in-cluster Service names through EndpointSlices (an operator running
+    /// outside the cluster): see [`resolve`].
+    pub resolve_via_endpoint_slices: bool,
 }
 
 impl Default for OperatorConfig {
@@ -55,6 +59,7 @@ impl Default for OperatorConfig {
             operator_namespace: None,
             io_timeout: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(30),
+            resolve_via_endpoint_slices: false,
         }
     }
 }
@@ -120,6 +125,17 @@ impl Context {
     }
 
     /// Takes the previous samples of `key` and stores `next` in their place.
+    /// The address to connect to for `addr` (`host:port`): `addr` itself, or with
+    /// `--resolve-via-endpoint-slices` an in-cluster Service name resolved through the
+    /// API (see [`resolve`]).
+    pub async fn address(&self, addr: &str) -> String {
+        if self.config.resolve_via_endpoint_slices {
+            resolve::resolve(&self.client, &self.config.cluster_domain, addr).await
+        } else {
+            addr.to_string()
+        }
+    }
+
     pub fn swap_samples(&self, key: &str, next: Samples) -> Samples {
         let mut samples = self.samples.lock().expect("samples lock");
         samples.insert(key.to_string(), next).unwrap_or_default()

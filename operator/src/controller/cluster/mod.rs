@@ -250,16 +250,14 @@ async fn observe_figures(
     if ready == 0 {
         return Figures::default();
     }
+    let mut brokers = Vec::new();
+    for i in 0..model.cluster.spec.replicas {
+        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
+        brokers.push((format!("{}-{i}", model.broker_name()), ctx.address(&addr).await));
+    }
     let target = ObserveTarget {
-        brokers: (0..model.cluster.spec.replicas)
-            .map(|i| {
-                (
-                    format!("{}-{i}", model.broker_name()),
-                    format!("{}:{}", model.pod_host(i), model.metrics_port()),
-                )
-            })
-            .collect(),
-        bootstrap: Some(model.bootstrap_address()),
+        brokers,
+        bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
     };
     let observation = ctx.observer.observe(&target).await;
     for problem in &observation.problems {

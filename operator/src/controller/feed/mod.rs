@@ -160,6 +160,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     };
 
     // Plan and carry out the topic changes.
+    let bootstrap = ctx.address(&bootstrap).await;
     let report = match sync_topics(&bootstrap, &desired, ctx.config.io_timeout).await {
         Ok(report) => report,
         Err(e) => {
@@ -421,6 +422,7 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         cluster: cluster_name.clone(),
         source,
     };
+    let bootstrap = ctx.address(&bootstrap).await;
     let mut admin = AdminClient::connect(&bootstrap, ctx.config.io_timeout)
         .await
         .map_err(admin_error)?;
