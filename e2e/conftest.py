@@ -49,6 +49,7 @@ class Env:
     operator: Proc | None = None
     operator_metrics: str | None = None
     kafka_reachable: bool = True
+    local_operator: bool = True
     notes: list[str] = field(default_factory=list)
 
     def start_operator(self) -> None:
@@ -79,7 +80,7 @@ contexts: [{{name: operator, context: {{cluster: e2e, user: sluice, namespace: {
         args = [tool("SLUICE_OPERATOR_BIN"), "run", "--namespace", OPERATOR_NS,
                 "--metrics-listen", f"127.0.0.1:{port}", "--log-format", "text",
                 "--refresh-secs", "5", "--io-timeout-secs", "5",
-                "--resolve-via-endpoint-slices"]
+                "--resolve-via-api"]
         f = open(log, "ab")  # noqa: SIM115
         popen = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
@@ -100,13 +101,14 @@ def env():
     kubectl_bin = os.environ.get("KUBECTL") or shutil.which("kubectl") or "kubectl"
     if external:
         e = Env(kubectl=Kubectl(kubectl_bin, external), local=False, work=work,
-                kafka_reachable=os.environ.get("SLUICE_E2E_KAFKA_REACHABLE") == "1")
+                kafka_reachable=os.environ.get("SLUICE_E2E_KAFKA_REACHABLE") == "1",
+                local_operator=os.environ.get("SLUICE_E2E_OPERATOR") == "local")
         yield e
         e.stop_operator()
         return
 
     tools = {k: tool(k) for k in ("ETCD", "KUBE_APISERVER", "KUBE_CONTROLLER_MANAGER",
-                                  "KUBE_SCHEDULER", "KWOK")}
+                                  "KUBE_SCHEDULER", "KWOK", "KWOK_STAGES")}
     cp = ControlPlane(work=work, tools=tools)
     t0 = time.monotonic()
     try:

@@ -76,18 +76,22 @@ spec:
 
 def bootstrap(env) -> str:
     """The cluster's bootstrap address as a client can use it here. On a real cluster
-    `status.bootstrap` (cluster DNS); locally the bootstrap Service resolved the way
-    cluster DNS does, through its EndpointSlices (a ready broker's pod IP)."""
+    `status.bootstrap` (cluster DNS); locally the bootstrap Service resolved as cluster
+    DNS would answer (and as the operator's --resolve-via-api does): the IP of a ready
+    pod its selector picks. (EndpointSlices refuse the pods' loopback IPs.)"""
     slc = env.kubectl.get("securitylakecluster", CLUSTER, NS)
     addr = slc["status"]["bootstrap"]
     if not env.local:
         return addr
     host, port = addr.rsplit(":", 1)
-    svc = host.split(".")[0]
-    slices = env.kubectl.get("endpointslices", ns=NS, selector=f"kubernetes.io/service-name={svc}")
-    ips = sorted(a for s in slices["items"] for ep in s.get("endpoints") or []
-                 if (ep.get("conditions") or {}).get("ready", True) for a in ep["addresses"])
-    assert ips, f"no ready endpoint behind {svc}"
+    svc = env.kubectl.get("service", host.split(".")[0], NS)
+    selector = ",".join(f"{k}={v}" for k, v in svc["spec"]["selector"].items())
+    pods = env.kubectl.get("pods", ns=NS, selector=selector)["items"]
+    ips = sorted(p["status"]["podIP"] for p in pods
+                 if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")
+                 and any(c["type"] == "Ready" and c["status"] == "True"
+                         for c in p["status"].get("conditions", [])))
+    assert ips, f"no ready pod behind {svc['metadata']['name']}"
     return f"{ips[0]}:{port}"
 
 
@@ -165,14 +169,17 @@ def test_01_install_chart_crds_rbac_and_operator(env):
     binding are applied to the real API server; the operator runs with that
     ServiceAccount's token (locally; in a cluster it would be the chart's Deployment)."""
     helm = tool("HELM")
-    rendered = subprocess.run([helm, "template", "sluice", str(ROOT / "charts/sluice"),
-                               "--namespace", OPERATOR_NS, "--include-crds"],
-                              check=True, capture_output=True, text=True).stdout
+    args = [helm, "template", "sluice", str(ROOT / "charts/sluice"),
+            "--namespace", OPERATOR_NS, "--include-crds"]
+    if env.local_operator:
+        # The operator runs as a local process (kwok runs no containers): it resolves
+        # Service names through the API, which the chart grants with outOfCluster.
+        args += ["--set", "outOfCluster=true"]
+    rendered = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted({d["kind"] for d in docs})
     assert "CustomResourceDefinition" in kinds and "ClusterRole" in kinds
-    if env.local:
-        # The operator runs as a local process here: kwok runs no containers.
+    if env.local_operator:
         docs = [d for d in docs if d["kind"] != "Deployment"]
     env.kubectl.apply(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {OPERATOR_NS}}}\n")
     env.kubectl.apply("\n---\n".join(yaml.safe_dump(d) for d in docs))
@@ -183,7 +190,7 @@ def test_01_install_chart_crds_rbac_and_operator(env):
     assert "securitylakeclusters.sluice.dev" in res and "feeds.sluice.dev" in res
     env.kubectl.apply(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n")
 
-    if env.local or env.kubectl.get("deployment", "sluice", OPERATOR_NS) is None:
+    if env.local_operator:
         env.start_operator()
         env.kubectl.wait_for("the operator's /healthz", lambda: requests.get(
             env.operator_metrics + "/healthz", timeout=2).ok, 60)

@@ -188,6 +188,8 @@ class ControlPlane:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16",
+            # The "kubernetes" Service's Endpoints may not hold a loopback address.
+            "--endpoint-reconciler-type=none",
             "--authorization-mode=RBAC",
             "--profiling=false", "--v=1",
         ])
@@ -201,6 +203,8 @@ class ControlPlane:
 
     def session(self) -> requests.Session:
         s = requests.Session()
+        # The session's own CA, never REQUESTS_CA_BUNDLE or proxies from the environment.
+        s.trust_env = False
         s.cert = (str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         s.verify = str(self.pki / "ca.crt")
         return s
@@ -239,14 +243,14 @@ class ControlPlane:
         ])
 
     def _kwok(self) -> None:
-        first = f"127.{self.pod_cidr_octet}.0.1/16"
         self._spawn("kwok", [
             self.tools["KWOK"],
             f"--kubeconfig={self.kubeconfig}",
+            f"--config={self.tools['KWOK_STAGES']}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1",
-            f"--cidr={first}",
+            f"--cidr={self.pod_cidr}",
             "--server-address=",
         ])
 

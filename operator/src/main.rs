@@ -77,11 +77,11 @@ struct RunArgs {
     #[arg(long, env = "SLUICE_OPERATOR_REFRESH_SECS", default_value_t = 30)]
     refresh_secs: u64,
     /// Resolve in-cluster Service names (the bootstrap Service, brokers' per-pod names)
-    /// through the API's EndpointSlices instead of DNS: for an operator running outside
-    /// the cluster, where those names do not resolve. Needs `list` on
-    /// `discovery.k8s.io/endpointslices` (granted by the chart's ClusterRole).
-    #[arg(long, env = "SLUICE_OPERATOR_RESOLVE_VIA_ENDPOINT_SLICES")]
-    resolve_via_endpoint_slices: bool,
+    /// through the API (ready pods' IPs) instead of DNS: for an operator running outside
+    /// the cluster, where those names do not resolve. Needs `get`/`list` on pods (the
+    /// chart's `outOfCluster: true`).
+    #[arg(long, env = "SLUICE_OPERATOR_RESOLVE_VIA_API")]
+    resolve_via_api: bool,
     /// Log output format.
     #[arg(
         long,
@@ -129,7 +129,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         operator_namespace: args.namespace,
         io_timeout: Duration::from_secs(args.io_timeout_secs),
         refresh_interval: Duration::from_secs(args.refresh_secs),
-        resolve_via_endpoint_slices: args.resolve_via_endpoint_slices,
+        resolve_via_api: args.resolve_via_api,
     };
     let client = kube::Client::try_default()
         .await

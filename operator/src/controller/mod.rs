@@ -43,9 +43,9 @@ pub struct OperatorConfig {
     pub io_timeout: Duration,
     /// How often a healthy object is reconciled again to refresh its figures.
     pub refresh_interval: Duration,
-    /// Resolve in-cluster Service names through EndpointSlices (an operator running
-    /// outside the cluster): see [`resolve`].
-    pub resolve_via_endpoint_slices: bool,
+    /// Resolve in-cluster Service names through the API (an operator running outside
+    /// the cluster): see [`resolve`].
+    pub resolve_via_api: bool,
 }
 
 impl Default for OperatorConfig {
@@ -59,7 +59,7 @@ impl Default for OperatorConfig {
             operator_namespace: None,
             io_timeout: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(30),
-            resolve_via_endpoint_slices: false,
+            resolve_via_api: false,
         }
     }
 }
@@ -126,10 +126,10 @@ impl Context {
 
     /// Takes the previous samples of `key` and stores `next` in their place.
     /// The address to connect to for `addr` (`host:port`): `addr` itself, or with
-    /// `--resolve-via-endpoint-slices` an in-cluster Service name resolved through the
+    /// `--resolve-via-api` an in-cluster Service name resolved through the
     /// API (see [`resolve`]).
     pub async fn address(&self, addr: &str) -> String {
-        if self.config.resolve_via_endpoint_slices {
+        if self.config.resolve_via_api {
             resolve::resolve(&self.client, &self.config.cluster_domain, addr).await
         } else {
             addr.to_string()
