@@ -52,13 +52,13 @@ class Env:
     local_operator: bool = True
     notes: list[str] = field(default_factory=list)
 
-    def start_operator(self) -> None:
+    def start_operator(self, service_account: str) -> None:
         """The operator from this tree as a local process (not a pod: kwok runs no
         containers), authenticated with a token of the chart's ServiceAccount, so the
         chart's ClusterRole is what it gets."""
         if self.operator is not None:
             return
-        token = self.kubectl.run("create", "token", "sluice", "-n", OPERATOR_NS,
+        token = self.kubectl.run("create", "token", service_account, "-n", OPERATOR_NS,
                                  "--duration=6h").stdout.strip()
         cfg = self.work / "operator.kubeconfig"
         cp = self.control_plane

@@ -169,8 +169,10 @@ def test_01_install_chart_crds_rbac_and_operator(env):
     binding are applied to the real API server; the operator runs with that
     ServiceAccount's token (locally; in a cluster it would be the chart's Deployment)."""
     helm = tool("HELM")
+    server = json.loads(env.kubectl.run("version", "-o", "json").stdout)["serverVersion"]
     args = [helm, "template", "sluice", str(ROOT / "charts/sluice"),
-            "--namespace", OPERATOR_NS, "--include-crds"]
+            "--namespace", OPERATOR_NS, "--include-crds",
+            "--kube-version", server["gitVersion"].split("+")[0]]
     if env.local_operator:
         # The operator runs as a local process (kwok runs no containers): it resolves
         # Service names through the API, which the chart grants with outOfCluster.
@@ -190,12 +192,13 @@ def test_01_install_chart_crds_rbac_and_operator(env):
     assert "securitylakeclusters.sluice.dev" in res and "feeds.sluice.dev" in res
     env.kubectl.apply(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n")
 
+    sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
     if env.local_operator:
-        env.start_operator()
+        env.start_operator(sa)
         env.kubectl.wait_for("the operator's /healthz", lambda: requests.get(
             env.operator_metrics + "/healthz", timeout=2).ok, 60)
     else:
-        env.kubectl.run("rollout", "status", "deployment/sluice", "-n", OPERATOR_NS,
+        env.kubectl.run("rollout", "status", f"deployment/{sa}", "-n", OPERATOR_NS,
                         "--timeout=120s")
 
 

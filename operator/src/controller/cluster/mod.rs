@@ -160,7 +160,11 @@ async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
         .await
     {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        // A real API server answers an unserved group/version with a plain-text
+        // "404 page not found", which kube reports as an unparsed 404 (no reason).
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => {
+            Ok(false)
+        }
         Err(source) => Err(Error::Kube {
             action: "discover",
             kind: "ServiceMonitor",
