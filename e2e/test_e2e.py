@@ -254,8 +254,10 @@ def test_03_feed_creates_topic_with_partitions_and_configs(env):
 
     def ready():
         f = env.kubectl.get("feed", FEED, NS)
-        return is_true(f, "Ready") and f
-    feed = env.kubectl.wait_for("Feed dns Ready", ready, 120)
+        # The first Ready status right after CreateTopics may not show the partitions
+        # yet (brokers learn new topics by polling the bucket); the next refresh does.
+        return is_true(f, "Ready") and f["status"].get("partitions") == 6 and f
+    feed = env.kubectl.wait_for("Feed dns Ready with 6 partitions in its status", ready, 120)
     st = feed["status"]
     assert st["topic"] == FEED and st["partitions"] == 6
     assert st.get("deadLetterTopic") == f"{FEED}.dlq"
@@ -265,7 +267,8 @@ def test_03_feed_creates_topic_with_partitions_and_configs(env):
     assert len(md.topics[FEED].partitions) == 6
     assert len(md.topics[f"{FEED}.dlq"].partitions) == 2
     res = ConfigResource(ResourceType.TOPIC, FEED)
-    configs = admin(env).describe_configs([res])[res].result(timeout=15)
+    client = admin(env)  # kept alive until the future resolves
+    configs = client.describe_configs([res])[res].result(timeout=15)
     assert configs["retention.ms"].value == str(3 * 24 * 3600 * 1000)
     assert configs["retention.bytes"].value == "1073741824"
     # Leaders spread over the fleet.

@@ -76,6 +76,10 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Previous counter samples per cluster, for rates.
     samples: Mutex<HashMap<String, Samples>>,
+    /// The last scale event written per cluster: the object a reconcile reads may come
+    /// from a watch cache that has not seen the previous status write yet, and the
+    /// status apply would then drop the event (found by the e2e suite).
+    scale_events: Mutex<HashMap<String, crate::crd::cluster::ScaleEvent>>,
 }
 
 /// Counters kept between two reconciles of one object.
@@ -101,6 +105,7 @@ impl Context {
             observer,
             failures: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
+            scale_events: Mutex::new(HashMap::new()),
         }
     }
 
@@ -141,9 +146,27 @@ impl Context {
         samples.insert(key.to_string(), next).unwrap_or_default()
     }
 
+    /// The scale event to report: `new` (remembered) when the reconcile scaled, else the
+    /// last one this process wrote for `key`, if any.
+    pub fn scale_event(
+        &self,
+        key: &str,
+        new: Option<crate::crd::cluster::ScaleEvent>,
+    ) -> Option<crate::crd::cluster::ScaleEvent> {
+        let mut events = self.scale_events.lock().expect("scale events lock");
+        match new {
+            Some(event) => {
+                events.insert(key.to_string(), event.clone());
+                Some(event)
+            }
+            None => events.get(key).cloned(),
+        }
+    }
+
     /// Forgets the samples of a deleted object.
     pub fn forget(&self, key: &str) {
         self.samples.lock().expect("samples lock").remove(key);
+        self.scale_events.lock().expect("scale events lock").remove(key);
         self.failures.lock().expect("failures lock").remove(key);
     }
 

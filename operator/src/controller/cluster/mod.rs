@@ -141,7 +141,7 @@ async fn apply(
         model.bootstrap_address(),
         model.storage_url(),
         &figures,
-        scale,
+        ctx.scale_event(&key, scale),
         previous,
         &now,
     );
