@@ -166,7 +166,10 @@ impl Context {
     /// Forgets the samples of a deleted object.
     pub fn forget(&self, key: &str) {
         self.samples.lock().expect("samples lock").remove(key);
-        self.scale_events.lock().expect("scale events lock").remove(key);
+        self.scale_events
+            .lock()
+            .expect("scale events lock")
+            .remove(key);
         self.failures.lock().expect("failures lock").remove(key);
     }
 

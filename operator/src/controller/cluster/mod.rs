@@ -162,9 +162,7 @@ async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
         // A real API server answers an unserved group/version with a plain-text
         // "404 page not found", which kube reports as an unparsed 404 (no reason).
-        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => {
-            Ok(false)
-        }
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => Ok(false),
         Err(source) => Err(Error::Kube {
             action: "discover",
             kind: "ServiceMonitor",
@@ -257,7 +255,10 @@ async fn observe_figures(
     let mut brokers = Vec::new();
     for i in 0..model.cluster.spec.replicas {
         let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
-        brokers.push((format!("{}-{i}", model.broker_name()), ctx.address(&addr).await));
+        brokers.push((
+            format!("{}-{i}", model.broker_name()),
+            ctx.address(&addr).await,
+        ));
     }
     let target = ObserveTarget {
         brokers,
