@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.controlplane import ControlPlane, Proc, free_port
+from harness.controlplane import ControlPlane, Proc, die_with_parent, free_port
 from harness.kube import Kubectl
 from harness.kubelet import Kubelet
 
@@ -83,7 +83,8 @@ contexts: [{{name: operator, context: {{cluster: e2e, user: sluice, namespace: {
                 "--resolve-via-api"]
         f = open(log, "ab")  # noqa: SIM115
         popen = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, start_new_session=True,
+                                 preexec_fn=die_with_parent)
         self.operator = Proc("sluice-operator", popen, log)
 
     def stop_operator(self) -> None:
@@ -139,6 +140,14 @@ def env():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"e2e work dir kept: {work}")
+
+
+def pytest_configure(config):
+    # SIGTERM (a CI time limit, `timeout`) ends the run like Ctrl-C: fixtures tear down
+    # and stop every process they started.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def pytest_runtest_makereport(item, call):

@@ -25,6 +25,16 @@ from pathlib import Path
 import requests
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when the test process dies, however it dies
+    (prctl PR_SET_PDEATHSIG), so no control plane or broker outlives a killed run."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -132,7 +142,7 @@ class ControlPlane:
         f = open(log, "ab")  # noqa: SIM115 - owned by the child
         popen = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, env=env or os.environ.copy(),
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=die_with_parent)
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc

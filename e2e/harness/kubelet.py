@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+from harness.controlplane import die_with_parent
+
 BROKER_SELECTOR = "app.kubernetes.io/name=sluice-broker"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
@@ -125,8 +127,11 @@ class Kubelet:
         f = open(b.log, "ab")  # noqa: SIM115 - owned by the child
         f.write(f"\n=== start #{b.starts}: {' '.join(b.args)}\n".encode())
         f.flush()
+        # Started from this long-lived thread, so PR_SET_PDEATHSIG (tied to the thread
+        # that forks) fires only when the test process goes.
         b.popen = subprocess.Popen(b.args, env=b.env, stdout=f, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=die_with_parent)
 
     def _terminate(self, b: Broker, wait: bool) -> None:
         p = b.popen
