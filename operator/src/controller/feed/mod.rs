@@ -245,6 +245,7 @@ async fn sync_topics(
     let mut report = SyncReport::default();
     let mut descriptions = Vec::new();
     for want in desired {
+        let mut created = false;
         let observed = observe_topic(&mut admin, &want.name).await?;
         let topic_plan = plan(want, observed.as_ref().map(|(_, o)| o));
         report.diverged.extend(topic_plan.diverged);
@@ -255,10 +256,13 @@ async fn sync_topics(
                     configs,
                 } => {
                     match admin.create_topic(&want.name, partitions, &configs).await {
-                        Ok(_) => report.done.push(format!(
-                            "created topic {} with {partitions} partitions",
-                            want.name
-                        )),
+                        Ok(_) => {
+                            created = true;
+                            report.done.push(format!(
+                                "created topic {} with {partitions} partitions",
+                                want.name
+                            ))
+                        }
                         // Created by someone else between our look and our create: adopt it
                         // on the next pass.
                         Err(e) if e.code() == Some(ResponseError::TopicAlreadyExists) => {}
@@ -279,7 +283,17 @@ async fn sync_topics(
                 }
             }
         }
-        descriptions.push(admin.describe_topic(&want.name).await?);
+        let mut description = admin.describe_topic(&want.name).await?;
+        // The broker answering Metadata learns a topic the controller just created a
+        // moment later (it polls the bucket): wait briefly rather than report a Ready
+        // Feed without its partitions until the next refresh (found by the e2e suite).
+        let mut tries = 0;
+        while created && description.is_none() && tries < 20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            description = admin.describe_topic(&want.name).await?;
+            tries += 1;
+        }
+        descriptions.push(description);
     }
 
     // The main topic: id, partitions, end offsets, consumer lag.
