@@ -76,6 +76,12 @@ struct RunArgs {
     /// How often a ready object is reconciled again to refresh its figures, in seconds.
     #[arg(long, env = "SLUICE_OPERATOR_REFRESH_SECS", default_value_t = 30)]
     refresh_secs: u64,
+    /// Resolve in-cluster Service names (the bootstrap Service, brokers' per-pod names)
+    /// through the API (ready pods' IPs) instead of DNS: for an operator running outside
+    /// the cluster, where those names do not resolve. Needs `get`/`list` on pods (the
+    /// chart's `outOfCluster: true`).
+    #[arg(long, env = "SLUICE_OPERATOR_RESOLVE_VIA_API")]
+    resolve_via_api: bool,
     /// Log output format.
     #[arg(
         long,
@@ -123,6 +129,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         operator_namespace: args.namespace,
         io_timeout: Duration::from_secs(args.io_timeout_secs),
         refresh_interval: Duration::from_secs(args.refresh_secs),
+        resolve_via_api: args.resolve_via_api,
     };
     let client = kube::Client::try_default()
         .await

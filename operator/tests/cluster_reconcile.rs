@@ -130,7 +130,7 @@ async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
         .not_found();
         api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
-            .not_found();
+            .page_not_found();
         let sts = expect_applies_until_statefulset(&mut api, 3).await;
         assert_eq!(sts["spec"]["replicas"], 3);
         expect_policy_applies(&mut api).await;
@@ -240,7 +240,7 @@ async fn scaling_records_a_scale_event() {
                                 "template": {}}}));
         api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
-            .not_found();
+            .page_not_found();
         expect_applies_until_statefulset(&mut api, 3).await;
         expect_policy_applies(&mut api).await;
         let scaled = api.expect_event(NS).await;
@@ -308,7 +308,7 @@ async fn a_conflict_on_apply_fails_the_reconcile_with_the_object_named() {
         .not_found();
         api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
-            .not_found();
+            .page_not_found();
         for path in [
             "/api/v1/namespaces/security/serviceaccounts/lake-broker",
             "/api/v1/namespaces/security/configmaps/lake-config",

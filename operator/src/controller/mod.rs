@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod feed;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,9 @@ pub struct OperatorConfig {
     pub io_timeout: Duration,
     /// How often a healthy object is reconciled again to refresh its figures.
     pub refresh_interval: Duration,
+    /// Resolve in-cluster Service names through the API (an operator running outside
+    /// the cluster): see [`resolve`].
+    pub resolve_via_api: bool,
 }
 
 impl Default for OperatorConfig {
@@ -56,6 +60,7 @@ impl Default for OperatorConfig {
             operator_namespace: None,
             io_timeout: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(30),
+            resolve_via_api: false,
         }
     }
 }
@@ -74,6 +79,10 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Previous counter samples per cluster, for rates.
     samples: Mutex<HashMap<String, Samples>>,
+    /// The last scale event written per cluster: the object a reconcile reads may come
+    /// from a watch cache that has not seen the previous status write yet, and the
+    /// status apply would then drop the event (found by the e2e suite).
+    scale_events: Mutex<HashMap<String, crate::crd::cluster::ScaleEvent>>,
 }
 
 /// Counters kept between two reconciles of one object.
@@ -101,6 +110,7 @@ impl Context {
             providers,
             failures: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
+            scale_events: Mutex::new(HashMap::new()),
         }
     }
 
@@ -131,14 +141,46 @@ impl Context {
     }
 
     /// Takes the previous samples of `key` and stores `next` in their place.
+    /// The address to connect to for `addr` (`host:port`): `addr` itself, or with
+    /// `--resolve-via-api` an in-cluster Service name resolved through the
+    /// API (see [`resolve`]).
+    pub async fn address(&self, addr: &str) -> String {
+        if self.config.resolve_via_api {
+            resolve::resolve(&self.client, &self.config.cluster_domain, addr).await
+        } else {
+            addr.to_string()
+        }
+    }
+
     pub fn swap_samples(&self, key: &str, next: Samples) -> Samples {
         let mut samples = self.samples.lock().expect("samples lock");
         samples.insert(key.to_string(), next).unwrap_or_default()
     }
 
+    /// The scale event to report: `new` (remembered) when the reconcile scaled, else the
+    /// last one this process wrote for `key`, if any.
+    pub fn scale_event(
+        &self,
+        key: &str,
+        new: Option<crate::crd::cluster::ScaleEvent>,
+    ) -> Option<crate::crd::cluster::ScaleEvent> {
+        let mut events = self.scale_events.lock().expect("scale events lock");
+        match new {
+            Some(event) => {
+                events.insert(key.to_string(), event.clone());
+                Some(event)
+            }
+            None => events.get(key).cloned(),
+        }
+    }
+
     /// Forgets the samples of a deleted object.
     pub fn forget(&self, key: &str) {
         self.samples.lock().expect("samples lock").remove(key);
+        self.scale_events
+            .lock()
+            .expect("scale events lock")
+            .remove(key);
         self.failures.lock().expect("failures lock").remove(key);
     }
 

@@ -71,6 +71,17 @@ impl Call {
         self.fail(404, "NotFound")
     }
 
+    /// What a real API server answers for a group/version it does not serve (discovery):
+    /// a plain-text `404 page not found`, not a `Status` (found by the e2e suite).
+    pub fn page_not_found(self) {
+        let response = Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Body::from(b"404 page not found\n".to_vec()))
+            .unwrap();
+        self.send.send_response(response);
+    }
+
     /// True for a server-side apply by the operator.
     pub fn is_apply(&self) -> bool {
         self.method == Method::PATCH && self.query.contains("fieldManager=sluice-operator")

@@ -168,7 +168,7 @@ async fn apply(
         model.bootstrap_address(),
         model.storage_url(),
         &figures,
-        scale,
+        ctx.scale_event(&key, scale),
         previous,
         &now,
     );
@@ -244,7 +244,9 @@ async fn service_monitor_crd_installed(client: &Client) -> Result<bool> {
         .await
     {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        // A real API server answers an unserved group/version with a plain-text
+        // "404 page not found", which kube reports as an unparsed 404 (no reason).
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => Ok(false),
         Err(source) => Err(Error::Kube {
             action: "discover",
             kind: "ServiceMonitor",
@@ -334,16 +336,17 @@ async fn observe_figures(
     if ready == 0 {
         return Figures::default();
     }
+    let mut brokers = Vec::new();
+    for i in 0..model.cluster.spec.replicas {
+        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
+        brokers.push((
+            format!("{}-{i}", model.broker_name()),
+            ctx.address(&addr).await,
+        ));
+    }
     let target = ObserveTarget {
-        brokers: (0..model.cluster.spec.replicas)
-            .map(|i| {
-                (
-                    format!("{}-{i}", model.broker_name()),
-                    format!("{}:{}", model.pod_host(i), model.metrics_port()),
-                )
-            })
-            .collect(),
-        bootstrap: Some(model.bootstrap_address()),
+        brokers,
+        bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
     };
     let observation = ctx.observer.observe(&target).await;
     for problem in &observation.problems {

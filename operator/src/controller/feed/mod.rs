@@ -160,6 +160,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     };
 
     // Plan and carry out the topic changes.
+    let bootstrap = ctx.address(&bootstrap).await;
     let report = match sync_topics(&bootstrap, &desired, ctx.config.io_timeout).await {
         Ok(report) => report,
         Err(e) => {
@@ -244,6 +245,7 @@ async fn sync_topics(
     let mut report = SyncReport::default();
     let mut descriptions = Vec::new();
     for want in desired {
+        let mut created = false;
         let observed = observe_topic(&mut admin, &want.name).await?;
         let topic_plan = plan(want, observed.as_ref().map(|(_, o)| o));
         report.diverged.extend(topic_plan.diverged);
@@ -254,10 +256,13 @@ async fn sync_topics(
                     configs,
                 } => {
                     match admin.create_topic(&want.name, partitions, &configs).await {
-                        Ok(_) => report.done.push(format!(
-                            "created topic {} with {partitions} partitions",
-                            want.name
-                        )),
+                        Ok(_) => {
+                            created = true;
+                            report.done.push(format!(
+                                "created topic {} with {partitions} partitions",
+                                want.name
+                            ))
+                        }
                         // Created by someone else between our look and our create: adopt it
                         // on the next pass.
                         Err(e) if e.code() == Some(ResponseError::TopicAlreadyExists) => {}
@@ -278,7 +283,17 @@ async fn sync_topics(
                 }
             }
         }
-        descriptions.push(admin.describe_topic(&want.name).await?);
+        let mut description = admin.describe_topic(&want.name).await?;
+        // The broker answering Metadata learns a topic the controller just created a
+        // moment later (it polls the bucket): wait briefly rather than report a Ready
+        // Feed without its partitions until the next refresh (found by the e2e suite).
+        let mut tries = 0;
+        while created && description.is_none() && tries < 20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            description = admin.describe_topic(&want.name).await?;
+            tries += 1;
+        }
+        descriptions.push(description);
     }
 
     // The main topic: id, partitions, end offsets, consumer lag.
@@ -421,6 +436,7 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         cluster: cluster_name.clone(),
         source,
     };
+    let bootstrap = ctx.address(&bootstrap).await;
     let mut admin = AdminClient::connect(&bootstrap, ctx.config.io_timeout)
         .await
         .map_err(admin_error)?;
