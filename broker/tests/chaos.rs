@@ -26,7 +26,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -309,59 +308,14 @@ async fn chaos(name: &str, broker_args: &[&str], default_secs: u64) {
 
     // The checker: read every partition from the start with a plain consumer.
     let acked = acked.lock().unwrap().clone();
-    let c: BaseConsumer = config(&bootstrap)
-        .set("group.id", "chaos-checker")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for p in 0..PARTITIONS {
-        ends.insert(
-            p,
-            c.fetch_watermarks(TOPIC, p, Duration::from_secs(30))
-                .unwrap()
-                .1,
-        );
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut last_value: BTreeMap<i32, String> = BTreeMap::new();
+    let log = common::fleet::read_log(&bootstrap, TOPIC, PARTITIONS, Duration::from_secs(60));
+    let mut last_value: BTreeMap<i32, &String> = BTreeMap::new();
     let mut seen = HashSet::new();
-    let mut log = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ends
-        .iter()
-        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "reading back timed out at {next:?} of {ends:?}"
-        );
-        let Some(m) = c.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("checker: {e} (transient; a persistent error ends at the deadline)");
-                continue;
-            }
-        };
-        let (p, o) = (m.partition(), m.offset());
-        assert_eq!(
-            o,
-            next.get(&p).copied().unwrap_or(0),
-            "dense offsets in partition {p}"
-        );
-        next.insert(p, o + 1);
-        let v = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
-        assert!(seen.insert(v.clone()), "{v} is in the log twice");
-        if let Some(prev) = last_value.insert(p, v.clone()) {
+    for ((p, _), v) in &log {
+        assert!(seen.insert(v), "{v} is in the log twice");
+        if let Some(prev) = last_value.insert(*p, v) {
             assert!(prev < v, "partition {p}: {v} after {prev}, out of order");
         }
-        log.insert((p, o), v);
     }
     let mut anomalies = 0;
     for (at, v) in &acked {

@@ -14,7 +14,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -95,55 +94,7 @@ async fn produce(
 
 /// Reads every partition from the start to its high watermark.
 fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Acked {
-    let c: BaseConsumer = config(bootstrap)
-        .set("group.id", "fleet-verifier")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut ends = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        let (_, high) = c.fetch_watermarks(topic, p, WAIT).expect("watermarks");
-        ends.insert(p, high);
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut got = Acked::new();
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let deadline = Instant::now() + WAIT;
-    while ends
-        .iter()
-        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "reading back timed out at {next:?} of {ends:?}"
-        );
-        let Some(m) = c.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        // librdkafka reports transient errors (a dead broker in the bootstrap list) as
-        // messages; a persistent one ends in the deadline above.
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("consumer: {e}");
-                continue;
-            }
-        };
-        let expected = next.get(&m.partition()).copied().unwrap_or(0);
-        assert_eq!(
-            m.offset(),
-            expected,
-            "offsets dense and in order in {}",
-            m.partition()
-        );
-        next.insert(m.partition(), m.offset() + 1);
-        let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
-        got.insert((m.partition(), m.offset()), value);
-    }
-    got
+    common::fleet::read_log(bootstrap, topic, partitions, WAIT)
 }
 
 /// Every acknowledged record is readable exactly once, at its acknowledged offset.

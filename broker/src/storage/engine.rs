@@ -388,26 +388,11 @@ impl LogEngine {
     ) -> Result<HashMap<PartitionKey, Vec<TailBatch>>> {
         let started = Instant::now();
         let from = wanted.values().copied().min().unwrap_or(1);
-        let seqs: Vec<u64> = if node == self.config.node_id && inc == self.incarnation {
+        let listed = list_stream(&self.store, node, inc).await?;
+        let seqs = if node == self.config.node_id && inc == self.incarnation {
             // Our own live stream: nothing to fence, every object is readable.
-            let mut v: Vec<u64> = self
-                .store
-                .list(&wal::stream_prefix(node, inc))
-                .await?
-                .iter()
-                .filter_map(parse_seq)
-                .collect();
-            v.sort_unstable();
-            v
+            listed
         } else {
-            let mut listed: Vec<u64> = self
-                .store
-                .list(&wal::stream_prefix(node, inc))
-                .await?
-                .iter()
-                .filter_map(parse_seq)
-                .collect();
-            listed.sort_unstable();
             fence_stream(&self.store, node, inc, listed).await?.0
         };
         let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
@@ -1180,6 +1165,18 @@ pub fn unreleased_tail(m: &Manifest) -> Option<(i32, u64, u64)> {
     Some((m.leader_node, m.leader_incarnation, from))
 }
 
+/// The sequences present in a WAL stream, ascending.
+async fn list_stream(store: &Store, node: i32, incarnation: u64) -> Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = store
+        .list(&wal::stream_prefix(node, incarnation))
+        .await?
+        .iter()
+        .filter_map(parse_seq)
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
 /// Seals a stream: writes a fence object just past its highest object, re-listing if a
 /// zombie writer got there first, unless the highest object already is a fence (an
 /// earlier recovery sealed it). Returns the data sequences below the fence and the
@@ -1215,13 +1212,7 @@ async fn fence_stream(
             return Ok((seqs, fence.path()));
         }
         warn!(stream = %wal::stream_prefix(node, incarnation), "fence lost a race with a writer; re-listing");
-        seqs = store
-            .list(&wal::stream_prefix(node, incarnation))
-            .await?
-            .iter()
-            .filter_map(parse_seq)
-            .collect();
-        seqs.sort_unstable();
+        seqs = list_stream(store, node, incarnation).await?;
     }
 }
 

@@ -17,6 +17,69 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{http_get, http_request, temp_storage, BrokerProcess, KafkaConn};
 
+/// Reads every partition of `topic` from the start to its high watermark with a plain
+/// librdkafka consumer, asserting offsets are dense and in order: (partition, offset) →
+/// value. Transient client errors (a dead broker in the bootstrap list) are logged; a
+/// persistent one ends at `timeout`.
+pub fn read_log(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> BTreeMap<(i32, i64), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "log-checker")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .unwrap();
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (_, high) = c.fetch_watermarks(topic, p, timeout).expect("watermarks");
+        ends.insert(p, high);
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut log = BTreeMap::new();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    while ends
+        .iter()
+        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reading back timed out at {next:?} of {ends:?}"
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("log checker: {e}");
+                continue;
+            }
+        };
+        let (p, o) = (m.partition(), m.offset());
+        assert_eq!(
+            o,
+            next.get(&p).copied().unwrap_or(0),
+            "offsets dense and in order in partition {p}"
+        );
+        next.insert(p, o + 1);
+        let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+        log.insert((p, o), value);
+    }
+    log
+}
+
 /// Fast liveness settings so failovers happen within a test's patience.
 pub const FLEET_ARGS: &[&str] = &[
     "--heartbeat-interval-ms",
