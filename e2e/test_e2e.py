@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -74,12 +75,12 @@ spec:
 
 # -- addressing -------------------------------------------------------------------
 
-def bootstrap(env) -> str:
+def bootstrap(env, cluster: str = CLUSTER) -> str:
     """The cluster's bootstrap address as a client can use it here. On a real cluster
     `status.bootstrap` (cluster DNS); locally the bootstrap Service resolved as cluster
     DNS would answer (and as the operator's --resolve-via-api does): the IP of a ready
     pod its selector picks. (EndpointSlices refuse the pods' loopback IPs.)"""
-    slc = env.kubectl.get("securitylakecluster", CLUSTER, NS)
+    slc = env.kubectl.get("securitylakecluster", cluster, NS)
     addr = slc["status"]["bootstrap"]
     if not env.local:
         return addr
@@ -95,16 +96,16 @@ def bootstrap(env) -> str:
     return f"{ips[0]}:{port}"
 
 
-def admin(env) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap(env), "socket.timeout.ms": 10000})
+def admin(env, cluster: str = CLUSTER) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap(env, cluster), "socket.timeout.ms": 10000})
 
 
-def metadata(env, topic: str | None = None):
-    return admin(env).list_topics(topic=topic, timeout=15)
+def metadata(env, topic: str | None = None, cluster: str = CLUSTER):
+    return admin(env, cluster).list_topics(topic=topic, timeout=15)
 
 
-def broker_pods(env) -> list[dict]:
-    pods = env.kubectl.get("pods", ns=NS, selector=f"app.kubernetes.io/instance={CLUSTER}")
+def broker_pods(env, cluster: str = CLUSTER) -> list[dict]:
+    pods = env.kubectl.get("pods", ns=NS, selector=f"app.kubernetes.io/instance={cluster}")
     return sorted(pods["items"], key=lambda p: p["metadata"]["name"])
 
 
@@ -138,10 +139,11 @@ def produce(env, topic: str, n: int, tag: str) -> dict[str, str]:
     return sent
 
 
-def consume_all(env, topic: str, expect: int, timeout: float = 90) -> dict[str, str]:
+def consume_all(env, topic: str, expect: int, timeout: float = 90,
+                cluster: str = CLUSTER) -> dict[str, str]:
     """Reads the whole topic from the beginning (partition by partition, no group)."""
-    md = metadata(env, topic).topics[topic]
-    c = Consumer({"bootstrap.servers": bootstrap(env), "group.id": f"e2e-{uuid.uuid4()}",
+    md = metadata(env, topic, cluster).topics[topic]
+    c = Consumer({"bootstrap.servers": bootstrap(env, cluster), "group.id": f"e2e-{uuid.uuid4()}",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     c.assign([TopicPartition(topic, p, 0) for p in md.partitions])
     got: dict[str, str] = {}
@@ -438,3 +440,159 @@ def test_08_cluster_deletion_honours_its_policy(env):
     if env.local:
         env.kubectl.wait_for("every broker process stopped",
                              lambda: not env.kubelet.running(), 90)
+
+
+# -- the autoscaler ----------------------------------------------------------------
+
+SURGE = "surge"
+SURGE_FEED = "edr"
+
+
+class SpikeProducer:
+    """A real producer (librdkafka) at a steady byte rate in a thread, keeping every
+    acknowledged key, so the test can prove that nothing acknowledged was lost while
+    the fleet scaled under it."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, bytes_per_second: int):
+        self.topic = topic
+        self.rate = bytes_per_second
+        self.acked: dict[str, str] = {}
+        self.errors: list = []
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all",
+                                  "enable.idempotence": True, "linger.ms": 20,
+                                  "message.timeout.ms": 120000})
+
+    def _run(self):
+        value = "x" * 1000
+        sent = 0
+        start = time.monotonic()
+        while not self.stop:
+            # Keep to the rate: 1 KB records, in 20 ms slices.
+            due = int((time.monotonic() - start) * self.rate / 1024)
+            while sent < due:
+                key = f"spike-{sent}"
+                self.producer.produce(self.topic, key=key, value=value,
+                                      on_delivery=self._delivered)
+                sent += 1
+            self.producer.poll(0.02)
+
+    def _delivered(self, err, msg):
+        if err is not None:
+            self.errors.append(err)
+        else:
+            self.acked[msg.key().decode()] = msg.value().decode()
+
+    def start(self):
+        self.thread.start()
+
+    def finish(self) -> dict[str, str]:
+        self.stop = True
+        self.thread.join(30)
+        assert self.producer.flush(120) == 0, "records left unacknowledged"
+        assert not self.errors, f"delivery errors: {self.errors[:5]}"
+        return self.acked
+
+
+def autoscaling(env) -> dict:
+    slc = env.kubectl.get("securitylakecluster", SURGE, NS) or {}
+    return slc.get("status", {}).get("autoscaling") or {}
+
+
+def events(env, reason: str) -> list[dict]:
+    items = json.loads(env.kubectl.run("get", "events", "-n", NS, "-o", "json").stdout)["items"]
+    return [e for e in items if e["reason"] == reason
+            and e["involvedObject"].get("name") == SURGE]
+
+
+@pytest.mark.timeout(480)
+def test_09_autoscaler_scales_out_balances_and_scales_in(env):
+    """A quiet feed spikes: the operator scales the fleet out from the throughput
+    signal, its balancer moves partition leadership onto the new brokers (metadata
+    only), and once the load is gone and the stabilisation window has passed it drains
+    the extra brokers and removes them. A real producer runs through all of it; every
+    record it had acknowledged is read back."""
+    needs_kafka(env)
+    env.kubectl.apply(f"""
+apiVersion: sluice.dev/v1alpha1
+kind: SecurityLakeCluster
+metadata: {{name: {SURGE}, namespace: {NS}}}
+spec:
+  provider: local
+  replicas: 1
+  minReplicas: 1
+  maxReplicas: 3
+  storage:
+    bucket: {{size: 1Gi, accessMode: ReadWriteMany}}
+    deletionPolicy: Delete
+  wal: {{lingerMs: 5}}
+  autoscaling:
+    targetBytesPerSecondPerBroker: 131072
+    lagThreshold: 0
+    scaleDownStabilizationSeconds: 20
+    intervalSeconds: 3
+    balancer: {{tolerancePercent: 20, maxConcurrentMoves: 4}}
+""")
+    env.kubectl.wait_for("cluster surge Ready with 1 broker", lambda: (
+        s := env.kubectl.get("securitylakecluster", SURGE, NS)) and is_true(s, "Ready")
+        and s["status"].get("readyReplicas") == 1, 180)
+    env.kubectl.apply(feed_yaml(SURGE_FEED, 6, cluster=SURGE))
+    env.kubectl.wait_for("Feed edr Ready", lambda: is_true(
+        env.kubectl.get("feed", SURGE_FEED, NS), "Ready"), 120)
+    leaders = {p.leader for p in metadata(env, SURGE_FEED, SURGE).topics[SURGE_FEED]
+               .partitions.values()}
+    assert leaders == {0}, leaders
+    quiet = autoscaling(env)
+    assert quiet.get("desiredReplicas") == 1, quiet
+
+    # The spike: ~600 KB/s against 128 KiB/s per broker wants 5, capped at 3.
+    timings = {}
+    spike = SpikeProducer(bootstrap(env, SURGE), SURGE_FEED, 600_000)
+    t0 = time.monotonic()
+    spike.start()
+    try:
+        env.kubectl.wait_for("the autoscaler wants 3 brokers",
+                             lambda: autoscaling(env).get("desiredReplicas") == 3, 90)
+        timings["decision"] = time.monotonic() - t0
+        st = autoscaling(env)
+        assert st["signal"] == "Throughput", st
+        env.kubectl.wait_for("3 ready brokers", lambda: env.kubectl.get(
+            "securitylakecluster", SURGE, NS)["status"].get("readyReplicas") == 3, 120)
+        timings["capacity"] = time.monotonic() - t0
+
+        def spread():
+            md = metadata(env, SURGE_FEED, SURGE)
+            led = {p.leader for p in md.topics[SURGE_FEED].partitions.values()}
+            return len(led) == 3 and led
+        env.kubectl.wait_for("partition leaders on all 3 brokers", spread, 120)
+        timings["balanced"] = time.monotonic() - t0
+        assert events(env, "Balancing"), "no Balancing event"
+        assert autoscaling(env).get("lastMoves"), autoscaling(env)
+        # Load is now carried by every broker (as the balancer measures it).
+        env.kubectl.wait_for("load on all 3 brokers", lambda: len([
+            v for v in autoscaling(env).get("brokerLoad", {}).values() if v > 0]) == 3, 60)
+    finally:
+        acked = spike.finish()
+    t1 = time.monotonic()
+    assert len(acked) > 1000, f"only {len(acked)} records acknowledged"
+
+    # The load is gone: after the stabilisation window, drain and shrink to 1.
+    env.kubectl.wait_for("the autoscaler wants 1 broker",
+                         lambda: autoscaling(env).get("desiredReplicas") == 1, 120)
+    timings["scale-in decision after load stop"] = time.monotonic() - t1
+    env.kubectl.wait_for("1 broker pod", lambda: len(broker_pods(env, SURGE)) == 1, 120)
+    timings["scale-in done after load stop"] = time.monotonic() - t1
+    assert events(env, "DrainingBrokers"), "brokers were removed without a drain"
+    env.kubectl.wait_for("every partition led by broker 0", lambda: {
+        p.leader for p in metadata(env, SURGE_FEED, SURGE).topics[SURGE_FEED]
+        .partitions.values()} == {0}, 60)
+    got = consume_all(env, SURGE_FEED, len(acked), cluster=SURGE)
+    missing = set(acked) - set(got)
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+    print("autoscaler e2e timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+          + f"; {len(acked)} records acknowledged, all read back")
+    (env.work / "autoscale-timings.txt").write_text(
+        "".join(f"{k} {v:.2f}s\n" for k, v in timings.items()))
+    env.kubectl.run("delete", "feed", SURGE_FEED, "-n", NS, "--timeout=60s")
+    env.kubectl.run("delete", "securitylakecluster", SURGE, "-n", NS, "--timeout=120s")

@@ -98,6 +98,10 @@ impl Metrics {
 pub const BROKER_PRODUCE_BYTES: &str = "sluice_produce_bytes_total";
 /// Broker counter of fetched bytes.
 pub const BROKER_FETCH_BYTES: &str = "sluice_fetch_bytes_total";
+/// Broker counter of its process' CPU seconds.
+pub const BROKER_CPU_SECONDS: &str = "sluice_process_cpu_seconds_total";
+/// Broker counter of produce bytes per partition it leads (labels `topic`, `partition`).
+pub const BROKER_PARTITION_BYTES: &str = "sluice_partition_produce_bytes_total";
 
 /// The value of an unlabelled series `name` in a Prometheus/OpenMetrics text exposition.
 pub fn series_value(text: &str, name: &str) -> Option<f64> {
@@ -115,24 +119,54 @@ pub struct CounterSample {
     pub values: BTreeMap<String, f64>,
 }
 
-/// Per-second rate between two samples, summed over the pods. A pod whose counter went
-/// down restarted: its whole current value counts as growth. A pod missing from either
-/// sample does not count. `None` when no time passed.
+/// Per-second rate between two samples, summed over the pods (see [`counter_rates`]).
+/// `None` when no time passed.
 pub fn counter_rate(previous: &CounterSample, current: &CounterSample) -> Option<f64> {
+    Some(counter_rates(previous, current)?.values().sum())
+}
+
+/// Per-second rate of each source between two samples. A source whose counter went down
+/// restarted: its whole current value counts as growth. A source missing from either
+/// sample has no rate. `None` when no time passed.
+pub fn counter_rates(
+    previous: &CounterSample,
+    current: &CounterSample,
+) -> Option<BTreeMap<String, f64>> {
     let elapsed = current
         .at_ms
         .checked_sub(previous.at_ms)
         .filter(|ms| *ms > 0)? as f64
         / 1000.0;
-    let growth: f64 = current
-        .values
-        .iter()
-        .filter_map(|(pod, now)| {
-            let before = previous.values.get(pod)?;
-            Some(if now >= before { now - before } else { *now })
+    Some(
+        current
+            .values
+            .iter()
+            .filter_map(|(source, now)| {
+                let before = previous.values.get(source)?;
+                let growth = if now >= before { now - before } else { *now };
+                Some((source.clone(), growth / elapsed))
+            })
+            .collect(),
+    )
+}
+
+/// Every series `name{labels} value` in a text exposition, with its labels.
+pub fn labelled_series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+            let (labels, value) = rest.split_once("} ")?;
+            let value = value.split_whitespace().next()?.parse().ok()?;
+            let labels = labels
+                .split(',')
+                .filter_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+                })
+                .collect();
+            Some((labels, value))
         })
-        .sum();
-    Some(growth / elapsed)
+        .collect()
 }
 
 /// `1536` → `1.5KiB`: bytes per second for people.
@@ -183,6 +217,28 @@ mod tests {
         let after = sample(3_000, &[("b-0", 3000.0), ("b-1", 500.0), ("b-2", 9999.0)]);
         assert_eq!(counter_rate(&before, &after), Some(1250.0));
         assert_eq!(counter_rate(&after, &after), None, "no time passed");
+    }
+
+    #[test]
+    fn reads_labelled_series_with_their_labels() {
+        let text = "# TYPE sluice_partition_produce_bytes counter\n\
+            sluice_partition_produce_bytes_total{topic=\"dns\",partition=\"3\"} 2048\n\
+            sluice_partition_produce_bytes_total{topic=\"flow\",partition=\"0\"} 1\n\
+            sluice_partition_produce_bytes_created{topic=\"dns\",partition=\"3\"} 9\n";
+        let series = labelled_series(text, BROKER_PARTITION_BYTES);
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].0["topic"], "dns");
+        assert_eq!(series[0].0["partition"], "3");
+        assert_eq!(series[0].1, 2048.0);
+    }
+
+    #[test]
+    fn rates_per_source() {
+        let before = sample(0, &[("a", 10.0), ("b", 10.0)]);
+        let after = sample(2_000, &[("a", 30.0), ("c", 5.0)]);
+        let rates = counter_rates(&before, &after).unwrap();
+        assert_eq!(rates.len(), 1, "b is gone, c has no baseline");
+        assert_eq!(rates["a"], 10.0);
     }
 
     #[test]

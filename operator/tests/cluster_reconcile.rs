@@ -14,7 +14,7 @@ use sluice_operator::metrics::CounterSample;
 use sluice_operator::Error;
 
 use common::fixture;
-use common::mock::{context, ApiServer};
+use common::mock::{context, context_observing, ApiServer};
 
 const NS: &str = "security";
 const BASE: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/securitylakeclusters/lake";
@@ -36,9 +36,8 @@ fn observation() -> Observation {
             at_ms: 1,
             values: BTreeMap::from([("lake-broker-0".into(), 1000.0)]),
         }),
-        fetch_bytes: None,
         max_consumer_lag: Some(42),
-        problems: vec![],
+        ..Observation::default()
     }
 }
 
@@ -50,6 +49,18 @@ fn with_status(mut sts: Value, replicas: i64, ready: i64) -> Value {
         "observedGeneration": 1, "currentRevision": "r1", "updateRevision": "r1",
     });
     sts
+}
+
+/// The broker StatefulSet as it runs: `replicas` of which `ready` are ready.
+fn running_statefulset(replicas: i64, ready: i64) -> Value {
+    with_status(
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "lake-broker", "namespace": NS},
+               "spec": {"replicas": replicas, "selector": {}, "serviceName": "lake-brokers",
+                        "template": {}}}),
+        replicas,
+        ready,
+    )
 }
 
 /// Expects the applies of every object up to and including the StatefulSet; returns the
@@ -122,12 +133,13 @@ async fn a_new_cluster_gets_the_finalizer_before_anything_is_created() {
 async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
     let (ctx, mut api) = context(observation());
     let verifier = tokio::spawn(async move {
+        // The brokers run (their figures are read before the apply).
         api.expect(
             Method::GET,
             "/apis/apps/v1/namespaces/security/statefulsets/lake-broker",
         )
         .await
-        .not_found();
+        .ok(running_statefulset(3, 3));
         api.expect(Method::GET, "/apis/monitoring.coreos.com/v1")
             .await
             .page_not_found();
@@ -446,4 +458,219 @@ async fn a_failed_claim_deletion_keeps_the_finalizer() {
     });
     assert!(reconcile(c.into(), ctx).await.is_err());
     verifier.await.unwrap();
+}
+
+// -- autoscaling ---------------------------------------------------------------------
+
+/// What one reconcile did, answered generically: the StatefulSet it applied, the
+/// reasons of its Events and the status it wrote.
+struct Round {
+    replicas: i64,
+    events: Vec<String>,
+    status: Value,
+}
+
+/// Serves one reconcile whose StatefulSet runs `replicas` (`ready` of them ready) and
+/// whose stored status is `stored_status`.
+async fn serve_round(api: &mut ApiServer, replicas: i64, ready: i64) -> Round {
+    let mut events = Vec::new();
+    let mut applied = None;
+    loop {
+        let call = api.next().await;
+        let path = call.path.clone();
+        if call.method == Method::GET && path.ends_with("/statefulsets/lake-broker") {
+            call.ok(running_statefulset(replicas, ready));
+        } else if path == "/apis/monitoring.coreos.com/v1" {
+            call.page_not_found();
+        } else if path.contains("/events") {
+            // A new Event (POST) or a repeat of one (PATCH of its series).
+            if let Some(reason) = call.body["reason"].as_str() {
+                events.push(reason.to_string());
+            }
+            call.echo();
+        } else if path.ends_with("/statefulsets/lake-broker") {
+            let body = call.body.clone();
+            applied = body["spec"]["replicas"].as_i64();
+            call.ok(with_status(body, replicas, ready));
+        } else if path == format!("{BASE}/status") {
+            let status = call.body["status"].clone();
+            call.with_status_of(stored());
+            return Round {
+                replicas: applied.expect("the StatefulSet was applied"),
+                events,
+                status,
+            };
+        } else {
+            assert!(call.is_apply(), "unexpected call {} {path}", call.method);
+            call.echo();
+        }
+    }
+}
+
+fn autoscaled(extra: Value) -> SecurityLakeCluster {
+    let mut c = cluster();
+    let mut spec = json!({"targetBytesPerSecondPerBroker": 10_485_760, "lagThreshold": 0,
+                          "intervalSeconds": 1, "scaleDownStabilizationSeconds": 0});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    c.spec.autoscaling = Some(serde_json::from_value(spec).unwrap());
+    c.spec.min_replicas = 1;
+    c.spec.max_replicas = 6;
+    c
+}
+
+/// An observation at `at_ms`: `produced` bytes so far on broker 0, per-partition counters
+/// of topic `dns` (partition → (leader, bytes)), and the fleet.
+fn observed(at_ms: u64, produced: f64, parts: &[(i32, i32, f64)], fleet: Value) -> Observation {
+    let mut o = Observation {
+        produce_bytes: Some(CounterSample {
+            at_ms,
+            values: BTreeMap::from([("lake-broker-0".into(), produced)]),
+        }),
+        partition_bytes: Some(CounterSample {
+            at_ms,
+            values: parts
+                .iter()
+                .map(|(p, leader, v)| (format!("lake-broker-{leader}/dns/{p}"), *v))
+                .collect(),
+        }),
+        fleet: Some(serde_json::from_value(fleet).unwrap()),
+        ..Observation::default()
+    };
+    for (p, leader, _) in parts {
+        o.leaders.insert(("dns".into(), *p), *leader);
+    }
+    o
+}
+
+fn nodes(spec: &[(i32, bool, usize)]) -> Value {
+    json!({"partitions_moving": 0, "nodes": spec.iter().map(|(id, draining, led)| json!(
+        {"id": id, "alive": true, "draining": draining, "partitions_led": led})).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn the_autoscaler_scales_out_on_throughput_then_balances_onto_the_new_brokers() {
+    let parts = |at: f64, leaders: [i32; 4]| -> Vec<(i32, i32, f64)> {
+        (0..4).map(|p| (p, leaders[p as usize], at)).collect()
+    };
+    let observations = vec![
+        observed(0, 0.0, &parts(0.0, [0; 4]), nodes(&[(0, false, 4)])),
+        // 30 MB/s on one broker against 10 MiB/s each: 3 brokers.
+        observed(10_000, 300e6, &parts(75e6, [0; 4]), nodes(&[(0, false, 4)])),
+        observed(
+            20_000,
+            600e6,
+            &parts(150e6, [0; 4]),
+            nodes(&[(0, false, 4), (1, false, 0), (2, false, 0)]),
+        ),
+    ];
+    let (ctx, mut api, calls) = context_observing(observations);
+    let c = autoscaled(json!({}));
+
+    let server = tokio::spawn(async move {
+        let first = serve_round(&mut api, 1, 1).await;
+        let second = serve_round(&mut api, 1, 1).await;
+        let third = serve_round(&mut api, 3, 3).await;
+        (first, second, third)
+    });
+    reconcile(c.clone().into(), ctx.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    reconcile(c.clone().into(), ctx.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    reconcile(c.into(), ctx).await.unwrap();
+    let (first, second, third) = server.await.unwrap();
+
+    assert_eq!(
+        first.replicas, 1,
+        "one sample is no rate: nothing decided yet"
+    );
+    assert_eq!(second.replicas, 3);
+    assert!(
+        second.events.contains(&"ScalingOut".to_string()),
+        "{:?}",
+        second.events
+    );
+    let st = &second.status["autoscaling"];
+    assert_eq!(
+        (st["desiredReplicas"].clone(), st["signal"].clone()),
+        (json!(3), json!("Throughput"))
+    );
+    assert_eq!(st["phase"], "ScalingOut");
+    // Third round: three ready brokers, all load on broker 0: leaders move (metadata only).
+    assert_eq!(third.replicas, 3);
+    assert!(
+        third.events.contains(&"Balancing".to_string()),
+        "{:?}",
+        third.events
+    );
+    assert_eq!(third.status["autoscaling"]["phase"], "Balancing");
+    let moves = calls.lock().unwrap().clone();
+    assert_eq!(moves.len(), 2, "{moves:?}");
+    assert!(moves.iter().all(|m| m.starts_with("move dns-")));
+    let targets: std::collections::BTreeSet<_> = moves
+        .iter()
+        .map(|m| m.rsplit(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        targets,
+        ["1", "2"].map(String::from).into(),
+        "one partition to each new broker"
+    );
+}
+
+#[tokio::test]
+async fn a_scale_in_drains_the_leaving_brokers_before_it_shrinks() {
+    let idle = |at_ms, fleet| observed(at_ms, 1e6, &[(0, 0, 0.0)], fleet);
+    let observations = vec![
+        idle(0, nodes(&[(0, false, 2), (1, false, 2), (2, false, 2)])),
+        idle(
+            10_000,
+            nodes(&[(0, false, 2), (1, false, 2), (2, false, 2)]),
+        ),
+        idle(20_000, nodes(&[(0, false, 4), (1, true, 1), (2, true, 1)])),
+        idle(30_000, nodes(&[(0, false, 6), (1, true, 0), (2, true, 0)])),
+    ];
+    let (ctx, mut api, calls) = context_observing(observations);
+    let c = autoscaled(json!({}));
+    let server = tokio::spawn(async move {
+        let mut rounds = Vec::new();
+        for _ in 0..4 {
+            rounds.push(serve_round(&mut api, 3, 3).await);
+        }
+        rounds
+    });
+    for i in 0..4 {
+        let mut c = c.clone();
+        if i >= 3 {
+            // The status the previous round wrote (the operator's drains).
+            c.status = Some(
+                serde_json::from_value(json!({
+                "autoscaling": {"desiredReplicas": 1, "recommendedReplicas": 1,
+                                "signal": "Minimum", "phase": "Draining",
+                                "drainingBrokers": [1, 2]}}))
+                .unwrap(),
+            );
+        }
+        reconcile(c.into(), ctx.clone()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let rounds = server.await.unwrap();
+    assert_eq!(rounds[1].replicas, 3, "draining first");
+    assert_eq!(rounds[1].status["autoscaling"]["phase"], "Draining");
+    assert_eq!(
+        rounds[1].status["autoscaling"]["drainingBrokers"],
+        json!([1, 2])
+    );
+    assert!(rounds[1].events.contains(&"DrainingBrokers".to_string()));
+    assert_eq!(*calls.lock().unwrap(), vec!["drain 1", "drain 2"]);
+    assert_eq!(
+        rounds[2].replicas, 3,
+        "brokers 1 and 2 still lead partitions"
+    );
+    assert!(rounds[2].status["autoscaling"]["limitedBy"]
+        .as_str()
+        .unwrap()
+        .contains("broker 1 (1 partitions)"));
+    assert_eq!(rounds[3].replicas, 1, "shrinks once they lead nothing");
 }

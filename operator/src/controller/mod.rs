@@ -83,6 +83,8 @@ pub struct Context {
     /// from a watch cache that has not seen the previous status write yet, and the
     /// status apply would then drop the event (found by the e2e suite).
     scale_events: Mutex<HashMap<String, crate::crd::cluster::ScaleEvent>>,
+    /// The autoscaler's memory per cluster.
+    autoscaling: Mutex<HashMap<String, cluster::autoscaling::Memory>>,
 }
 
 /// Counters kept between two reconciles of one object.
@@ -111,6 +113,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             samples: Mutex::new(HashMap::new()),
             scale_events: Mutex::new(HashMap::new()),
+            autoscaling: Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,6 +177,16 @@ impl Context {
         }
     }
 
+    /// Runs `f` on the autoscaler memory of cluster `key`.
+    pub fn autoscaling<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut cluster::autoscaling::Memory) -> T,
+    ) -> T {
+        let mut all = self.autoscaling.lock().expect("autoscaling lock");
+        f(all.entry(key.to_string()).or_default())
+    }
+
     /// Forgets the samples of a deleted object.
     pub fn forget(&self, key: &str) {
         self.samples.lock().expect("samples lock").remove(key);
@@ -182,6 +195,10 @@ impl Context {
             .expect("scale events lock")
             .remove(key);
         self.failures.lock().expect("failures lock").remove(key);
+        self.autoscaling
+            .lock()
+            .expect("autoscaling lock")
+            .remove(key);
     }
 
     /// Records a success: the backoff of `key` starts over.

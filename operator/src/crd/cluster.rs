@@ -84,6 +84,12 @@ pub struct SecurityLakeClusterSpec {
     /// Ports and who may reach them.
     #[serde(default)]
     pub listeners: ListenersSpec,
+    /// Scale the brokers between `minReplicas` and `maxReplicas` from throughput, consumer
+    /// lag and CPU, and balance partition leadership by load. Absent: `replicas` is the
+    /// broker count. Present: `replicas` is where the autoscaler starts; its choice shows
+    /// in `status.autoscaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -292,6 +298,117 @@ impl Default for WalSpec {
     }
 }
 
+/// How the operator sizes and balances the fleet. Desired brokers = the largest of:
+/// produce+fetch throughput against `targetBytesPerSecondPerBroker`, consumer lag against
+/// `lagThreshold` (KEDA's Kafka-scaler semantics) and CPU against `cpuTargetPercent`;
+/// then HPA's behaviour: tolerance, bounded scale-up steps, scale-down only after the
+/// stabilisation window. Brokers are drained (their partitions moved, metadata only)
+/// before they are removed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    /// Produce + fetch bytes per second one broker should carry.
+    #[serde(default = "default_target_bytes")]
+    #[schemars(range(min = 1024))]
+    pub target_bytes_per_second_per_broker: i64,
+    /// Consumer lag (records) one broker's worth of catch-up handles (KEDA
+    /// `lagThreshold`). 0: lag does not scale.
+    #[serde(default = "default_lag_threshold")]
+    #[schemars(range(min = 0))]
+    pub lag_threshold: i64,
+    /// Total lag at or below which lag asks for nothing (KEDA `activationLagThreshold`).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub activation_lag_threshold: i64,
+    /// Leave out partitions whose consumer made no progress since the last sample (KEDA
+    /// `excludePersistentLag`): more brokers do not help a stuck consumer.
+    #[serde(default = "default_true")]
+    pub exclude_persistent_lag: bool,
+    /// Target CPU use of a broker, percent of its CPU request (or limit). Absent: CPU does
+    /// not scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cpu_target_percent: Option<i32>,
+    /// No change while the ratio to a target is within this many percent (HPA: 10).
+    #[serde(default = "default_tolerance")]
+    #[schemars(range(min = 0, max = 100))]
+    pub tolerance_percent: i32,
+    /// Most brokers added in one step: the larger of `scaleUpMaxBrokers` and
+    /// `scaleUpMaxPercent` of the current fleet (HPA: 4 and 100).
+    #[serde(default = "default_scale_up_brokers")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub scale_up_max_brokers: i32,
+    #[serde(default = "default_scale_up_percent")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub scale_up_max_percent: i32,
+    /// A scale-in takes the largest recommendation of this window (HPA: 300).
+    #[serde(default = "default_stabilization")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: i32,
+    /// How often the signals are read and a decision is made (HPA: 15).
+    #[serde(default = "default_interval")]
+    #[schemars(range(min = 1, max = 600))]
+    pub interval_seconds: i32,
+    /// Leadership moves that even out broker load.
+    #[serde(default)]
+    pub balancer: BalancerSpec,
+}
+
+/// Moves partition leadership (metadata only, no data copied) until broker load —
+/// produce bytes per second, not partition counts — is within tolerance.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BalancerSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The busiest broker may carry this many percent more than the mean.
+    #[serde(default = "default_tolerance")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub tolerance_percent: i32,
+    /// Most partition moves in flight at once.
+    #[serde(default = "default_max_moves")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent_moves: i32,
+}
+
+impl Default for BalancerSpec {
+    fn default() -> Self {
+        BalancerSpec {
+            enabled: true,
+            tolerance_percent: default_tolerance(),
+            max_concurrent_moves: default_max_moves(),
+        }
+    }
+}
+
+fn default_target_bytes() -> i64 {
+    50 * 1024 * 1024
+}
+fn default_lag_threshold() -> i64 {
+    100_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_tolerance() -> i32 {
+    10
+}
+fn default_scale_up_brokers() -> i32 {
+    4
+}
+fn default_scale_up_percent() -> i32 {
+    100
+}
+fn default_stabilization() -> i32 {
+    300
+}
+fn default_interval() -> i32 {
+    15
+}
+fn default_max_moves() -> i32 {
+    8
+}
+
 /// The brokers' two listeners.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("self.kafka.port != self.metrics.port").message("the kafka and metrics listeners need different ports"))]
@@ -383,6 +500,45 @@ pub struct SecurityLakeClusterStatus {
     /// What the `aws` provider provisioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsStatus>,
+    /// The autoscaler's last decision and the balancer's work (with `spec.autoscaling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingStatus>,
+}
+
+/// What the autoscaler decided and the balancer did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingStatus {
+    /// Brokers the autoscaler wants now (after step limits and stabilisation).
+    pub desired_replicas: i32,
+    /// Its recommendation before step limits and stabilisation.
+    pub recommended_replicas: i32,
+    /// The signal with the largest recommendation: Throughput, Lag, Cpu or Minimum.
+    pub signal: String,
+    /// Why `desiredReplicas` differs from the recommendation, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited_by: Option<String>,
+    /// `Stable`, `ScalingOut`, `Draining` (brokers to be removed hand their partitions
+    /// over first) or `Balancing`.
+    pub phase: String,
+    /// Brokers (node ids) the operator is draining before a scale-in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub draining_brokers: Vec<i32>,
+    /// Partition moves in flight.
+    #[serde(default)]
+    pub moves_in_progress: i32,
+    /// The balancer's last moves, `topic-partition: from→to`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_moves: Vec<String>,
+    /// Produce bytes per second each broker leads, by node id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_load: BTreeMap<String, i64>,
+    /// Observed signals of the decision, e.g. `throughput 12MiB/s, lag 3400, cpu 41%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<String>,
+    /// When the decision was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision_time: Option<Time>,
 }
 
 /// ARNs and ids of the AWS resources of the cluster.

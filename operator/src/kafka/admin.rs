@@ -7,6 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -17,10 +20,10 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
-    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-    TopicName,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FindCoordinatorRequest,
+    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -182,6 +185,83 @@ impl AdminClient {
                 .map(|p| (p.partition_index, p.leader_id.0))
                 .collect(),
         }))
+    }
+
+    /// Every topic of the cluster, internal ones included, with its partitions' leaders.
+    pub async fn describe_all_topics(&mut self) -> Result<Vec<TopicDescription>, AdminError> {
+        let response = self.metadata(None).await?;
+        Ok(response
+            .topics
+            .into_iter()
+            .filter(|t| t.error_code == 0)
+            .filter_map(|t| {
+                Some(TopicDescription {
+                    name: t.name?.0.to_string(),
+                    id: (!t.topic_id.is_nil()).then(|| t.topic_id.to_string()),
+                    leaders: t
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition_index, p.leader_id.0))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Asks the controller to move each `(topic, partition)` to the broker named with it
+    /// (AlterPartitionReassignments with a one-broker replica list: in Sluice the bucket
+    /// is the only replica, so this moves leadership, metadata only). Returns the
+    /// partitions the controller refused, with its reason.
+    pub async fn move_partitions(
+        &mut self,
+        moves: &[(String, i32, i32)],
+    ) -> Result<Vec<String>, AdminError> {
+        let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for (topic, partition, to) in moves {
+            by_topic.entry(topic).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*partition)
+                    .with_replicas(Some(vec![BrokerId(*to)])),
+            );
+        }
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(TOPIC_CHANGE_TIMEOUT_MS)
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ReassignableTopic::default()
+                            .with_name(topic_name(t))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let (response, _) = self.controller().await?.call(&request).await?;
+        if response.error_code != 0 {
+            return Err(AdminError::kafka(
+                ApiKey::AlterPartitionReassignments,
+                "cluster",
+                response.error_code,
+                response.error_message.map(|m| m.to_string()),
+            ));
+        }
+        let mut refused = Vec::new();
+        for t in response.responses {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    refused.push(
+                        AdminError::kafka(
+                            ApiKey::AlterPartitionReassignments,
+                            &format!("{}-{}", t.name.as_str(), p.partition_index),
+                            p.error_code,
+                            p.error_message.map(|m| m.to_string()),
+                        )
+                        .to_string(),
+                    );
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// Creates `name` with `partitions` partitions and `configs`; returns its topic id.
@@ -502,15 +582,27 @@ pub fn topic_lag(
     topic: &str,
     end_offsets: &BTreeMap<i32, i64>,
 ) -> Option<i64> {
-    let mut lag = None;
-    for ((t, partition), committed) in &group.offsets {
-        if t != topic {
-            continue;
-        }
-        let end = end_offsets.get(partition).copied().unwrap_or(*committed);
-        *lag.get_or_insert(0) += (end - committed).max(0);
-    }
-    lag
+    partition_lags(group, topic, end_offsets)
+        .map(|(_, lag, _)| lag)
+        .reduce(|a, b| a + b)
+}
+
+/// `(partition, lag, committed offset)` of each partition of `topic` the group has
+/// committed on. Lag is never negative: a commit past an end offset read a moment
+/// earlier is no lag.
+pub fn partition_lags<'a>(
+    group: &'a GroupOffsets,
+    topic: &'a str,
+    end_offsets: &'a BTreeMap<i32, i64>,
+) -> impl Iterator<Item = (i32, i64, i64)> + 'a {
+    group
+        .offsets
+        .iter()
+        .filter(move |((t, _), _)| t == topic)
+        .map(move |((_, partition), committed)| {
+            let end = end_offsets.get(partition).copied().unwrap_or(*committed);
+            (*partition, (end - committed).max(0), *committed)
+        })
 }
 
 fn topic_name(name: &str) -> TopicName {

@@ -32,6 +32,7 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::FindCoordinator, 1, 3),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::OffsetFetch, 2, 7),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
 ];
 
 /// A connection to one broker with the API versions negotiated on it.

@@ -4,7 +4,9 @@
 mod admin;
 mod conn;
 
-pub use admin::{topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription};
+pub use admin::{
+    partition_lags, topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription,
+};
 pub use conn::{Conn, CLIENT_VERSIONS};
 
 use kafka_protocol::messages::ApiKey;

@@ -1,9 +1,11 @@
 //! A scripted Kubernetes API server: each test states, in order, the calls a reconcile
 //! must make and what the server answers.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use kube::Client;
@@ -154,17 +156,67 @@ impl ApiServer {
     }
 }
 
-/// Figures a test hands the cluster reconciler instead of scraping brokers.
-pub struct FixedObserver(pub Observation);
+/// Figures a test hands the cluster reconciler instead of scraping brokers: each
+/// observe takes the next observation, the last one repeats. Drain and move requests
+/// are recorded in `calls` (`drain 2`, `undrain 2`, `move dns-0 1`).
+pub struct FixedObserver {
+    observations: Mutex<VecDeque<Observation>>,
+    pub calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl FixedObserver {
+    pub fn new(observations: Vec<Observation>) -> Self {
+        FixedObserver {
+            observations: Mutex::new(observations.into()),
+            calls: Arc::default(),
+        }
+    }
+}
 
 impl ClusterObserver for FixedObserver {
-    fn observe<'a>(
-        &'a self,
-        _target: &'a ObserveTarget,
-    ) -> futures::future::BoxFuture<'a, Observation> {
-        let obs = self.0.clone();
+    fn observe<'a>(&'a self, _target: &'a ObserveTarget) -> BoxFuture<'a, Observation> {
+        let mut queue = self.observations.lock().unwrap();
+        let obs = if queue.len() > 1 {
+            queue.pop_front().unwrap()
+        } else {
+            queue.front().cloned().unwrap_or_default()
+        };
         Box::pin(async move { obs })
     }
+
+    fn set_draining<'a>(
+        &'a self,
+        _metrics_addr: &'a str,
+        node: i32,
+        draining: bool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let verb = if draining { "drain" } else { "undrain" };
+        self.calls.lock().unwrap().push(format!("{verb} {node}"));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn move_partitions<'a>(
+        &'a self,
+        _bootstrap: &'a str,
+        moves: &'a [(String, i32, i32)],
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        let mut calls = self.calls.lock().unwrap();
+        for (t, p, to) in moves {
+            calls.push(format!("move {t}-{p} {to}"));
+        }
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A context over a sequence of observations; the third value records what the
+/// reconciler asked the brokers to do.
+pub fn context_observing(
+    observations: Vec<Observation>,
+) -> (Arc<Context>, ApiServer, Arc<Mutex<Vec<String>>>) {
+    let observer = FixedObserver::new(observations);
+    let calls = observer.calls.clone();
+    let (ctx, api) = bare_context_with(Arc::new(observer));
+    (Arc::new(ctx), api, calls)
 }
 
 /// A context whose client talks to the returned mock API server.
@@ -187,6 +239,10 @@ pub fn context_with_aws(
 }
 
 fn bare_context(observation: Observation) -> (Context, ApiServer) {
+    bare_context_with(Arc::new(FixedObserver::new(vec![observation])))
+}
+
+fn bare_context_with(observer: Arc<dyn ClusterObserver>) -> (Context, ApiServer) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let config = OperatorConfig {
@@ -194,11 +250,6 @@ fn bare_context(observation: Observation) -> (Context, ApiServer) {
         io_timeout: Duration::from_secs(5),
         ..OperatorConfig::default()
     };
-    let ctx = Context::new(
-        client,
-        config,
-        Metrics::default(),
-        Arc::new(FixedObserver(observation)),
-    );
+    let ctx = Context::new(client, config, Metrics::default(), observer);
     (ctx, ApiServer { handle })
 }

@@ -2,11 +2,13 @@
 //! observe → status, inside kube's finalizer helper (cleanup decides the fate of a
 //! provisioned bucket).
 
+pub mod autoscaling;
 pub mod build;
 mod observe;
 pub mod status;
 pub mod validate;
 
+pub use crate::autoscale::{FleetNode, FleetView};
 pub use observe::{
     max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
 };
@@ -141,12 +143,43 @@ async fn apply(
     };
     model.service_account_annotations = cloud.service_account_annotations.clone();
 
+    // Observe the brokers as they run now; with autoscaling, decide how many to run.
+    let current = before
+        .as_ref()
+        .and_then(|sts| sts.spec.as_ref()?.replicas)
+        .unwrap_or(cluster.spec.replicas);
+    let ready_now = before
+        .as_ref()
+        .and_then(|sts| sts.status.as_ref()?.ready_replicas)
+        .unwrap_or(0);
+    let autoscaling_spec = cluster.spec.autoscaling.as_ref();
+    let observation = observe(ctx, &model, current, ready_now, autoscaling_spec.is_some()).await;
+    let figures = figures(ctx, &key, &observation);
+    let autoscaled = match autoscaling_spec {
+        Some(spec) => Some(
+            autoscaling::autoscale(
+                ctx,
+                cluster,
+                &model,
+                spec,
+                (current, ready_now),
+                &observation,
+                &now,
+            )
+            .await,
+        ),
+        None => None,
+    };
+    if let Some(outcome) = &autoscaled {
+        model.replicas = outcome.replicas;
+    }
+
     // Build (pure) and apply: configuration and addressing before the workload.
     let objects = build::build(&model, monitor_crd);
     let sts = apply_objects(&ctx.client, &model, objects).await?;
 
-    // Observe and write the status.
-    let scale = scale_event(before.as_ref(), cluster.spec.replicas, &now);
+    // Status.
+    let scale = scale_event(before.as_ref(), model.replicas, &now);
     if let Some(event) = &scale {
         info!(from = event.from_replicas, to = event.to_replicas, "scaled");
         ctx.event(
@@ -157,8 +190,7 @@ async fn apply(
         )
         .await;
     }
-    let health = workload_health(cluster.spec.replicas, &sts, previous, &now);
-    let figures = observe_figures(ctx, &model, &sts, &key).await;
+    let health = workload_health(model.replicas, &sts, previous, &now);
     announce(ctx, cluster, &health).await;
     let mut status = cluster_status(
         generation,
@@ -172,6 +204,7 @@ async fn apply(
         previous,
         &now,
     );
+    status.autoscaling = autoscaled.map(|o| o.status);
     status.aws = cloud.aws.map(|mut aws| {
         aws.last_changes = if cloud.changes.is_empty() {
             previous
@@ -184,11 +217,15 @@ async fn apply(
         aws
     });
     apply_status(api, cluster, KIND, &status).await?;
-    Ok(Action::requeue(if health.is_ready() {
+    let mut next = if health.is_ready() {
         ctx.config.refresh_interval
     } else {
         Duration::from_secs(10)
-    }))
+    };
+    if let Some(spec) = autoscaling_spec {
+        next = next.min(Duration::from_secs(spec.interval_seconds.max(1) as u64));
+    }
+    Ok(Action::requeue(next))
 }
 
 /// Runs the cluster's cloud provider. On failure: the health to report and what the
@@ -321,23 +358,19 @@ fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
     }
 }
 
-/// Throughput (from two counter samples, this one and the previous reconcile's) and lag.
-async fn observe_figures(
+/// Reads the running brokers (nothing while none is ready).
+async fn observe(
     ctx: &Context,
     model: &ClusterModel<'_>,
-    sts: &StatefulSet,
-    key: &str,
-) -> Figures {
-    let ready = sts
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    replicas: i32,
+    ready: i32,
+    autoscaling: bool,
+) -> Observation {
     if ready == 0 {
-        return Figures::default();
+        return Observation::default();
     }
     let mut brokers = Vec::new();
-    for i in 0..model.cluster.spec.replicas {
+    for i in 0..replicas {
         let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
         brokers.push((
             format!("{}-{i}", model.broker_name()),
@@ -347,11 +380,17 @@ async fn observe_figures(
     let target = ObserveTarget {
         brokers,
         bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
+        autoscaling,
     };
     let observation = ctx.observer.observe(&target).await;
     for problem in &observation.problems {
         warn!(problem = %problem, "observing the cluster");
     }
+    observation
+}
+
+/// Throughput (from two counter samples, this one and the previous reconcile's) and lag.
+fn figures(ctx: &Context, key: &str, observation: &Observation) -> Figures {
     let previous = ctx.swap_samples(
         key,
         Samples {

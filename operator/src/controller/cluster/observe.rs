@@ -10,8 +10,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 
-use crate::kafka::{topic_lag, AdminClient, AdminError};
-use crate::metrics::{series_value, CounterSample, BROKER_FETCH_BYTES, BROKER_PRODUCE_BYTES};
+use crate::autoscale::FleetView;
+use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError};
+use hyper::Method;
+
+use crate::metrics::{
+    labelled_series, series_value, CounterSample, BROKER_CPU_SECONDS, BROKER_FETCH_BYTES,
+    BROKER_PARTITION_BYTES, BROKER_PRODUCE_BYTES,
+};
 
 /// Most consumer groups whose lag one reconcile reads.
 pub const MAX_GROUPS: usize = 200;
@@ -23,6 +29,9 @@ pub struct ObserveTarget {
     pub brokers: Vec<(String, String)>,
     /// The Kafka bootstrap address; `None` while no broker is ready.
     pub bootstrap: Option<String>,
+    /// Also read what the autoscaler and balancer need: per-partition load, leaders and
+    /// the fleet's view of its brokers.
+    pub autoscaling: bool,
 }
 
 /// What was read. A figure that could not be read is `None`, with the reason in
@@ -31,14 +40,41 @@ pub struct ObserveTarget {
 pub struct Observation {
     pub produce_bytes: Option<CounterSample>,
     pub fetch_bytes: Option<CounterSample>,
+    /// CPU seconds of each broker process.
+    pub cpu_seconds: Option<CounterSample>,
+    /// Produce bytes per partition and leader: keys `pod/topic/partition`.
+    pub partition_bytes: Option<CounterSample>,
     pub max_consumer_lag: Option<i64>,
+    /// Lag (records) and committed offset per (group, topic, partition).
+    pub lag: BTreeMap<(String, String, i32), (u64, i64)>,
+    /// Leader of every partition: (topic, partition) → node id.
+    pub leaders: BTreeMap<(String, i32), i32>,
+    /// The brokers as the fleet's metadata shows them.
+    pub fleet: Option<FleetView>,
     pub problems: Vec<String>,
 }
 
-/// Reads figures of a running cluster. The real one talks to the brokers; tests use
-/// their own.
+/// Reads figures of a running cluster and carries out the autoscaler's decisions on it.
+/// The real one talks to the brokers; tests use their own.
 pub trait ClusterObserver: Send + Sync {
     fn observe<'a>(&'a self, target: &'a ObserveTarget) -> BoxFuture<'a, Observation>;
+
+    /// Marks broker `node` draining (its partitions move off, nothing new lands on it)
+    /// or back in service, through the fleet endpoint of the broker at `metrics_addr`.
+    fn set_draining<'a>(
+        &'a self,
+        metrics_addr: &'a str,
+        node: i32,
+        draining: bool,
+    ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Moves leadership of each (topic, partition) to the broker named with it; returns
+    /// the moves the cluster refused, with reasons.
+    fn move_partitions<'a>(
+        &'a self,
+        bootstrap: &'a str,
+        moves: &'a [(String, i32, i32)],
+    ) -> BoxFuture<'a, Result<Vec<String>, String>>;
 }
 
 /// Milliseconds on a monotonic clock since the first call.
@@ -52,17 +88,31 @@ pub struct BrokerObserver {
     pub timeout: Duration,
 }
 
+type Http = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;
+
+fn http() -> Http {
+    HttpClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>()
+}
+
 impl ClusterObserver for BrokerObserver {
     fn observe<'a>(&'a self, target: &'a ObserveTarget) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
             let mut obs = Observation::default();
-            let http =
-                HttpClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+            let http = http();
             let mut produce = BTreeMap::new();
             let mut fetch = BTreeMap::new();
+            let mut cpu = BTreeMap::new();
+            let mut partitions = BTreeMap::new();
             let at_ms = monotonic_ms();
             for (pod, addr) in &target.brokers {
-                match scrape(&http, addr, self.timeout).await {
+                match request(
+                    &http,
+                    Method::GET,
+                    &format!("http://{addr}/metrics"),
+                    self.timeout,
+                )
+                .await
+                {
                     Ok(text) => {
                         if let Some(v) = series_value(&text, BROKER_PRODUCE_BYTES) {
                             produce.insert(pod.clone(), v);
@@ -70,66 +120,157 @@ impl ClusterObserver for BrokerObserver {
                         if let Some(v) = series_value(&text, BROKER_FETCH_BYTES) {
                             fetch.insert(pod.clone(), v);
                         }
+                        if let Some(v) = series_value(&text, BROKER_CPU_SECONDS) {
+                            cpu.insert(pod.clone(), v);
+                        }
+                        if target.autoscaling {
+                            for (labels, v) in labelled_series(&text, BROKER_PARTITION_BYTES) {
+                                if let (Some(t), Some(p)) =
+                                    (labels.get("topic"), labels.get("partition"))
+                                {
+                                    partitions.insert(format!("{pod}/{t}/{p}"), v);
+                                }
+                            }
+                        }
+                        if target.autoscaling && obs.fleet.is_none() {
+                            match request(
+                                &http,
+                                Method::GET,
+                                &format!("http://{addr}/v1/cluster"),
+                                self.timeout,
+                            )
+                            .await
+                            .and_then(|body| {
+                                serde_json::from_str::<FleetView>(&body).map_err(|e| e.to_string())
+                            }) {
+                                Ok(view) => obs.fleet = Some(view),
+                                Err(e) => obs.problems.push(format!("fleet view of {pod}: {e}")),
+                            }
+                        }
                     }
                     Err(e) => obs.problems.push(format!("metrics of {pod}: {e}")),
                 }
             }
-            if !produce.is_empty() {
-                obs.produce_bytes = Some(CounterSample {
+            let sample = |values: BTreeMap<String, f64>| {
+                (!values.is_empty()).then_some(CounterSample { at_ms, values })
+            };
+            obs.produce_bytes = sample(produce);
+            obs.fetch_bytes = sample(fetch);
+            obs.cpu_seconds = sample(cpu);
+            obs.partition_bytes = if target.autoscaling {
+                Some(CounterSample {
                     at_ms,
-                    values: produce,
-                });
-            }
-            if !fetch.is_empty() {
-                obs.fetch_bytes = Some(CounterSample {
-                    at_ms,
-                    values: fetch,
-                });
-            }
+                    values: partitions,
+                })
+            } else {
+                None
+            };
             if let Some(bootstrap) = &target.bootstrap {
-                match max_consumer_lag(bootstrap, self.timeout).await {
-                    Ok(lag) => obs.max_consumer_lag = lag,
+                match read_offsets(bootstrap, self.timeout, target.autoscaling).await {
+                    Ok(offsets) => {
+                        obs.max_consumer_lag = offsets.max_lag;
+                        obs.lag = offsets.lag;
+                        obs.leaders = offsets.leaders;
+                    }
                     Err(e) => obs.problems.push(format!("consumer lag: {e}")),
                 }
             }
             obs
         })
     }
+
+    fn set_draining<'a>(
+        &'a self,
+        metrics_addr: &'a str,
+        node: i32,
+        draining: bool,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let method = if draining {
+                Method::POST
+            } else {
+                Method::DELETE
+            };
+            let url = format!("http://{metrics_addr}/v1/nodes/{node}/drain");
+            request(&http(), method, &url, self.timeout)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn move_partitions<'a>(
+        &'a self,
+        bootstrap: &'a str,
+        moves: &'a [(String, i32, i32)],
+    ) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let mut admin = AdminClient::connect(bootstrap, self.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            admin
+                .move_partitions(moves)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
-async fn scrape(
-    http: &HttpClient<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>,
-    addr: &str,
+/// One HTTP call to a broker; the body of a 2xx answer.
+async fn request(
+    http: &Http,
+    method: Method,
+    url: &str,
     timeout: Duration,
 ) -> Result<String, String> {
-    let uri: hyper::Uri = format!("http://{addr}/metrics")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let response = tokio::time::timeout(timeout, http.get(uri))
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(timeout, http.request(req))
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
+    let status = response.status();
     let body = tokio::time::timeout(timeout, response.into_body().collect())
         .await
         .map_err(|_| "timed out reading the body".to_string())?
         .map_err(|e| e.to_string())?
         .to_bytes();
-    String::from_utf8(body.to_vec()).map_err(|_| "metrics are not UTF-8".into())
+    let text =
+        String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", text.trim()));
+    }
+    Ok(text)
 }
 
-/// The largest lag of any consumer group on any topic: `None` when no group has
-/// committed offsets.
-pub async fn max_consumer_lag(
+/// Consumer groups' offsets against the end offsets, and (when asked) every
+/// partition's leader.
+#[derive(Debug, Default)]
+struct Offsets {
+    max_lag: Option<i64>,
+    lag: BTreeMap<(String, String, i32), (u64, i64)>,
+    leaders: BTreeMap<(String, i32), i32>,
+}
+
+async fn read_offsets(
     bootstrap: &str,
     timeout: Duration,
-) -> Result<Option<i64>, AdminError> {
+    with_leaders: bool,
+) -> Result<Offsets, AdminError> {
     let mut admin = AdminClient::connect(bootstrap, timeout).await?;
+    let mut out = Offsets::default();
+    if with_leaders {
+        for topic in admin.describe_all_topics().await? {
+            for (partition, leader) in &topic.leaders {
+                out.leaders
+                    .insert((topic.name.clone(), *partition), *leader);
+            }
+        }
+    }
     let groups = admin.list_groups().await?;
     let mut end_offsets: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
-    let mut max = None;
     for group in groups.iter().take(MAX_GROUPS) {
         let offsets = admin.committed_offsets(group).await?;
         let topics: std::collections::BTreeSet<String> =
@@ -142,10 +283,26 @@ pub async fn max_consumer_lag(
                 };
                 end_offsets.insert(topic.clone(), ends);
             }
-            if let Some(lag) = topic_lag(&offsets, &topic, &end_offsets[&topic]) {
-                max = Some(max.map_or(lag, |m: i64| m.max(lag)));
+            let ends = &end_offsets[&topic];
+            if let Some(lag) = topic_lag(&offsets, &topic, ends) {
+                out.max_lag = Some(out.max_lag.map_or(lag, |m: i64| m.max(lag)));
+            }
+            for (partition, lag, committed) in partition_lags(&offsets, &topic, ends) {
+                out.lag.insert(
+                    (group.clone(), topic.clone(), partition),
+                    (lag as u64, committed),
+                );
             }
         }
     }
-    Ok(max)
+    Ok(out)
+}
+
+/// The largest lag of any consumer group on any topic: `None` when no group has
+/// committed offsets.
+pub async fn max_consumer_lag(
+    bootstrap: &str,
+    timeout: Duration,
+) -> Result<Option<i64>, AdminError> {
+    Ok(read_offsets(bootstrap, timeout, false).await?.max_lag)
 }

@@ -110,6 +110,7 @@ pub fn cluster_status(
         max_consumer_lag: figures.max_consumer_lag,
         last_scale_event: scale_event.or_else(|| previous.and_then(|p| p.last_scale_event.clone())),
         aws: None,
+        autoscaling: None,
     }
 }
 

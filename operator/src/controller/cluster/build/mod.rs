@@ -51,6 +51,8 @@ pub struct ClusterModel<'a> {
     pub namespace: String,
     /// Annotations of the broker ServiceAccount from the cloud provider (the IAM role).
     pub service_account_annotations: BTreeMap<String, String>,
+    /// Brokers the StatefulSet runs: `spec.replicas`, or the autoscaler's choice.
+    pub replicas: i32,
 }
 
 impl<'a> ClusterModel<'a> {
@@ -62,6 +64,7 @@ impl<'a> ClusterModel<'a> {
             name: cluster.name_any(),
             namespace: cluster.namespace()?,
             service_account_annotations: BTreeMap::new(),
+            replicas: cluster.spec.replicas,
         })
     }
 

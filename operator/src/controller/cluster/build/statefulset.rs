@@ -147,7 +147,7 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
     StatefulSet {
         metadata: model.owned_meta(model.broker_name()),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(model.replicas),
             service_name: Some(model.headless_name()),
             pod_management_policy: Some("Parallel".into()),
             selector: LabelSelector {
