@@ -76,7 +76,7 @@ contexts: [{{name: operator, context: {{cluster: e2e, user: sluice, namespace: {
         self.operator_metrics = f"http://127.0.0.1:{port}"
         log = self.work / "logs" / "sluice-operator.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, KUBECONFIG=str(cfg), RUST_LOG="info,kube=warn")
+        env = dict(os.environ, KUBECONFIG=str(cfg), RUST_LOG="info,kube=warn,sluice_operator::controller::cluster::autoscaling=debug")
         args = [tool("SLUICE_OPERATOR_BIN"), "run", "--namespace", OPERATOR_NS,
                 "--metrics-listen", f"127.0.0.1:{port}", "--log-format", "text",
                 "--refresh-secs", "5", "--io-timeout-secs", "5",

@@ -500,6 +500,21 @@ def autoscaling(env) -> dict:
     return slc.get("status", {}).get("autoscaling") or {}
 
 
+def wait_autoscaling(env, what: str, pred, timeout: float) -> dict:
+    """Waits until `pred(status.autoscaling)`; a timeout shows the last status."""
+    seen: list[dict] = [{}]
+
+    def check():
+        seen[0] = autoscaling(env)
+        return pred(seen[0])
+    try:
+        env.kubectl.wait_for(what, check, timeout)
+    except AssertionError as e:
+        slc = env.kubectl.get("securitylakecluster", SURGE, NS) or {}
+        raise AssertionError(f"{e}; status: {slc.get('status')}") from None
+    return seen[0]
+
+
 def events(env, reason: str) -> list[dict]:
     items = json.loads(env.kubectl.run("get", "events", "-n", NS, "-o", "json").stdout)["items"]
     return [e for e in items if e["reason"] == reason
@@ -552,8 +567,8 @@ spec:
     t0 = time.monotonic()
     spike.start()
     try:
-        env.kubectl.wait_for("the autoscaler wants 3 brokers",
-                             lambda: autoscaling(env).get("desiredReplicas") == 3, 90)
+        wait_autoscaling(env, "the autoscaler wants 3 brokers",
+                         lambda st: st.get("desiredReplicas") == 3, 90)
         timings["decision"] = time.monotonic() - t0
         st = autoscaling(env)
         assert st["signal"] == "Throughput", st
@@ -570,16 +585,16 @@ spec:
         assert events(env, "Balancing"), "no Balancing event"
         assert autoscaling(env).get("lastMoves"), autoscaling(env)
         # Load is now carried by every broker (as the balancer measures it).
-        env.kubectl.wait_for("load on all 3 brokers", lambda: len([
-            v for v in autoscaling(env).get("brokerLoad", {}).values() if v > 0]) == 3, 60)
+        wait_autoscaling(env, "load on all 3 brokers", lambda st: len([
+            v for v in st.get("brokerLoad", {}).values() if v > 0]) == 3, 60)
     finally:
         acked = spike.finish()
     t1 = time.monotonic()
     assert len(acked) > 1000, f"only {len(acked)} records acknowledged"
 
     # The load is gone: after the stabilisation window, drain and shrink to 1.
-    env.kubectl.wait_for("the autoscaler wants 1 broker",
-                         lambda: autoscaling(env).get("desiredReplicas") == 1, 120)
+    wait_autoscaling(env, "the autoscaler wants 1 broker",
+                     lambda st: st.get("desiredReplicas") == 1, 120)
     timings["scale-in decision after load stop"] = time.monotonic() - t1
     env.kubectl.wait_for("1 broker pod", lambda: len(broker_pods(env, SURGE)) == 1, 120)
     timings["scale-in done after load stop"] = time.monotonic() - t1

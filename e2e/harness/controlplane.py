@@ -242,6 +242,11 @@ class ControlPlane:
             "--use-service-account-credentials=false",
             "--controllers=*",
             "--concurrent-gc-syncs=5",
+            # kwok renews the fake node's status about once a minute, just past the
+            # default 50 s grace: the node flapped NotReady, which marked every pod
+            # NotReady for good (kwok does not make them Ready again); the autoscaler
+            # scenario then saw no ready broker to read (found by the e2e suite).
+            "--node-monitor-grace-period=10m",
             "--v=1",
         ])
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::observe::Observation;
 use crate::autoscale::{
@@ -192,6 +192,14 @@ pub async fn autoscale(
                 );
                 m.loads = partition_loads(last, observation);
                 m.signals = Some(describe(&s));
+                debug!(
+                    current,
+                    desired = d.desired,
+                    recommended = d.recommended,
+                    signal = ?d.signal,
+                    signals = m.signals.as_deref().unwrap_or_default(),
+                    "autoscaler decision"
+                );
                 m.decision = Some(d);
                 decided = true;
             }
