@@ -139,6 +139,17 @@ pub fn partition_loads(previous: &Observation, now: &Observation) -> Vec<Partiti
         .collect()
 }
 
+/// No scale-in on incomplete signals: a broker whose metrics could not be read may be
+/// the busiest one (too busy to answer), and its missing throughput would look like
+/// idle capacity. A scale-out stands: more brokers are safe.
+pub fn hold_on_incomplete(mut decision: Decision, current: u32, complete: bool) -> Decision {
+    if !complete && decision.desired < current {
+        decision.desired = current;
+        decision.limited_by = Some("incomplete signals (a broker could not be read)");
+    }
+    decision
+}
+
 fn describe(s: &Signals) -> String {
     let lag: u64 = s.lag.values().map(|(l, _)| *l).sum();
     let mut out = format!("throughput {}, lag {lag}", human_bytes(s.bytes_per_second));
@@ -200,7 +211,11 @@ pub async fn autoscale(
                     signals = m.signals.as_deref().unwrap_or_default(),
                     "autoscaler decision"
                 );
-                m.decision = Some(d);
+                m.decision = Some(hold_on_incomplete(
+                    d,
+                    current.max(1) as u32,
+                    observation.problems.is_empty(),
+                ));
                 decided = true;
             }
             m.last = Some(observation.clone());
@@ -435,6 +450,21 @@ mod tests {
         assert_eq!(loads.len(), 2, "no load for a partition without a leader");
         assert_eq!((loads[0].leader, loads[0].bytes_per_second), (0, 2000.0));
         assert_eq!((loads[1].leader, loads[1].bytes_per_second), (1, 500.0));
+    }
+
+    #[test]
+    fn incomplete_signals_hold_a_scale_in_but_not_a_scale_out() {
+        let d = |desired| Decision {
+            desired,
+            signal: crate::autoscale::Signal::Minimum,
+            recommended: desired,
+            limited_by: None,
+        };
+        let held = hold_on_incomplete(d(1), 3, false);
+        assert_eq!(held.desired, 3);
+        assert!(held.limited_by.unwrap().contains("incomplete"));
+        assert_eq!(hold_on_incomplete(d(5), 3, false).desired, 5);
+        assert_eq!(hold_on_incomplete(d(1), 3, true).desired, 1);
     }
 
     #[test]
