@@ -584,14 +584,6 @@ def ratio(a, b):
     return f"{a / b:.2f}×"
 
 
-METRICS = [
-    # (title, key function, unit, better)
-    ("Throughput (MB/s, higher is better)", lambda r: r.get("mb_per_s"), "MB/s", "higher"),
-    ("Broker CPU-seconds per GiB moved (in + out; lower is better)", lambda r: r.get("cpu_s_per_gib"), "s/GiB", "lower"),
-    ("Peak RSS during the workload (MiB; lower is better)", lambda r: r.get("peak_rss_mib"), "MiB", "lower"),
-]
-
-
 def lat(r, key, p):
     v = r.get(key)
     return v.get(p) if isinstance(v, dict) else None
@@ -639,14 +631,15 @@ def write_report(results, args, out):
         lines.append(f"| {LABELS[b]} | {results['brokers'][b]['version']} |")
     lines.append("")
 
-    def table(title, get):
+    def table(title, specs):
+        """specs: (row label, workload, getter) per row; a row with no value is left out."""
         head = ["workload"] + [LABELS[b] for b in brokers] + [f"{LABELS[a]} / {LABELS[b]}" for a, b in ratios]
         out = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-        for n in names:
+        for label, wl, get in specs:
             vals = {}
-            cells = [n]
+            cells = [label]
             for b in brokers:
-                r = rows[b].get(n)
+                r = rows[b].get(wl)
                 if r is None:
                     cells.append("not run")
                 elif not r.get("ok"):
@@ -661,19 +654,25 @@ def write_report(results, args, out):
             out.append("| " + " | ".join(cells) + " |")
         return out + [""]
 
+    def per_workload(get, skip=()):
+        return [(n, n, get) for n in names if n not in skip]
+
+    fixed_rate = ("latency", "end-to-end")
     lines += ["## Results", ""]
-    for title, get, _, _ in METRICS:
-        lines += table(title, get)
-    for key, label in (("ack_latency", "Produce latency (send → ack, ms; lower is better)"),
-                       ("e2e_latency", "End-to-end latency (send → consumed, ms; lower is better)")):
-        for p in ("p50_ms", "p99_ms", "p999_ms"):
-            lines += table(f"{label}: {p[:-3]}", lambda r, key=key, p=p: lat(r, key, p) if r["workload"] in ("latency", "end-to-end") else None)
-    lines += table(
-        "Catch-up: the live producer's p99 ack latency while the backlog is read (ms)",
-        lambda r: lat(r.get("live_producer", {}), "ack_latency", "p99_ms") if r["workload"] == "catchup" else None,
-    )
-    lines += table("Object PUTs per GiB moved", lambda r: r.get("puts_per_gib"))
-    lines += table("Object GETs per GiB moved", lambda r: r.get("gets_per_gib"))
+    lines += table("Throughput (MB/s; higher is better)", per_workload(lambda r: r.get("mb_per_s"), fixed_rate))
+    lat_rows = []
+    for wl, key, label in (("latency", "ack_latency", "produce (send → ack)"),
+                           ("end-to-end", "e2e_latency", "end-to-end (send → consumed)")):
+        for p in ("p50", "p99", "p999"):
+            lat_rows.append((f"{label} {p}", wl, lambda r, key=key, p=p: lat(r, key, p + "_ms")))
+    lat_rows.append(("produce p99 during catch-up read", "catchup",
+                     lambda r: lat(r.get("live_producer", {}), "ack_latency", "p99_ms")))
+    lines += table(f"Latency at {args.rate:g} records/s (ms; lower is better)", lat_rows)
+    lines += table("Broker CPU-seconds per GiB moved, in + out (lower is better)",
+                   per_workload(lambda r: r.get("cpu_s_per_gib")))
+    lines += table("Peak RSS during the workload (MiB; lower is better)", per_workload(lambda r: r.get("peak_rss_mib")))
+    lines += table("Object PUTs per GiB moved (lower is better)", per_workload(lambda r: r.get("puts_per_gib")))
+    lines += table("Object GETs per GiB moved (lower is better)", per_workload(lambda r: r.get("gets_per_gib")))
     failures = [(b, r["workload"], r.get("error", "")) for b in brokers for r in rows[b].values() if not r.get("ok")]
     failures += [(b, "(start)", results["brokers"][b]["error"]) for b in brokers if results["brokers"][b].get("error")]
     if failures:
@@ -735,7 +734,8 @@ def plot(results, args, out):
     def get(key):
         return lambda b, w: rows[b].get(w, {}).get(key)
 
-    bars("throughput.png", "Throughput per workload", "MB/s", get("mb_per_s"), names)
+    bars("throughput.png", "Throughput per workload", "MB/s", get("mb_per_s"),
+         [n for n in names if n not in ("latency", "end-to-end")])
     lat_groups = [f"{w} {p}" for w in ("latency", "end-to-end") for p in ("p50", "p99", "p999")]
 
     def latget(b, g):
@@ -765,7 +765,9 @@ def main():
     ap.add_argument("--groups", type=int, default=4, help="consumer groups of the fan-out (2 members each)")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--record-size", type=int, default=1024)
-    ap.add_argument("--idempotence", default="true", choices=["true", "false"])
+    ap.add_argument("--idempotence", default="false", choices=["true", "false"],
+                    help="idempotent producers (default false: librdkafka's default; Tansu 0.6.0 "
+                    "answers OutOfOrderSequenceNumber to pipelined idempotent batches)")
     ap.add_argument("--broker-cpus", default="1", help="taskset CPU list of the broker (default 1)")
     ap.add_argument("--client-cpus", default="0", help="taskset CPU list of the load generator and moto (default 0)")
     ap.add_argument("--memory-mib", type=int, default=2048, help="memory cap of each broker (0: none)")

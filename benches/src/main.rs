@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -181,6 +181,7 @@ fn topic_name(c: &Common, workload: &str) -> String {
 fn create_topic(c: &Common, topic: &str) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &c.bootstrap)
+        .set("socket.nagle.disable", "true")
         .create()
         .context("admin client")?;
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -223,8 +224,7 @@ fn end_offsets(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Result<
         .iter()
         .find(|t| t.name() == topic)
         .ok_or_else(|| anyhow!("{topic} not in metadata"))?;
-    if t.partitions().len() as i32 != partitions || t.partitions().iter().any(|p| p.leader() < 0)
-    {
+    if t.partitions().len() as i32 != partitions || t.partitions().iter().any(|p| p.leader() < 0) {
         bail!("{topic}: partitions not all led yet");
     }
     (0..partitions)
@@ -240,6 +240,8 @@ fn end_offsets(consumer: &BaseConsumer, topic: &str, partitions: i32) -> Result<
 // ---------------------------------------------------------------- producers
 
 /// Counts acknowledgements and their latency (from the opaque: send time in `now_us`).
+/// The producers are `ThreadedProducer`s: a thread of their own serves the delivery
+/// reports as they arrive, so an acknowledgement's latency is not delayed by the sender.
 #[derive(Default)]
 struct Acks {
     acked: AtomicU64,
@@ -247,6 +249,8 @@ struct Acks {
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
     latencies_us: Mutex<Vec<u64>>,
+    /// Highest acknowledged offset per partition.
+    max_offset: Mutex<HashMap<i32, i64>>,
 }
 
 impl ClientContext for Acks {}
@@ -262,6 +266,9 @@ impl ProducerContext for Acks {
                     .fetch_add(m.payload_len() as u64, Ordering::Relaxed);
                 let lat = now_us().saturating_sub(sent_us) as u64;
                 self.latencies_us.lock().unwrap().push(lat);
+                let mut max = self.max_offset.lock().unwrap();
+                let o = max.entry(m.partition()).or_insert(-1);
+                *o = (*o).max(m.offset());
             }
             Err((e, _)) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -275,6 +282,13 @@ impl ProducerContext for Acks {
 }
 
 impl Acks {
+    /// Forgets what was acknowledged so far (after the warm-up).
+    fn reset(&self) {
+        self.acked.store(0, Ordering::Relaxed);
+        self.acked_bytes.store(0, Ordering::Relaxed);
+        self.latencies_us.lock().unwrap().clear();
+    }
+
     fn check(&self) -> Result<()> {
         let errors = self.errors.load(Ordering::Relaxed);
         if errors > 0 {
@@ -287,15 +301,19 @@ impl Acks {
     }
 }
 
-fn producer(c: &Common, linger_ms: u32) -> Result<BaseProducer<Acks>> {
+fn producer(c: &Common, linger_ms: u32) -> Result<ThreadedProducer<Acks>> {
     ClientConfig::new()
         .set("bootstrap.servers", &c.bootstrap)
+        .set("socket.nagle.disable", "true")
         .set("acks", "all")
         .set("enable.idempotence", c.idempotence.to_string())
         .set("linger.ms", linger_ms.to_string())
         .set("batch.size", "1000000")
         .set("compression.type", "none")
         .set("message.timeout.ms", "120000")
+        // 64 MiB of records queued per producer: enough to keep the broker busy, small
+        // enough that the flush after the measured phase is short.
+        .set("queue.buffering.max.kbytes", "65536")
         .create_with_context(Acks::default())
         .context("producer")
 }
@@ -305,7 +323,7 @@ fn producer(c: &Common, linger_ms: u32) -> Result<BaseProducer<Acks>> {
 /// so a stalled broker is not hidden by a sender that waits for it. Each record carries
 /// its send wall-clock time (µs) in its first 8 bytes, for the end-to-end latency.
 fn send_loop(
-    p: &BaseProducer<Acks>,
+    p: &ThreadedProducer<Acks>,
     topic: &str,
     size: usize,
     rate: Option<f64>,
@@ -321,48 +339,66 @@ fn send_loop(
             let due = t0 + Duration::from_secs_f64(sent as f64 / rate);
             let now = Instant::now();
             if due > now {
-                p.poll(Duration::ZERO);
                 thread::sleep(due - now);
             }
             opaque = due.duration_since(start()).as_micros() as usize;
             payload[..8].copy_from_slice(&wall_us().to_le_bytes());
         }
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, opaque)
-            .payload(&payload[..size]);
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, opaque).payload(&payload[..size]);
         loop {
             match p.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    p.poll(Duration::from_millis(1));
+                    thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => bail!("send: {e}"),
             }
         }
         sent += 1;
-        if sent % 256 == 0 {
-            p.poll(Duration::ZERO);
-        }
     }
     p.flush(Duration::from_secs(120)).context("flush")?;
     Ok(sent)
 }
 
-/// Writes `mib` MiB as fast as possible (the backlog of the read workloads).
-fn write_backlog(c: &Common, topic: &str, mib: u64) -> Result<(u64, f64)> {
+/// Sends one record to every partition and waits for the acknowledgements, so that
+/// metadata, connections and the producer id are in place before a latency is measured.
+/// The records carry a zero timestamp: end-to-end consumers skip them.
+fn warm_up(p: &ThreadedProducer<Acks>, topic: &str, partitions: i32, size: usize) -> Result<()> {
+    let payload = vec![0u8; size.max(8)];
+    for partition in 0..partitions {
+        p.send(
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, now_us())
+                .partition(partition)
+                .payload(&payload[..size]),
+        )
+        .map_err(|(e, _)| anyhow!("warm-up send: {e}"))?;
+    }
+    p.flush(Duration::from_secs(60)).context("warm-up flush")?;
+    p.context().check()?;
+    p.context().reset();
+    Ok(())
+}
+
+/// Writes `mib` MiB as fast as possible (the backlog of the read workloads). Returns the
+/// bytes, the seconds and, per partition, the offset after the last acknowledged record:
+/// what a reader must reach (taken from the acknowledgements, not from ListOffsets, so a
+/// broker whose ListOffsets lags cannot end a read early).
+fn write_backlog(c: &Common, topic: &str, mib: u64) -> Result<(u64, f64, Vec<i64>)> {
     let p = producer(c, c.linger_ms)?;
     let records = mib * 1024 * 1024 / c.record_size as u64;
     let payload = vec![b'b'; c.record_size];
     let t0 = Instant::now();
     for _ in 0..records {
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, now_us())
-            .payload(&payload[..]);
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, now_us()).payload(&payload[..]);
         loop {
             match p.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    p.poll(Duration::from_millis(1));
+                    thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => bail!("send: {e}"),
             }
@@ -371,7 +407,11 @@ fn write_backlog(c: &Common, topic: &str, mib: u64) -> Result<(u64, f64)> {
     p.flush(Duration::from_secs(300)).context("flush")?;
     p.context().check()?;
     let acked = p.context().acked_bytes.load(Ordering::Relaxed);
-    Ok((acked, t0.elapsed().as_secs_f64()))
+    let max = p.context().max_offset.lock().unwrap();
+    let ends = (0..c.partitions)
+        .map(|p| max.get(&p).map_or(0, |o| o + 1))
+        .collect();
+    Ok((acked, t0.elapsed().as_secs_f64(), ends))
 }
 
 // ---------------------------------------------------------------- workloads
@@ -424,6 +464,7 @@ fn latency(c: &Common, rate: f64) -> Result<Value> {
     let topic = topic_name(c, "latency");
     create_topic(c, &topic)?;
     let p = producer(c, 0)?;
+    warm_up(&p, &topic, c.partitions, c.record_size)?;
     let stop = AtomicBool::new(false);
     let t0 = Instant::now();
     let sent = send_loop(
@@ -452,6 +493,7 @@ fn latency(c: &Common, rate: f64) -> Result<Value> {
 fn plain_consumer(c: &Common, group: &str) -> Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", &c.bootstrap)
+        .set("socket.nagle.disable", "true")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
@@ -504,25 +546,41 @@ fn end_to_end(c: &Common, rate: f64) -> Result<Value> {
     let topic = topic_name(c, "end-to-end");
     create_topic(c, &topic)?;
     let consumer = plain_consumer(c, "bench-e2e")?;
-    let start_offsets = end_offsets(&consumer, &topic, c.partitions)?;
-    assign_from(&consumer, &topic, &start_offsets)?;
+    // A fresh topic: read it from offset 0 (the warm-up records come first).
+    assign_from(&consumer, &topic, &vec![0; c.partitions as usize])?;
     // Let the consumer connect and position itself before the first record.
     let _ = consumer.poll(Duration::from_millis(500));
     let stop = AtomicBool::new(false);
     // Records the producer sent, once it is done (u64::MAX while it runs).
     let sent_total = AtomicU64::new(u64::MAX);
+    // Warm-up records the consumer has seen: the timed phase starts once it saw them all.
+    let warm_seen = AtomicU64::new(0);
     let (sent, bytes_in, lat, received, bytes_out) = thread::scope(|s| -> Result<_> {
         let prod = s.spawn(|| -> Result<(u64, u64)> {
             let p = producer(c, 0)?;
+            let warm = warm_up(&p, &topic, c.partitions, c.record_size);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while warm.is_ok()
+                && warm_seen.load(Ordering::SeqCst) < c.partitions as u64
+                && Instant::now() < deadline
+                && !stop.load(Ordering::SeqCst)
+            {
+                thread::sleep(Duration::from_millis(5));
+            }
             let t0 = Instant::now();
-            let r = send_loop(
-                &p,
-                &topic,
-                c.record_size,
-                Some(rate),
-                t0 + Duration::from_secs_f64(c.seconds),
-                &stop,
-            );
+            let r = warm.and_then(|_| {
+                if warm_seen.load(Ordering::SeqCst) < c.partitions as u64 {
+                    bail!("the consumer did not receive the warm-up records in 60 s");
+                }
+                send_loop(
+                    &p,
+                    &topic,
+                    c.record_size,
+                    Some(rate),
+                    t0 + Duration::from_secs_f64(c.seconds),
+                    &stop,
+                )
+            });
             let sent = r.as_ref().copied().unwrap_or(0);
             sent_total.store(sent, Ordering::SeqCst);
             r?;
@@ -532,32 +590,34 @@ fn end_to_end(c: &Common, rate: f64) -> Result<Value> {
         let mut lat = Vec::new();
         let (mut received, mut bytes) = (0u64, 0u64);
         let mut drain_deadline = None;
-        let consumed = (|| {
-            loop {
-                let total = sent_total.load(Ordering::SeqCst);
-                if total != u64::MAX {
-                    if received >= total {
-                        return Ok(());
-                    }
-                    let d = *drain_deadline
-                        .get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
-                    if Instant::now() > d {
-                        return Ok(());
-                    }
+        let consumed = (|| loop {
+            let total = sent_total.load(Ordering::SeqCst);
+            if total != u64::MAX {
+                if received >= total {
+                    return Ok(());
                 }
-                match consumer.poll(Duration::from_millis(50)) {
-                    Some(Ok(m)) => {
-                        let payload = m.payload().unwrap_or_default();
-                        if payload.len() >= 8 {
-                            let sent_us = u64::from_le_bytes(payload[..8].try_into().unwrap());
-                            lat.push(wall_us().saturating_sub(sent_us));
-                        }
-                        received += 1;
-                        bytes += payload.len() as u64;
-                    }
-                    Some(Err(e)) => bail!("consume: {e}"),
-                    None => {}
+                let d =
+                    *drain_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+                if Instant::now() > d {
+                    return Ok(());
                 }
+            }
+            match consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    let payload = m.payload().unwrap_or_default();
+                    let sent_us = payload
+                        .get(..8)
+                        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+                    if sent_us == 0 {
+                        warm_seen.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    lat.push(wall_us().saturating_sub(sent_us));
+                    received += 1;
+                    bytes += payload.len() as u64;
+                }
+                Some(Err(e)) => bail!("consume: {e}"),
+                None => {}
             }
         })();
         if consumed.is_err() {
@@ -582,15 +642,18 @@ fn end_to_end(c: &Common, rate: f64) -> Result<Value> {
 fn catchup(c: &Common, backlog_mib: u64, rate: f64) -> Result<Value> {
     let topic = topic_name(c, "catchup");
     create_topic(c, &topic)?;
-    let (backlog_bytes, backlog_secs) = write_backlog(c, &topic, backlog_mib)?;
+    let (backlog_bytes, backlog_secs, target) = write_backlog(c, &topic, backlog_mib)?;
     let consumer = plain_consumer(c, "bench-catchup")?;
-    let target = end_offsets(&consumer, &topic, c.partitions)?;
+    // Cross-check: the high watermarks the broker reports (ListOffsets) against the
+    // acknowledged offsets.
+    let listed = end_offsets(&consumer, &topic, c.partitions)?;
     assign_from(&consumer, &topic, &vec![0; target.len()])?;
     let stop = AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_secs(600);
     let (progress, read_secs, live) = thread::scope(|s| -> Result<_> {
         let live = s.spawn(|| -> Result<Value> {
             let p = producer(c, 0)?;
+            warm_up(&p, &topic, c.partitions, c.record_size)?;
             let t0 = Instant::now();
             send_loop(&p, &topic, c.record_size, Some(rate), deadline, &stop)?;
             let ctx = p.context();
@@ -636,6 +699,7 @@ fn catchup(c: &Common, backlog_mib: u64, rate: f64) -> Result<Value> {
         "backlog_mib": backlog_mib, "records": progress.records, "seconds": read_secs,
         "mb_per_s": mb_per_s(progress.bytes, read_secs),
         "backlog_write_mb_per_s": mb_per_s(backlog_bytes, backlog_secs),
+        "list_offsets_match_acks": listed == target,
         "bytes_in": backlog_bytes + live_bytes, "bytes_out": progress.bytes,
         "live_producer": live,
     }))
@@ -644,9 +708,7 @@ fn catchup(c: &Common, backlog_mib: u64, rate: f64) -> Result<Value> {
 fn fanout(c: &Common, backlog_mib: u64, groups: usize, members: usize) -> Result<Value> {
     let topic = topic_name(c, "fanout");
     create_topic(c, &topic)?;
-    let (backlog_bytes, _) = write_backlog(c, &topic, backlog_mib)?;
-    let probe = plain_consumer(c, "bench-fanout-probe")?;
-    let target = end_offsets(&probe, &topic, c.partitions)?;
+    let (backlog_bytes, _, target) = write_backlog(c, &topic, backlog_mib)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let progress: Vec<Mutex<Progress>> = (0..groups)
         .map(|_| Mutex::new(Progress::new(target.clone())))
