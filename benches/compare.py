@@ -222,8 +222,10 @@ class Moto:
             elif method == "PUT":
                 if not is_bucket:
                     out["put"] += 1
+            elif method == "POST" and re.search(r"[?&]delete(=|&|$)", path):
+                out["delete"] += 1  # DeleteObjects: a batch delete, free like DELETE
             else:
-                out[method.lower()] += 1
+                out[method.lower()] += 1  # POST: multipart upload create / complete
         return out
 
     def cpu(self):
@@ -454,6 +456,14 @@ def workloads(args):
     ]
 
 
+def add_request_rates(row, gib):
+    """Object requests per GiB in S3's two price classes: PUT-class (PUT, POST for
+    multipart uploads, LIST; COPY is not used) and GET-class (GET, HEAD). DELETEs are free."""
+    d = row["object_requests"]
+    row["puts_per_gib"] = (d.get("put", 0) + d.get("post", 0) + d.get("list", 0)) / gib
+    row["gets_per_gib"] = (d.get("get", 0) + d.get("head", 0)) / gib
+
+
 def run_workload(broker, name, wl_args, args, workdir):
     pid = broker.proc.pid
     can_reset = reset_peak_rss(pid)
@@ -509,8 +519,7 @@ def run_workload(broker, name, wl_args, args, workdir):
         row["object_requests"] = delta
         row["object_requests_source"] = "s3-server log" if broker.moto else "sluice /metrics"
         if gib > 0:
-            row["puts_per_gib"] = delta.get("put", 0) / gib
-            row["gets_per_gib"] = delta.get("get", 0) / gib
+            add_request_rates(row, gib)
     if not out.get("mb_per_s"):
         row["ok"] = False
         row["error"] = "zero throughput"
@@ -581,7 +590,8 @@ def fmt(v, digits=1):
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "–"
-    return f"{a / b:.2f}×"
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
 
 
 def lat(r, key, p):
@@ -671,8 +681,10 @@ def write_report(results, args, out):
     lines += table("Broker CPU-seconds per GiB moved, in + out (lower is better)",
                    per_workload(lambda r: r.get("cpu_s_per_gib")))
     lines += table("Peak RSS during the workload (MiB; lower is better)", per_workload(lambda r: r.get("peak_rss_mib")))
-    lines += table("Object PUTs per GiB moved (lower is better)", per_workload(lambda r: r.get("puts_per_gib")))
-    lines += table("Object GETs per GiB moved (lower is better)", per_workload(lambda r: r.get("gets_per_gib")))
+    lines += table("Object PUT-class requests (PUT, multipart POST, LIST) per GiB moved (lower is better)",
+                   per_workload(lambda r: r.get("puts_per_gib")))
+    lines += table("Object GET-class requests (GET, HEAD) per GiB moved (lower is better)",
+                   per_workload(lambda r: r.get("gets_per_gib")))
     failures = [(b, r["workload"], r.get("error", "")) for b in brokers for r in rows[b].values() if not r.get("ok")]
     failures += [(b, "(start)", results["brokers"][b]["error"]) for b in brokers if results["brokers"][b].get("error")]
     if failures:
@@ -746,12 +758,28 @@ def plot(results, args, out):
     bars("latency.png", f"Latency at {args.rate:g} records/s", "ms (log scale)", latget, lat_groups, log_scale=True)
     bars("cpu.png", "Broker CPU-seconds per GiB moved", "CPU-s / GiB", get("cpu_s_per_gib"), names)
     bars("rss.png", "Peak RSS of the broker", "MiB", get("peak_rss_mib"), names)
-    bars("object-requests.png", "Object PUTs per GiB moved (S3 server count; Sluice file: own metrics)",
-         "PUTs / GiB (log scale)", get("puts_per_gib"), names, log_scale=True)
+    bars("object-requests.png", "Object PUT-class requests per GiB moved (S3 server count; Sluice file: own metrics)",
+         "PUT + POST + LIST per GiB (log scale)", get("puts_per_gib"), names, log_scale=True)
     return made
 
 
 # ------------------------------------------------------------------ main
+
+
+def report_only(path):
+    results = json.loads(path.read_text())
+    args = argparse.Namespace(**results["settings"])
+    for entry in results["brokers"].values():
+        for row in entry["workloads"]:
+            gib = (row.get("bytes_in", 0) + row.get("bytes_out", 0)) / 2**30
+            if row.get("object_requests") and gib > 0:
+                add_request_rates(row, gib)
+    out = path.parent
+    results["plots"] = plot(results, args, out)
+    path.write_text(json.dumps(results, indent=1))
+    write_report(results, args, out)
+    log(f"rewrote {out}/comparison.md and {len(results['plots'])} plots")
+    return 0
 
 
 def main():
@@ -775,7 +803,11 @@ def main():
     ap.add_argument("--workload-timeout", type=int, default=900)
     ap.add_argument("--perf", action="store_true",
                     help="record Sluice with perf during produce-4p and catchup (profile-*.txt); perturbs those figures")
+    ap.add_argument("--report-only", metavar="RESULTS_JSON",
+                    help="rewrite comparison.md and the plots from a results.json, run nothing")
     args = ap.parse_args()
+    if args.report_only:
+        return report_only(Path(args.report_only))
     args.idempotence = args.idempotence == "true"
     args.seconds = args.seconds or (3.0 if args.short else 20.0)
     args.backlog_mib = args.backlog_mib or (8 if args.short else 256)
