@@ -538,6 +538,32 @@ def run_workload(broker, name, wl_args, args, workdir, attempt=1):
 PROFILED = ("produce-4p", "catchup")
 
 
+# Frames of the runtime and the standard library that every sample passes through: left
+# out of the inclusive view so that what remains says where the time goes.
+GENERIC_FRAME = re.compile(
+    r"\] (tokio::runtime|std::|core::|alloc::|<alloc::|<core::|<std::|<tokio::runtime|start_thread|clone3|"
+    r"__rust_begin|<F as core|tokio::loom|tokio::task::|<tokio::task)"
+)
+
+
+def trim_profile(text):
+    """Keeps the self-time view and, of the inclusive view, the frames that are not
+    generic runtime plumbing (at most 80 lines), without perf's padding."""
+    out, inclusive, kept = [], False, 0
+    for line in text.splitlines():
+        line = re.sub(r"\s+-\s+-\s*$", "", line.rstrip())
+        if line.startswith("===="):
+            inclusive = "inclusive" in line
+            out.append(line)
+            continue
+        if inclusive:
+            if GENERIC_FRAME.search(line) or kept >= 80:
+                continue
+            kept += 1
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def perf_report(data, out):
     """Writes the self-time and the inclusive (children) view of a perf recording."""
     parts = []
@@ -550,7 +576,7 @@ def perf_report(data, out):
             capture_output=True, text=True,
         )
         parts.append(f"==== {title}\n" + "\n".join(line for line in r.stdout.splitlines() if line and not line.startswith("#")))
-    out.write_text("\n\n".join(parts) + "\n")
+    out.write_text(trim_profile("\n\n".join(parts) + "\n"))
     log(f"  profile: {out}")
 
 
