@@ -761,7 +761,7 @@ def plot(results, args, out):
                     ys.append(v)
             if ys:
                 any_data = True
-            ax.bar(xs, ys, width, label=LABELS[b], color=colors[b])
+                ax.bar(xs, ys, width, label=LABELS[b], color=colors[b])
         if not any_data:
             plt.close(fig)
             return
@@ -791,7 +791,8 @@ def plot(results, args, out):
         return lat(rows[b].get(w, {}), key, p + "_ms")
 
     bars("latency.png", f"Latency at {args.rate:g} records/s", "ms (log scale)", latget, lat_groups, log_scale=True)
-    bars("cpu.png", "Broker CPU-seconds per GiB moved", "CPU-s / GiB", get("cpu_s_per_gib"), names)
+    bars("cpu.png", "Broker CPU-seconds per GiB moved", "CPU-s / GiB (log scale)", get("cpu_s_per_gib"), names,
+         log_scale=True)
     bars("rss.png", "Peak RSS of the broker", "MiB", get("peak_rss_mib"), names)
     bars("object-requests.png", "Object PUT-class requests per GiB moved (S3 server count; Sluice file: own metrics)",
          "PUT + POST + LIST per GiB (log scale)", get("puts_per_gib"), names, log_scale=True)
