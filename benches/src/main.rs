@@ -784,3 +784,41 @@ fn fanout(c: &Common, backlog_mib: u64, groups: usize, members: usize) -> Result
         "group_finish_seconds": per_group,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_latencies() {
+        let v: Vec<u64> = (1..=1000).map(|ms| ms * 1000).collect();
+        let p = percentiles(v);
+        assert_eq!(p["p50_ms"], json!(501.0));
+        assert_eq!(p["p99_ms"], json!(990.0));
+        assert_eq!(p["p999_ms"], json!(999.0));
+        assert_eq!(p["max_ms"], json!(1000.0));
+        assert_eq!(p["samples"], json!(1000));
+        assert_eq!(percentiles(Vec::new()), json!(null));
+    }
+
+    #[test]
+    fn progress_is_done_when_every_partition_reached_its_target() {
+        let mut p = Progress::new(vec![2, 0, 1]);
+        assert!(!p.done());
+        p.record(0, 0, 10);
+        p.record(2, 0, 10);
+        assert!(!p.done(), "partition 0 still needs offset 1");
+        // A re-delivery after a rebalance counts bytes but does not move progress back.
+        p.record(0, 1, 10);
+        p.record(0, 0, 10);
+        assert!(p.done());
+        assert_eq!(p.next, vec![2, 0, 1]);
+        assert_eq!((p.records, p.bytes), (4, 40));
+    }
+
+    #[test]
+    fn throughput_in_megabytes() {
+        assert_eq!(mb_per_s(5_000_000, 2.0), 2.5);
+        assert_eq!(mb_per_s(1, 0.0), 0.0);
+    }
+}
