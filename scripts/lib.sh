@@ -92,3 +92,15 @@ sluice_ensure_venv() {
 	export VIRTUAL_ENV="$SLUICE_VENV"
 	export PATH="$SLUICE_VENV/bin:$PATH"
 }
+
+# Python packages of the benchmark runner (benches/compare): plots.
+SLUICE_BENCH_PY_PACKAGES=(matplotlib)
+
+# The venv plus the benchmark runner's packages (call sluice_ensure_venv first).
+sluice_ensure_bench_py() {
+	if ! "$SLUICE_VENV/bin/python" -c 'import matplotlib' >/dev/null 2>&1; then
+		sluice_log "installing Python packages: ${SLUICE_BENCH_PY_PACKAGES[*]}"
+		"$SLUICE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+			"${SLUICE_BENCH_PY_PACKAGES[@]}"
+	fi
+}
