@@ -52,6 +52,17 @@ impl Broker {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
+        Self::start_with_store(args, advertised, metrics, store).await
+    }
+
+    /// [`Broker::start`] on an already opened store (the deterministic simulation gives
+    /// each simulated host its own view of one in-memory bucket).
+    pub async fn start_with_store(
+        args: BrokerArgs,
+        advertised: (String, i32),
+        metrics: Arc<Metrics>,
+        store: Store,
+    ) -> anyhow::Result<Arc<Self>> {
         #[cfg(debug_assertions)]
         let store = match &args.inject_faults {
             Some(faults) => {
@@ -190,7 +201,8 @@ impl Broker {
             .await
     }
 
-    async fn create_topic_with_id(
+    /// [`Broker::create_topic`] with a given topic id.
+    pub async fn create_topic_with_id(
         &self,
         name: &str,
         id: Uuid,

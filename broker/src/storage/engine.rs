@@ -3,10 +3,12 @@
 //! between leaders: graceful release, and take-over that fences the previous leader's
 //! WAL stream and moves its tail into a segment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -81,7 +83,7 @@ pub struct LogEngine {
     incarnation: u64,
     wal: Arc<WalWriter>,
     cache: BlockCache,
-    partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+    partitions: RwLock<BTreeMap<PartitionKey, Arc<PartitionLog>>>,
     /// Set once a partition was taken from this broker without a release: its tail is
     /// still only in this stream's WAL objects, which its new leader is about to read,
     /// so none may be deleted any more.
@@ -118,7 +120,7 @@ impl LogEngine {
             config,
             incarnation,
             wal,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(BTreeMap::new()),
             keep_wal: std::sync::atomic::AtomicBool::new(false),
             metrics,
             shutdown: watch::channel(false).0,
@@ -152,6 +154,7 @@ impl LogEngine {
             let mut last = Instant::now();
             loop {
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = stop.changed() => return,
                 }
@@ -191,6 +194,11 @@ impl LogEngine {
             .values()
             .map(|p| p.state.lock().tail_bytes)
             .sum()
+    }
+
+    /// Bytes held by the segment block cache.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.weight()
     }
 
     pub fn is_throttling(&self) -> bool {
@@ -263,7 +271,7 @@ impl LogEngine {
             .collect()
             .await;
         // The tails to read, by the WAL stream that holds them.
-        let mut streams: HashMap<(i32, u64), HashMap<PartitionKey, u64>> = HashMap::new();
+        let mut streams: BTreeMap<(i32, u64), HashMap<PartitionKey, u64>> = BTreeMap::new();
         for (c, m) in claims.iter().zip(&manifests) {
             if let Ok((_, m)) = m {
                 if let Some((node, inc, from)) = unreleased_tail(m) {
@@ -274,8 +282,8 @@ impl LogEngine {
                 }
             }
         }
-        let mut tails: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
-        let mut stream_errors: HashMap<(i32, u64), String> = HashMap::new();
+        let mut tails: BTreeMap<PartitionKey, Vec<TailBatch>> = BTreeMap::new();
+        let mut stream_errors: BTreeMap<(i32, u64), String> = BTreeMap::new();
         for ((node, inc), wanted) in streams {
             match self.read_stream_tail(node, inc, &wanted).await {
                 Ok(found) => tails.extend(found),
@@ -385,7 +393,7 @@ impl LogEngine {
         node: i32,
         inc: u64,
         wanted: &HashMap<PartitionKey, u64>,
-    ) -> Result<HashMap<PartitionKey, Vec<TailBatch>>> {
+    ) -> Result<BTreeMap<PartitionKey, Vec<TailBatch>>> {
         let started = Instant::now();
         let from = wanted.values().copied().min().unwrap_or(1);
         let listed = list_stream(&self.store, node, inc).await?;
@@ -397,7 +405,7 @@ impl LogEngine {
         };
         let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
         let objects = seqs.len();
-        let mut out: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
+        let mut out: BTreeMap<PartitionKey, Vec<TailBatch>> = BTreeMap::new();
         let mut fetched = futures::stream::iter(seqs)
             .map(|seq| async move {
                 let pos = WalPosition {
