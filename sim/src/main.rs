@@ -1,1 +1,173 @@
-fn main() {}
+//! `sluice-sim`: runs seeds of the deterministic simulation, replays one, and prints a
+//! failing seed's replay command and minimised trace.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use sluice_sim::bucket::FaultRates;
+use sluice_sim::trace::Kind;
+use sluice_sim::{run, run_seeds, shrink, Outcome, RunConfig, Schedule};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice-sim",
+    about = "Deterministic simulation of Sluice's storage and leadership protocol"
+)]
+struct Args {
+    /// Replay one seed and print its trace.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run a range of seeds, A..B (B excluded).
+    #[arg(long, default_value = "0..20")]
+    seeds: String,
+    /// Simulated seconds of faults per seed (then everything heals and is checked).
+    #[arg(long, default_value_t = 20)]
+    sim_secs: u64,
+    /// With --seed: keep only these schedule events (comma-separated indexes), as a
+    /// minimised replay prints them.
+    #[arg(long, value_delimiter = ',')]
+    keep_events: Option<Vec<usize>>,
+    /// With --seed: no background object-store faults (as a minimised replay prints).
+    #[arg(long)]
+    no_background: bool,
+    /// Which trace lines to print: fault (faults and violations), client, or store (all).
+    #[arg(long, default_value = "fault")]
+    trace: String,
+    /// Runs at most this many times to shrink a failing schedule (0: do not shrink).
+    #[arg(long, default_value_t = 40)]
+    shrink_runs: usize,
+    /// Broker logs (tracing, filtered by RUST_LOG) on stderr.
+    #[arg(long)]
+    log: bool,
+}
+
+fn parse_range(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
+    let (a, b) = s.split_once("..").context("--seeds takes A..B")?;
+    let (a, b) = (a.parse()?, b.parse()?);
+    if a >= b {
+        bail!("--seeds {s}: empty range");
+    }
+    Ok(a..b)
+}
+
+fn level(s: &str) -> anyhow::Result<Kind> {
+    Ok(match s {
+        "fault" => Kind::Fault,
+        "client" => Kind::Client,
+        "store" => Kind::Store,
+        other => bail!("--trace {other}: expected fault, client or store"),
+    })
+}
+
+/// The schedule a replay command names.
+fn selected(config: &RunConfig, keep: &Option<Vec<usize>>, no_background: bool) -> Schedule {
+    let mut s = config.schedule();
+    if let Some(keep) = keep {
+        s.events = keep
+            .iter()
+            .filter_map(|i| s.events.get(*i).copied())
+            .collect();
+    }
+    if no_background {
+        s.background = FaultRates::NONE;
+    }
+    s
+}
+
+/// The replay command for `reduced`, a subset of `config`'s full schedule.
+fn replay_command(config: &RunConfig, reduced: &Schedule) -> String {
+    let full = config.schedule();
+    let mut cmd = format!(
+        "cargo run -p sluice-sim --release -- --seed {} --sim-secs {}",
+        config.seed, config.shape.fault_secs
+    );
+    if reduced.events != full.events {
+        let keep: Vec<String> = full
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| reduced.events.contains(e))
+            .map(|(i, _)| i.to_string())
+            .collect();
+        cmd.push_str(&format!(" --keep-events={}", keep.join(",")));
+    }
+    if reduced.background != full.background {
+        cmd.push_str(" --no-background");
+    }
+    cmd
+}
+
+fn report_failure(config: &RunConfig, schedule: &Schedule, outcome: &Outcome, shrink_runs: usize) {
+    eprintln!(
+        "seed {} FAILED ({} violations):",
+        config.seed,
+        outcome.violations.len()
+    );
+    for v in outcome.violations.iter().take(10) {
+        eprintln!("  - {v}");
+    }
+    eprintln!("replay: {}", replay_command(config, schedule));
+    if shrink_runs == 0 {
+        return;
+    }
+    let small = shrink(config, schedule, shrink_runs);
+    let again = run(config, &small);
+    eprintln!(
+        "minimised to {} of {} events: {}",
+        small.events.len(),
+        schedule.events.len(),
+        replay_command(config, &small)
+    );
+    eprint!("{}", again.trace.render(Kind::Fault));
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.log {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let min = level(&args.trace)?;
+    if let Some(seed) = args.seed {
+        let config = RunConfig::new(seed, args.sim_secs);
+        let schedule = selected(&config, &args.keep_events, args.no_background);
+        let started = Instant::now();
+        let outcome = run(&config, &schedule);
+        print!("{}", outcome.trace.render(min));
+        println!(
+            "seed {seed}: {} brokers, {} partitions, {} events, {:.1} simulated s in {:.1} s, {} records acknowledged, {}",
+            config.shape.brokers,
+            config.shape.partitions,
+            schedule.events.len(),
+            outcome.simulated.as_secs_f64(),
+            started.elapsed().as_secs_f64(),
+            outcome.acked,
+            if outcome.failed() { "FAILED" } else { "ok" }
+        );
+        if outcome.failed() {
+            report_failure(&config, &schedule, &outcome, args.shrink_runs);
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let range = parse_range(&args.seeds)?;
+    let stats = run_seeds(range, args.sim_secs, |config, schedule, outcome| {
+        report_failure(config, schedule, outcome, args.shrink_runs)
+    });
+    println!(
+        "{} seeds, {:.2} simulated hours, {} records acknowledged, {:.1} s: {:.2} seeds/s; failed: {:?}",
+        stats.seeds,
+        stats.simulated.as_secs_f64() / 3600.0,
+        stats.acked,
+        stats.wall.as_secs_f64(),
+        stats.seeds as f64 / stats.wall.as_secs_f64(),
+        stats.failed
+    );
+    if !stats.failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
