@@ -272,8 +272,12 @@ impl LogEngine {
             .await;
         // The tails to read, by the WAL stream that holds them.
         let mut streams: BTreeMap<(i32, u64), HashMap<PartitionKey, u64>> = BTreeMap::new();
+        let me = (self.config.node_id, self.incarnation);
         for (c, m) in claims.iter().zip(&manifests) {
             if let Ok((_, m)) = m {
+                if stale_claim(c, m, me).is_some() {
+                    continue; // never fence a newer leader
+                }
                 if let Some((node, inc, from)) = unreleased_tail(m) {
                     streams
                         .entry((node, inc))
@@ -297,6 +301,13 @@ impl LogEngine {
         for (c, m) in claims.iter().zip(manifests) {
             let result = match m {
                 Err(e) => Err(TakeOverError::Storage(e)),
+                Ok((_, manifest)) if stale_claim(c, &manifest, me).is_some() => {
+                    let why = stale_claim(c, &manifest, me).unwrap_or_default();
+                    Err(TakeOverError::Storage(StorageError::Fenced(format!(
+                        "{}-{}: {why}",
+                        c.topic, c.partition
+                    ))))
+                }
                 Ok((version, manifest)) => {
                     let failed = unreleased_tail(&manifest)
                         .and_then(|(n, i, _)| stream_errors.get(&(n, i)).cloned());
@@ -1160,6 +1171,22 @@ enum TakeOverError {
     LostRace,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// Why `c` must not claim the partition whose manifest is `m`: it was claimed at a
+/// newer epoch, or at this epoch by another incarnation, so the assignment this broker
+/// acts on is stale (its metadata is behind). Claiming would fence the newer leader
+/// and move the epoch back.
+pub fn stale_claim(c: &Claim, m: &Manifest, me: (i32, u64)) -> Option<String> {
+    let claimed = m.leader_node >= 0 && m.leader_incarnation != 0;
+    let other = (m.leader_node, m.leader_incarnation) != me;
+    if m.leader_epoch > c.epoch || (claimed && other && m.leader_epoch == c.epoch) {
+        return Some(format!(
+            "assignment at epoch {} is stale: node {} incarnation {} claimed epoch {}",
+            c.epoch, m.leader_node, m.leader_incarnation, m.leader_epoch
+        ));
+    }
+    None
 }
 
 /// The WAL stream (node, incarnation) and first sequence holding a manifest's
