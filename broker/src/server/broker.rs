@@ -90,6 +90,7 @@ impl Broker {
                 wal_gc_interval: Duration::from_millis(args.wal_gc_interval_ms.max(100)),
             },
         );
+        let owner = format!("{}/{}", args.node_id, engine.incarnation());
         let broker = Arc::new(Broker {
             advertised_host: advertised.0,
             advertised_port: advertised.1,
@@ -97,7 +98,7 @@ impl Broker {
             engine,
             metadata,
             controller,
-            producer_ids: ProducerIdAllocator::new(store),
+            producer_ids: ProducerIdAllocator::new(store, owner),
             groups: std::sync::OnceLock::new(),
             metrics,
             ready: AtomicBool::new(false),
