@@ -7,6 +7,7 @@ pub mod bucket;
 pub mod checker;
 pub mod client;
 pub mod host;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod trace;

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use sluice_sim::bucket::FaultRates;
+use sluice_sim::report::{failure, selected};
 use sluice_sim::trace::Kind;
-use sluice_sim::{run, run_seeds, shrink, Outcome, RunConfig, Schedule};
+use sluice_sim::{run, run_seeds, RunConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,68 +60,6 @@ fn level(s: &str) -> anyhow::Result<Kind> {
     })
 }
 
-/// The schedule a replay command names.
-fn selected(config: &RunConfig, keep: &Option<Vec<usize>>, no_background: bool) -> Schedule {
-    let mut s = config.schedule();
-    if let Some(keep) = keep {
-        s.events = keep
-            .iter()
-            .filter_map(|i| s.events.get(*i).copied())
-            .collect();
-    }
-    if no_background {
-        s.background = FaultRates::NONE;
-    }
-    s
-}
-
-/// The replay command for `reduced`, a subset of `config`'s full schedule.
-fn replay_command(config: &RunConfig, reduced: &Schedule) -> String {
-    let full = config.schedule();
-    let mut cmd = format!(
-        "cargo run -p sluice-sim --release -- --seed {} --sim-secs {}",
-        config.seed, config.shape.fault_secs
-    );
-    if reduced.events != full.events {
-        let keep: Vec<String> = full
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| reduced.events.contains(e))
-            .map(|(i, _)| i.to_string())
-            .collect();
-        cmd.push_str(&format!(" --keep-events={}", keep.join(",")));
-    }
-    if reduced.background != full.background {
-        cmd.push_str(" --no-background");
-    }
-    cmd
-}
-
-fn report_failure(config: &RunConfig, schedule: &Schedule, outcome: &Outcome, shrink_runs: usize) {
-    eprintln!(
-        "seed {} FAILED ({} violations):",
-        config.seed,
-        outcome.violations.len()
-    );
-    for v in outcome.violations.iter().take(10) {
-        eprintln!("  - {v}");
-    }
-    eprintln!("replay: {}", replay_command(config, schedule));
-    if shrink_runs == 0 {
-        return;
-    }
-    let small = shrink(config, schedule, shrink_runs);
-    let again = run(config, &small);
-    eprintln!(
-        "minimised to {} of {} events: {}",
-        small.events.len(),
-        schedule.events.len(),
-        replay_command(config, &small)
-    );
-    eprint!("{}", again.trace.render(Kind::Fault));
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.log {
@@ -133,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     let min = level(&args.trace)?;
     if let Some(seed) = args.seed {
         let config = RunConfig::new(seed, args.sim_secs);
-        let schedule = selected(&config, &args.keep_events, args.no_background);
+        let schedule = selected(&config, args.keep_events.as_deref(), args.no_background);
         let started = Instant::now();
         let outcome = run(&config, &schedule);
         print!("{}", outcome.trace.render(min));
@@ -148,14 +86,17 @@ fn main() -> anyhow::Result<()> {
             if outcome.failed() { "FAILED" } else { "ok" }
         );
         if outcome.failed() {
-            report_failure(&config, &schedule, &outcome, args.shrink_runs);
+            eprint!(
+                "{}",
+                failure(&config, &schedule, &outcome, args.shrink_runs)
+            );
             std::process::exit(1);
         }
         return Ok(());
     }
     let range = parse_range(&args.seeds)?;
     let stats = run_seeds(range, args.sim_secs, |config, schedule, outcome| {
-        report_failure(config, schedule, outcome, args.shrink_runs)
+        eprint!("{}", failure(config, schedule, outcome, args.shrink_runs))
     });
     println!(
         "{} seeds, {:.2} simulated hours, {} records acknowledged, {:.1} s: {:.2} seeds/s; failed: {:?}",
