@@ -95,6 +95,10 @@ pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
     let (tx, mut calls) = mpsc::unbounded_channel::<Call>();
     world.set_endpoint(node, Some(tx));
     let me = Acker { node, incarnation };
+    // Outside the loop: a sleep made anew each round would never fire while calls
+    // keep arriving.
+    let mut chores = tokio::time::interval(Duration::from_millis(50));
+    chores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -114,7 +118,7 @@ pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
                     let _ = call.reply.send(r);
                 });
             }
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+            _ = chores.tick() => {
                 check_memory(&world, &broker, node);
                 if let Some(ms) = world.take_clock_jump(node) {
                     tokio::time::advance(Duration::from_millis(ms)).await;
