@@ -29,6 +29,9 @@ pub struct Acker {
     pub incarnation: u64,
 }
 
+/// A metadata version's assignment: topic -> [(leader, incarnation, epoch)].
+type Assignment = BTreeMap<String, Vec<(i32, u64, i32)>>;
+
 #[derive(Default)]
 struct State {
     /// (partition, offset) -> the record acknowledged there.
@@ -41,8 +44,8 @@ struct State {
     committed: BTreeMap<(String, i32), i64>,
     /// (group, partition) -> last committed offset OffsetFetch answered.
     fetched: BTreeMap<(String, i32), i64>,
-    /// Latest metadata version seen and its partitions: topic -> [(leader, incarnation, epoch)].
-    metadata: Option<(u64, BTreeMap<String, Vec<(i32, u64, i32)>>)>,
+    /// Latest metadata version seen and its assignment.
+    metadata: Option<(u64, Assignment)>,
     /// manifest prefix -> (version, epoch, next offset).
     manifests: BTreeMap<String, (u64, i32, i64)>,
     violations: Vec<String>,
@@ -193,7 +196,7 @@ impl Checker {
     }
 
     fn metadata_version(&self, version: u64, m: &ClusterMetadata) {
-        let now: BTreeMap<String, Vec<(i32, u64, i32)>> = m
+        let now: Assignment = m
             .topics
             .iter()
             .map(|(name, t)| {
