@@ -62,6 +62,11 @@ const CUT_TIMEOUT: Duration = Duration::from_millis(500);
 struct Links {
     /// Hosts cut off from the bucket.
     cut: std::collections::BTreeSet<i32>,
+    /// Hosts whose heartbeats and metadata reads fail while everything else works:
+    /// the fleet sees them dead, they keep writing (zombies).
+    zombie: std::collections::BTreeSet<i32>,
+    /// Hosts whose requests wait until then (simulated time): a paused process.
+    stalled: BTreeMap<i32, Duration>,
 }
 
 /// The bucket every host shares.
@@ -113,12 +118,47 @@ impl Bucket {
         }
     }
 
-    pub fn heal_links(&self) {
-        self.links.lock().cut.clear();
+    pub fn zombie(&self, node: i32, on: bool) {
+        let mut l = self.links.lock();
+        if on {
+            l.zombie.insert(node);
+        } else {
+            l.zombie.remove(&node);
+        }
     }
 
-    fn is_cut(&self, node: i32) -> bool {
-        self.links.lock().cut.contains(&node)
+    /// Requests of `node` wait until simulated time `until`.
+    pub fn stall(&self, node: i32, until: Duration) {
+        let mut l = self.links.lock();
+        let e = l.stalled.entry(node).or_default();
+        *e = (*e).max(until);
+    }
+
+    pub fn heal_links(&self) {
+        let mut l = self.links.lock();
+        l.cut.clear();
+        l.zombie.clear();
+        l.stalled.clear();
+    }
+
+    fn is_cut(&self, node: i32, path: &str) -> bool {
+        let l = self.links.lock();
+        l.cut.contains(&node)
+            || (l.zombie.contains(&node)
+                && (path == format!("meta/nodes/{node}/heartbeat")
+                    || path.starts_with("meta/cluster")))
+    }
+
+    /// Waits while `node` is stalled.
+    async fn wait_stall(&self, node: i32) {
+        loop {
+            let until = self.links.lock().stalled.get(&node).copied();
+            let now = crate::trace::now();
+            match until {
+                Some(t) if t > now => tokio::time::sleep(t - now).await,
+                _ => return,
+            }
+        }
     }
 
     /// Draws the faults of one request.
@@ -212,7 +252,8 @@ impl HostStore {
         let b = &self.bucket;
         let plan = b.plan(write);
         tokio::time::sleep(plan.before).await;
-        let outcome = if b.is_cut(self.node) {
+        b.wait_stall(self.node).await;
+        let outcome = if b.is_cut(self.node, path) {
             tokio::time::sleep(CUT_TIMEOUT).await;
             Err(injected("bucket unreachable (partition)"))
         } else if let Some(f) = plan.fail {
@@ -220,8 +261,9 @@ impl HostStore {
         } else {
             let r = op.await;
             tokio::time::sleep(plan.after).await;
+            b.wait_stall(self.node).await;
             match r {
-                Ok(_) if b.is_cut(self.node) => {
+                Ok(_) if b.is_cut(self.node, path) => {
                     Err(injected("done, but the answer was lost (partition)"))
                 }
                 Ok(_) if plan.lost_ack => Err(injected("done, but the answer was lost")),

@@ -77,6 +77,8 @@ enum Action {
     Restart(i32),
     Graceful(i32),
     Bucket(i32, bool),
+    Zombie(i32, bool),
+    Stall(i32, u64),
     Clients(i32, bool),
     Jump(i32, u64),
     Move(i32, i32),
@@ -99,6 +101,11 @@ fn actions(schedule: &Schedule, shape: Shape) -> Vec<(u64, Action)> {
                 out.push((t, Action::Bucket(node, true)));
                 out.push((t + ms, Action::Bucket(node, false)));
             }
+            Fault::Zombie { node, ms } => {
+                out.push((t, Action::Zombie(node, true)));
+                out.push((t + ms, Action::Zombie(node, false)));
+            }
+            Fault::Stall { node, ms } => out.push((t, Action::Stall(node, t + ms))),
             Fault::CutFromClients { node, ms } => {
                 out.push((t, Action::Clients(node, true)));
                 out.push((t + ms, Action::Clients(node, false)));
@@ -234,6 +241,8 @@ pub fn run(config: &RunConfig, schedule: &Schedule) -> Outcome {
                 }
                 Action::Graceful(n) => world.request_graceful(n),
                 Action::Bucket(n, cut) => bucket.cut(n, cut),
+                Action::Zombie(n, on) => bucket.zombie(n, on),
+                Action::Stall(n, until_ms) => bucket.stall(n, Duration::from_millis(until_ms)),
                 Action::Clients(n, cut) => world.cut_clients(n, cut),
                 Action::Jump(n, ms) => world.jump_clock(n, ms),
                 Action::Move(partition, to) => world.queue_admin(Request::Move { partition, to }),

@@ -18,6 +18,12 @@ pub enum Fault {
     Graceful { node: i32 },
     /// The broker cannot reach the bucket (so neither the controller nor its peers).
     CutFromBucket { node: i32, ms: u64 },
+    /// The broker's heartbeats and metadata reads fail, everything else works: the
+    /// fleet declares it dead while it still takes writes (a zombie).
+    Zombie { node: i32, ms: u64 },
+    /// Every bucket request of the broker waits `ms` (a paused process: requests in
+    /// flight land late).
+    Stall { node: i32, ms: u64 },
     /// The broker's clients cannot reach it.
     CutFromClients { node: i32, ms: u64 },
     /// The broker's clock jumps forward (within the session timeout).
@@ -38,6 +44,13 @@ impl fmt::Display for Fault {
             Fault::CutFromBucket { node, ms } => {
                 write!(f, "partition broker {node} from the bucket for {ms} ms")
             }
+            Fault::Zombie { node, ms } => {
+                write!(
+                    f,
+                    "broker {node} is a zombie (heartbeats and metadata cut) for {ms} ms"
+                )
+            }
+            Fault::Stall { node, ms } => write!(f, "broker {node} stalls for {ms} ms"),
             Fault::CutFromClients { node, ms } => {
                 write!(f, "partition broker {node} from its clients for {ms} ms")
             }
@@ -106,7 +119,15 @@ impl Schedule {
             .map(|_| {
                 let at_ms = 1000 + rng.random_range(0..span);
                 let node = rng.random_range(1..=shape.brokers);
-                let fault = match rng.random_range(0..100) {
+                let fault = match rng.random_range(0..120) {
+                    100..=109 => Fault::Zombie {
+                        node,
+                        ms: rng.random_range(session_timeout_ms..(session_timeout_ms * 4)),
+                    },
+                    110..=119 => Fault::Stall {
+                        node,
+                        ms: rng.random_range(100..(session_timeout_ms * 3)),
+                    },
                     0..=24 => Fault::Crash {
                         node,
                         down_ms: rng.random_range(0..4_000),
