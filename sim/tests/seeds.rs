@@ -1,4 +1,4 @@
-//! The simulation in CI: a bounded number of seeds (SLUICE_SIM_SEEDS, default 12,
+//! The simulation in CI: a bounded number of seeds (SLUICE_SIM_SEEDS, default 16,
 //! starting at SLUICE_SIM_FIRST_SEED, default 0), the determinism proof, and one
 //! regression test per bug the simulation found, with its seed.
 
@@ -19,7 +19,7 @@ fn env(name: &str, default: u64) -> u64 {
 #[test]
 fn seeds_keep_every_invariant() {
     let first = env("SLUICE_SIM_FIRST_SEED", 0);
-    let count = env("SLUICE_SIM_SEEDS", 12);
+    let count = env("SLUICE_SIM_SEEDS", 16);
     let mut reports = Vec::new();
     let stats = run_seeds(
         first..first + count,
@@ -85,9 +85,11 @@ fn assert_seed_passes(seed: u64) {
 
 /// A broker cut off from the bucket acted on its stale assignment when it came back:
 /// it fenced the partition's newer leader and claimed the manifest at an older epoch.
+/// (Found at seed 10 by the first version of the schedule; without the fix seeds 9,
+/// 12, 16, 17 and 19 of the current one fail.)
 #[test]
-fn regression_seed_10_stale_take_over_never_fences_a_newer_leader() {
-    assert_seed_passes(10);
+fn regression_seed_12_stale_take_over_never_fences_a_newer_leader() {
+    assert_seed_passes(12);
 }
 
 /// Two brokers claimed the same producer-id block (a throttled, retried claim took the
