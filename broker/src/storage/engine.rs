@@ -8,8 +8,6 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -17,6 +15,7 @@ use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
