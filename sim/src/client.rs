@@ -226,6 +226,83 @@ pub async fn producer(world: Arc<World>, id: u64) -> turmoil::Result {
     Ok(())
 }
 
+/// A bulk producer without idempotence: `lanes` batches of a few KiB in flight at
+/// once, each sent once (never retried, so never duplicated), enough to fill the
+/// brokers' produce buffer when the bucket is slow and make them throttle.
+pub async fn bulk(world: Arc<World>, lanes: u64) -> turmoil::Result {
+    wait_for_topic(&world).await;
+    let lane = |lane: u64| {
+        let world = world.clone();
+        async move {
+            let mut rng = rng_for(&world, 1_000 + lane);
+            let mut leaders: BTreeMap<i32, i32> = BTreeMap::new();
+            let mut n = 0u64;
+            while !world.stop_producing.load(Ordering::SeqCst) {
+                let partition = rng.random_range(0..world.shape.partitions);
+                let ids: Vec<RecordId> = (0..rng.random_range(1..=3))
+                    .map(|r| format!("b{lane}.{n}.{r}"))
+                    .collect();
+                n += 1;
+                let size = rng.random_range(1_000..6_000);
+                let batch = record_batch::encode_batch(
+                    ids.iter().map(|r| NewRecord {
+                        key: Some(Bytes::from(r.clone())),
+                        value: Some(Bytes::from(vec![b'y'; size])),
+                        timestamp: 1_700_000_000_000 + now().as_millis() as i64,
+                    }),
+                    None,
+                    Compression::None,
+                );
+                let leader = match leaders.get(&partition) {
+                    Some(l) => Some(*l),
+                    None => find_leader(&world, &mut rng, partition).await,
+                };
+                let Some(leader) = leader else {
+                    sleep_ms(100).await;
+                    continue;
+                };
+                leaders.insert(partition, leader);
+                match world
+                    .call(leader, Request::Produce { partition, batch })
+                    .await
+                {
+                    Ok(Response::Produce {
+                        error: 0,
+                        base_offset,
+                        epoch,
+                        by,
+                    }) => {
+                        world.trace.record(
+                            Kind::Client,
+                            format!(
+                                "bulk {lane}: {partition}@{base_offset} {} records acked by node {} inc {} epoch {epoch}",
+                                ids.len(), by.node, by.incarnation
+                            ),
+                        );
+                        world.checker.acked(partition, base_offset, &ids, by, epoch);
+                    }
+                    other => {
+                        if let Ok(Response::Produce { error, .. }) = other {
+                            world.trace.record(
+                                Kind::Client,
+                                format!(
+                                    "bulk {lane}: {partition} via node {leader}: {:?}",
+                                    ResponseError::try_from_code(error)
+                                ),
+                            );
+                        }
+                        leaders.remove(&partition);
+                        sleep_ms(rng.random_range(20..200)).await;
+                    }
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..lanes).map(lane)).await;
+    world.producers_done.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
 /// Decodes fetched batches: (base offset, leader epoch, next offset, record ids).
 pub fn decode(records: &Bytes) -> Vec<(i64, i32, i64, Vec<RecordId>)> {
     let mut out = Vec::new();

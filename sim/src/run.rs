@@ -23,8 +23,9 @@ use crate::schedule::{Fault, Schedule, Shape, STORM};
 use crate::trace::{Kind, Trace};
 use crate::world::{Request, World, TIMING};
 
-/// Producers per run.
+/// Idempotent producers per run, and the bulk producer's batches in flight.
 const PRODUCERS: u64 = 2;
+const BULK_LANES: u64 = 6;
 /// Simulated time the heal and the read-back may take at most.
 const HEAL_LIMIT: Duration = Duration::from_secs(120);
 
@@ -188,7 +189,7 @@ pub fn run(config: &RunConfig, schedule: &Schedule) -> Outcome {
         trace.clone(),
         checker.clone(),
         bucket.clone(),
-        PRODUCERS as usize,
+        PRODUCERS as usize + 1,
     ));
     let fault_end = Duration::from_secs(config.shape.fault_secs);
     let limit = fault_end + HEAL_LIMIT;
@@ -209,6 +210,7 @@ pub fn run(config: &RunConfig, schedule: &Schedule) -> Outcome {
             client::producer(world.clone(), id),
         );
     }
+    sim.client("bulk", client::bulk(world.clone(), BULK_LANES));
     sim.client("consumer", client::consumer(world.clone()));
 
     let plan = actions(schedule, config.shape);

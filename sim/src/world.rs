@@ -37,7 +37,7 @@ pub const TIMING: Timing = Timing {
     heartbeat_ms: 200,
     session_timeout_ms: 1_500,
     metadata_poll_ms: 50,
-    max_pending_bytes: 128 * 1024,
+    max_pending_bytes: 32 * 1024,
     cache_bytes: 8 * 1024 * 1024,
 };
 
