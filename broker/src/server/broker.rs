@@ -176,7 +176,16 @@ impl Broker {
             .await
         {
             Err(CreateTopicError::Exists) => {
-                Ok(self.metadata.current().topics[OFFSETS_TOPIC].clone())
+                // The version that said so may be newer than this broker's view (found
+                // by the simulation, seed 1021: indexing it panicked).
+                if !self.metadata.current().topics.contains_key(OFFSETS_TOPIC) {
+                    self.metadata.refresh(true).await?;
+                }
+                let meta = self.metadata.current();
+                meta.topics
+                    .get(OFFSETS_TOPIC)
+                    .cloned()
+                    .ok_or(CreateTopicError::Exists)
             }
             other => other,
         }

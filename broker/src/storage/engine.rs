@@ -374,7 +374,7 @@ impl LogEngine {
         let versions =
             VersionedObject::new(self.store.clone(), manifest_prefix(c.topic_id, c.partition));
         let data = Bytes::from(serde_json::to_vec(&next).expect("manifest serializes"));
-        if !versions.try_write(version + 1, data).await? {
+        if !versions.try_write_current(version + 1, data).await? {
             return Err(TakeOverError::LostRace);
         }
         info!(
@@ -837,7 +837,7 @@ impl LogEngine {
             manifest_prefix(part.topic_id, part.partition),
         );
         let data = Bytes::from(serde_json::to_vec(&manifest).expect("manifest serializes"));
-        if !versions.try_write(version + 1, data).await? {
+        if !versions.try_write_current(version + 1, data).await? {
             part.close();
             return Err(StorageError::Fenced(format!(
                 "manifest version {} of {} was written by another broker",
