@@ -100,3 +100,10 @@ fn regression_seed_20_stale_take_over_never_fences_a_newer_leader() {
 fn regression_seed_24_producer_id_blocks_are_never_shared() {
     assert_seed_passes(24);
 }
+
+/// FindCoordinator on a broker whose metadata view was behind the creation of the
+/// offsets topic panicked (the handler indexed a topic its view did not have yet).
+#[test]
+fn regression_seed_1021_find_coordinator_never_panics_on_a_stale_view() {
+    assert_seed_passes(1021);
+}
