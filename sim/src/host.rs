@@ -304,7 +304,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
                 .with_topics(Some(vec![OffsetFetchRequestTopic::default()
                     .with_name(name())
                     .with_partition_indexes(partitions)]));
-            let r = handlers::groups::fetch_offsets(broker, 7, req);
+            let r = handlers::groups::fetch_offsets(broker, 7, req).await;
             if r.error_code != 0 {
                 return Response::Committed(Err(r.error_code));
             }

@@ -107,3 +107,10 @@ fn regression_seed_24_producer_id_blocks_are_never_shared() {
 fn regression_seed_1021_find_coordinator_never_panics_on_a_stale_view() {
     assert_seed_passes(1021);
 }
+
+/// A deposed group coordinator (stalled: its bucket requests hung) answered OffsetFetch
+/// from memory with offsets older than those its successor had acknowledged.
+#[test]
+fn regression_seed_1419_a_deposed_coordinator_never_answers_old_offsets() {
+    assert_seed_passes(1419);
+}
