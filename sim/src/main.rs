@@ -28,6 +28,9 @@ struct Args {
     /// minimised replay prints them.
     #[arg(long, value_delimiter = ',')]
     keep_events: Option<Vec<usize>>,
+    /// With --seed: no schedule events at all (as a minimised replay prints).
+    #[arg(long, conflicts_with = "keep_events")]
+    no_events: bool,
     /// With --seed: no background object-store faults (as a minimised replay prints).
     #[arg(long)]
     no_background: bool,
@@ -71,7 +74,12 @@ fn main() -> anyhow::Result<()> {
     let min = level(&args.trace)?;
     if let Some(seed) = args.seed {
         let config = RunConfig::new(seed, args.sim_secs);
-        let schedule = selected(&config, args.keep_events.as_deref(), args.no_background);
+        let keep = if args.no_events {
+            Some(Vec::new())
+        } else {
+            args.keep_events.clone()
+        };
+        let schedule = selected(&config, keep.as_deref(), args.no_background);
         let started = Instant::now();
         let outcome = run(&config, &schedule);
         print!("{}", outcome.trace.render(min));

@@ -39,7 +39,11 @@ pub fn replay_command(config: &RunConfig, reduced: &Schedule) -> String {
             .filter(|(_, e)| reduced.events.contains(e))
             .map(|(i, _)| i.to_string())
             .collect();
-        let _ = write!(cmd, " --keep-events={}", keep.join(","));
+        if keep.is_empty() {
+            cmd.push_str(" --no-events");
+        } else {
+            let _ = write!(cmd, " --keep-events={}", keep.join(","));
+        }
     }
     if reduced.background != full.background {
         cmd.push_str(" --no-background");

@@ -356,7 +356,9 @@ fn fetch_group(
 /// incarnation. A deposed coordinator that has not noticed yet (stalled, or cut off
 /// from the bucket but not from its clients) would otherwise answer OffsetFetch from
 /// memory with offsets older than those its successor acknowledged (found by the
-/// simulation, seeds 1030, 1419, 1699). One manifest read per group fetched.
+/// simulation, seeds 1030, 1419, 1699). One manifest read per group fetched. The
+/// caller checks `GroupCoordinator::check` again after this await, with no await
+/// before it reads the offsets: the partition may be unloaded meanwhile (seed 2542).
 async fn confirm_coordinator(broker: &Broker, group: &str) -> Result<(), ResponseError> {
     let groups = broker.groups();
     groups.check(group)?;
@@ -379,7 +381,8 @@ pub async fn fetch_offsets(
     req: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     if version < BATCHED_FETCH_VERSION {
-        if let Err(e) = confirm_coordinator(broker, &req.group_id.0).await {
+        let confirmed = confirm_coordinator(broker, &req.group_id.0).await;
+        if let Err(e) = confirmed.and_then(|()| broker.groups().check(&req.group_id.0)) {
             return OffsetFetchResponse::default().with_error_code(e.code());
         }
         let topics = req.topics.map(|ts| {
@@ -418,7 +421,7 @@ pub async fn fetch_offsets(
         .into_iter()
         .zip(confirmed)
         .map(|(g, confirmed)| {
-            if let Err(e) = confirmed {
+            if let Err(e) = confirmed.and_then(|()| broker.groups().check(&g.group_id.0)) {
                 return OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(e.code());
