@@ -114,3 +114,11 @@ fn regression_seed_1021_find_coordinator_never_panics_on_a_stale_view() {
 fn regression_seed_1419_a_deposed_coordinator_never_answers_old_offsets() {
     assert_seed_passes(1419);
 }
+
+/// The first version of the OffsetFetch confirmation checked the coordinator before
+/// its manifest read and read the offsets after it: a partition unloaded meanwhile
+/// answered "no committed offset" (-1).
+#[test]
+fn regression_seed_2542_offset_fetch_never_reads_an_unloaded_partition() {
+    assert_seed_passes(2542);
+}
