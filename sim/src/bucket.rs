@@ -449,17 +449,3 @@ impl ObjectStore for HostStore {
         .await
     }
 }
-
-/// Every object in the bucket (final inspection).
-pub async fn snapshot(store: &InMemory) -> BTreeMap<String, Bytes> {
-    let mut out = BTreeMap::new();
-    let keys: Vec<ObjectMeta> = store.list(None).try_collect().await.unwrap_or_default();
-    for m in keys {
-        if let Ok(r) = store.get_opts(&m.location, GetOptions::default()).await {
-            if let Ok(b) = r.bytes().await {
-                out.insert(m.location.to_string(), b);
-            }
-        }
-    }
-    out
-}
