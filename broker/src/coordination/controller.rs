@@ -6,9 +6,10 @@
 //! anything because every write checks the lease inside the compare-and-swap.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::liveness::{read_heartbeat, LivenessTracker};

@@ -5,11 +5,12 @@
 //! the controller lease; safety rests on fencing and compare-and-swap.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::storage::error::{Result, StorageError};
 use crate::storage::Store;

@@ -52,6 +52,17 @@ impl Broker {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
+        Self::start_with_store(args, advertised, metrics, store).await
+    }
+
+    /// [`Broker::start`] on an already opened store (the deterministic simulation gives
+    /// each simulated host its own view of one in-memory bucket).
+    pub async fn start_with_store(
+        args: BrokerArgs,
+        advertised: (String, i32),
+        metrics: Arc<Metrics>,
+        store: Store,
+    ) -> anyhow::Result<Arc<Self>> {
         #[cfg(debug_assertions)]
         let store = match &args.inject_faults {
             Some(faults) => {
@@ -79,6 +90,7 @@ impl Broker {
                 wal_gc_interval: Duration::from_millis(args.wal_gc_interval_ms.max(100)),
             },
         );
+        let owner = format!("{}/{}", args.node_id, engine.incarnation());
         let broker = Arc::new(Broker {
             advertised_host: advertised.0,
             advertised_port: advertised.1,
@@ -86,7 +98,7 @@ impl Broker {
             engine,
             metadata,
             controller,
-            producer_ids: ProducerIdAllocator::new(store),
+            producer_ids: ProducerIdAllocator::new(store, owner),
             groups: std::sync::OnceLock::new(),
             metrics,
             ready: AtomicBool::new(false),
@@ -164,7 +176,16 @@ impl Broker {
             .await
         {
             Err(CreateTopicError::Exists) => {
-                Ok(self.metadata.current().topics[OFFSETS_TOPIC].clone())
+                // The version that said so may be newer than this broker's view (found
+                // by the simulation, seed 1021: indexing it panicked).
+                if !self.metadata.current().topics.contains_key(OFFSETS_TOPIC) {
+                    self.metadata.refresh(true).await?;
+                }
+                let meta = self.metadata.current();
+                meta.topics
+                    .get(OFFSETS_TOPIC)
+                    .cloned()
+                    .ok_or(CreateTopicError::Exists)
             }
             other => other,
         }
@@ -190,7 +211,8 @@ impl Broker {
             .await
     }
 
-    async fn create_topic_with_id(
+    /// [`Broker::create_topic`] with a given topic id.
+    pub async fn create_topic_with_id(
         &self,
         name: &str,
         id: Uuid,

@@ -3,7 +3,7 @@
 //! incarnation — taking them over, releasing them for a move (then handing them to
 //! the move's target), or closing them once another broker has taken them.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +61,7 @@ async fn heartbeat_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut counter = 0u64;
     loop {
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
@@ -76,6 +77,7 @@ async fn controller_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let every = broker.args.heartbeat_interval();
     loop {
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
@@ -90,6 +92,7 @@ async fn follow_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut last_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
@@ -108,6 +111,7 @@ async fn lead_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let every = broker.args.heartbeat_interval();
     loop {
         tokio::select! {
+            biased;
             _ = changes.changed() => {}
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
@@ -126,6 +130,7 @@ async fn watch_fencing(
     let (node, inc) = (broker.args.node_id, broker.engine.incarnation());
     loop {
         tokio::select! {
+            biased;
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = stop.changed() => return,
         }
@@ -165,7 +170,7 @@ pub async fn reconcile(broker: &Broker) -> anyhow::Result<()> {
     let _one_at_a_time = broker.leadership.lock().await;
     let meta = broker.metadata.current();
     let (me, inc) = (broker.args.node_id, broker.engine.incarnation());
-    let mut lead: HashMap<(Uuid, i32), Claim> = HashMap::new();
+    let mut lead: BTreeMap<(Uuid, i32), Claim> = BTreeMap::new();
     let mut hand_offs = Vec::new();
     for (name, t) in &meta.topics {
         for (i, p) in t.partitions.iter().enumerate() {

@@ -45,6 +45,11 @@ impl BlockCache {
         }
     }
 
+    /// Bytes held (never more than the capacity).
+    pub fn weight(&self) -> u64 {
+        self.blocks.weight()
+    }
+
     async fn block(&self, path: &Path, object_len: u64, block: u64) -> Result<Bytes> {
         let key = (path.to_string(), block);
         if let Some(hit) = self.blocks.get(&key) {

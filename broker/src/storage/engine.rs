@@ -3,10 +3,10 @@
 //! between leaders: graceful release, and take-over that fences the previous leader's
 //! WAL stream and moves its tail into a segment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -15,6 +15,7 @@ use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
@@ -81,7 +82,7 @@ pub struct LogEngine {
     incarnation: u64,
     wal: Arc<WalWriter>,
     cache: BlockCache,
-    partitions: RwLock<HashMap<PartitionKey, Arc<PartitionLog>>>,
+    partitions: RwLock<BTreeMap<PartitionKey, Arc<PartitionLog>>>,
     /// Set once a partition was taken from this broker without a release: its tail is
     /// still only in this stream's WAL objects, which its new leader is about to read,
     /// so none may be deleted any more.
@@ -118,7 +119,7 @@ impl LogEngine {
             config,
             incarnation,
             wal,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(BTreeMap::new()),
             keep_wal: std::sync::atomic::AtomicBool::new(false),
             metrics,
             shutdown: watch::channel(false).0,
@@ -152,6 +153,7 @@ impl LogEngine {
             let mut last = Instant::now();
             loop {
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = stop.changed() => return,
                 }
@@ -191,6 +193,11 @@ impl LogEngine {
             .values()
             .map(|p| p.state.lock().tail_bytes)
             .sum()
+    }
+
+    /// Bytes held by the segment block cache.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.weight()
     }
 
     pub fn is_throttling(&self) -> bool {
@@ -263,9 +270,13 @@ impl LogEngine {
             .collect()
             .await;
         // The tails to read, by the WAL stream that holds them.
-        let mut streams: HashMap<(i32, u64), HashMap<PartitionKey, u64>> = HashMap::new();
+        let mut streams: BTreeMap<(i32, u64), HashMap<PartitionKey, u64>> = BTreeMap::new();
+        let me = (self.config.node_id, self.incarnation);
         for (c, m) in claims.iter().zip(&manifests) {
             if let Ok((_, m)) = m {
+                if stale_claim(c, m, me).is_some() {
+                    continue; // never fence a newer leader
+                }
                 if let Some((node, inc, from)) = unreleased_tail(m) {
                     streams
                         .entry((node, inc))
@@ -274,8 +285,8 @@ impl LogEngine {
                 }
             }
         }
-        let mut tails: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
-        let mut stream_errors: HashMap<(i32, u64), String> = HashMap::new();
+        let mut tails: BTreeMap<PartitionKey, Vec<TailBatch>> = BTreeMap::new();
+        let mut stream_errors: BTreeMap<(i32, u64), String> = BTreeMap::new();
         for ((node, inc), wanted) in streams {
             match self.read_stream_tail(node, inc, &wanted).await {
                 Ok(found) => tails.extend(found),
@@ -289,6 +300,13 @@ impl LogEngine {
         for (c, m) in claims.iter().zip(manifests) {
             let result = match m {
                 Err(e) => Err(TakeOverError::Storage(e)),
+                Ok((_, manifest)) if stale_claim(c, &manifest, me).is_some() => {
+                    let why = stale_claim(c, &manifest, me).unwrap_or_default();
+                    Err(TakeOverError::Storage(StorageError::Fenced(format!(
+                        "{}-{}: {why}",
+                        c.topic, c.partition
+                    ))))
+                }
                 Ok((version, manifest)) => {
                     let failed = unreleased_tail(&manifest)
                         .and_then(|(n, i, _)| stream_errors.get(&(n, i)).cloned());
@@ -356,7 +374,7 @@ impl LogEngine {
         let versions =
             VersionedObject::new(self.store.clone(), manifest_prefix(c.topic_id, c.partition));
         let data = Bytes::from(serde_json::to_vec(&next).expect("manifest serializes"));
-        if !versions.try_write(version + 1, data).await? {
+        if !versions.try_write_current(version + 1, data).await? {
             return Err(TakeOverError::LostRace);
         }
         info!(
@@ -385,7 +403,7 @@ impl LogEngine {
         node: i32,
         inc: u64,
         wanted: &HashMap<PartitionKey, u64>,
-    ) -> Result<HashMap<PartitionKey, Vec<TailBatch>>> {
+    ) -> Result<BTreeMap<PartitionKey, Vec<TailBatch>>> {
         let started = Instant::now();
         let from = wanted.values().copied().min().unwrap_or(1);
         let listed = list_stream(&self.store, node, inc).await?;
@@ -397,7 +415,7 @@ impl LogEngine {
         };
         let seqs: Vec<u64> = seqs.into_iter().filter(|s| *s >= from).collect();
         let objects = seqs.len();
-        let mut out: HashMap<PartitionKey, Vec<TailBatch>> = HashMap::new();
+        let mut out: BTreeMap<PartitionKey, Vec<TailBatch>> = BTreeMap::new();
         let mut fetched = futures::stream::iter(seqs)
             .map(|seq| async move {
                 let pos = WalPosition {
@@ -819,7 +837,7 @@ impl LogEngine {
             manifest_prefix(part.topic_id, part.partition),
         );
         let data = Bytes::from(serde_json::to_vec(&manifest).expect("manifest serializes"));
-        if !versions.try_write(version + 1, data).await? {
+        if !versions.try_write_current(version + 1, data).await? {
             part.close();
             return Err(StorageError::Fenced(format!(
                 "manifest version {} of {} was written by another broker",
@@ -1152,6 +1170,22 @@ enum TakeOverError {
     LostRace,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// Why `c` must not claim the partition whose manifest is `m`: it was claimed at a
+/// newer epoch, or at this epoch by another incarnation, so the assignment this broker
+/// acts on is stale (its metadata is behind). Claiming would fence the newer leader
+/// and move the epoch back.
+pub fn stale_claim(c: &Claim, m: &Manifest, me: (i32, u64)) -> Option<String> {
+    let claimed = m.leader_node >= 0 && m.leader_incarnation != 0;
+    let other = (m.leader_node, m.leader_incarnation) != me;
+    if m.leader_epoch > c.epoch || (claimed && other && m.leader_epoch == c.epoch) {
+        return Some(format!(
+            "assignment at epoch {} is stale: node {} incarnation {} claimed epoch {}",
+            c.epoch, m.leader_node, m.leader_incarnation, m.leader_epoch
+        ));
+    }
+    None
 }
 
 /// The WAL stream (node, incarnation) and first sequence holding a manifest's

@@ -13,6 +13,9 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tracing::warn;
 
 use super::error::{Result, StorageError};
@@ -35,6 +38,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     metrics: Arc<Metrics>,
     description: String,
+    /// Randomness for retry jitter; seedable so that a simulation replays exactly.
+    jitter: Arc<Mutex<StdRng>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +100,15 @@ impl Store {
             description: format!("{} with injected faults {faults:?}", self.description),
             inner: Arc::new(super::faults::FaultyStore::new(self.inner, faults)),
             metrics: self.metrics,
+            jitter: self.jitter,
+        }
+    }
+
+    /// Seeds the retry jitter (deterministic simulation).
+    pub fn with_jitter_seed(self, seed: u64) -> Self {
+        Store {
+            jitter: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+            ..self
         }
     }
 
@@ -103,6 +117,7 @@ impl Store {
             inner,
             metrics,
             description,
+            jitter: Arc::new(Mutex::new(StdRng::from_os_rng())),
         }
     }
 
@@ -135,7 +150,10 @@ impl Store {
                         .get_or_create(&OpLabel { op })
                         .inc();
                     warn!(op, %path, attempt = n, error = %e, "object store request failed; retrying");
-                    let jitter = rand::random_range(0..=backoff.as_millis() as u64 / 2);
+                    let jitter = self
+                        .jitter
+                        .lock()
+                        .random_range(0..=backoff.as_millis() as u64 / 2);
                     tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

@@ -68,6 +68,19 @@ impl VersionedObject {
         Ok(created == Created::Yes)
     }
 
+    /// Like [`VersionedObject::try_write`], for a writer whose idea of the current
+    /// version may be old (a partition's leader keeps its manifest's version): old
+    /// versions are deleted, so put-if-absent alone could create `version` again long
+    /// after it was deleted, below the current one, where no reader looks. True only if
+    /// `version` was created and nothing newer exists. (Found by the simulation, seed
+    /// 1019: a deposed leader "checkpointed" that way, then trimmed its tail.)
+    pub async fn try_write_current(&self, version: u64, data: Bytes) -> Result<bool> {
+        if !self.try_write(version, data).await? {
+            return Ok(false);
+        }
+        Ok(self.versions().await?.last().is_none_or(|v| *v <= version))
+    }
+
     /// Deletes versions older than `current - KEEP_OLD_VERSIONS`.
     pub async fn cleanup(&self, current: u64) -> Result<()> {
         self.cleanup_keeping(current, KEEP_OLD_VERSIONS).await
@@ -155,6 +168,27 @@ mod tests {
             obj.latest().await.unwrap(),
             Some((2, Bytes::from_static(b"c")))
         );
+    }
+
+    #[tokio::test]
+    async fn a_stale_writer_cannot_bring_back_a_deleted_version() {
+        let obj = VersionedObject::new(store(), Path::from("log/t/0/manifest"));
+        for v in 1..=5 {
+            assert!(obj.try_write(v, Bytes::from(v.to_string())).await.unwrap());
+        }
+        obj.cleanup(5).await.unwrap();
+        assert_eq!(obj.versions().await.unwrap(), vec![3, 4, 5]);
+        // A writer that still thinks version 1 is current: its version 2 is created
+        // (it was deleted), but it is not the current version.
+        assert!(!obj
+            .try_write_current(2, Bytes::from_static(b"stale"))
+            .await
+            .unwrap());
+        assert_eq!(obj.latest().await.unwrap().unwrap().0, 5);
+        assert!(obj
+            .try_write_current(6, Bytes::from_static(b"6"))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]

@@ -7,10 +7,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tracing::{error, warn};
 use uuid::Uuid;
 
@@ -188,6 +189,7 @@ impl WalWriter {
                 }
                 None => {
                     tokio::select! {
+                        biased;
                         _ = self.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }
@@ -199,7 +201,8 @@ impl WalWriter {
                 }
                 Some(at) => {
                     tokio::select! {
-                        _ = tokio::time::sleep_until(at.into()) => {}
+                        biased;
+                        _ = tokio::time::sleep_until(at) => {}
                         _ = self.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }

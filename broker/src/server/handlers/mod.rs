@@ -143,9 +143,11 @@ pub async fn dispatch(
                 async move { reply(ResponseKind::OffsetCommit(groups::commit(&broker, r).await)) },
             )
         }
-        RequestKind::OffsetFetch(r) => ready(ResponseKind::OffsetFetch(groups::fetch_offsets(
-            &broker, v, r,
-        ))),
+        RequestKind::OffsetFetch(r) => Box::pin(async move {
+            reply(ResponseKind::OffsetFetch(
+                groups::fetch_offsets(&broker, v, r).await,
+            ))
+        }),
         RequestKind::OffsetDelete(r) => Box::pin(async move {
             reply(ResponseKind::OffsetDelete(
                 groups::delete_offsets(&broker, r).await,
