@@ -122,3 +122,12 @@ fn regression_seed_1419_a_deposed_coordinator_never_answers_old_offsets() {
 fn regression_seed_2542_offset_fetch_never_reads_an_unloaded_partition() {
     assert_seed_passes(2542);
 }
+
+/// A deposed leader retried a checkpoint from the same base offset and overwrote, in
+/// place, a segment object that the committed manifest (its own earlier checkpoint,
+/// inherited by its successors) listed with the old length: the records behind it
+/// became unreadable. Segment keys are now written once (`<base>-<node>-<inc>-<seq>`).
+#[test]
+fn regression_seed_3146_a_deposed_leader_never_overwrites_a_referenced_segment() {
+    assert_seed_passes(3146);
+}

@@ -87,6 +87,11 @@ pub struct LogEngine {
     /// still only in this stream's WAL objects, which its new leader is about to read,
     /// so none may be deleted any more.
     keep_wal: std::sync::atomic::AtomicBool,
+    /// Numbers this incarnation's segment objects, so each key is written exactly once:
+    /// a deposed leader retrying a checkpoint from the same base offset must never
+    /// overwrite a segment that a committed manifest already references (found by the
+    /// simulation, seed 3146).
+    segment_seq: std::sync::atomic::AtomicU64,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -121,6 +126,7 @@ impl LogEngine {
             wal,
             partitions: RwLock::new(BTreeMap::new()),
             keep_wal: std::sync::atomic::AtomicBool::new(false),
+            segment_seq: std::sync::atomic::AtomicU64::new(0),
             metrics,
             shutdown: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
@@ -955,8 +961,11 @@ impl LogEngine {
             .collect();
         for chunk in chunk_by_size(&live, self.config.segment_max_bytes) {
             let (data, mut info) = segment::encode(chunk.iter().map(|b| (&b.header, &b.bytes)));
+            let seq = self
+                .segment_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             info.name =
-                segment::segment_name(info.base_offset, self.config.node_id, self.incarnation);
+                segment::segment_name(info.base_offset, self.config.node_id, self.incarnation, seq);
             self.store
                 .put(&segment_path(topic_id, partition, &info.name), data)
                 .await?;

@@ -18,8 +18,8 @@ const INDEX_ENTRY_LEN: usize = 24;
 /// A segment as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentInfo {
-    /// The object's name under the partition prefix ([`segment_name`]). A fenced writer
-    /// can then only ever (over)write its own, unreferenced objects.
+    /// The object's name under the partition prefix ([`segment_name`]). Every name is
+    /// written once, so a fenced writer can only ever write objects nothing references.
     pub name: String,
     pub base_offset: i64,
     /// Offset just past the last record.
@@ -41,15 +41,19 @@ pub fn partition_prefix(topic_id: Uuid, partition: i32) -> Path {
     Path::from(format!("log/{topic_id}/{partition}"))
 }
 
-/// A segment's object key. Names carry the writing incarnation (see
-/// [`SegmentInfo::name`]), so two brokers never write the same key.
+/// A segment's object key. Names carry the writing incarnation and its own sequence
+/// number (see [`SegmentInfo::name`]), so no key is ever written twice.
 pub fn segment_path(topic_id: Uuid, partition: i32, name: &str) -> Path {
     partition_prefix(topic_id, partition).join(name)
 }
 
-/// `<base-offset>-<node>-<incarnation>`: zero-padded so names sort by offset.
-pub fn segment_name(base_offset: i64, node: i32, incarnation: u64) -> String {
-    format!("{base_offset:020}-{node}-{incarnation}")
+/// `<base-offset>-<node>-<incarnation>-<seq>`: zero-padded so names sort by offset;
+/// `seq` numbers the segments one incarnation writes. A retried checkpoint from the same
+/// base offset gets a new name: overwriting the old object in place would corrupt it for
+/// every manifest that already lists it with its old length (older manifests list names
+/// without `seq`; names are opaque to readers).
+pub fn segment_name(base_offset: i64, node: i32, incarnation: u64, seq: u64) -> String {
+    format!("{base_offset:020}-{node}-{incarnation}-{seq}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
