@@ -344,22 +344,30 @@ fn send_loop(
             opaque = due.duration_since(start()).as_micros() as usize;
             payload[..8].copy_from_slice(&wall_us().to_le_bytes());
         }
-        let mut record =
+        let record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(topic, opaque).payload(&payload[..size]);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => bail!("send: {e}"),
-            }
-        }
+        send_blocking(p, record)?;
         sent += 1;
     }
     p.flush(Duration::from_secs(120)).context("flush")?;
     Ok(sent)
+}
+
+/// Sends `record`, waiting while librdkafka's queue is full.
+fn send_blocking<'a>(
+    p: &ThreadedProducer<Acks>,
+    mut record: BaseRecord<'a, (), [u8], usize>,
+) -> Result<()> {
+    loop {
+        match p.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => bail!("send: {e}"),
+        }
+    }
 }
 
 /// Sends one record to every partition and waits for the acknowledgements, so that
@@ -391,18 +399,9 @@ fn write_backlog(c: &Common, topic: &str, mib: u64) -> Result<(u64, f64, Vec<i64
     let payload = vec![b'b'; c.record_size];
     let t0 = Instant::now();
     for _ in 0..records {
-        let mut record =
+        let record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(topic, now_us()).payload(&payload[..]);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => bail!("send: {e}"),
-            }
-        }
+        send_blocking(&p, record)?;
     }
     p.flush(Duration::from_secs(300)).context("flush")?;
     p.context().check()?;

@@ -188,18 +188,13 @@ fn plot(csvs: &[PathBuf]) -> Option<PathBuf> {
 }
 
 fn main() {
+    // HPA's defaults (Policy::default), each policy with only its own signal.
     let common = Policy {
         min_brokers: 2,
         max_brokers: 20,
         target_bytes_per_broker: 0.0,
         lag_threshold: None,
-        activation_lag: 0,
-        exclude_persistent_lag: true,
-        cpu_target: None,
-        tolerance: 0.1,
-        scale_up_max_brokers: 4,
-        scale_up_max_percent: 100,
-        scale_down_stabilization: Duration::from_secs(300),
+        ..Policy::default()
     };
     let sluice = Policy {
         target_bytes_per_broker: 0.8 * CAPACITY,

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluice_broker::protocol::record_batch::{self, NewRecord, ProducerFields};
 
-use crate::checker::RecordId;
+use crate::checker::{Acker, RecordId};
 use crate::trace::{now, Kind};
 use crate::world::{Request, Response, World, GROUP};
 
@@ -71,6 +71,26 @@ async fn ask_any<T>(
         }
     }
     None
+}
+
+/// An acknowledged produce: traced, and handed to the checker.
+fn record_ack(
+    world: &World,
+    who: &str,
+    (partition, base_offset, epoch, by): (i32, i64, i32, Acker),
+    ids: &[RecordId],
+    note: &str,
+) {
+    world.trace.record(
+        Kind::Client,
+        format!(
+            "{who}: {partition}@{base_offset} {} records acked by node {} inc {} epoch {epoch}{note}",
+            ids.len(),
+            by.node,
+            by.incarnation
+        ),
+    );
+    world.checker.acked(partition, base_offset, ids, by, epoch);
 }
 
 fn is_sequence_error(code: i16) -> bool {
@@ -172,14 +192,13 @@ pub async fn producer(world: Arc<World>, id: u64) -> turmoil::Result {
                     epoch,
                     by,
                 }) => {
-                    world.trace.record(
-                        Kind::Client,
-                        format!(
-                            "producer {id}: {partition}@{base_offset} {} records acked by node {} inc {} epoch {epoch} (attempt {attempt})",
-                            ids.len(), by.node, by.incarnation
-                        ),
+                    record_ack(
+                        &world,
+                        &format!("producer {id}"),
+                        (partition, base_offset, epoch, by),
+                        &ids,
+                        &format!(" (attempt {attempt})"),
                     );
-                    world.checker.acked(partition, base_offset, &ids, by, epoch);
                     break true;
                 }
                 Ok(Response::Produce { error, .. }) if is_sequence_error(error) => {
@@ -272,14 +291,13 @@ pub async fn bulk(world: Arc<World>, lanes: u64) -> turmoil::Result {
                         epoch,
                         by,
                     }) => {
-                        world.trace.record(
-                            Kind::Client,
-                            format!(
-                                "bulk {lane}: {partition}@{base_offset} {} records acked by node {} inc {} epoch {epoch}",
-                                ids.len(), by.node, by.incarnation
-                            ),
+                        record_ack(
+                            &world,
+                            &format!("bulk {lane}"),
+                            (partition, base_offset, epoch, by),
+                            &ids,
+                            "",
                         );
-                        world.checker.acked(partition, base_offset, &ids, by, epoch);
                     }
                     other => {
                         if let Ok(Response::Produce { error, .. }) = other {

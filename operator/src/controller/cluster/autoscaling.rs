@@ -236,9 +236,14 @@ pub async fn autoscale(
         .map(|s| s.draining_brokers.clone())
         .unwrap_or_default();
     let step = scale_step(current, desired, observation.fleet.as_ref(), &ours);
-    let admin_addr = ctx
-        .address(&format!("{}:{}", model.pod_host(0), model.metrics_port()))
-        .await;
+    // Pod 0 always stays (ordinals are removed from the top): its fleet endpoint is
+    // resolved only when there is a drain setting to change.
+    let admin_addr = if step.drain.is_empty() && step.undrain.is_empty() {
+        String::new()
+    } else {
+        ctx.address(&format!("{}:{}", model.pod_host(0), model.metrics_port()))
+            .await
+    };
     for (nodes, draining) in [(&step.drain, true), (&step.undrain, false)] {
         for node in nodes.iter() {
             match ctx
@@ -298,7 +303,8 @@ pub async fn autoscale(
                 .collect()
         })
         .unwrap_or_default();
-    let hottest = crate::autoscale::broker_loads(&loads, &fleet_brokers)
+    let broker_loads = crate::autoscale::broker_loads(&loads, &fleet_brokers);
+    let hottest = broker_loads
         .iter()
         .map(|b| b.bytes_per_second)
         .fold(0.0, f64::max);
@@ -345,10 +351,10 @@ pub async fn autoscale(
         }
     }
 
-    let mut broker_load = BTreeMap::new();
-    for b in crate::autoscale::broker_loads(&loads, &fleet_brokers) {
-        broker_load.insert(b.id.to_string(), b.bytes_per_second.round() as i64);
-    }
+    let broker_load = broker_loads
+        .iter()
+        .map(|b| (b.id.to_string(), b.bytes_per_second.round() as i64))
+        .collect();
     let d = decision.as_ref();
     let status = AutoscalingStatus {
         desired_replicas: desired,
