@@ -1,7 +1,7 @@
 //! Consumer group APIs, by family. Each translates requests into calls on the group
 //! coordinator (`coordination::groups`) and its answers into responses.
 //!
-//! - [`coordinator`]: FindCoordinator
+//! - [`coordinator`]: FindCoordinator, which broker coordinates a group
 //! - [`classic`]: JoinGroup, SyncGroup, Heartbeat, LeaveGroup (the classic protocol)
 //! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete
 //! - [`admin`]: DescribeGroups, ListGroups, DeleteGroups
