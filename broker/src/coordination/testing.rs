@@ -1,10 +1,9 @@
-//! Test fixture for coordination: an in-memory bucket with a log engine (node 0), cluster
-//! metadata in which node 0 is a live broker, and topic administration over both.
+//! Test fixture for coordination: an in-memory bucket with a log engine (node 0) and
+//! cluster metadata in which node 0 is a live broker.
 
 use std::sync::Arc;
 
 use super::metadata::NodeInfo;
-use super::topics::TopicAdmin;
 use super::MetadataStore;
 use crate::metrics::Metrics;
 use crate::storage::{EngineConfig, LogEngine, StorageError, Store};
@@ -13,7 +12,6 @@ pub struct Fixture {
     pub store: Store,
     pub engine: Arc<LogEngine>,
     pub metadata: Arc<MetadataStore>,
-    pub topics: TopicAdmin,
 }
 
 /// A new engine of `node_id` on `store`, writing its WAL quickly.
@@ -48,11 +46,9 @@ pub async fn fixture() -> Fixture {
         })
         .await
         .unwrap();
-    let topics = TopicAdmin::new(metadata.clone(), engine.clone());
     Fixture {
         store,
         engine,
         metadata,
-        topics,
     }
 }

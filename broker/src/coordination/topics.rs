@@ -229,7 +229,8 @@ mod tests {
     use crate::coordination::testing::fixture;
 
     async fn admin() -> TopicAdmin {
-        fixture().await.topics
+        let f = fixture().await;
+        TopicAdmin::new(f.metadata, f.engine)
     }
 
     fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

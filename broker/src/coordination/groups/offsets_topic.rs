@@ -117,20 +117,17 @@ mod tests {
     #[tokio::test]
     async fn the_topic_is_created_once_with_offsets_kept_forever() {
         let f = fixture().await;
+        let topics = TopicAdmin::new(f.metadata.clone(), f.engine.clone());
         let groups = coordinator(&f);
         let led = AtomicUsize::new(0);
         let lead = || async {
             led.fetch_add(1, Ordering::SeqCst);
         };
-        let t = ensure(&f.topics, &f.metadata, &groups, lead())
-            .await
-            .unwrap();
+        let t = ensure(&topics, &f.metadata, &groups, lead()).await.unwrap();
         assert_eq!(t.id, topic_id(&f.metadata.current().cluster_id));
         assert_eq!(t.partitions.len(), 3);
         assert_eq!(t.configs[topic_config::RETENTION_MS], "-1");
-        let again = ensure(&f.topics, &f.metadata, &groups, lead())
-            .await
-            .unwrap();
+        let again = ensure(&topics, &f.metadata, &groups, lead()).await.unwrap();
         assert_eq!(again, t);
         assert_eq!(led.load(Ordering::SeqCst), 1);
 
@@ -148,6 +145,7 @@ mod tests {
     #[tokio::test]
     async fn a_topic_created_by_another_broker_is_read_from_the_bucket() {
         let f = fixture().await;
+        let topics = TopicAdmin::new(f.metadata.clone(), f.engine.clone());
         let groups = coordinator(&f);
         let elsewhere = Arc::new(MetadataStore::open(f.store.clone()).await.unwrap());
         let other = TopicAdmin::new(elsewhere, f.engine.clone());
@@ -155,7 +153,7 @@ mod tests {
         // `other` created it through its own view; ours has not seen it yet.
         assert!(t.is_ok());
         assert!(!f.metadata.current().topics.contains_key(OFFSETS_TOPIC));
-        let seen = ensure(&f.topics, &f.metadata, &groups, async {
+        let seen = ensure(&topics, &f.metadata, &groups, async {
             panic!("nothing to lead");
         })
         .await
