@@ -13,12 +13,12 @@
 
 pub mod assignor;
 pub mod classic;
-mod commits;
-mod coordinator;
+pub mod commits;
+pub mod coordinator;
 pub mod kip848;
 pub mod offsets;
 pub mod offsets_topic;
-mod ownership;
+pub mod ownership;
 
 #[cfg(test)]
 mod tests;

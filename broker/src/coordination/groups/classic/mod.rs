@@ -1,7 +1,7 @@
 //! One consumer group under the classic rebalance protocol (JoinGroup / SyncGroup /
 //! Heartbeat / LeaveGroup): members, generations, the chosen protocol and assignments.
 //! Pure state: callers hold the group's lock and deliver the responses it produces.
-//! The join phase (joining, rebalancing, choosing protocol and leader) is in [`join`].
+//! The join phase (joining, rebalancing, choosing protocol and leader) is in `join.rs`.
 
 mod join;
 
