@@ -1,3 +1,5 @@
+//! The `sluice-broker` binary: parses arguments, sets up logging and runs the broker.
+
 use clap::Parser;
 use sluice_broker::config::{BrokerArgs, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -13,5 +15,5 @@ async fn main() -> anyhow::Result<()> {
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
-    sluice_broker::server::broker::run(args).await
+    sluice_broker::server::startup::run(args).await
 }

@@ -270,7 +270,7 @@ async fn chaos(name: &str, broker_args: &[&str], default_secs: u64) {
                 if let Some(status) = fleet.node(node).wait_exit(Duration::from_secs(5)) {
                     assert_eq!(
                         status.code(),
-                        Some(sluice_broker::server::broker::EXIT_FENCED)
+                        Some(sluice_broker::server::startup::EXIT_FENCED)
                     );
                     fleet.node(node).restart();
                 }

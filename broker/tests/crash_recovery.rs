@@ -316,7 +316,7 @@ fn a_fenced_broker_stops_acknowledging() {
             .unwrap_or_else(|| panic!("{case}: the fenced broker keeps running"));
         assert_eq!(
             status.code(),
-            Some(sluice_broker::server::broker::EXIT_FENCED),
+            Some(sluice_broker::server::startup::EXIT_FENCED),
             "{case}: it exits for a restart as a new incarnation"
         );
         assert_eq!(

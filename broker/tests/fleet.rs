@@ -389,7 +389,7 @@ async fn a_paused_broker_is_fenced_and_never_acknowledges_again() {
         .expect("the fenced broker exits");
     assert_eq!(
         status.code(),
-        Some(sluice_broker::server::broker::EXIT_FENCED)
+        Some(sluice_broker::server::startup::EXIT_FENCED)
     );
     produce(&p, "brain", 6, "c", 300, &mut acked).await;
     verify(&bootstrap, "brain", 6, &acked);
@@ -447,7 +447,7 @@ async fn a_broker_cut_off_from_the_fleet_is_fenced() {
         .expect("the cut-off broker exits");
     assert_eq!(
         status.code(),
-        Some(sluice_broker::server::broker::EXIT_FENCED)
+        Some(sluice_broker::server::startup::EXIT_FENCED)
     );
     let after = fleet.wait_leaders("cut", FAILOVER, "failover", |l| {
         l.values().all(|x| x.node == 1 || x.node == 3)

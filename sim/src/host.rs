@@ -23,10 +23,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_broker::config::BrokerArgs;
+use sluice_broker::coordination::topics::TopicError;
 use sluice_broker::metrics::Metrics;
-use sluice_broker::server::broker::CreateTopicError;
 use sluice_broker::server::handlers::{self, Reply};
-use sluice_broker::server::{fleet, Broker};
+use sluice_broker::server::{fleet, startup, Broker};
 use sluice_broker::storage::{StorageError, Store};
 use tokio::sync::{mpsc, watch};
 
@@ -74,17 +74,17 @@ pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
     )
     .with_jitter_seed(world.seed ^ ((node as u64) << 40) ^ boot);
     let args = args(node, world.shape.partitions);
-    let broker = match Broker::start_with_store(args, (host_name(node), 9092), metrics, store).await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            world
-                .trace
-                .record(Kind::Fault, format!("broker {node} failed to start: {e:#}"));
-            world.want_restart(node);
-            return Ok(());
-        }
-    };
+    let broker =
+        match startup::start_with_store(args, (host_name(node), 9092), metrics, store).await {
+            Ok(b) => b,
+            Err(e) => {
+                world
+                    .trace
+                    .record(Kind::Fault, format!("broker {node} failed to start: {e:#}"));
+                world.want_restart(node);
+                return Ok(());
+            }
+        };
     let incarnation = broker.engine.incarnation();
     world.trace.record(
         Kind::Fault,
@@ -181,15 +181,17 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
     match request {
         Request::CreateTopic => {
             let r = broker
-                .create_topic_with_id(
+                .topics
+                .create(
                     TOPIC,
                     world.topic_id,
                     world.shape.partitions,
                     Default::default(),
+                    fleet::lead_new_topic(broker, TOPIC),
                 )
                 .await;
             Response::Done(match r {
-                Ok(_) | Err(CreateTopicError::Exists) => Ok(()),
+                Ok(_) | Err(TopicError::Exists) => Ok(()),
                 Err(e) => Err(e.to_string()),
             })
         }
@@ -204,7 +206,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
             Response::Leader(leader)
         }
         Request::InitProducerId => {
-            let r = handlers::records::init_producer_id(
+            let r = handlers::init_producer_id::handle(
                 broker,
                 InitProducerIdRequest::default().with_transactional_id(None),
             )
@@ -269,7 +271,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
             let req = FindCoordinatorRequest::default()
                 .with_key(StrBytes::from_static_str(GROUP))
                 .with_key_type(0);
-            let r = handlers::groups::find_coordinator(broker, 3, req).await;
+            let r = handlers::groups::coordinator::find(broker, 3, req).await;
             Response::Coordinator((r.error_code == 0).then_some(r.node_id.0))
         }
         Request::Commit { offsets } => {
@@ -289,7 +291,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
                             })
                             .collect(),
                     )]);
-            let r = handlers::groups::commit(broker, req).await;
+            let r = handlers::groups::offsets::commit(broker, req).await;
             Response::Commit(
                 r.topics
                     .iter()
@@ -304,7 +306,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
                 .with_topics(Some(vec![OffsetFetchRequestTopic::default()
                     .with_name(name())
                     .with_partition_indexes(partitions)]));
-            let r = handlers::groups::fetch_offsets(broker, 7, req).await;
+            let r = handlers::groups::offsets::fetch(broker, 7, req).await;
             if r.error_code != 0 {
                 return Response::Committed(Err(r.error_code));
             }

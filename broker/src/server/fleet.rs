@@ -242,6 +242,16 @@ pub async fn reconcile(broker: &Broker) -> anyhow::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Takes over the partitions of a topic just created, while the topic admin still holds
+/// its lock (the leaders elsewhere see the new version; the lead loop retries ours).
+pub async fn lead_new_topic(broker: &Broker, topic: &str) {
+    if broker.groups.get().is_some() {
+        if let Err(e) = reconcile(broker).await {
+            warn!(topic, error = %format!("{e:#}"), "could not take over the new partitions yet");
+        }
+    }
+}
+
 async fn stop_coordinating(broker: &Broker, (topic_id, partition): (Uuid, i32)) {
     if let Some(g) = broker.groups.get() {
         if g.offsets_topic_id() == topic_id {

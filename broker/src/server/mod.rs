@@ -1,10 +1,12 @@
-//! The broker process: startup and recovery, the Kafka listener, request handlers,
-//! background retention, the metrics endpoint, and graceful shutdown.
+//! The broker process: its shared state ([`broker`]), start-up and shutdown
+//! ([`startup`]), its part in the fleet ([`fleet`]), the Kafka listener ([`connection`])
+//! with its request handlers ([`handlers`]), and the metrics and admin endpoint ([`http`]).
 
 pub mod broker;
 pub mod connection;
 pub mod fleet;
 pub mod handlers;
 pub mod http;
+pub mod startup;
 
 pub use broker::Broker;

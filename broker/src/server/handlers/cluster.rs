@@ -1,3 +1,5 @@
+//! DescribeCluster: the live brokers and the controller.
+
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::DescribeClusterRequest;
 use kafka_protocol::messages::DescribeClusterResponse;

@@ -16,8 +16,8 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use super::topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use crate::coordination::topic_config::{self, ConfigType, TOPIC_CONFIGS};
+use crate::coordination::topics::TopicError;
 use crate::server::Broker;
-use crate::storage::StorageError;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -155,16 +155,6 @@ const REPLICATION_THROTTLES: [&str; 5] = [
     "follower.replication.throttled.replicas",
 ];
 
-#[derive(Debug, thiserror::Error)]
-enum AlterError {
-    #[error("unknown topic")]
-    Unknown,
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
 pub async fn alter(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
@@ -195,23 +185,23 @@ pub async fn alter(
         }
         let name = r.resource_name.to_string();
         let validate_only = req.validate_only;
-        let change = |configs: &mut BTreeMap<String, String>| -> Result<(), AlterError> {
+        let change = |configs: &mut BTreeMap<String, String>| -> Result<(), TopicError> {
             for c in &r.configs {
                 let key = c.name.to_string();
                 match c.config_operation {
                     OP_SET => {
                         let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                        topic_config::validate(&key, &value).map_err(AlterError::Invalid)?;
+                        topic_config::validate(&key, &value).map_err(TopicError::Invalid)?;
                         configs.insert(key, value);
                     }
                     OP_DELETE => {
                         topic_config::definition(&key).ok_or_else(|| {
-                            AlterError::Invalid(format!("unknown topic config {key:?}"))
+                            TopicError::Invalid(format!("unknown topic config {key:?}"))
                         })?;
                         configs.remove(&key);
                     }
                     op => {
-                        return Err(AlterError::Invalid(format!(
+                        return Err(TopicError::Invalid(format!(
                             "operation {op} is not valid for {key:?}: no list-type configs exist"
                         )))
                     }
@@ -219,30 +209,19 @@ pub async fn alter(
             }
             Ok(())
         };
-        let outcome = if validate_only {
-            match broker.metadata.current().topics.get(&name) {
-                None => Err(AlterError::Unknown),
-                Some(t) => change(&mut t.configs.clone()),
-            }
-        } else {
-            let _admin = broker.admin.lock().await;
-            broker
-                .metadata
-                .update(|m| {
-                    let t = m.topics.get_mut(&name).ok_or(AlterError::Unknown)?;
-                    change(&mut t.configs)
-                })
-                .await
-        };
+        let outcome = broker
+            .topics
+            .alter_configs(&name, validate_only, change)
+            .await;
         responses.push(match outcome {
             Ok(()) => resp,
-            Err(AlterError::Unknown) => {
+            Err(TopicError::Unknown) => {
                 resp.with_error_code(ResponseError::UnknownTopicOrPartition.code())
             }
-            Err(AlterError::Invalid(msg)) => resp
+            Err(TopicError::Invalid(msg)) => resp
                 .with_error_code(ResponseError::InvalidConfig.code())
                 .with_error_message(Some(str_bytes(msg))),
-            Err(AlterError::Storage(e)) => resp
+            Err(e) => resp
                 .with_error_code(ResponseError::KafkaStorageError.code())
                 .with_error_message(Some(str_bytes(e.to_string()))),
         });

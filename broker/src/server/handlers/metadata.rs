@@ -1,3 +1,6 @@
+//! Metadata: live brokers, the controller and the topics asked for (all, by name or by
+//! id), creating unknown ones when auto-creation is allowed.
+
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -6,9 +9,9 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
+use crate::coordination::topics::TopicError;
 use crate::coordination::{ClusterMetadata, TopicMetadata};
-use crate::server::broker::CreateTopicError;
-use crate::server::Broker;
+use crate::server::{fleet, Broker};
 
 pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all.
@@ -41,9 +44,11 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
                 continue;
             }
             let err = if allow_create {
-                match broker.auto_create(name).await {
+                let lead = fleet::lead_new_topic(broker, name);
+                let partitions = broker.args.default_partitions;
+                match broker.topics.auto_create(name, partitions, lead).await {
                     Ok(()) => continue,
-                    Err(CreateTopicError::Invalid(_)) => ResponseError::InvalidTopicException,
+                    Err(TopicError::Invalid(_)) => ResponseError::InvalidTopicException,
                     Err(_) => ResponseError::UnknownServerError,
                 }
             } else {

@@ -1,18 +1,18 @@
-//! One module per Kafka API. Handlers see decoded requests and build responses; they
-//! never touch sockets or codec details.
+//! One module per Kafka API or family of APIs ([`groups`]). Handlers see decoded
+//! requests and build responses; they never touch sockets or codec details.
 
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
-pub mod consumer_groups;
+pub mod delete_records;
 pub mod fetch;
 pub mod groups;
+pub mod init_producer_id;
 pub mod leader_epochs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod reassignments;
-pub mod records;
 pub mod topics;
 
 use std::sync::Arc;
@@ -115,58 +115,66 @@ pub async fn dispatch(
         }
         RequestKind::DeleteRecords(r) => Box::pin(async move {
             reply(ResponseKind::DeleteRecords(
-                records::delete(&broker, r).await,
+                delete_records::handle(&broker, r).await,
             ))
         }),
         RequestKind::InitProducerId(r) => Box::pin(async move {
             reply(ResponseKind::InitProducerId(
-                records::init_producer_id(&broker, r).await,
+                init_producer_id::handle(&broker, r).await,
             ))
         }),
         RequestKind::FindCoordinator(r) => Box::pin(async move {
             reply(ResponseKind::FindCoordinator(
-                groups::find_coordinator(&broker, v, r).await,
+                groups::coordinator::find(&broker, v, r).await,
             ))
         }),
         RequestKind::JoinGroup(r) => Box::pin(async move {
             reply(ResponseKind::JoinGroup(
-                groups::join(&broker, v, client, r).await,
+                groups::classic::join(&broker, v, client, r).await,
             ))
         }),
-        RequestKind::SyncGroup(r) => {
-            Box::pin(async move { reply(ResponseKind::SyncGroup(groups::sync(&broker, r).await)) })
-        }
-        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(groups::heartbeat(&broker, r))),
-        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(groups::leave(&broker, v, r))),
-        RequestKind::OffsetCommit(r) => {
-            Box::pin(
-                async move { reply(ResponseKind::OffsetCommit(groups::commit(&broker, r).await)) },
-            )
-        }
+        RequestKind::SyncGroup(r) => Box::pin(async move {
+            reply(ResponseKind::SyncGroup(
+                groups::classic::sync(&broker, r).await,
+            ))
+        }),
+        RequestKind::Heartbeat(r) => ready(ResponseKind::Heartbeat(groups::classic::heartbeat(
+            &broker, r,
+        ))),
+        RequestKind::LeaveGroup(r) => ready(ResponseKind::LeaveGroup(groups::classic::leave(
+            &broker, v, r,
+        ))),
+        RequestKind::OffsetCommit(r) => Box::pin(async move {
+            reply(ResponseKind::OffsetCommit(
+                groups::offsets::commit(&broker, r).await,
+            ))
+        }),
         RequestKind::OffsetFetch(r) => Box::pin(async move {
             reply(ResponseKind::OffsetFetch(
-                groups::fetch_offsets(&broker, v, r).await,
+                groups::offsets::fetch(&broker, v, r).await,
             ))
         }),
         RequestKind::OffsetDelete(r) => Box::pin(async move {
             reply(ResponseKind::OffsetDelete(
-                groups::delete_offsets(&broker, r).await,
+                groups::offsets::delete(&broker, r).await,
             ))
         }),
-        RequestKind::DescribeGroups(r) => {
-            ready(ResponseKind::DescribeGroups(groups::describe(&broker, r)))
+        RequestKind::DescribeGroups(r) => ready(ResponseKind::DescribeGroups(
+            groups::admin::describe(&broker, r),
+        )),
+        RequestKind::ListGroups(r) => {
+            ready(ResponseKind::ListGroups(groups::admin::list(&broker, r)))
         }
-        RequestKind::ListGroups(r) => ready(ResponseKind::ListGroups(groups::list(&broker, r))),
-        RequestKind::DeleteGroups(r) => {
-            Box::pin(
-                async move { reply(ResponseKind::DeleteGroups(groups::delete(&broker, r).await)) },
-            )
-        }
+        RequestKind::DeleteGroups(r) => Box::pin(async move {
+            reply(ResponseKind::DeleteGroups(
+                groups::admin::delete(&broker, r).await,
+            ))
+        }),
         RequestKind::ConsumerGroupHeartbeat(r) => ready(ResponseKind::ConsumerGroupHeartbeat(
-            consumer_groups::heartbeat(&broker, client, r),
+            groups::kip848::heartbeat(&broker, client, r),
         )),
         RequestKind::ConsumerGroupDescribe(r) => ready(ResponseKind::ConsumerGroupDescribe(
-            consumer_groups::describe(&broker, r),
+            groups::kip848::describe(&broker, r),
         )),
         RequestKind::OffsetForLeaderEpoch(r) => ready(ResponseKind::OffsetForLeaderEpoch(
             leader_epochs::handle(&broker, r),

@@ -12,22 +12,18 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use kafka_protocol::ResponseError;
-use tracing::{info, warn};
+use tracing::warn;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
-use crate::coordination::placement;
 use crate::coordination::topic_config::{self, TOPIC_CONFIGS};
-use crate::server::broker::CreateTopicError;
-use crate::server::Broker;
-use crate::storage::StorageError;
+use crate::coordination::topics::{TopicError, MAX_PARTITIONS};
+use crate::server::{fleet, Broker};
 
 /// Config sources as DescribeConfigs and CreateTopics report them.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
 pub(crate) const SOURCE_DEFAULT: i8 = 5;
-/// Most partitions one request may ask for, to keep a typo from exhausting memory.
-const MAX_PARTITIONS: i32 = 10_000;
 
 fn fail(name: &str, e: ResponseError, msg: impl Into<String>) -> CreatableTopicResult {
     CreatableTopicResult::default()
@@ -125,36 +121,41 @@ pub async fn create(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRe
             }
             continue;
         }
-        results.push(
-            match broker
-                .create_topic(&name, partitions, configs.clone())
-                .await
-            {
-                Ok(topic) => CreatableTopicResult::default()
-                    .with_name(topic_name(&name))
-                    .with_topic_id(topic.id)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1)
-                    .with_configs(Some(describe_configs(&configs))),
-                Err(CreateTopicError::Exists) => fail(
-                    &name,
-                    ResponseError::TopicAlreadyExists,
-                    format!("topic {name} already exists"),
-                ),
-                Err(CreateTopicError::Invalid(msg)) => {
-                    fail(&name, ResponseError::InvalidTopicException, msg)
-                }
-                Err(CreateTopicError::NoBroker(e)) => fail(
-                    &name,
-                    ResponseError::InvalidReplicationFactor,
-                    e.to_string(),
-                ),
-                Err(CreateTopicError::Storage(e)) => {
-                    warn!(topic = %name, error = %e, "topic creation failed");
-                    fail(&name, ResponseError::KafkaStorageError, e.to_string())
-                }
-            },
-        );
+        let created = broker
+            .topics
+            .create(
+                &name,
+                Uuid::new_v4(),
+                partitions,
+                configs.clone(),
+                fleet::lead_new_topic(broker, &name),
+            )
+            .await;
+        results.push(match created {
+            Ok(topic) => CreatableTopicResult::default()
+                .with_name(topic_name(&name))
+                .with_topic_id(topic.id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)
+                .with_configs(Some(describe_configs(&configs))),
+            Err(TopicError::Exists) => fail(
+                &name,
+                ResponseError::TopicAlreadyExists,
+                format!("topic {name} already exists"),
+            ),
+            Err(TopicError::NoBroker(e)) => fail(
+                &name,
+                ResponseError::InvalidReplicationFactor,
+                e.to_string(),
+            ),
+            Err(TopicError::Storage(e)) => {
+                warn!(topic = %name, error = %e, "topic creation failed");
+                fail(&name, ResponseError::KafkaStorageError, e.to_string())
+            }
+            Err(e @ (TopicError::Invalid(_) | TopicError::Unknown | TopicError::UnknownId)) => {
+                fail(&name, ResponseError::InvalidTopicException, e.to_string())
+            }
+        });
     }
     CreateTopicsResponse::default().with_topics(results)
 }
@@ -182,62 +183,22 @@ pub async fn delete(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsRe
             );
             continue;
         }
-        let _admin = broker.admin.lock().await;
-        let removed = broker
-            .metadata
-            .update(|m| {
-                let key = match &name {
-                    Some(n) => n.clone(),
-                    None => m
-                        .topic_by_id(id)
-                        .map(|(n, _)| n.clone())
-                        .ok_or(DeleteError::UnknownId)?,
-                };
-                let t = m.topics.remove(&key).ok_or(DeleteError::UnknownName)?;
-                Ok::<_, DeleteError>((key, t))
-            })
-            .await;
+        let removed = broker.topics.delete(name.as_deref(), id).await;
         let r = DeletableTopicResult::default()
             .with_name(name.clone().map(topic_name))
             .with_topic_id(id);
         responses.push(match removed {
-            Ok((key, t)) => {
-                for p in 0..t.partitions.len() as i32 {
-                    if let Err(e) = broker.engine.delete_partition(t.id, p).await {
-                        warn!(topic = %key, partition = p, error = %e, "could not delete partition objects; they are unreferenced");
-                    }
-                }
-                info!(topic = %key, "deleted topic");
-                r.with_name(Some(topic_name(key))).with_topic_id(t.id)
+            Ok((key, t)) => r.with_name(Some(topic_name(key))).with_topic_id(t.id),
+            Err(TopicError::UnknownId) => r.with_error_code(ResponseError::UnknownTopicId.code()),
+            Err(TopicError::Unknown) => {
+                r.with_error_code(ResponseError::UnknownTopicOrPartition.code())
             }
-            Err(DeleteError::UnknownId) => r.with_error_code(ResponseError::UnknownTopicId.code()),
-            Err(DeleteError::UnknownName) => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-            Err(DeleteError::Storage(e)) => r
+            Err(e) => r
                 .with_error_code(ResponseError::KafkaStorageError.code())
                 .with_error_message(Some(str_bytes(e.to_string()))),
         });
     }
     DeleteTopicsResponse::default().with_responses(responses)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum DeleteError {
-    #[error("unknown topic id")]
-    UnknownId,
-    #[error("unknown topic")]
-    UnknownName,
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-#[derive(Debug, thiserror::Error)]
-enum GrowError {
-    #[error("unknown topic")]
-    Unknown,
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
 }
 
 pub async fn create_partitions(
@@ -247,54 +208,23 @@ pub async fn create_partitions(
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
-        let count = t.count;
-        let _admin = broker.admin.lock().await;
         let outcome = broker
-            .metadata
-            .update(|m| {
-                let current = m
-                    .topics
-                    .get(&name)
-                    .ok_or(GrowError::Unknown)?
-                    .partitions
-                    .len() as i32;
-                if count <= current {
-                    return Err(GrowError::Invalid(format!(
-                        "topic has {current} partitions; partitions can only grow"
-                    )));
-                }
-                if count > MAX_PARTITIONS {
-                    return Err(GrowError::Invalid(format!(
-                        "{count} partitions is over the limit of {MAX_PARTITIONS}"
-                    )));
-                }
-                if req.validate_only {
-                    // Fail the write on purpose by returning a marker: nothing changes.
-                    return Err(GrowError::Invalid(String::new()));
-                }
-                let added = placement::place_new(m, &name, (count - current) as usize)
-                    .map_err(|e| GrowError::Invalid(e.to_string()))?;
-                let topic = m.topics.get_mut(&name).ok_or(GrowError::Unknown)?;
-                topic.partitions.extend(added);
-                Ok(())
-            })
+            .topics
+            .add_partitions(&name, t.count, req.validate_only, fleet::reconcile(broker))
             .await;
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         results.push(match outcome {
-            Ok(()) => match super::super::fleet::reconcile(broker).await {
-                Ok(()) => r,
-                Err(e) => r
-                    .with_error_code(ResponseError::KafkaStorageError.code())
-                    .with_error_message(Some(str_bytes(format!("{e:#}")))),
-            },
-            Err(GrowError::Invalid(msg)) if msg.is_empty() => r,
-            Err(GrowError::Invalid(msg)) => r
+            Ok(None | Some(Ok(()))) => r,
+            Ok(Some(Err(e))) => r
+                .with_error_code(ResponseError::KafkaStorageError.code())
+                .with_error_message(Some(str_bytes(format!("{e:#}")))),
+            Err(TopicError::Invalid(msg)) => r
                 .with_error_code(ResponseError::InvalidPartitions.code())
                 .with_error_message(Some(str_bytes(msg))),
-            Err(GrowError::Unknown) => {
+            Err(TopicError::Unknown) => {
                 r.with_error_code(ResponseError::UnknownTopicOrPartition.code())
             }
-            Err(GrowError::Storage(e)) => r
+            Err(e) => r
                 .with_error_code(ResponseError::KafkaStorageError.code())
                 .with_error_message(Some(str_bytes(e.to_string()))),
         });

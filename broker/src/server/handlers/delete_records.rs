@@ -1,18 +1,14 @@
-//! DeleteRecords and InitProducerId.
+//! DeleteRecords: moves a partition's log start offset up, as led here.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
-use kafka_protocol::messages::{
-    DeleteRecordsRequest, DeleteRecordsResponse, InitProducerIdRequest, InitProducerIdResponse,
-};
-use kafka_protocol::ResponseError;
-use tracing::warn;
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::led_partition;
 use crate::server::Broker;
 
-pub async fn delete(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let meta = broker.metadata.current();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -37,24 +33,4 @@ pub async fn delete(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecords
         );
     }
     DeleteRecordsResponse::default().with_topics(topics)
-}
-
-/// Idempotent producers get a fresh id at epoch 0. Transactions are not implemented.
-pub async fn init_producer_id(
-    broker: &Broker,
-    req: InitProducerIdRequest,
-) -> InitProducerIdResponse {
-    let resp = InitProducerIdResponse::default()
-        .with_producer_id((-1).into())
-        .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
-    }
-    match broker.producer_ids.next().await {
-        Ok(id) => resp.with_producer_id(id.into()).with_producer_epoch(0),
-        Err(e) => {
-            warn!(error = %e, "could not allocate a producer id");
-            resp.with_error_code(ResponseError::CoordinatorNotAvailable.code())
-        }
-    }
 }

@@ -14,11 +14,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
 use crate::coordination::groups::assignor::{self, TopicPartition};
-use crate::coordination::groups::consumer::Heartbeat;
+use crate::coordination::groups::kip848::Heartbeat;
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::ClusterMetadata;
+use crate::server::handlers::{str_bytes, topic_name, Client};
 use crate::server::Broker;
 
 /// Topic name → (id, partition count) of every user topic.
@@ -41,7 +41,7 @@ fn by_topic(set: &BTreeSet<TopicPartition>) -> BTreeMap<Uuid, Vec<i32>> {
 
 pub fn heartbeat(
     broker: &Broker,
-    client: super::Client,
+    client: Client,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     tracing::debug!(?req, "consumer group heartbeat");

@@ -1,0 +1,191 @@
+//! Starting and stopping a broker process: joining the cluster and taking over the
+//! partitions assigned to it, the Kafka listener, the background tasks (fleet, group
+//! timers, retention), and graceful shutdown — or exiting when fenced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{connection, fleet, http, Broker};
+use crate::config::BrokerArgs;
+use crate::coordination::groups::{offsets_topic, ConsumerGroupTiming, GroupCoordinator};
+use crate::metrics::Metrics;
+use crate::storage::Store;
+
+/// Exit status of a broker whose incarnation was fenced or declared dead: it must be
+/// restarted (as a new incarnation) by its supervisor (EX_TEMPFAIL).
+pub const EXIT_FENCED: i32 = 75;
+
+/// Opens storage as a new incarnation, joins the cluster (registration, first
+/// heartbeat, a controller round) and takes over the partitions assigned to it.
+pub async fn start(
+    args: BrokerArgs,
+    advertised: (String, i32),
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Broker>> {
+    let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
+    start_with_store(args, advertised, metrics, store).await
+}
+
+/// [`start`] on an already opened store (the deterministic simulation gives each
+/// simulated host its own view of one in-memory bucket).
+pub async fn start_with_store(
+    args: BrokerArgs,
+    advertised: (String, i32),
+    metrics: Arc<Metrics>,
+    store: Store,
+) -> anyhow::Result<Arc<Broker>> {
+    let broker = Broker::open(args, advertised, metrics, store).await?;
+    broker
+        .controller
+        .register(&broker.advertised_host, broker.advertised_port)
+        .await
+        .context("registering this broker")?;
+    fleet::beat(&broker, 0).await.context("first heartbeat")?;
+    broker
+        .controller
+        .tick()
+        .await
+        .context("first controller round")?;
+    let (offsets_id, offsets_partitions) = offsets_topic::locate(
+        &broker.metadata.current(),
+        broker.args.offsets_topic_partitions,
+    );
+    let groups = GroupCoordinator::new(
+        broker.engine.clone(),
+        offsets_id,
+        offsets_partitions,
+        ConsumerGroupTiming {
+            session_timeout: Duration::from_millis(broker.args.group_consumer_session_timeout_ms),
+            heartbeat_interval: Duration::from_millis(
+                broker.args.group_consumer_heartbeat_interval_ms,
+            ),
+        },
+    );
+    let _ = broker.groups.set(groups);
+    fleet::reconcile(&broker)
+        .await
+        .context("taking over assigned partitions")?;
+    broker.set_ready();
+    Ok(broker)
+}
+
+/// Runs a broker until SIGTERM or SIGINT, then hands its partitions over and returns.
+/// Exits the process with [`EXIT_FENCED`] if another broker fences this incarnation.
+pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding Kafka listener {}", args.listen))?;
+    let bound = listener.local_addr()?;
+    let advertised = match &args.advertise {
+        Some(a) => {
+            let (h, p) = a
+                .rsplit_once(':')
+                .with_context(|| format!("--advertise {a:?} is not HOST:PORT"))?;
+            (h.to_string(), p.parse::<i32>().context("advertised port")?)
+        }
+        // Clients connect to what Metadata says: an unspecified address would send them
+        // to 0.0.0.0, which only works on this host.
+        None if bound.ip().is_unspecified() => anyhow::bail!(
+            "--listen {} binds every interface: give --advertise HOST:PORT for clients",
+            args.listen
+        ),
+        None => (bound.ip().to_string(), bound.port() as i32),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_state = http::HttpState::default();
+    let http = http::serve(
+        args.metrics_listen,
+        metrics.clone(),
+        http_state.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .context("binding metrics listener")?;
+    info!(listen = %bound, storage = %args.storage, node = args.node_id, "starting sluice-broker");
+    let broker = start(args, advertised, metrics).await?;
+    http_state.set_broker(broker.clone());
+    info!(
+        incarnation = broker.engine.incarnation(),
+        topics = broker.metadata.current().topics.len(),
+        partitions = broker.engine.partitions().len(),
+        controller = broker.controller.is_controller(),
+        "ready"
+    );
+
+    let group_timers = broker.groups().start_timers(stop_rx.clone());
+    let (fleet, fenced) = fleet::start(broker.clone(), stop_rx.clone());
+    let retention = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis(broker.args.retention_check_interval_ms.max(10));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => broker.topics.enforce_retention().await,
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+    let acceptor = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, peer)) => {
+                            let _ = socket.set_nodelay(true);
+                            tokio::spawn(connection::serve(broker.clone(), socket, peer));
+                        }
+                        Err(e) => warn!(error = %e, "accept failed"),
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
+
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        reason = fenced => {
+            error!(reason = %reason.unwrap_or_default(), "this incarnation is fenced: exiting so it restarts as a new one");
+            std::process::exit(EXIT_FENCED);
+        }
+    }
+    info!("shutting down: handing partitions over");
+    stop_tx.send_replace(true);
+    let _ = acceptor.await;
+    let _ = retention.await;
+    let _ = group_timers.await;
+    for t in fleet {
+        let _ = t.await;
+    }
+    let handed_over = fleet::hand_over_all(&broker).await;
+    if let Err(e) = broker.engine.shutdown().await {
+        error!(error = %e, "shutdown checkpoint failed; the WAL still holds every acknowledged record");
+        return Err(e.into());
+    }
+    if let Err(e) = handed_over {
+        error!(error = %e, "could not hand every partition over; they fail over instead");
+    }
+    let _ = http.await;
+    info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
