@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use parking_lot::{Mutex, RwLock};
+use sluice_protocol::record_batch;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -22,7 +23,6 @@ use uuid::Uuid;
 use self::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
 use self::group::{Group, GroupState, JoinOutcome, JoinRequest};
 use self::offsets::{CommittedOffset, OffsetChange, OffsetKey, OffsetTable};
-use crate::protocol::record_batch;
 use crate::storage::engine::now_ms;
 use crate::storage::{LogEngine, StorageError};
 

@@ -1,11 +1,12 @@
-//! Request decoding and response encoding on top of the kafka-protocol crate.
+//! Request decoding and response encoding (the broker's side) and request encoding (a
+//! client's side) on top of the kafka-protocol crate.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use thiserror::Error;
 
-use super::versions;
+use super::{frame, versions};
 
 #[derive(Debug, Error)]
 pub enum ProtocolError {
@@ -29,10 +30,12 @@ pub enum ProtocolError {
         version: i16,
         reason: String,
     },
-    #[error("cannot encode {key:?} v{version} response: {reason}")]
+    #[error("cannot encode {key:?} v{version} {what}: {reason}")]
     Encode {
         key: ApiKey,
         version: i16,
+        /// `request` or `response`.
+        what: &'static str,
         reason: String,
     },
 }
@@ -107,62 +110,79 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, ProtocolError> {
-    let fail = |e: anyhow::Error| ProtocolError::Encode {
-        key: api_key,
+    let fail = encode_error(api_key, version, "response");
+    frame::encode_frame(256, |buf| {
+        ResponseHeader::default()
+            .with_correlation_id(correlation_id)
+            .encode(buf, api_key.response_header_version(version))
+            .map_err(fail)?;
+        body.encode(buf, version).map_err(fail)
+    })
+}
+
+/// Encodes a request as `version` with its header and the 4-byte size prefix.
+pub fn encode_request<R: Request>(
+    body: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: Option<StrBytes>,
+) -> Result<Bytes, ProtocolError> {
+    let api_key = api_key_of::<R>();
+    let fail = encode_error(api_key, version, "request");
+    frame::encode_frame(128, |buf| {
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(client_id)
+            .encode(buf, api_key.request_header_version(version))
+            .map_err(fail)?;
+        body.encode(buf, version).map_err(fail)
+    })
+}
+
+/// The API key of a request type.
+pub fn api_key_of<R: Request>() -> ApiKey {
+    ApiKey::try_from(R::KEY).expect("every kafka-protocol request type has a known key")
+}
+
+fn encode_error(
+    key: ApiKey,
+    version: i16,
+    what: &'static str,
+) -> impl Fn(anyhow::Error) -> ProtocolError + Copy {
+    move |e| ProtocolError::Encode {
+        key,
         version,
+        what,
         reason: format!("{e:#}"),
-    };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(version))
-        .map_err(fail)?;
-    body.encode(&mut buf, version).map_err(fail)?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
-    use kafka_protocol::protocol::{encode_request_header_into_buffer, StrBytes};
 
-    fn frame(key: ApiKey, version: i16, body: &RequestKind) -> Bytes {
-        let mut buf = BytesMut::new();
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(42)
-            .with_client_id(Some(StrBytes::from_static_str("test")));
-        encode_request_header_into_buffer(&mut buf, &header).unwrap();
-        body.encode(&mut buf, version).unwrap();
-        buf.freeze()
+    /// A request frame without its size prefix, as `decode_request` takes it.
+    fn request_frame<R: Request>(version: i16, body: &R) -> Bytes {
+        let client = Some(StrBytes::from_static_str("test"));
+        encode_request(body, version, 42, client)
+            .unwrap()
+            .slice(frame::SIZE_LEN..)
     }
 
     #[test]
     fn decodes_a_supported_request() {
-        let f = frame(
-            ApiKey::ApiVersions,
-            3,
-            &RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        );
-        let req = decode_request(f).unwrap();
+        let req = decode_request(request_frame(3, &ApiVersionsRequest::default())).unwrap();
         assert_eq!(req.api_key, ApiKey::ApiVersions);
         assert_eq!(req.header.correlation_id, 42);
     }
 
     #[test]
     fn refuses_unknown_keys_unsupported_versions_and_garbage() {
-        let f = frame(
-            ApiKey::Metadata,
-            13,
-            &RequestKind::Metadata(MetadataRequest::default()),
-        );
         assert!(matches!(
-            decode_request(f),
+            decode_request(request_frame(13, &MetadataRequest::default())),
             Err(ProtocolError::UnsupportedVersion { .. })
         ));
         let unknown = Bytes::from_static(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1]);
@@ -170,12 +190,8 @@ mod tests {
             decode_request(unknown),
             Err(ProtocolError::UnknownApiKey(0x7f00))
         ));
-        let truncated = frame(
-            ApiKey::Metadata,
-            9,
-            &RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![]))),
-        )
-        .slice(..12);
+        let truncated =
+            request_frame(9, &MetadataRequest::default().with_topics(Some(vec![]))).slice(..12);
         assert!(matches!(
             decode_request(truncated),
             Err(ProtocolError::Malformed { .. })
@@ -183,6 +199,43 @@ mod tests {
         assert!(matches!(
             decode_request(Bytes::from_static(&[0, 1])),
             Err(ProtocolError::ShortHeader(2))
+        ));
+    }
+
+    #[test]
+    fn the_table_of_supported_apis_decides_which_versions_get_through() {
+        let header_only = |key: ApiKey, version: i16| {
+            let mut f = (key as i16).to_be_bytes().to_vec();
+            f.extend_from_slice(&version.to_be_bytes());
+            f.extend_from_slice(&7i32.to_be_bytes());
+            decode_request(Bytes::from(f))
+        };
+        for api in versions::SUPPORTED {
+            for outside in [api.min - 1, api.max + 1] {
+                assert!(
+                    matches!(
+                        header_only(api.key, outside),
+                        Err(ProtocolError::UnsupportedVersion { key, version })
+                            if key == api.key && version == outside
+                    ),
+                    "{:?} v{outside} refused",
+                    api.key
+                );
+            }
+            for inside in [api.min, api.max] {
+                assert!(
+                    !matches!(
+                        header_only(api.key, inside),
+                        Err(ProtocolError::UnsupportedVersion { .. })
+                    ),
+                    "{:?} v{inside} let through",
+                    api.key
+                );
+            }
+        }
+        assert!(matches!(
+            header_only(ApiKey::SaslHandshake, 1),
+            Err(ProtocolError::UnsupportedVersion { .. })
         ));
     }
 }
