@@ -199,7 +199,10 @@ mod tests {
     fn every_client_range_can_be_encoded_and_meets_the_sluice_broker() {
         for (key, min, max) in CLIENT_VERSIONS {
             let codec = key.valid_versions();
-            assert!(codec.min <= *min && *max <= codec.max, "{key:?} {min}..={max}");
+            assert!(
+                codec.min <= *min && *max <= codec.max,
+                "{key:?} {min}..={max}"
+            );
             let broker = versions::range(*key).expect("the Sluice broker implements it");
             assert!(
                 versions::negotiate((*min, *max), broker).is_some(),
