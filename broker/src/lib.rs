@@ -1,13 +1,14 @@
 //! Sluice broker: a Kafka-compatible broker whose only durable store is an object store.
 //!
-//! - [`protocol`]: the Kafka wire protocol (sans-IO)
 //! - [`storage`]: the log engine on object storage (WAL, segments, manifests)
 //! - [`coordination`]: cluster metadata (topics, configs, assignment) kept by CAS
 //! - [`server`]: connections, request handlers, the metrics endpoint
+//!
+//! The Kafka wire protocol (framing, codec, supported APIs, record batches) is the
+//! `sluice-protocol` crate.
 
 pub mod config;
 pub mod coordination;
 pub mod metrics;
-pub mod protocol;
 pub mod server;
 pub mod storage;

@@ -19,7 +19,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::Compression;
-use sluice_broker::protocol::record_batch::{encode_batch, NewRecord, ProducerFields};
+use sluice_protocol::record_batch::{encode_batch, NewRecord, ProducerFields};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

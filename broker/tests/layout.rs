@@ -44,6 +44,21 @@ mod module_graph {
                 }
             })
             .collect();
+        // Test-only files (`#[cfg(test)] mod x;`) are left out like inline test modules.
+        let test_only: BTreeSet<Vec<String>> = modules
+            .iter()
+            .flat_map(|m| {
+                test_only_children(&m.text).into_iter().map(|child| {
+                    let mut segs = m.segments.clone();
+                    segs.push(child);
+                    segs
+                })
+            })
+            .collect();
+        let modules: Vec<Module> = modules
+            .into_iter()
+            .filter(|m| !test_only.iter().any(|t| m.segments.starts_with(t)))
+            .collect();
         let index: BTreeMap<Vec<String>, usize> = modules
             .iter()
             .enumerate()
@@ -54,7 +69,7 @@ mod module_graph {
 
         let mut edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         for (i, m) in modules.iter().enumerate() {
-            let code = strip(without_tests(&m.text));
+            let code = without_tests(&strip(&m.text));
             for path in crate_paths(&code, &m.segments, is_mod_file(&m.file)) {
                 if let Some(target) = resolve(&path, &index, &reexports, 0) {
                     let declaring_a_child = modules[target].segments.starts_with(&m.segments);
@@ -95,9 +110,53 @@ mod module_graph {
         segs
     }
 
-    /// The text before the file's unit-test module.
-    fn without_tests(text: &str) -> &str {
-        text.find("#[cfg(test)]").map_or(text, |at| &text[..at])
+    const CFG_TEST: &str = "#[cfg(test)]";
+
+    /// The file's text without its `#[cfg(test)]` items (an inline `mod tests { … }`, a
+    /// test-only `use` or `mod x;`): everything from the attribute to the end of the item.
+    fn without_tests(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(CFG_TEST) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at + CFG_TEST.len()..];
+            // The item ends at its first `;` outside braces, or at its closing brace.
+            let mut depth = 0usize;
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            end = i + 1;
+                            break;
+                        }
+                    }
+                    ';' if depth == 0 => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Children declared `#[cfg(test)] mod name;` in `text`.
+    fn test_only_children(text: &str) -> Vec<String> {
+        text.match_indices(CFG_TEST)
+            .filter_map(|(at, _)| {
+                let item = text[at + CFG_TEST.len()..].trim_start();
+                let item = item.strip_prefix("pub ").unwrap_or(item);
+                let name = item.strip_prefix("mod ")?.split(';').next()?;
+                let name = name.trim();
+                name.chars().all(is_ident).then(|| name.to_string())
+            })
+            .collect()
     }
 
     /// The code with comments and string literals blanked, so paths in prose don't count.
@@ -236,7 +295,7 @@ mod module_graph {
 
     /// The names each module re-exports with `pub use` (name -> absolute path).
     fn pub_uses(m: &Module) -> BTreeMap<String, Vec<String>> {
-        let code = strip(without_tests(&m.text));
+        let code = without_tests(&strip(&m.text));
         let mut out = BTreeMap::new();
         for stmt in code.split(';') {
             let stmt = stmt.trim();
@@ -468,7 +527,12 @@ fn the_graph_reader_resolves_paths_and_finds_a_planted_circle() {
         std::fs::write(p, text).unwrap();
     };
     write("lib.rs", "//! root\npub mod a;\npub mod b;\n");
-    write("a/mod.rs", "//! a\npub mod inner;\npub use inner::Thing;\n");
+    // The test-only child declared before the re-export must not hide it.
+    write(
+        "a/mod.rs",
+        "//! a\n#[cfg(test)]\nmod tests;\npub mod inner;\npub use inner::Thing;\n",
+    );
+    write("a/tests.rs", "//! a::tests\nuse crate::b::other::X;\n");
     write(
         "a/inner.rs",
         "//! a::inner\nuse crate::b::{self, other::{X, Y}};\npub struct Thing;\n",

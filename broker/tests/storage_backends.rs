@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use sluice_broker::metrics::Metrics;
-use sluice_broker::protocol::record_batch::{
-    self, encode_batch, BatchHeader, NewRecord, ProducerFields,
-};
 use sluice_broker::storage::engine::Claim;
 use sluice_broker::storage::{EngineConfig, LogEngine, PartitionLog, Store};
+use sluice_protocol::record_batch::{self, encode_batch, BatchHeader, NewRecord, ProducerFields};
 use uuid::Uuid;
 
 const TIMEOUT: Duration = Duration::from_secs(30);

@@ -10,8 +10,8 @@
 use bytes::Bytes;
 use kafka_protocol::messages::RequestKind;
 use libfuzzer_sys::fuzz_target;
-use sluice_broker::protocol::decode_request;
-use sluice_broker::protocol::record_batch::{self, HEADER_LEN};
+use sluice_protocol::decode_request;
+use sluice_protocol::record_batch::{self, HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(request) = decode_request(Bytes::copy_from_slice(data)) else {

@@ -12,7 +12,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sluice_broker::protocol::record_batch::{self, NewRecord, ProducerFields};
+use sluice_protocol::record_batch::{self, NewRecord, ProducerFields};
 
 use crate::checker::{Acker, RecordId};
 use crate::trace::{now, Kind};

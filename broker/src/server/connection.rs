@@ -9,7 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use tokio::io::AsyncWriteExt;
+use sluice_protocol::codec::peek_key_version;
+use sluice_protocol::ProtocolError;
+use sluice_protocol::{decode_request, encode_response, versions, FrameDecoder};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -18,8 +21,6 @@ use tracing::{debug, warn};
 use super::handlers::{self, Reply};
 use super::Broker;
 use crate::metrics::KindLabel;
-use crate::protocol::codec::{peek_key_version, ProtocolError};
-use crate::protocol::{decode_request, encode_response, frame};
 
 /// Requests of one connection being handled at once.
 const MAX_IN_FLIGHT: usize = 32;
@@ -47,9 +48,9 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
             }
         }
     });
-    let max = broker.args.max_request_bytes;
+    let mut frames = FrameDecoder::new(broker.args.max_request_bytes);
     loop {
-        let frame = match frame::read_frame(&mut reader, max).await {
+        let frame = match read_frame(&mut reader, &mut frames).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -71,6 +72,23 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
     drop(tx);
     let _ = write_loop.await;
     debug!(%peer, "connection closed");
+}
+
+/// Reads until the next whole frame; `Ok(None)` when the peer closed between frames. A
+/// frame over the size limit is refused before its body is read.
+async fn read_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    frames: &mut FrameDecoder,
+) -> Result<Option<Bytes>, ProtocolError> {
+    loop {
+        let n = reader.read(frames.unfilled()).await?;
+        if n == 0 {
+            return frames.closed().map(|()| None);
+        }
+        if let Some(frame) = frames.filled(n)? {
+            return Ok(Some(frame));
+        }
+    }
 }
 
 fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
@@ -117,7 +135,9 @@ async fn handle_frame(
     broker
         .metrics
         .requests
-        .get_or_create(&crate::metrics::ApiLabel { api: api_name(key) })
+        .get_or_create(&crate::metrics::ApiLabel {
+            api: versions::name(key),
+        })
         .inc();
     let pending = handlers::dispatch(broker.clone(), request, peer).await;
     let encode = move |reply: Reply| -> Outgoing {
@@ -150,36 +170,4 @@ enum Outgoing {
     Bytes(Bytes),
     Nothing,
     Close,
-}
-
-fn api_name(key: ApiKey) -> &'static str {
-    match key {
-        ApiKey::Produce => "produce",
-        ApiKey::Fetch => "fetch",
-        ApiKey::ListOffsets => "list_offsets",
-        ApiKey::Metadata => "metadata",
-        ApiKey::ApiVersions => "api_versions",
-        ApiKey::CreateTopics => "create_topics",
-        ApiKey::DeleteTopics => "delete_topics",
-        ApiKey::DeleteRecords => "delete_records",
-        ApiKey::InitProducerId => "init_producer_id",
-        ApiKey::DescribeConfigs => "describe_configs",
-        ApiKey::CreatePartitions => "create_partitions",
-        ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
-        ApiKey::DescribeCluster => "describe_cluster",
-        ApiKey::FindCoordinator => "find_coordinator",
-        ApiKey::JoinGroup => "join_group",
-        ApiKey::SyncGroup => "sync_group",
-        ApiKey::Heartbeat => "heartbeat",
-        ApiKey::LeaveGroup => "leave_group",
-        ApiKey::OffsetCommit => "offset_commit",
-        ApiKey::OffsetFetch => "offset_fetch",
-        ApiKey::OffsetDelete => "offset_delete",
-        ApiKey::DescribeGroups => "describe_groups",
-        ApiKey::ListGroups => "list_groups",
-        ApiKey::DeleteGroups => "delete_groups",
-        ApiKey::ConsumerGroupHeartbeat => "consumer_group_heartbeat",
-        ApiKey::ConsumerGroupDescribe => "consumer_group_describe",
-        _ => "other",
-    }
 }

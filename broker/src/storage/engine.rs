@@ -13,6 +13,7 @@ use futures::StreamExt;
 use kafka_protocol::records::RecordBatchDecoder;
 use object_store::path::Path;
 use parking_lot::{Mutex, RwLock};
+use sluice_protocol::record_batch::{self, BatchHeader, HEADER_LEN};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -30,7 +31,6 @@ use super::versioned::VersionedObject;
 use super::wal::{self, WalObject, WalPosition};
 use super::wal_writer::WalWriter;
 use crate::metrics::{Metrics, PartitionLabel};
-use crate::protocol::record_batch::{self, BatchHeader, HEADER_LEN};
 
 /// Objects fetched at once during recovery and cleanup.
 const IO_CONCURRENCY: usize = 16;

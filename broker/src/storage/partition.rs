@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
+use sluice_protocol::record_batch::BatchHeader;
 use uuid::Uuid;
 
 use super::error::{Result, StorageError};
@@ -13,7 +14,6 @@ use super::manifest::Manifest;
 use super::producer::ProducerTable;
 use super::segment::SegmentInfo;
 use super::wal::WalPosition;
-use crate::protocol::record_batch::BatchHeader;
 
 /// A batch past the last checkpoint, and the WAL object that holds it.
 #[derive(Debug, Clone)]

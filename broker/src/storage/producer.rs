@@ -5,9 +5,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+use sluice_protocol::record_batch::BatchHeader;
 
 use super::error::StorageError;
-use crate::protocol::record_batch::BatchHeader;
 
 /// Batches remembered per producer: Kafka clients keep at most five in flight.
 pub const BATCHES_KEPT: usize = 5;

@@ -8,9 +8,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use sluice_protocol::record_batch::BatchHeader;
 use uuid::Uuid;
-
-use crate::protocol::record_batch::BatchHeader;
 
 pub const INDEX_INTERVAL: usize = 64 * 1024;
 const INDEX_ENTRY_LEN: usize = 24;
@@ -139,8 +138,8 @@ pub fn position_for_timestamp(index: &[IndexEntry], timestamp: i64) -> Option<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::{assign, tests::make_batch, BatchHeader};
     use kafka_protocol::records::Compression;
+    use sluice_protocol::record_batch::{assign, testing::make_batch, BatchHeader};
 
     #[test]
     fn index_finds_offsets_and_timestamps() {

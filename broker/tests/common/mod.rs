@@ -19,7 +19,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
 use kafka_protocol::records::Compression;
-use sluice_broker::protocol::record_batch::{encode_batch, NewRecord};
+use sluice_protocol::record_batch::{encode_batch, NewRecord};
 
 /// Longest the broker may take to answer `/readyz` with 200 after it was spawned.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,14 +1,14 @@
-//! One Kafka connection: size-prefixed frames over a tokio `TcpStream`, request headers
-//! and response decoding with the kafka-protocol crate, every call bounded in time.
+//! One Kafka connection: requests framed and encoded by `sluice-protocol` over a tokio
+//! `TcpStream`, responses decoded with the kafka-protocol crate, every call bounded in time.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Request, StrBytes};
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use sluice_protocol::codec::api_key_of;
+use sluice_protocol::{encode_request, versions, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -18,8 +18,8 @@ use super::AdminError;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const CLIENT_ID: &str = "sluice-operator";
 
-/// The versions this client implements for each API it uses: the highest version both
-/// sides support is used.
+/// The versions this client implements for each API it uses, the one place its request
+/// versions come from: the highest version both sides support is used.
 pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::Metadata, 9, 12),
@@ -65,11 +65,13 @@ impl Conn {
             next_correlation_id: 1,
             versions: HashMap::new(),
         };
-        // ApiVersions v0 is understood by every broker; its answer lists the rest.
+        // ApiVersions first, at the highest version this client implements; its answer
+        // lists the rest.
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let response: ApiVersionsResponse = conn.call_version(&request, 3).await?;
+        let (_, api_versions) = client_range(ApiKey::ApiVersions).expect("ApiVersions is listed");
+        let response: ApiVersionsResponse = conn.call_version(&request, api_versions).await?;
         if response.error_code != 0 {
             return Err(AdminError::kafka(
                 ApiKey::ApiVersions,
@@ -82,8 +84,8 @@ impl Conn {
             let Some(theirs) = response.api_keys.iter().find(|k| k.api_key == *key as i16) else {
                 continue;
             };
-            let version = (*max).min(theirs.max_version);
-            if version >= (*min).max(theirs.min_version) {
+            let theirs = (theirs.min_version, theirs.max_version);
+            if let Some(version) = versions::negotiate((*min, *max), theirs) {
                 conn.versions.insert(*key as i16, version);
             }
         }
@@ -106,7 +108,7 @@ impl Conn {
         &mut self,
         request: &R,
     ) -> Result<(R::Response, i16), AdminError> {
-        let key = api_key::<R>();
+        let key = api_key_of::<R>();
         let version = self.version(key)?;
         Ok((self.call_version(request, version).await?, version))
     }
@@ -117,7 +119,7 @@ impl Conn {
         request: &R,
         version: i16,
     ) -> Result<R::Response, AdminError> {
-        let key = api_key::<R>();
+        let key = api_key_of::<R>();
         let protocol = |reason: String| AdminError::Protocol {
             addr: self.addr.clone(),
             api: format!("{key:?} v{version}"),
@@ -125,34 +127,14 @@ impl Conn {
         };
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut buf = BytesMut::with_capacity(128);
-        buf.put_i32(0);
-        encode_request_header_into_buffer(&mut buf, &header)
-            .map_err(|e| protocol(format!("encoding the header: {e:#}")))?;
-        request
-            .encode(&mut buf, version)
-            .map_err(|e| protocol(format!("encoding the request: {e:#}")))?;
-        let len = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
+        let client_id = Some(StrBytes::from_static_str(CLIENT_ID));
+        let request = encode_request(request, version, correlation_id, client_id)
+            .map_err(|e| protocol(e.to_string()))?;
 
         let what = format!("{key:?} v{version}");
         let mut frame = tokio::time::timeout(self.timeout, async {
-            self.stream.write_all(&buf).await?;
-            let len = self.stream.read_i32().await?;
-            if len < 0 || len as usize > MAX_RESPONSE_BYTES {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("response frame of {len} bytes"),
-                ));
-            }
-            let mut body = vec![0u8; len as usize];
-            self.stream.read_exact(&mut body).await?;
-            Ok(bytes::Bytes::from(body))
+            self.stream.write_all(&request).await?;
+            read_frame(&mut self.stream).await
         })
         .await
         .map_err(|_| AdminError::Timeout {
@@ -184,6 +166,48 @@ impl Conn {
     }
 }
 
-fn api_key<R: Request>() -> ApiKey {
-    ApiKey::try_from(R::KEY).expect("every kafka-protocol request type has a known key")
+/// The range of `key` in [`CLIENT_VERSIONS`].
+fn client_range(key: ApiKey) -> Option<(i16, i16)> {
+    CLIENT_VERSIONS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Reads one response frame; the broker closing the connection first is an error.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut frames = FrameDecoder::new(MAX_RESPONSE_BYTES);
+    loop {
+        let n = stream.read(frames.unfilled()).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let frame = frames
+            .filled(n)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(frame) = frame {
+            return Ok(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_client_range_can_be_encoded_and_meets_the_sluice_broker() {
+        for (key, min, max) in CLIENT_VERSIONS {
+            let codec = key.valid_versions();
+            assert!(
+                codec.min <= *min && *max <= codec.max,
+                "{key:?} {min}..={max}"
+            );
+            let broker = versions::range(*key).expect("the Sluice broker implements it");
+            assert!(
+                versions::negotiate((*min, *max), broker).is_some(),
+                "{key:?} {min}..={max} misses the broker's {broker:?}"
+            );
+        }
+    }
 }

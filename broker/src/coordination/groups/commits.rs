@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
+use sluice_protocol::record_batch;
 use tracing::info;
 
 use super::classic::GroupState;
 use super::offsets::{self, CommittedOffset, OffsetChange, OffsetKey, OFFSETS_TOPIC};
 use super::GroupCoordinator;
-use crate::protocol::record_batch;
 use crate::storage::engine::now_ms;
 use crate::storage::{PartitionLog, StorageError};
 

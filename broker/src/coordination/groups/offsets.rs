@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use serde::{Deserialize, Serialize};
-
-use crate::protocol::record_batch::{self, NewRecord};
+use sluice_protocol::record_batch::{self, NewRecord};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 

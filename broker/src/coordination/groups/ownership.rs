@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use kafka_protocol::ResponseError;
+use sluice_protocol::record_batch;
 use tracing::info;
 
 use super::offsets::{self, OffsetTable, OFFSETS_TOPIC};
 use super::GroupCoordinator;
-use crate::protocol::record_batch;
 use crate::storage::{manifest, StorageError};
 
 impl GroupCoordinator {

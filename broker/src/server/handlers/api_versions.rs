@@ -1,16 +1,17 @@
+//! ApiVersions: advertises exactly the table of supported APIs in `sluice-protocol`.
+
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiVersionsResponse;
-
-use crate::protocol::versions::SUPPORTED;
+use sluice_protocol::versions::SUPPORTED;
 
 pub fn supported() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
-        .map(|(key, min, max)| {
+        .map(|api| {
             ApiVersion::default()
-                .with_api_key(*key as i16)
-                .with_min_version(*min)
-                .with_max_version(*max)
+                .with_api_key(api.key as i16)
+                .with_min_version(api.min)
+                .with_max_version(api.max)
         })
         .collect()
 }

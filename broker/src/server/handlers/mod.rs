@@ -15,16 +15,19 @@ pub mod produce;
 pub mod reassignments;
 pub mod topics;
 
+#[cfg(test)]
+mod dispatch_tests;
+
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_protocol::DecodedRequest;
 
 use super::Broker;
 use crate::coordination::TopicMetadata;
-use crate::protocol::DecodedRequest;
 use crate::storage::PartitionLog;
 
 /// What a connection does once a request is handled.
@@ -188,7 +191,8 @@ pub async fn dispatch(
             ResponseKind::ListPartitionReassignments(reassignments::list(&broker, r)),
         ),
         other => {
-            // decode_request only lets through the APIs in versions::SUPPORTED.
+            // decode_request only lets through the APIs in sluice_protocol's table of
+            // supported APIs; dispatch_tests checks each of them has an arm here.
             unreachable!("no handler for {other:?}")
         }
     }

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
+use sluice_protocol::record_batch::{self, BatchError};
 use tracing::debug;
 
 use super::{led_partition, str_bytes, PendingResponse, Reply};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::topic_config;
 use crate::metrics::{KindLabel, PartitionLabel};
-use crate::protocol::record_batch::{self, BatchError};
 use crate::server::Broker;
 use crate::storage::{Appended, PartitionLog};
 

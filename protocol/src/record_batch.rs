@@ -253,17 +253,18 @@ pub fn split_bytes(buf: &Bytes) -> impl Iterator<Item = (BatchHeader, Bytes)> + 
     split(buf).map(move |(h, r)| (h, buf.slice(r)))
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Batches for tests, here and in the crates that store them (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing {
     use super::*;
     use kafka_protocol::records::Compression;
 
     /// Encodes a real v2 batch with the kafka-protocol encoder, as a client would.
-    pub(crate) fn make_batch(count: usize, compression: Compression, ts: i64) -> Bytes {
+    pub fn make_batch(count: usize, compression: Compression, ts: i64) -> Bytes {
         make_batch_with_producer(count, compression, ts, -1, -1, -1)
     }
 
-    pub(crate) fn make_batch_with_producer(
+    pub fn make_batch_with_producer(
         count: usize,
         compression: Compression,
         ts: i64,
@@ -283,6 +284,13 @@ pub(crate) mod tests {
         });
         encode_batch(records, producer, compression)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{make_batch, make_batch_with_producer};
+    use super::*;
+    use kafka_protocol::records::Compression;
 
     #[test]
     fn validates_batches_of_every_codec() {
