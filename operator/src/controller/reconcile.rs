@@ -20,7 +20,7 @@ use super::{object_key, Context};
 use crate::{Error, Result};
 
 /// A kind the operator reconciles: its controller's name (metrics, logs), its finalizer
-/// and the two finalizer events. Everything around them is [`reconcile`]'s.
+/// and what to do on a finalizer event. Everything around that is [`reconcile`]'s.
 pub trait Reconciled:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
@@ -33,20 +33,13 @@ pub trait Reconciled:
 {
     /// The controller's name in metrics and logs.
     const CONTROLLER: &'static str;
-    /// Holds a deleted object until [`Reconciled::cleanup`] has succeeded.
+    /// Holds a deleted object until its cleanup has succeeded.
     const FINALIZER: &'static str;
 
-    /// Brings what the object describes in line with its spec, and writes its status.
-    fn apply<'a>(
-        &'a self,
-        api: &'a Api<Self>,
-        namespace: &'a str,
-        ctx: &'a Context,
-    ) -> impl Future<Output = Result<Action>> + Send + 'a;
-
-    /// Runs once the object is deleted, before its finalizer is removed.
-    fn cleanup<'a>(
-        &'a self,
+    /// `Apply`: bring what the object describes in line with its spec and write its
+    /// status. `Cleanup`: the object is deleted; runs before its finalizer is removed.
+    fn on_event<'a>(
+        event: Event<Self>,
         api: &'a Api<Self>,
         namespace: &'a str,
         ctx: &'a Context,
@@ -61,11 +54,8 @@ pub async fn reconcile<K: Reconciled>(obj: Arc<K>, ctx: Arc<Context>) -> Result<
         .namespace()
         .ok_or_else(|| Error::MissingField(format!("{} {key} has no namespace", K::kind(&()))))?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, K::FINALIZER, obj, |event| async {
-        match event {
-            Event::Apply(obj) => obj.apply(&api, &namespace, &ctx).await,
-            Event::Cleanup(obj) => obj.cleanup(&api, &namespace, &ctx).await,
-        }
+    let result = finalizer(&api, K::FINALIZER, obj, |event| {
+        K::on_event(event, &api, &namespace, &ctx)
     })
     .await
     .map_err(|e| Error::Finalizer {

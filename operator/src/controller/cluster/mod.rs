@@ -13,7 +13,6 @@ pub use observe::{
     max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
 };
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::Event;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -59,22 +59,16 @@ impl Reconciled for SecurityLakeCluster {
     const CONTROLLER: &'static str = CONTROLLER;
     const FINALIZER: &'static str = FINALIZER;
 
-    fn apply<'a>(
-        &'a self,
+    async fn on_event<'a>(
+        event: Event<Self>,
         api: &'a Api<Self>,
         _namespace: &'a str,
         ctx: &'a Context,
-    ) -> impl Future<Output = Result<Action>> + Send + 'a {
-        apply(self, api, ctx)
-    }
-
-    fn cleanup<'a>(
-        &'a self,
-        _api: &'a Api<Self>,
-        _namespace: &'a str,
-        ctx: &'a Context,
-    ) -> impl Future<Output = Result<Action>> + Send + 'a {
-        cleanup(self, ctx)
+    ) -> Result<Action> {
+        match event {
+            Event::Apply(cluster) => apply(&cluster, api, ctx).await,
+            Event::Cleanup(cluster) => cleanup(&cluster, ctx).await,
+        }
     }
 }
 

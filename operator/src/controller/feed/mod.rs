@@ -5,7 +5,6 @@
 pub mod plan;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use kafka_protocol::ResponseError;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::Event;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use tracing::{info, instrument, warn};
@@ -64,22 +64,16 @@ impl Reconciled for Feed {
     const CONTROLLER: &'static str = CONTROLLER;
     const FINALIZER: &'static str = FINALIZER;
 
-    fn apply<'a>(
-        &'a self,
+    async fn on_event<'a>(
+        event: Event<Self>,
         api: &'a Api<Self>,
         namespace: &'a str,
         ctx: &'a Context,
-    ) -> impl Future<Output = Result<Action>> + Send + 'a {
-        apply(self, api, namespace, ctx)
-    }
-
-    fn cleanup<'a>(
-        &'a self,
-        api: &'a Api<Self>,
-        namespace: &'a str,
-        ctx: &'a Context,
-    ) -> impl Future<Output = Result<Action>> + Send + 'a {
-        cleanup(self, api, namespace, ctx)
+    ) -> Result<Action> {
+        match event {
+            Event::Apply(feed) => apply(&feed, api, namespace, ctx).await,
+            Event::Cleanup(feed) => cleanup(&feed, api, namespace, ctx).await,
+        }
     }
 }
 
