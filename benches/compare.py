@@ -6,10 +6,12 @@ driven by the same load generator (sluice-bench, librdkafka).
 Run it through `benches/compare`, which builds and fetches the binaries and sets:
   SLUICE_BROKER_BIN   sluice-broker (release)
   SLUICE_BENCH_BIN    sluice-bench (release)
-  KAFKA_SERVER_LIBS   folder of the Kafka broker jars (scripts/kafka-tools-jars --server)
+  KAFKA_SERVER_LIBS   folder of the Kafka broker jars (scripts/tools kafka-server-jars)
   KAFKA_VERSION       their version
-  TANSU_BIN           tansu (scripts/tansu-bin)
+  TANSU_BIN           tansu (scripts/tools tansu)
   MOTO_SERVER         moto_server (the S3-compatible server)
+The Kafka jars and Tansu are only needed when the run includes that broker
+(--list-brokers tells the wrapper which do).
 
 For each broker: start it (fresh data dir / bucket), run every workload, and record
 the load generator's JSON line plus the broker's CPU-seconds (utime+stime of the
@@ -40,6 +42,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 CGROUP_MEM = Path("/sys/fs/cgroup/memory")
 
 BROKERS = ["sluice-file", "sluice-s3", "kafka", "tansu-s3"]
+# --short (CI) runs only these: Tansu is a peer only the full run needs, and building it
+# costs 20-30 minutes on a cold machine.
+SHORT_BROKERS = ["sluice-file", "sluice-s3", "kafka"]
 LABELS = {
     "sluice-file": "Sluice (file)",
     "sluice-s3": "Sluice (S3)",
@@ -821,7 +826,8 @@ def report_only(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--short", action="store_true", help="a few seconds per workload (CI): proves it works")
-    ap.add_argument("--brokers", default=",".join(BROKERS), help="comma-separated subset of " + ",".join(BROKERS))
+    ap.add_argument("--brokers", help="comma-separated subset of " + ",".join(BROKERS)
+                    + " (default: all of them; with --short " + ",".join(SHORT_BROKERS) + ")")
     ap.add_argument("--out", help="results folder (default benches/results; a temp folder with --short)")
     ap.add_argument("--seconds", type=float, help="measured phase per workload (default 20; 3 with --short)")
     ap.add_argument("--backlog-mib", type=int, help="catch-up and fan-out backlog (default 256; 8 with --short)")
@@ -843,7 +849,20 @@ def main():
                     help="record Sluice with perf during produce-4p and catchup (profile-*.txt); perturbs those figures")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="rewrite comparison.md and the plots from a results.json, run nothing")
+    ap.add_argument("--list-brokers", action="store_true",
+                    help="print the brokers this run would include, one a line, and exit "
+                    "(benches/compare builds and fetches only what they need)")
     args = ap.parse_args()
+    if args.brokers is None:
+        args.brokers = ",".join(SHORT_BROKERS if args.short else BROKERS)
+    selected = [b.strip() for b in args.brokers.split(",") if b.strip()]
+    for b in selected:
+        if b not in BROKERS:
+            ap.error(f"unknown broker {b}")
+    if args.list_brokers:
+        if not args.report_only:  # which runs no broker
+            print("\n".join(selected))
+        return 0
     if args.report_only:
         return report_only(Path(args.report_only))
     args.idempotence = args.idempotence == "true"
@@ -858,17 +877,13 @@ def main():
         out = ROOT / "benches" / "results"
     out.mkdir(parents=True, exist_ok=True)
     args.out_dir = str(out)
-    selected = [b.strip() for b in args.brokers.split(",") if b.strip()]
-    for b in selected:
-        if b not in BROKERS:
-            ap.error(f"unknown broker {b}")
 
     results = {
         "command": " ".join(["benches/compare", *sys.argv[1:]]),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "build_profile": os.environ.get("SLUICE_BENCH_PROFILE", "release"),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "list_brokers")},
         "brokers": {},
     }
     probe = MemCgroup("probe", args.memory_mib)

@@ -2,7 +2,7 @@
 
 Local (default): scripts/e2e starts nothing itself; this fixture starts etcd,
 kube-apiserver, kube-controller-manager, kube-scheduler and kwok (binaries from
-scripts/kube-tools, paths in SLUICE_E2E_TOOLS_ENV or the environment), the broker
+`scripts/tools kube kwok`, paths in SLUICE_E2E_TOOLS_ENV or the environment), the broker
 "kubelet" (e2e/harness/kubelet.py) and, once the chart's CRDs and RBAC are applied,
 the operator as a local process authenticated as the chart's ServiceAccount.
 

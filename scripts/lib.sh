@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/test and scripts/run-broker. Source it, don't run it.
+# Shared by the scripts in scripts/ and benches/compare. Source it, don't run it.
 #
 # Everything here is idempotent and checks before it installs, so a warm
 # machine pays nothing and a fresh Debian machine (as root) gets what it needs.

@@ -1,11 +1,8 @@
 //! The storage engine passes the same tests on the memory backend, the file backend and
 //! a real S3-compatible server (moto) on 127.0.0.1.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
@@ -243,64 +240,17 @@ async fn file_backend() {
     exercise(&format!("file://{}", dir.path().display())).await;
 }
 
-/// moto's S3 server on a free loopback port, stopped on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server not found: install it with `pip install 'moto[server]'` (scripts/test does)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto { child, port }
-}
-
-fn create_bucket(port: u16, bucket: &str) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(
-        resp.starts_with("HTTP/1.1 200"),
-        "bucket creation failed: {resp}"
-    );
-}
-
 #[tokio::test]
 async fn s3_compatible_backend() {
-    let moto = start_moto();
-    create_bucket(moto.port, "sluice-test");
+    let moto = sluice_testkit::Moto::start();
+    moto.create_bucket("sluice-test");
     // Safety: set before any thread reads the environment in this test process's S3 use.
     unsafe {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("AWS_REGION", "us-east-1");
         std::env::set_var("AWS_ALLOW_HTTP", "true");
-        std::env::set_var(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", moto.port),
-        );
+        std::env::set_var("AWS_ENDPOINT_URL", moto.endpoint());
     }
     exercise("s3://sluice-test/cluster-a").await;
 }

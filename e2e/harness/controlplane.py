@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on 127.0.0.1 for the e2e suite.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
-binaries built from the Go module proxy by scripts/kube-tools; kwok (also real,
+binaries built from the Go module proxy by `scripts/tools kube`; kwok (also real,
 also built from source) plays the nodes, so pods are scheduled, get an IP from a
 pod CIDR inside 127.0.0.0/8 and become Running/Ready without a kubelet.
 

@@ -1,5 +1,5 @@
 // Builds the real Kubernetes control plane (and etcd) from the Go module proxy
-// for the e2e suite. scripts/kube-tools drives it; see e2e/README.md.
+// for the e2e suite. `scripts/tools kube` drives it; see e2e/README.md.
 module sluice.dev/e2e/tools
 
 go 1.26.0

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the control-plane commands that scripts/kube-tools builds.
+// Package tools pins the control-plane commands that `scripts/tools kube` builds.
 package tools
 
 import (

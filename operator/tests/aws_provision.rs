@@ -1,15 +1,13 @@
 //! The `aws` provider against an AWS API emulator: moto's server (PyPI `moto[server]`,
 //! which `scripts/test` installs) on a free 127.0.0.1 port, one per test, killed at the
-//! end. The SDK is pointed at it with an endpoint override; every call goes through the
-//! provider's call log, so the tests state which calls a reconcile makes.
+//! end (`sluice_testkit::Moto`). The SDK is pointed at it with an endpoint override;
+//! every call goes through the provider's call log, so the tests state which calls a
+//! reconcile makes.
 //!
 //! moto missing is a failure, not a skip: set `SLUICE_MOTO_SERVER` or run `scripts/test`.
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
@@ -19,77 +17,11 @@ use sluice_operator::provision::aws::calls::{is_mutating, CallLog, FaultPoint};
 use sluice_operator::provision::aws::desired::{role_name, CLUSTER_TAG, ROLE_ARN_ANNOTATION};
 use sluice_operator::provision::aws::AwsProvider;
 use sluice_operator::provision::{CloudProvider, CloudRequest, ProvisionError};
+use sluice_testkit::Moto;
 
 const REGION: &str = "eu-west-1";
 const ACCOUNT: &str = "123456789012";
 const ISSUER: &str = "oidc.eks.eu-west-1.amazonaws.com/id/SLUICETEST";
-
-/// moto's server, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_MOTO_SERVER") {
-        return PathBuf::from(p);
-    }
-    let venv = std::env::var_os("SLUICE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice/venv")
-        });
-    let in_venv = venv.join("bin/moto_server");
-    if in_venv.exists() {
-        return in_venv;
-    }
-    // On PATH (scripts/test puts the venv first).
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("moto_server");
-            if candidate.exists() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "moto_server not found (looked at $SLUICE_MOTO_SERVER, {} and PATH): \
-         install it with `pip install 'moto[server]'` (scripts/test does)",
-        in_venv.display()
-    );
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bin = moto_binary();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-    let moto = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "moto_server did not start in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
 
 /// The emulator, the provider under test and plain SDK clients to check its work.
 struct Env {
@@ -106,9 +38,9 @@ struct Env {
     security_group: String,
 }
 
-async fn sdk_config(port: u16) -> SdkConfig {
+async fn sdk_config(endpoint: String) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .timeout_config(
@@ -121,8 +53,8 @@ async fn sdk_config(port: u16) -> SdkConfig {
 }
 
 async fn env() -> Env {
-    let moto = start_moto();
-    let config = sdk_config(moto.port).await;
+    let moto = Moto::start();
+    let config = sdk_config(moto.endpoint()).await;
     let calls = CallLog::recording();
     let provider = AwsProvider::with_config(config.clone(), calls.clone());
     let s3 = aws_sdk_s3::Client::from_conf(

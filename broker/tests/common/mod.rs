@@ -10,7 +10,7 @@ pub mod fleet;
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -30,22 +30,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of the broker log printed when a test fails while the broker is up.
 const LOG_TAIL_LINES: usize = 80;
 
-/// One free TCP port on 127.0.0.1 (bound to port 0, then released).
-pub fn free_port() -> u16 {
-    free_ports(1)[0]
-}
-
-/// `n` distinct free TCP ports on 127.0.0.1. All are held until every one is chosen, so
-/// they differ from each other.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local_addr").port())
-        .collect()
-}
+// Free ports and the HTTP client are shared with the other crates' tests.
+#[allow(unused_imports)] // each test binary uses part of this module
+pub use sluice_testkit::{free_port, free_ports, http_get, http_request};
 
 /// A temporary directory and its `file://` storage URL. Keep the `TempDir` alive as long
 /// as any broker uses the URL.
@@ -302,39 +289,6 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A minimal HTTP/1.0 GET: returns (status, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
-    http_request(addr, "GET", path)
-}
-
-/// A minimal HTTP/1.0 request without a body: returns (status, body).
-pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no end of headers"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line in {head:?}"),
-            )
-        })?;
-    Ok((status, body.to_string()))
 }
 
 /// The value of `series` (metric name with its exact label set, as exposed) in an

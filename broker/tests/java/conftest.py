@@ -10,7 +10,7 @@ through /readyz, SIGTERM then SIGKILL at teardown.
 Environment:
   SLUICE_BROKER_BIN      the broker binary (required unless KAFKA_BOOTSTRAP is set)
   SLUICE_KAFKA_LIBS      folder with the Kafka jars; default: what
-                         scripts/kafka-tools-jars prints (it downloads them
+                         `scripts/tools kafka-jars` prints (it downloads them
                          once into ~/.cache/sluice/kafka-<version>/libs)
   KAFKA_BOOTSTRAP        run against an already running broker instead (e.g. a
                          real Apache Kafka, to check the suite itself); its node
@@ -340,10 +340,10 @@ def kafka_libs() -> Path:
     if env:
         libs = Path(env)
     else:
-        script = REPO / "scripts" / "kafka-tools-jars"
+        script = REPO / "scripts" / "tools"
         try:
             proc = subprocess.run(
-                [str(script)], capture_output=True, text=True, timeout=900,
+                [str(script), "kafka-jars"], capture_output=True, text=True, timeout=900,
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
@@ -352,7 +352,9 @@ def kafka_libs() -> Path:
             pytest.fail(
                 f"{script} failed ({proc.returncode}):\n{_tail(proc.stderr)}", pytrace=False
             )
-        libs = Path(proc.stdout.strip().splitlines()[-1])
+        # One NAME=PATH line, the path quoted for the shell.
+        printed = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+        libs = Path(shlex.split(printed["KAFKA_LIBS"])[0])
     if not any(libs.glob("kafka-tools-*.jar")) or not any(libs.glob("kafka-clients-*.jar")):
         pytest.fail(f"no kafka-tools/kafka-clients jars in {libs}", pytrace=False)
     return libs

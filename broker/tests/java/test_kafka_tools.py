@@ -1,7 +1,7 @@
 """Sluice driven by Apache Kafka's own command-line tools and Java client.
 
 Each tool runs by its main class from the Kafka jars that
-scripts/kafka-tools-jars fetches (`java -cp "<libs>/*" <MainClass> ...`), the
+`scripts/tools kafka-jars` fetches (`java -cp "<libs>/*" <MainClass> ...`), the
 way bin/kafka-*.sh would run it, and every run is bounded by a timeout. Tests
 use their own topics and groups on one broker shared by the session.
 

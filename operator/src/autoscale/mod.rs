@@ -1,5 +1,6 @@
 //! The autoscaler and the balancer, as pure functions over recorded signals, so they are
-//! tested on traces and simulated without a cluster.
+//! tested on traces and simulated without a cluster. Nothing here has effects: the
+//! controller's step `controller::cluster::apply_autoscale` applies the decisions.
 //!
 //! - [`decide`]: desired brokers = the maximum over signals (throughput against a
 //!   per-broker target, consumer lag against a threshold with KEDA's activation and

@@ -1,8 +1,9 @@
 //! The two controllers and what they share: the [`Context`], backoff, Events, status
-//! writes.
+//! writes; the reconcile wrapper and error policy are in [`reconcile`].
 
 pub mod cluster;
 pub mod feed;
+pub mod reconcile;
 pub mod resolve;
 
 use std::collections::HashMap;
@@ -14,7 +15,6 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::Controller;
@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::crd::{Feed, SecurityLakeCluster};
 use crate::metrics::{CounterSample, Metrics};
 use crate::provision::Providers;
-use crate::Error;
+use reconcile::{error_policy, log_outcome};
 
 /// Field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "sluice-operator";
@@ -84,7 +84,7 @@ pub struct Context {
     /// status apply would then drop the event (found by the e2e suite).
     scale_events: Mutex<HashMap<String, crate::crd::cluster::ScaleEvent>>,
     /// The autoscaler's memory per cluster.
-    autoscaling: Mutex<HashMap<String, cluster::autoscaling::Memory>>,
+    autoscaling: Mutex<HashMap<String, cluster::apply_autoscale::Memory>>,
 }
 
 /// Counters kept between two reconciles of one object.
@@ -143,7 +143,19 @@ impl Context {
         }
     }
 
-    /// Takes the previous samples of `key` and stores `next` in their place.
+    /// Publishes a Normal Event about `obj` listing `items`, when there are any.
+    pub async fn event_list<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        reason: &str,
+        items: &[String],
+    ) {
+        if !items.is_empty() {
+            self.event(obj, EventType::Normal, reason, items.join("; "))
+                .await;
+        }
+    }
+
     /// The address to connect to for `addr` (`host:port`): `addr` itself, or with
     /// `--resolve-via-api` an in-cluster Service name resolved through the
     /// API (see [`resolve`]).
@@ -155,6 +167,7 @@ impl Context {
         }
     }
 
+    /// Takes the previous samples of `key` and stores `next` in their place.
     pub fn swap_samples(&self, key: &str, next: Samples) -> Samples {
         let mut samples = self.samples.lock().expect("samples lock");
         samples.insert(key.to_string(), next).unwrap_or_default()
@@ -181,7 +194,7 @@ impl Context {
     pub fn autoscaling<T>(
         &self,
         key: &str,
-        f: impl FnOnce(&mut cluster::autoscaling::Memory) -> T,
+        f: impl FnOnce(&mut cluster::apply_autoscale::Memory) -> T,
     ) -> T {
         let mut all = self.autoscaling.lock().expect("autoscaling lock");
         f(all.entry(key.to_string()).or_default())
@@ -224,20 +237,6 @@ pub fn backoff_delay(failures: u32) -> Duration {
 /// `namespace/name` of an object: the key of its samples and backoff.
 pub fn object_key<K: Resource>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
-}
-
-/// The requeue after a failed reconcile: log, count, back off.
-fn error_policy<K: Resource>(
-    controller: &'static str,
-    obj: &K,
-    error: &Error,
-    ctx: &Context,
-) -> Action {
-    let key = object_key(obj);
-    let delay = ctx.backoff(&key);
-    ctx.metrics.failed(controller, error.metric_label());
-    warn!(controller, object = %key, error = %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
 }
 
 /// Server-side applies `status` to the status subresource of `obj` (of kind `kind`).
@@ -288,14 +287,10 @@ pub async fn run(ctx: Arc<Context>) {
         .shutdown_on_signal()
         .run(
             cluster::reconcile,
-            |obj, err, ctx| error_policy("cluster", obj.as_ref(), err, &ctx),
+            error_policy::<SecurityLakeCluster>,
             ctx.clone(),
         )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "cluster controller");
-            }
-        });
+        .for_each(log_outcome::<SecurityLakeCluster, _, _>);
 
     let feed_controller = Controller::new(feeds, watch.clone());
     let feed_store = feed_controller.store();
@@ -305,16 +300,8 @@ pub async fn run(ctx: Arc<Context>) {
             feed::feeds_of_cluster(&feed_store.state(), &cluster)
         })
         .shutdown_on_signal()
-        .run(
-            feed::reconcile,
-            |obj, err, ctx| error_policy("feed", obj.as_ref(), err, &ctx),
-            ctx,
-        )
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                warn!(error = %e, "feed controller");
-            }
-        });
+        .run(feed::reconcile, error_policy::<Feed>, ctx)
+        .for_each(log_outcome::<Feed, _, _>);
 
     info!("controllers started");
     futures::join!(cluster_controller, feed_controller);

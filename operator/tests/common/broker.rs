@@ -4,24 +4,17 @@
 //! directory (`cargo build --bins` puts it there). A missing binary fails the test with
 //! the command that builds it: these tests never skip.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use sluice_testkit::{free_ports, http_get};
 
 pub struct Broker {
     child: Child,
     pub bootstrap: String,
     pub metrics: String,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The broker binary, or a panic saying how to build it.
@@ -50,7 +43,8 @@ impl Broker {
     /// `/readyz` answers.
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
-        let (kafka, metrics) = (free_port(), free_port());
+        let ports = free_ports(2);
+        let (kafka, metrics) = (ports[0], ports[1]);
         let bootstrap = format!("127.0.0.1:{kafka}");
         let metrics = format!("127.0.0.1:{metrics}");
         let mut cmd = Command::new(broker_bin());
@@ -83,10 +77,8 @@ impl Broker {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("sluice-broker exited with {status} before it was ready");
             }
-            if let Ok(text) = http_get(&self.metrics, "/readyz") {
-                if text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200") {
-                    return;
-                }
+            if let Ok((200, _)) = http_get(self.metrics.as_str(), "/readyz") {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -98,7 +90,7 @@ impl Broker {
 
     /// The broker's `/metrics` text.
     pub fn metrics_text(&self) -> String {
-        http_get(&self.metrics, "/metrics").unwrap()
+        http_get(self.metrics.as_str(), "/metrics").unwrap().1
     }
 }
 
@@ -107,14 +99,4 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
 }

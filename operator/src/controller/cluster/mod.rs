@@ -1,8 +1,8 @@
-//! The `SecurityLakeCluster` reconciler: dereference → validate → build → apply →
-//! observe → status, inside kube's finalizer helper (cleanup decides the fate of a
-//! provisioned bucket).
+//! The `SecurityLakeCluster` reconciler: validate → dereference → provision → observe →
+//! autoscale ([`apply_autoscale`]) → build → apply → status, inside the shared reconcile
+//! wrapper ([`super::reconcile`]); cleanup decides the fate of a provisioned bucket.
 
-pub mod autoscaling;
+pub mod apply_autoscale;
 pub mod build;
 mod observe;
 pub mod status;
@@ -14,7 +14,7 @@ pub use observe::{
 };
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
@@ -25,7 +25,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::finalizer::Event;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +33,7 @@ use tracing::{info, instrument, warn};
 
 use self::build::{ClusterModel, ClusterObjects};
 use self::status::{cluster_status, scale_event, workload_health, Figures};
+use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples, MANAGER};
 use crate::crd::cluster::Provider;
 use crate::crd::conditions::{self, Health};
@@ -48,31 +49,27 @@ pub const FINALIZER: &str = "sluice.dev/cluster-cleanup";
 const CONTROLLER: &str = "cluster";
 const KIND: &str = "SecurityLakeCluster";
 
-/// One reconcile of one cluster.
+/// One reconcile of one cluster ([`super::reconcile`]).
 #[instrument(skip_all, fields(cluster = %object_key(cluster.as_ref())))]
 pub async fn reconcile(cluster: Arc<SecurityLakeCluster>, ctx: Arc<Context>) -> Result<Action> {
-    let start = Instant::now();
-    let key = object_key(cluster.as_ref());
-    let namespace = cluster.namespace().ok_or_else(|| {
-        Error::MissingField(format!("SecurityLakeCluster {key} has no namespace"))
-    })?;
-    let api: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, cluster, |event| async {
+    super::reconcile::reconcile(cluster, ctx).await
+}
+
+impl Reconciled for SecurityLakeCluster {
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn on_event<'a>(
+        event: Event<Self>,
+        api: &'a Api<Self>,
+        _namespace: &'a str,
+        ctx: &'a Context,
+    ) -> Result<Action> {
         match event {
-            FinalizerEvent::Apply(cluster) => apply(&cluster, &api, &ctx).await,
-            FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
+            Event::Apply(cluster) => apply(&cluster, api, ctx).await,
+            Event::Cleanup(cluster) => cleanup(&cluster, ctx).await,
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer {
-        name: key.clone(),
-        source: Box::new(e),
-    });
-    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
-    if result.is_ok() {
-        ctx.succeeded(&key);
     }
-    result
 }
 
 async fn apply(
@@ -157,7 +154,7 @@ async fn apply(
     let figures = figures(ctx, &key, &observation);
     let autoscaled = match autoscaling_spec {
         Some(spec) => Some(
-            autoscaling::autoscale(
+            apply_autoscale::autoscale(
                 ctx,
                 cluster,
                 &model,
@@ -246,15 +243,8 @@ async fn provision(
         .await
     {
         Ok(cloud) => {
-            if !cloud.changes.is_empty() {
-                ctx.event(
-                    cluster,
-                    EventType::Normal,
-                    "CloudResourcesChanged",
-                    cloud.changes.join("; "),
-                )
+            ctx.event_list(cluster, "CloudResourcesChanged", &cloud.changes)
                 .await;
-            }
             Ok(cloud)
         }
         Err(e) if e.needs_a_person() => {
@@ -553,23 +543,9 @@ async fn release_cloud(
             })
         }
     };
-    if !released.deleted.is_empty() {
-        ctx.event(
-            cluster,
-            EventType::Normal,
-            "CloudResourcesDeleted",
-            released.deleted.join("; "),
-        )
+    ctx.event_list(cluster, "CloudResourcesDeleted", &released.deleted)
         .await;
-    }
-    if !released.retained.is_empty() {
-        ctx.event(
-            cluster,
-            EventType::Normal,
-            "BucketRetained",
-            released.retained.join("; "),
-        )
+    ctx.event_list(cluster, "BucketRetained", &released.retained)
         .await;
-    }
     Ok(Action::await_change())
 }

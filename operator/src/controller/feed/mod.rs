@@ -6,7 +6,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::finalizer::Event;
 use kube::runtime::reflector::ObjectRef;
 use kube::ResourceExt;
 use tracing::{info, instrument, warn};
@@ -23,6 +23,7 @@ use self::plan::{
     desired_topics, earlier_claimant, plan, DesiredTopic, ObservedTopic, TopicAction,
 };
 use super::cluster::monotonic_ms;
+use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples};
 use crate::crd::conditions::{self, Health};
 use crate::crd::feed::{FeedStatus, GroupLag};
@@ -53,31 +54,27 @@ pub fn feeds_of_cluster(
         .collect()
 }
 
-/// One reconcile of one Feed.
+/// One reconcile of one Feed ([`super::reconcile`]).
 #[instrument(skip_all, fields(feed = %object_key(feed.as_ref())))]
 pub async fn reconcile(feed: Arc<Feed>, ctx: Arc<Context>) -> Result<Action> {
-    let start = Instant::now();
-    let key = object_key(feed.as_ref());
-    let namespace = feed
-        .namespace()
-        .ok_or_else(|| Error::MissingField(format!("Feed {key} has no namespace")))?;
-    let api: Api<Feed> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, feed, |event| async {
+    super::reconcile::reconcile(feed, ctx).await
+}
+
+impl Reconciled for Feed {
+    const CONTROLLER: &'static str = CONTROLLER;
+    const FINALIZER: &'static str = FINALIZER;
+
+    async fn on_event<'a>(
+        event: Event<Self>,
+        api: &'a Api<Self>,
+        namespace: &'a str,
+        ctx: &'a Context,
+    ) -> Result<Action> {
         match event {
-            FinalizerEvent::Apply(feed) => apply(&feed, &api, &namespace, &ctx).await,
-            FinalizerEvent::Cleanup(feed) => cleanup(&feed, &api, &namespace, &ctx).await,
+            Event::Apply(feed) => apply(&feed, api, namespace, ctx).await,
+            Event::Cleanup(feed) => cleanup(&feed, api, namespace, ctx).await,
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer {
-        name: key.clone(),
-        source: Box::new(e),
-    });
-    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
-    if result.is_ok() {
-        ctx.succeeded(&key);
     }
-    result
 }
 
 /// What one sync of the topics found and did.

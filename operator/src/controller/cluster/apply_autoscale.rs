@@ -1,7 +1,6 @@
-//! The autoscaling step of a cluster's reconcile: signals from the observation →
-//! decision ([`crate::autoscale::Autoscaler`]) → scaling step (drain before a scale-in)
-//! → balancer moves → `status.autoscaling` and Events. The conversions are pure
-//! functions; only [`autoscale`] talks to brokers.
+//! Applies the pure autoscaler's decisions ([`crate::autoscale`]) to a running cluster, one
+//! step of its reconcile: observation → signals → decision → scaling step (drain before a
+//! scale-in) → balancer moves → `status.autoscaling`, Events. Only [`autoscale`] has effects.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

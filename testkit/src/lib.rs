@@ -1,0 +1,9 @@
+//! Test set-up shared by the workspace's crates, so that no crate's tests keep their own
+//! copy: free loopback ports and a minimal HTTP client ([`net`]), and moto's S3/AWS
+//! emulator as a child process ([`moto`]). A dev-dependency only; never published.
+
+pub mod moto;
+pub mod net;
+
+pub use moto::Moto;
+pub use net::{free_port, free_ports, http_get, http_request};
