@@ -1,4 +1,5 @@
-//! The invariants of DESIGN.md, checked while a run goes on and once it is over:
+//! The invariants of `docs/storage-protocol.md`, checked while a run goes on and once it
+//! is over:
 //!
 //! - every acknowledged record is readable exactly once, at the offset it was
 //!   acknowledged with, and no offset ever holds two different records;

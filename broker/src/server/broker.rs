@@ -18,7 +18,7 @@ use crate::coordination::placement::{self, NoEligibleBroker};
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::{topic_config, MetadataStore, TopicMetadata};
 use crate::metrics::Metrics;
-use crate::storage::engine::now_ms;
+use crate::clock::now_ms;
 use crate::storage::{LogEngine, StorageError, Store};
 
 /// Exit status of a broker whose incarnation was fenced or declared dead: it must be

@@ -23,7 +23,7 @@ use self::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
 use self::group::{Group, GroupState, JoinOutcome, JoinRequest};
 use self::offsets::{CommittedOffset, OffsetChange, OffsetKey, OffsetTable};
 use crate::protocol::record_batch;
-use crate::storage::engine::now_ms;
+use crate::clock::now_ms;
 use crate::storage::{LogEngine, StorageError};
 
 /// Records in an offsets partition before its live offsets are rewritten and the rest
