@@ -211,9 +211,7 @@ impl Hooks for HostLinks {
 
     fn written(&self, path: &Path, data: &PutPayload, create: bool) {
         let data: Bytes = data.clone().into();
-        self.bucket
-            .checker
-            .on_written(path.as_ref(), &data, create);
+        self.bucket.checker.on_written(path.as_ref(), &data, create);
     }
 
     fn done(&self, what: &str, path: &str, outcome: Outcome<'_>) {

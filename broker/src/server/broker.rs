@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
+use crate::clock::now_ms;
 use crate::config::BrokerArgs;
 use crate::coordination::controller::{Controller, ControllerConfig};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
@@ -18,7 +19,6 @@ use crate::coordination::placement::{self, NoEligibleBroker};
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::{topic_config, MetadataStore, TopicMetadata};
 use crate::metrics::Metrics;
-use crate::clock::now_ms;
 use crate::storage::{LogEngine, StorageError, Store};
 
 /// Exit status of a broker whose incarnation was fenced or declared dead: it must be

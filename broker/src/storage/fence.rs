@@ -89,7 +89,10 @@ mod tests {
         let m = claimed(2, 5, 7);
         let why = stale_claim(6, &m, (1, 1)).expect("stale");
         assert!(why.contains("epoch 6 is stale"), "{why}");
-        assert!(why.contains("node 2 incarnation 5 claimed epoch 7"), "{why}");
+        assert!(
+            why.contains("node 2 incarnation 5 claimed epoch 7"),
+            "{why}"
+        );
         assert!(
             stale_claim(6, &m, (2, 5)).is_some(),
             "even by the same incarnation"
@@ -99,7 +102,10 @@ mod tests {
     #[test]
     fn the_same_epoch_is_stale_only_for_another_incarnation() {
         let m = claimed(2, 5, 7);
-        assert!(stale_claim(7, &m, (2, 5)).is_none(), "a retried claim of mine");
+        assert!(
+            stale_claim(7, &m, (2, 5)).is_none(),
+            "a retried claim of mine"
+        );
         assert!(stale_claim(7, &m, (2, 6)).is_some(), "a newer incarnation");
         assert!(stale_claim(7, &m, (1, 5)).is_some(), "another node");
     }

@@ -151,7 +151,11 @@ mod tests {
 
     #[test]
     fn a_running_stream_needs_its_oldest_uncheckpointed_object() {
-        assert_eq!(oldest_needed(9, []), 9, "nothing in any tail: the open object");
+        assert_eq!(
+            oldest_needed(9, []),
+            9,
+            "nothing in any tail: the open object"
+        );
         assert_eq!(oldest_needed(9, [7, 4, 8]), 4);
         assert_eq!(oldest_needed(9, [9]), 9);
     }

@@ -96,8 +96,8 @@ fn keep_wanted(
     for e in entries {
         let key = (e.topic_id, e.partition);
         if wanted.get(&key).is_some_and(|from| pos.seq >= *from) {
-            let header =
-                BatchHeader::parse(&e.batch).map_err(|err| StorageError::corrupt(pos.path(), err))?;
+            let header = BatchHeader::parse(&e.batch)
+                .map_err(|err| StorageError::corrupt(pos.path(), err))?;
             out.entry(key).or_default().push(TailBatch {
                 header,
                 bytes: e.batch,
@@ -127,7 +127,11 @@ mod tests {
     #[test]
     fn an_unreleased_tail_starts_at_wal_start_or_at_the_streams_beginning() {
         let mut m = claimed(2, 5);
-        assert_eq!(unreleased_tail(&m), Some((2, 5, 1)), "no wal_start: all of it");
+        assert_eq!(
+            unreleased_tail(&m),
+            Some((2, 5, 1)),
+            "no wal_start: all of it"
+        );
         m.wal_start = Some(WalPosition {
             node: 2,
             incarnation: 5,
@@ -180,7 +184,11 @@ mod tests {
         }
         let offsets = |k| -> Vec<(u64, i64)> {
             out.get(&k)
-                .map(|v: &Vec<TailBatch>| v.iter().map(|t| (t.wal.seq, t.header.base_offset)).collect())
+                .map(|v: &Vec<TailBatch>| {
+                    v.iter()
+                        .map(|t| (t.wal.seq, t.header.base_offset))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         assert_eq!(offsets((a, 0)), vec![(3, 6)], "a-0 wants sequence 3 on");
@@ -218,7 +226,11 @@ mod tests {
             .unwrap();
         let offsets: Vec<i64> = got[&(t, 0)].iter().map(|b| b.header.base_offset).collect();
         assert_eq!(offsets, vec![1], "from sequence 2 on");
-        assert_eq!(wal::list_stream(&store, 1, 1).await.unwrap(), vec![1, 2, 3], "fenced");
+        assert_eq!(
+            wal::list_stream(&store, 1, 1).await.unwrap(),
+            vec![1, 2, 3],
+            "fenced"
+        );
         // Our own stream is read, never fenced.
         read_stream_tail(&store, (1, 2), (1, 2), &wanted)
             .await

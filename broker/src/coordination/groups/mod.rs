@@ -22,8 +22,8 @@ use uuid::Uuid;
 use self::consumer::{ConsumerGroup, Heartbeat, HeartbeatReply};
 use self::group::{Group, GroupState, JoinOutcome, JoinRequest};
 use self::offsets::{CommittedOffset, OffsetChange, OffsetKey, OffsetTable};
-use crate::protocol::record_batch;
 use crate::clock::now_ms;
+use crate::protocol::record_batch;
 use crate::storage::{LogEngine, StorageError};
 
 /// Records in an offsets partition before its live offsets are rewritten and the rest

@@ -11,10 +11,10 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::LogEngine;
-use crate::storage::object::IO_CONCURRENCY;
 use crate::clock::now_ms;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::manifest::{manifest_prefix, Manifest};
+use crate::storage::object::IO_CONCURRENCY;
 use crate::storage::partition::{PartitionLog, TailBatch};
 use crate::storage::producer::ProducerTable;
 use crate::storage::segment::{self, segment_path};

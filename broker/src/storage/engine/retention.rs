@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn draining_takes_only_segments_wholly_below_the_offset() {
         let mut m = three_segments();
-        assert!(drain_segments_below(&mut m, 9).is_empty(), "[0, 10) holds 9");
+        assert!(
+            drain_segments_below(&mut m, 9).is_empty(),
+            "[0, 10) holds 9"
+        );
         let dropped = drain_segments_below(&mut m, 25);
         assert_eq!(bases(&dropped), vec![0, 10]);
         assert_eq!(bases(&m.segments), vec![20]);
@@ -164,7 +167,11 @@ mod tests {
         assert_eq!(segments_past_retention(&m, 0, 1000, -1, 2500), 1);
         assert_eq!(segments_past_retention(&m, 0, 1000, -1, 3500), 2);
         assert_eq!(segments_past_retention(&m, 0, 0, -1, 10_000), 3);
-        assert_eq!(segments_past_retention(&m, 0, -1, -1, 10_000), 0, "disabled");
+        assert_eq!(
+            segments_past_retention(&m, 0, -1, -1, 10_000),
+            0,
+            "disabled"
+        );
     }
 
     #[test]

@@ -14,11 +14,11 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::{LogEngine, PartitionKey};
-use crate::storage::object::IO_CONCURRENCY;
 use crate::metrics::PartitionLabel;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::fence::stale_claim;
 use crate::storage::manifest::{manifest_prefix, Manifest};
+use crate::storage::object::IO_CONCURRENCY;
 use crate::storage::partition::{PartitionLog, TailBatch};
 use crate::storage::segment::{self, segment_path};
 use crate::storage::versioned::VersionedObject;
