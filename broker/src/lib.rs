@@ -1,5 +1,6 @@
 //! Sluice broker: a Kafka-compatible broker whose only durable store is an object store.
 //!
+//! - [`clock`]: wall-clock time for timestamps and expiry
 //! - [`storage`]: the log engine on object storage (WAL, segments, manifests)
 //! - [`coordination`]: cluster metadata (topics, configs, assignment) kept by CAS
 //! - [`server`]: connections, request handlers, the metrics endpoint
@@ -7,6 +8,7 @@
 //! The Kafka wire protocol (framing, codec, supported APIs, record batches) is the
 //! `sluice-protocol` crate.
 
+pub mod clock;
 pub mod config;
 pub mod coordination;
 pub mod metrics;

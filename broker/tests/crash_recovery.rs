@@ -269,7 +269,7 @@ fn try_produce_raw(conn: &mut common::KafkaConn, topic: &str, value: &str) -> Op
     conn.produce_one(topic, 0, value)
 }
 
-/// DESIGN invariant 3: a second process of the same node on the same bucket starts a new
+/// docs/storage-protocol.md I3: a second process of the same node on the same bucket starts a new
 /// incarnation and fences the first one's WAL stream; the first never acknowledges again
 /// (it answers NOT_LEADER_OR_FOLLOWER, then exits with EXIT_FENCED so its supervisor
 /// restarts it), and everything it acknowledged before is served by the second. Three

@@ -1,34 +1,30 @@
 //! The simulated bucket: one in-memory object store shared by every simulated host,
-//! seen by each broker through its own [`HostStore`], which injects faults: errors,
-//! 503 throttling, latency before and after the operation takes effect (so concurrent
+//! seen by each broker through its own view: the broker's fault-injecting store
+//! (`sluice_broker::storage::faults`) drawing from the run's seeded generator — errors,
+//! 503 throttling, latency before and after a request takes effect (so concurrent
 //! requests complete out of order and slow PUTs happen), writes whose acknowledgement
-//! is lost (a timeout that still succeeded), and network partitions that cut one host
-//! off from the bucket. Every decision comes from the seeded random generator.
+//! is lost (a timeout that still succeeded) — with [`HostLinks`] for what only the
+//! simulation has: network partitions that cut one host off from the bucket, zombies,
+//! stalls, the trace and the checker.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, PutPayload, Result};
 use parking_lot::Mutex;
-use rand::rngs::StdRng;
-use rand::Rng;
+use rand::RngCore;
+use sluice_broker::storage::faults::{injected, FaultConfig, Faults, FaultyStore, Hooks, Outcome};
 
 use crate::checker::Checker;
 use crate::trace::{Kind, Trace};
 
-/// Probabilities of each fault per request, and the latency range.
+/// Probabilities of each fault per request, and the latency range: what the schedule
+/// draws ([`FaultConfig`] in the simulation's terms).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaultRates {
     /// The request fails before it takes effect.
@@ -55,6 +51,23 @@ impl FaultRates {
     };
 }
 
+impl From<FaultRates> for FaultConfig {
+    fn from(r: FaultRates) -> Self {
+        FaultConfig {
+            put_error: r.error,
+            lost_ack: r.lost_ack,
+            get_error: r.error,
+            list_error: r.error,
+            delete_error: r.error,
+            throttle: r.throttle,
+            slow_put: r.slow_put,
+            slow: Duration::from_millis(r.slow_ms),
+            jitter: Duration::from_millis(r.max_latency_ms),
+            ..FaultConfig::default()
+        }
+    }
+}
+
 /// How long a request to an unreachable bucket takes to fail.
 const CUT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -72,8 +85,8 @@ struct Links {
 /// The bucket every host shares.
 pub struct Bucket {
     inner: Arc<InMemory>,
-    rng: Arc<Mutex<StdRng>>,
-    rates: Mutex<FaultRates>,
+    /// The rates and the seeded generator every host's requests draw from.
+    faults: Arc<Faults>,
     links: Mutex<Links>,
     trace: Trace,
     checker: Arc<Checker>,
@@ -81,19 +94,31 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn new(
-        rng: Arc<Mutex<StdRng>>,
+        random: Box<dyn RngCore + Send>,
         rates: FaultRates,
         trace: Trace,
         checker: Arc<Checker>,
     ) -> Self {
         Bucket {
             inner: Arc::new(InMemory::new()),
-            rng,
-            rates: Mutex::new(rates),
+            faults: Faults::new(rates.into(), random),
             links: Mutex::new(Links::default()),
             trace,
             checker,
         }
+    }
+
+    /// How broker `node` sees the bucket.
+    pub fn view(self: &Arc<Self>, node: i32) -> Arc<dyn ObjectStore> {
+        let links = HostLinks {
+            node,
+            bucket: self.clone(),
+        };
+        Arc::new(FaultyStore::with_faults(
+            self.inner.clone(),
+            self.faults.clone(),
+            Arc::new(links),
+        ))
     }
 
     /// The store without faults (setup and final inspection by the simulator).
@@ -102,11 +127,7 @@ impl Bucket {
     }
 
     pub fn set_rates(&self, rates: FaultRates) {
-        *self.rates.lock() = rates;
-    }
-
-    pub fn rates(&self) -> FaultRates {
-        *self.rates.lock()
+        self.faults.set_config(rates.into());
     }
 
     pub fn cut(&self, node: i32, cut: bool) {
@@ -160,292 +181,57 @@ impl Bucket {
             }
         }
     }
-
-    /// Draws the faults of one request.
-    fn plan(&self, write: bool) -> Plan {
-        let r = self.rates();
-        let mut rng = self.rng.lock();
-        let mut latency = || Duration::from_millis(rng.random_range(0..=r.max_latency_ms));
-        let before = latency();
-        let after = latency();
-        let fail = if rng.random_bool(r.throttle) {
-            Some("503 Slow Down")
-        } else if rng.random_bool(r.error) {
-            Some("request failed")
-        } else {
-            None
-        };
-        let slow = write && rng.random_bool(r.slow_put);
-        let lost_ack = write && rng.random_bool(r.lost_ack);
-        Plan {
-            before: before
-                + if slow {
-                    Duration::from_millis(r.slow_ms)
-                } else {
-                    Duration::ZERO
-                },
-            after,
-            fail,
-            lost_ack,
-        }
-    }
 }
 
-struct Plan {
-    before: Duration,
-    after: Duration,
-    fail: Option<&'static str>,
-    lost_ack: bool,
-}
-
-#[derive(Debug)]
-struct Injected(String);
-
-impl fmt::Display for Injected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "simulated fault: {}", self.0)
-    }
-}
-
-impl std::error::Error for Injected {}
-
-fn injected(what: impl Into<String>) -> object_store::Error {
-    object_store::Error::Generic {
-        store: "sim",
-        source: Box::new(Injected(what.into())),
-    }
-}
-
-/// One host's view of the bucket.
-#[derive(Clone)]
-pub struct HostStore {
+/// What one host's requests meet besides the drawn faults: its links to the bucket
+/// (cut off, zombie, stalled), and the trace and checker that watch them.
+struct HostLinks {
     node: i32,
     bucket: Arc<Bucket>,
 }
 
-impl fmt::Debug for HostStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HostStore(node {})", self.node)
-    }
-}
-
-impl fmt::Display for HostStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-impl HostStore {
-    pub fn new(node: i32, bucket: Arc<Bucket>) -> Self {
-        HostStore { node, bucket }
-    }
-
-    /// Runs `op` (which takes effect when awaited) under this host's faults.
-    async fn faulty<T>(
-        &self,
-        what: &str,
-        path: &str,
-        write: bool,
-        op: impl std::future::Future<Output = Result<T>>,
-        describe: impl Fn(&Result<T>) -> String,
-    ) -> Result<T> {
-        let b = &self.bucket;
-        let plan = b.plan(write);
-        tokio::time::sleep(plan.before).await;
-        b.wait_stall(self.node).await;
-        let outcome = if b.is_cut(self.node, path) {
-            tokio::time::sleep(CUT_TIMEOUT).await;
-            Err(injected("bucket unreachable (partition)"))
-        } else if let Some(f) = plan.fail {
-            Err(injected(f))
-        } else {
-            let r = op.await;
-            tokio::time::sleep(plan.after).await;
-            b.wait_stall(self.node).await;
-            match r {
-                Ok(_) if b.is_cut(self.node, path) => {
-                    Err(injected("done, but the answer was lost (partition)"))
-                }
-                Ok(_) if plan.lost_ack => Err(injected("done, but the answer was lost")),
-                other => other,
-            }
-        };
-        b.trace.record(
-            Kind::Store,
-            format!("n{} {what} {path} -> {}", self.node, describe(&outcome)),
-        );
-        outcome
-    }
-}
-
-fn short<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "ok".into(),
-        Err(object_store::Error::AlreadyExists { .. }) => "exists".into(),
-        Err(object_store::Error::NotFound { .. }) => "not found".into(),
-        Err(object_store::Error::Precondition { .. }) => "precondition".into(),
-        Err(e) => format!("error ({})", root(e)),
-    }
-}
-
-fn root(e: &object_store::Error) -> String {
-    match e {
-        object_store::Error::Generic { source, .. } => source.to_string(),
-        other => other.to_string(),
-    }
-}
-
 #[async_trait]
-impl ObjectStore for HostStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
-        let create = matches!(opts.mode, PutMode::Create);
-        let data: Bytes = payload.clone().into();
-        let inner = self.bucket.inner.clone();
-        let checker = self.bucket.checker.clone();
-        let what = if create { "put_if_absent" } else { "put" };
-        self.faulty(
-            what,
-            location.as_ref(),
-            true,
-            async move {
-                let r = inner.put_opts(location, payload, opts).await;
-                if r.is_ok() {
-                    checker.on_written(location.as_ref(), &data, create);
-                }
-                r
-            },
-            short,
-        )
-        .await
+impl Hooks for HostLinks {
+    async fn reach(&self, path: &str) -> Result<()> {
+        self.bucket.wait_stall(self.node).await;
+        if self.bucket.is_cut(self.node, path) {
+            tokio::time::sleep(CUT_TIMEOUT).await;
+            return Err(injected("bucket unreachable (partition)"));
+        }
+        Ok(())
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        _opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
-        Err(object_store::Error::NotImplemented {
-            operation: format!("multipart upload to {location}"),
-            implementer: "the simulated bucket".into(),
-        })
+    async fn answer(&self, path: &str) -> Result<()> {
+        self.bucket.wait_stall(self.node).await;
+        if self.bucket.is_cut(self.node, path) {
+            return Err(injected("done, but the answer was lost (partition)"));
+        }
+        Ok(())
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let inner = self.bucket.inner.clone();
-        self.faulty(
-            "get",
-            location.as_ref(),
-            false,
-            inner.get_opts(location, options),
-            short,
-        )
-        .await
+    fn written(&self, path: &Path, data: &PutPayload, create: bool) {
+        let data: Bytes = data.clone().into();
+        self.bucket.checker.on_written(path.as_ref(), &data, create);
     }
 
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        let inner = self.bucket.inner.clone();
-        self.faulty(
-            "get_ranges",
-            location.as_ref(),
-            false,
-            inner.get_ranges(location, ranges),
-            short,
-        )
-        .await
+    fn done(&self, what: &str, path: &str, outcome: Outcome<'_>) {
+        self.bucket.trace.record(
+            Kind::Store,
+            format!("n{} {what} {path} -> {}", self.node, short(&outcome)),
+        );
     }
+}
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
-        let me = self.clone();
-        locations
-            .then(move |r| {
-                let me = me.clone();
-                async move {
-                    let path = r?;
-                    let inner = me.bucket.inner.clone();
-                    let p = path.clone();
-                    me.faulty(
-                        "delete",
-                        path.as_ref(),
-                        true,
-                        async move {
-                            let one = futures::stream::once(async move { Ok(p) }).boxed();
-                            inner
-                                .delete_stream(one)
-                                .next()
-                                .await
-                                .unwrap_or_else(|| Err(injected("delete answered nothing")))
-                        },
-                        short,
-                    )
-                    .await
-                }
-            })
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let me = self.clone();
-        let prefix = prefix.cloned();
-        futures::stream::once(async move {
-            let inner = me.bucket.inner.clone();
-            let p = prefix.clone();
-            me.faulty(
-                "list",
-                prefix.as_ref().map_or("", |p| p.as_ref()),
-                false,
-                async move { inner.list(p.as_ref()).try_collect::<Vec<_>>().await },
-                |r| match r {
-                    Ok(v) => format!("{} keys", v.len()),
-                    Err(e) => format!("error ({})", root(e)),
-                },
-            )
-            .await
-        })
-        .map_ok(|v| futures::stream::iter(v.into_iter().map(Ok)))
-        .try_flatten()
-        .boxed()
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
-        let offset = offset.clone();
-        self.list(prefix)
-            .try_filter(move |m| futures::future::ready(m.location > offset))
-            .boxed()
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        let inner = self.bucket.inner.clone();
-        self.faulty(
-            "list_with_delimiter",
-            prefix.map_or("", |p| p.as_ref()),
-            false,
-            inner.list_with_delimiter(prefix),
-            short,
-        )
-        .await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        let inner = self.bucket.inner.clone();
-        self.faulty(
-            "copy",
-            to.as_ref(),
-            true,
-            inner.copy_opts(from, to, options),
-            short,
-        )
-        .await
+fn short(outcome: &Outcome<'_>) -> String {
+    match outcome {
+        Outcome::Done => "ok".into(),
+        Outcome::Listed(n) => format!("{n} keys"),
+        Outcome::Failed(object_store::Error::AlreadyExists { .. }) => "exists".into(),
+        Outcome::Failed(object_store::Error::NotFound { .. }) => "not found".into(),
+        Outcome::Failed(object_store::Error::Precondition { .. }) => "precondition".into(),
+        Outcome::Failed(object_store::Error::Generic { source, .. }) => {
+            format!("error ({source})")
+        }
+        Outcome::Failed(e) => format!("error ({e})"),
     }
 }

@@ -1,13 +1,16 @@
-//! The invariants of DESIGN.md, checked while a run goes on and once it is over:
+//! The invariants of `docs/storage-protocol.md`, checked while a run goes on and once it
+//! is over:
 //!
 //! - every acknowledged record is readable exactly once, at the offset it was
-//!   acknowledged with, and no offset ever holds two different records;
-//! - offsets are dense: every batch starts where the previous one ended;
+//!   acknowledged with, and no offset ever holds two different records (I1, I5, I7,
+//!   I11);
+//! - offsets are dense: every batch starts where the previous one ended (I5);
 //! - leader epochs only grow: in every new version of cluster metadata and of every
-//!   partition manifest, and along the log;
-//! - committed consumer offsets never go back;
-//! - no two brokers (or incarnations) acknowledge for the same partition and epoch;
-//! - memory stays within its bounds (the produce buffer and the block cache).
+//!   partition manifest, and along the log (I2, I9);
+//! - committed consumer offsets never go back (I12);
+//! - no two brokers (or incarnations) acknowledge for the same partition and epoch (I8);
+//! - memory stays within its bounds (the produce buffer and the block cache: I6,
+//!   checked by `host.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -30,7 +30,6 @@ use sluice_broker::server::{fleet, startup, Broker};
 use sluice_broker::storage::{StorageError, Store};
 use tokio::sync::{mpsc, watch};
 
-use crate::bucket::HostStore;
 use crate::checker::Acker;
 use crate::trace::Kind;
 use crate::world::{Call, Request, Response, World, GROUP, TIMING, TOPIC};
@@ -68,7 +67,7 @@ pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
     let boot = world.boot(node);
     let metrics = Arc::new(Metrics::new());
     let store = Store::new(
-        Arc::new(HostStore::new(node, world.bucket.clone())),
+        world.bucket.view(node),
         format!("simulated bucket seen by node {node}"),
         metrics.clone(),
     )

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sluice_broker::coordination::ClusterMetadata;
@@ -175,9 +174,8 @@ pub fn run(config: &RunConfig, schedule: &Schedule) -> Outcome {
     let trace = Trace::default();
     let checker = Checker::new(trace.clone());
     RUNNING.with(|r| *r.borrow_mut() = Some(checker.clone()));
-    let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(config.seed)));
     let bucket = Arc::new(Bucket::new(
-        rng,
+        Box::new(StdRng::seed_from_u64(config.seed)),
         schedule.background,
         trace.clone(),
         checker.clone(),

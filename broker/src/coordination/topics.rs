@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::placement::{self, NoEligibleBroker};
 use super::{topic_config, MetadataStore, TopicMetadata};
-use crate::storage::engine::now_ms;
+use crate::clock::now_ms;
 use crate::storage::{LogEngine, StorageError};
 
 /// Most partitions one topic may have, to keep a typo from exhausting memory.

@@ -1,3 +1,5 @@
+//! The errors of the storage engine, and the Kafka error code each one answers.
+
 use kafka_protocol::ResponseError;
 use thiserror::Error;
 

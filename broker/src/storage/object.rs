@@ -21,6 +21,9 @@ use tracing::warn;
 use super::error::{Result, StorageError};
 use crate::metrics::{Metrics, OpLabel};
 
+/// Requests issued at once when many objects are read or deleted (recovery, cleanup).
+pub const IO_CONCURRENCY: usize = 16;
+
 /// Attempts for one logical operation before the error reaches the caller.
 const MAX_ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);

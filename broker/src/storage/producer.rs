@@ -152,7 +152,7 @@ impl ProducerTable {
 
     /// Records a batch that now has its offsets (appended, or replayed in recovery).
     pub fn record(&mut self, h: &BatchHeader) {
-        self.record_at(h, super::engine::now_ms());
+        self.record_at(h, crate::clock::now_ms());
     }
 
     /// [`ProducerTable::record`] at a given broker time.

@@ -1,5 +1,5 @@
-//! Segment objects: `log/<topic-id>/<partition>/<base-offset>`, the partition's record
-//! batches verbatim (as a Kafka log file holds them) followed by a sparse index.
+//! Segment objects: `log/<topic-id>/<partition>/<base>-<node>-<incarnation>-<seq>`
+//! ([`segment_name`]), the partition's record batches verbatim (as a Kafka log file holds them) followed by a sparse index.
 //!
 //! The index has one 24-byte entry per block of about [`INDEX_INTERVAL`] bytes:
 //! `first offset i64 | byte position u64 | max timestamp of the block i64`. Its location is
@@ -46,8 +46,8 @@ pub fn segment_path(topic_id: Uuid, partition: i32, name: &str) -> Path {
     partition_prefix(topic_id, partition).join(name)
 }
 
-/// `<base-offset>-<node>-<incarnation>-<seq>`: zero-padded so names sort by offset;
-/// `seq` numbers the segments one incarnation writes. A retried checkpoint from the same
+/// `<base>-<node>-<incarnation>-<seq>`: `<base>` is the base offset, zero-padded so names
+/// sort by offset; `seq` numbers the segments one incarnation writes. A retried checkpoint from the same
 /// base offset gets a new name: overwriting the old object in place would corrupt it for
 /// every manifest that already lists it with its old length (older manifests list names
 /// without `seq`; names are opaque to readers).

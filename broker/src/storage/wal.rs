@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{Result, StorageError};
-use super::object::{parse_seq, seq_key};
+use super::object::{parse_seq, seq_key, Store};
 
 const MAGIC: &[u8; 8] = b"SLWAL001";
 const HEADER_LEN: usize = 8 + 1 + 4 + 8 + 8;
@@ -43,6 +43,18 @@ pub fn node_prefix(node: i32) -> Path {
 
 pub fn stream_prefix(node: i32, incarnation: u64) -> Path {
     node_prefix(node).join(seq_key(incarnation))
+}
+
+/// The sequences present in a WAL stream, ascending.
+pub async fn list_stream(store: &Store, node: i32, incarnation: u64) -> Result<Vec<u64>> {
+    let mut seqs: Vec<u64> = store
+        .list(&stream_prefix(node, incarnation))
+        .await?
+        .iter()
+        .filter_map(parse_seq)
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
 }
 
 /// Parses `wal/<node>/<incarnation>/<seq>`.

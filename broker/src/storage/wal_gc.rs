@@ -1,17 +1,54 @@
-//! Collection of dead WAL streams: the data objects of incarnations that no longer run
-//! and whose records no manifest needs any more (every partition they led was released
-//! or taken over, which moved the tail into a segment). The controller runs it. Fences
-//! are never deleted — a zombie of that incarnation may wake up — and neither is a
-//! stream's highest object, which marks where the stream ends.
+//! Collection of WAL objects nothing needs any more. A running incarnation deletes its
+//! own once every partition checkpointed past them ([`LogEngine::collect_wal_garbage`]).
+//! The controller collects dead streams: the data objects of incarnations that no longer
+//! run and whose records no manifest needs any more (every partition they led was
+//! released or taken over, which moved the tail into a segment). Fences are never
+//! deleted — a zombie of that incarnation may wake up — and neither is a stream's
+//! highest object, which marks where the stream ends (`docs/storage-protocol.md` I3).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
+use object_store::path::Path;
 use tracing::info;
 use uuid::Uuid;
 
+use super::engine::LogEngine;
 use super::error::Result;
+use super::object::IO_CONCURRENCY;
+use super::wal_replay::unreleased_tail;
 use super::{manifest, wal, Store};
+
+impl LogEngine {
+    /// Deletes this incarnation's WAL objects below the oldest one an open partition's
+    /// tail still needs. (Streams of earlier incarnations are collected by the
+    /// controller, which knows when no manifest needs them: [`collect`].)
+    pub(super) async fn collect_wal_garbage(&self) -> Result<()> {
+        if self.keep_wal.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let fronts: Vec<u64> = self
+            .partitions()
+            .iter()
+            .filter_map(|p| p.state.lock().tail.front().map(|b| b.wal.seq))
+            .collect();
+        let needed = oldest_needed(self.wal.open_seq(), fronts);
+        let keys: Vec<Path> = self
+            .wal
+            .take_written_below(needed)
+            .into_iter()
+            .map(|seq| self.wal.position(seq).path())
+            .collect();
+        self.delete_all(keys).await
+    }
+}
+
+/// The oldest sequence of a running stream still needed: the open object's, or the
+/// WAL object of the oldest batch any partition has not checkpointed yet.
+pub fn oldest_needed(open_seq: u64, tail_fronts: impl IntoIterator<Item = u64>) -> u64 {
+    tail_fronts.into_iter().fold(open_seq, u64::min)
+}
 
 /// A WAL stream: (node, incarnation).
 pub type Stream = (i32, u64);
@@ -48,7 +85,7 @@ pub async fn collect(
     running: impl Fn(Stream) -> bool,
     partitions: &[(Uuid, i32)],
 ) -> Result<usize> {
-    let listed = store.list(&object_store::path::Path::from("wal")).await?;
+    let listed = store.list(&Path::from("wal")).await?;
     let dead = dead_streams(listed.iter().filter_map(wal::parse_path), running);
     if dead.values().all(|s| deletable(s).is_empty()) {
         return Ok(0);
@@ -57,13 +94,13 @@ pub async fn collect(
     let manifests: Vec<Result<(u64, manifest::Manifest)>> =
         futures::stream::iter(partitions.iter().copied())
             .map(|(id, p)| manifest::read_latest(store, id, p))
-            .buffered(16)
+            .buffered(IO_CONCURRENCY)
             .collect()
             .await;
     let mut needed: BTreeSet<Stream> = BTreeSet::new();
     for m in manifests {
         let (_, m) = m?;
-        if let Some((node, inc, _)) = super::engine::unreleased_tail(&m) {
+        if let Some((node, inc, _)) = unreleased_tail(&m) {
             needed.insert((node, inc));
         }
     }
@@ -110,6 +147,17 @@ mod tests {
             incarnation,
             seq,
         }
+    }
+
+    #[test]
+    fn a_running_stream_needs_its_oldest_uncheckpointed_object() {
+        assert_eq!(
+            oldest_needed(9, []),
+            9,
+            "nothing in any tail: the open object"
+        );
+        assert_eq!(oldest_needed(9, [7, 4, 8]), 4);
+        assert_eq!(oldest_needed(9, [9]), 9);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! when the object holding its batch is durable; the high watermark moves then.
 //!
 //! Producers reserve bytes from a fixed budget before appending, so a slow object store
-//! throttles them instead of growing memory without bound (DESIGN invariant 6).
+//! throttles them instead of growing memory without bound (`docs/storage-protocol.md` I6).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use tracing::info;
 use super::classic::GroupState;
 use super::offsets::{self, CommittedOffset, OffsetChange, OffsetKey, OFFSETS_TOPIC};
 use super::GroupCoordinator;
-use crate::storage::engine::now_ms;
+use crate::clock::now_ms;
 use crate::storage::{PartitionLog, StorageError};
 
 /// Records in an offsets partition before its live offsets are rewritten and the rest
