@@ -64,13 +64,12 @@ mod module_graph {
             .enumerate()
             .map(|(i, m)| (m.segments.clone(), i))
             .collect();
-        let reexports: Vec<BTreeMap<String, Vec<String>>> =
-            modules.iter().map(|m| pub_uses(m)).collect();
+        let reexports: Vec<BTreeMap<String, Vec<String>>> = modules.iter().map(pub_uses).collect();
 
         let mut edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         for (i, m) in modules.iter().enumerate() {
             let code = without_tests(&strip(&m.text));
-            for path in crate_paths(&code, &m.segments, is_mod_file(&m.file)) {
+            for path in crate_paths(&code, &m.segments) {
                 if let Some(target) = resolve(&path, &index, &reexports, 0) {
                     let declaring_a_child = modules[target].segments.starts_with(&m.segments);
                     if target != i && !declaring_a_child {
@@ -91,11 +90,6 @@ mod module_graph {
                 out.push(path);
             }
         }
-    }
-
-    fn is_mod_file(file: &Path) -> bool {
-        file.file_name()
-            .is_some_and(|n| n == "mod.rs" || n == "lib.rs")
     }
 
     fn segments_of(src: &Path, file: &Path) -> Vec<String> {
@@ -199,7 +193,7 @@ mod module_graph {
     /// Every absolute path that `crate::` / `super::` expressions in `code` name, with
     /// `super` resolved against `here` (the module of the file; a mod.rs is its own parent's
     /// child, so `super` in it leaves the folder).
-    fn crate_paths(code: &str, here: &[String], _mod_file: bool) -> Vec<Vec<String>> {
+    fn crate_paths(code: &str, here: &[String]) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         let chars: Vec<char> = code.chars().collect();
         let mut i = 0;
