@@ -94,7 +94,8 @@ impl GroupCoordinator {
     /// memory with offsets older than those its successor acknowledged (found by the
     /// simulation, seeds 1030, 1419, 1699). One manifest read per call. Callers check
     /// [`GroupCoordinator::check`] again after this await, with no await before they
-    /// read the offsets: the partition may be unloaded meanwhile (seed 2542).
+    /// read the offsets: the partition may be unloaded meanwhile (seed 2542). Keeps
+    /// `docs/storage-protocol.md` I12.
     pub async fn confirm(&self, group_id: &str) -> Result<(), ResponseError> {
         self.check(group_id)?;
         let p = self.partition_for(group_id);

@@ -1,6 +1,6 @@
 //! Checkpoints: a partition's durable tail becomes segments and a new manifest version
 //! (put-if-absent of N+1, so a deposed leader's write fails: `docs/storage-protocol.md`
-//! I2), each segment under a key written once (I12); then the tail is trimmed and this
+//! I2), each segment under a key written once (I11); then the tail is trimmed and this
 //! incarnation's WAL objects nothing needs any more are deleted (`wal_gc`).
 
 use std::sync::atomic::Ordering;
