@@ -29,7 +29,10 @@ fn config(bootstrap: &str) -> ClientConfig {
     c.set("bootstrap.servers", bootstrap)
         .set("topic.metadata.refresh.interval.ms", "1000")
         .set("retry.backoff.ms", "50")
-        .set("retry.backoff.max.ms", "500");
+        .set("retry.backoff.max.ms", "500")
+        // A paused broker holds requests unanswered: a client waiting the default 60 s
+        // on one (a metadata request sent to it, say) would outlast the produce timeout.
+        .set("socket.timeout.ms", "10000");
     c
 }
 
@@ -39,6 +42,7 @@ fn producer(bootstrap: &str) -> FutureProducer {
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
+        .set("request.timeout.ms", "10000")
         .create()
         .expect("producer")
 }
