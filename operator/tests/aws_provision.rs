@@ -4,6 +4,10 @@
 //! every call goes through the provider's call log, so the tests state which calls a
 //! reconcile makes.
 //!
+//! Long because: one concern, the provider's plan → apply → observe cycle against one
+//! emulator, with one scenario per AWS resource family; they share the call-log fixtures
+//! above, and splitting them would copy those fixtures into each file.
+//!
 //! moto missing is a failure, not a skip: set `SLUICE_MOTO_SERVER` or run `scripts/test`.
 
 use std::collections::BTreeMap;
