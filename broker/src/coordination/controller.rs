@@ -330,7 +330,11 @@ mod tests {
     }
 
     async fn node(store: &Store, id: i32, incarnation: u64) -> Controller {
-        let meta = Arc::new(MetadataStore::open(store.clone()).await.unwrap());
+        let meta = Arc::new(
+            crate::coordination::metadata::open(store.clone())
+                .await
+                .unwrap(),
+        );
         let c = Controller::new(store.clone(), meta, id, incarnation, config());
         c.register("127.0.0.1", 9000 + id).await.unwrap();
         c

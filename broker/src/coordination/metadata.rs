@@ -4,17 +4,12 @@
 //! newer one; brokers follow changes by polling for the next version.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use bytes::Bytes;
-use object_store::path::Path;
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::storage::error::{Result, StorageError};
-use crate::storage::versioned::{self, VersionedObject};
+use crate::storage::document::Document;
+use crate::storage::error::Result;
 use crate::storage::Store;
 
 /// Who leads a partition. In a stateless fleet the bucket holds the only replica, so a
@@ -132,29 +127,8 @@ impl ClusterMetadata {
     }
 }
 
-/// Versions kept behind the current one: watchers poll for the next version and must
-/// not find a gap while they are at most this far behind.
-const KEEP_VERSIONS: u64 = 32;
-
-pub struct MetadataStore {
-    object: VersionedObject,
-    current: RwLock<(u64, Arc<ClusterMetadata>)>,
-    changes: watch::Sender<u64>,
-}
-
-fn decode(data: Option<Bytes>) -> Result<ClusterMetadata> {
-    match data {
-        None => Ok(ClusterMetadata {
-            cluster_id: new_cluster_id(),
-            ..Default::default()
-        }),
-        Some(d) => serde_json::from_slice(&d).map_err(|e| StorageError::corrupt("meta/cluster", e)),
-    }
-}
-
-fn encode(m: &ClusterMetadata) -> Bytes {
-    Bytes::from(serde_json::to_vec(m).expect("metadata serializes"))
-}
+/// The cluster metadata document, `meta/cluster`: every broker follows it.
+pub type MetadataStore = Document<ClusterMetadata>;
 
 /// A Kafka-style cluster id: 22 characters of URL-safe base64 of a random UUID.
 fn new_cluster_id() -> String {
@@ -165,117 +139,27 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
-impl MetadataStore {
-    /// Loads the current metadata, creating the cluster's first version if there is none.
-    pub async fn open(store: Store) -> Result<Self> {
-        let object = VersionedObject::new(store, Path::from("meta/cluster"));
-        let (version, current) = match object.latest().await? {
-            Some((v, data)) => (v, decode(Some(data))?),
-            None => {
-                let (v, m, ()) =
-                    versioned::update(&object, decode, encode, |_| Ok::<_, StorageError>(()))
-                        .await?;
-                (v, m)
-            }
-        };
-        Ok(MetadataStore {
-            object,
-            current: RwLock::new((version, Arc::new(current))),
-            changes: watch::channel(version).0,
-        })
-    }
-
-    pub fn current(&self) -> Arc<ClusterMetadata> {
-        self.current.read().1.clone()
-    }
-
-    pub fn version(&self) -> u64 {
-        self.current.read().0
-    }
-
-    /// A receiver that changes whenever a newer version is seen.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    fn install(&self, version: u64, value: ClusterMetadata) {
-        {
-            let mut cur = self.current.write();
-            if version <= cur.0 {
-                return;
-            }
-            *cur = (version, Arc::new(value));
-        }
-        self.changes.send_replace(version);
-    }
-
-    /// Follows newer versions: reads the next ones directly (one GET each, cheap), or
-    /// lists them all when `full` (a backstop against having fallen far behind).
-    pub async fn refresh(&self, full: bool) -> Result<bool> {
-        if full {
-            if let Some((v, data)) = self.object.latest().await? {
-                if v > self.version() {
-                    self.install(v, decode(Some(data))?);
-                    return Ok(true);
-                }
-            }
-            return Ok(false);
-        }
-        let mut changed = false;
-        loop {
-            let next = self.version() + 1;
-            match self.object.read(next).await? {
-                Some(data) => {
-                    self.install(next, decode(Some(data))?);
-                    changed = true;
-                }
-                None => return Ok(changed),
-            }
-        }
-    }
-
-    /// Applies `change` by compare-and-swap, retrying on a newer version.
-    pub async fn update<R, E>(
-        &self,
-        mut change: impl FnMut(&mut ClusterMetadata) -> Result<R, E>,
-    ) -> Result<R, E>
-    where
-        E: From<StorageError>,
-    {
-        let out = self.update_if(|m| change(m).map(Some)).await?;
-        Ok(out.expect("change always writes"))
-    }
-
-    /// Like [`MetadataStore::update`], but `change` returns `None` when the current
-    /// version needs no change, and nothing is written.
-    pub async fn update_if<R, E>(
-        &self,
-        change: impl FnMut(&mut ClusterMetadata) -> Result<Option<R>, E>,
-    ) -> Result<Option<R>, E>
-    where
-        E: From<StorageError>,
-    {
-        let (version, value, out) =
-            versioned::update_if(&self.object, |d| decode(d).map_err(E::from), encode, change)
-                .await?;
-        let wrote = out.is_some();
-        self.install(version, value);
-        if wrote && version % 16 == 0 {
-            let _ = self.object.cleanup_keeping(version, KEEP_VERSIONS).await;
-        }
-        Ok(out)
-    }
+/// Opens the cluster metadata, creating the cluster (and its id) if there is none.
+pub async fn open(store: Store) -> Result<MetadataStore> {
+    Document::open(store, "meta/cluster", || ClusterMetadata {
+        cluster_id: new_cluster_id(),
+        ..Default::default()
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::metrics::Metrics;
+    use crate::storage::StorageError;
 
     #[tokio::test]
     async fn metadata_survives_reopen_and_keeps_the_cluster_id() {
         let store = Store::from_url("memory://", Arc::new(Metrics::new())).unwrap();
-        let m = MetadataStore::open(store.clone()).await.unwrap();
+        let m = open(store.clone()).await.unwrap();
         let id = m.current().cluster_id.clone();
         assert_eq!(id.len(), 22);
         m.update(|c| {
@@ -296,7 +180,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let again = MetadataStore::open(store).await.unwrap();
+        let again = open(store).await.unwrap();
         assert_eq!(again.current().cluster_id, id);
         assert!(again.current().topics.contains_key("t"));
     }
@@ -304,8 +188,8 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_follows_changes_made_elsewhere() {
         let store = Store::from_url("memory://", Arc::new(Metrics::new())).unwrap();
-        let writer = MetadataStore::open(store.clone()).await.unwrap();
-        let watcher = MetadataStore::open(store).await.unwrap();
+        let writer = open(store.clone()).await.unwrap();
+        let watcher = open(store).await.unwrap();
         let rx = watcher.subscribe();
         for i in 0..3 {
             writer

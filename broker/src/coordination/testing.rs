@@ -29,7 +29,11 @@ pub async fn engine(store: &Store, node_id: i32) -> Arc<LogEngine> {
 pub async fn fixture() -> Fixture {
     let store = Store::from_url("memory://", Arc::new(Metrics::new())).unwrap();
     let engine = engine(&store, 0).await;
-    let metadata = Arc::new(MetadataStore::open(store.clone()).await.unwrap());
+    let metadata = Arc::new(
+        crate::coordination::metadata::open(store.clone())
+            .await
+            .unwrap(),
+    );
     metadata
         .update(|m| {
             m.nodes.insert(

@@ -58,7 +58,7 @@ impl Broker {
             .await
             .context("starting the log engine")?;
         let metadata = Arc::new(
-            MetadataStore::open(store.clone())
+            crate::coordination::metadata::open(store.clone())
                 .await
                 .context("loading cluster metadata")?,
         );

@@ -15,6 +15,7 @@
 //! written down in `docs/storage-protocol.md`.
 
 pub mod cache;
+pub mod document;
 pub mod engine;
 pub mod error;
 pub mod faults;

@@ -147,7 +147,11 @@ mod tests {
         let f = fixture().await;
         let topics = TopicAdmin::new(f.metadata.clone(), f.engine.clone());
         let groups = coordinator(&f);
-        let elsewhere = Arc::new(MetadataStore::open(f.store.clone()).await.unwrap());
+        let elsewhere = Arc::new(
+            crate::coordination::metadata::open(f.store.clone())
+                .await
+                .unwrap(),
+        );
         let other = TopicAdmin::new(elsewhere, f.engine.clone());
         let t = ensure(&other, &f.metadata, &groups, async {}).await;
         // `other` created it through its own view; ours has not seen it yet.
