@@ -34,6 +34,16 @@ pub struct ProducerSnapshot {
 /// Producers idle this long are forgotten (Kafka's `producer.id.expiration.ms` default).
 pub const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// Producer ids the broker derives for its own writes (dead-letter records) have this bit
+/// set; InitProducerId never hands them out. Their batches carry the sequences of the
+/// client records they came from, which skip the client's valid records, so any sequence
+/// above the last is in order; a repeated batch is still a duplicate.
+pub const INTERNAL_PRODUCER_BIT: i64 = 1 << 62;
+
+pub fn is_internal(producer_id: i64) -> bool {
+    producer_id >= 0 && producer_id & INTERNAL_PRODUCER_BIT != 0
+}
+
 #[derive(Debug, Clone, Default)]
 struct ProducerEntry {
     epoch: i16,
@@ -115,7 +125,7 @@ impl ProducerTable {
         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
         if h.producer_epoch > entry.epoch {
             // A bumped epoch restarts the sequence.
-            return if h.base_sequence == 0 {
+            return if h.base_sequence == 0 || is_internal(h.producer_id) {
                 Ok(SequenceCheck::Append)
             } else {
                 Err(StorageError::OutOfOrderSequence {
@@ -132,7 +142,12 @@ impl ProducerTable {
         {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
-        if entry.batches.is_empty() || h.base_sequence == next_seq(last) {
+        let in_order = if is_internal(h.producer_id) {
+            h.base_sequence > last
+        } else {
+            h.base_sequence == next_seq(last)
+        };
+        if entry.batches.is_empty() || in_order {
             Ok(SequenceCheck::Append)
         } else {
             Err(StorageError::OutOfOrderSequence {
@@ -237,6 +252,36 @@ mod tests {
         ));
         let restored = ProducerTable::from_snapshot(&t.snapshot());
         assert_eq!(restored.snapshot(), t.snapshot());
+    }
+
+    #[test]
+    fn internal_producers_may_skip_sequences_but_not_repeat_them() {
+        let pid = INTERNAL_PRODUCER_BIT | 7;
+        let mut t = ProducerTable::default();
+        let first = header(pid, 0, 2, 2, 0);
+        t.record(&first);
+        assert_eq!(
+            t.check(&header(pid, 0, 2, 2, 0)).unwrap(),
+            SequenceCheck::Duplicate(BatchMeta {
+                first_seq: 2,
+                last_seq: 3,
+                base_offset: 0,
+                next_offset: 2
+            })
+        );
+        assert_eq!(
+            t.check(&header(pid, 0, 9, 1, 0)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert!(t.check(&header(pid, 0, 3, 1, 0)).is_err());
+        assert_eq!(
+            t.check(&header(pid, 1, 5, 1, 0)).unwrap(),
+            SequenceCheck::Append,
+            "a bumped epoch starts anywhere"
+        );
+        // A client's producer id still needs the next sequence exactly.
+        t.record(&header(7, 0, 0, 1, 2));
+        assert!(t.check(&header(7, 0, 5, 1, 3)).is_err());
     }
 
     #[test]
