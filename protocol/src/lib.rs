@@ -1,7 +1,10 @@
 //! The Kafka wire protocol as Sluice speaks it: framing, request decoding and response
 //! encoding, the one table of supported APIs, and the record batch format. Sans-IO:
-//! nothing here touches a socket; the broker and the operator's client do the I/O.
+//! nothing here touches a socket, except the optional tokio client connection
+//! (feature `client`) that the operator and the broker's forwarding share.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod frame;

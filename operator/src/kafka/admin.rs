@@ -28,7 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::conn::Conn;
+use super::conn::{connect, Conn};
 use super::AdminError;
 
 /// Kafka's resource type for topics in DescribeConfigs / IncrementalAlterConfigs.
@@ -93,7 +93,7 @@ impl AdminClient {
     /// Connects to `bootstrap` (`host:port`) and reads the cluster's brokers. Every call
     /// on the client, connects included, is bounded by `timeout`.
     pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<AdminClient, AdminError> {
-        let conn = Conn::connect(bootstrap, timeout).await?;
+        let conn = connect(bootstrap, timeout).await?;
         let mut client = AdminClient {
             bootstrap: conn,
             timeout,
@@ -138,7 +138,7 @@ impl AdminClient {
             let addr = self.brokers.get(&node).cloned().ok_or_else(|| {
                 AdminError::Metadata(format!("node {node} is not in the cluster's metadata"))
             })?;
-            let conn = Conn::connect(&addr, self.timeout).await?;
+            let conn = connect(&addr, self.timeout).await?;
             self.conns.insert(node, conn);
         }
         Ok(self.conns.get_mut(&node).expect("inserted above"))

@@ -7,7 +7,7 @@ mod conn;
 pub use admin::{
     partition_lags, topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription,
 };
-pub use conn::{Conn, CLIENT_VERSIONS};
+pub use conn::{connect, Conn, CLIENT_VERSIONS};
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
@@ -15,22 +15,8 @@ use kafka_protocol::ResponseError;
 /// What went wrong talking to a broker: which broker, which call.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("connection to {addr}: {source}")]
-    Io {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what} to {addr} timed out")]
-    Timeout { addr: String, what: String },
-    #[error("{api} with {addr}: {reason}")]
-    Protocol {
-        addr: String,
-        api: String,
-        reason: String,
-    },
-    #[error("{addr} supports no version of {api} this client implements")]
-    Unsupported { addr: String, api: String },
+    #[error(transparent)]
+    Client(#[from] sluice_protocol::client::ClientError),
     #[error("{api} on {resource}: {}{}", error_name(*code), message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
     Kafka {
         api: String,
@@ -63,7 +49,7 @@ impl AdminError {
     /// Transport problems (the broker may be restarting): worth a retry soon.
     pub fn is_transient(&self) -> bool {
         match self {
-            AdminError::Io { .. } | AdminError::Timeout { .. } => true,
+            AdminError::Client(e) => e.is_transient(),
             AdminError::Kafka { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
             }

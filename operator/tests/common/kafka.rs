@@ -24,7 +24,7 @@ fn name(s: &str) -> TopicName {
 /// Produces `count` records to `topic`/`partition` (acks=all), one batch a request (the
 /// encoder makes one batch a record without producer sequences), and checks each answer.
 pub async fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize) {
-    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10))
+    let mut conn = sluice_operator::kafka::connect(bootstrap, Duration::from_secs(10))
         .await
         .unwrap();
     for i in 0..count {
@@ -89,7 +89,7 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
                 .with_partition_index(partition)
                 .with_committed_offset(offset)])]);
     // As every client does: ask where the group's coordinator is, then commit there.
-    let mut conn = Conn::connect(bootstrap, Duration::from_secs(10))
+    let mut conn = sluice_operator::kafka::connect(bootstrap, Duration::from_secs(10))
         .await
         .unwrap();
     let found = conn
@@ -100,7 +100,7 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
         .await
         .unwrap();
     assert_eq!(found.error_code, 0, "FindCoordinator for {group}");
-    let mut conn = Conn::connect(
+    let mut conn = sluice_operator::kafka::connect(
         &format!("{}:{}", found.host, found.port),
         Duration::from_secs(10),
     )

@@ -1,0 +1,217 @@
+//! One client connection to a Kafka broker over tokio (feature `client`): requests framed
+//! and encoded by this crate, responses decoded with the kafka-protocol crate, versions
+//! negotiated with ApiVersions, every call bounded in time. The only I/O in this crate;
+//! the operator's admin client and the broker's forwarding to other brokers use it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::codec::api_key_of;
+use crate::{encode_request, versions, FrameDecoder};
+
+/// Largest response frame accepted (metadata of many topics stays far below it).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What went wrong talking to a broker: which broker, which call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connection to {addr}: {source}")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} to {addr} timed out")]
+    Timeout { addr: String, what: String },
+    #[error("{api} with {addr}: {reason}")]
+    Protocol {
+        addr: String,
+        api: String,
+        reason: String,
+    },
+    #[error("{addr} supports no version of {api} this client implements")]
+    Unsupported { addr: String, api: String },
+    #[error("ApiVersions with {addr} failed with error code {code}")]
+    ApiVersions { addr: String, code: i16 },
+}
+
+impl ClientError {
+    /// Transport problems (the broker may be restarting): worth a retry soon.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClientError::Io { .. } | ClientError::Timeout { .. })
+    }
+}
+
+/// Who is connecting and which versions of which APIs it implements.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSpec {
+    pub client_id: &'static str,
+    /// `(api, min, max)`: the highest version both sides support is used.
+    pub versions: &'static [(ApiKey, i16, i16)],
+}
+
+/// A connection to one broker with the API versions negotiated on it.
+pub struct Conn {
+    addr: String,
+    stream: TcpStream,
+    timeout: Duration,
+    client_id: &'static str,
+    next_correlation_id: i32,
+    versions: HashMap<i16, i16>,
+}
+
+impl Conn {
+    /// Connects to `addr` (`host:port`) and negotiates versions with ApiVersions.
+    pub async fn connect(
+        addr: &str,
+        timeout: Duration,
+        spec: ClientSpec,
+    ) -> Result<Conn, ClientError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.to_string(),
+                what: "connect".into(),
+            })?
+            .map_err(|source| ClientError::Io {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn {
+            addr: addr.to_string(),
+            stream,
+            timeout,
+            client_id: spec.client_id,
+            next_correlation_id: 1,
+            versions: HashMap::new(),
+        };
+        // ApiVersions first, at the highest version this client implements (v3 if it
+        // lists none); its answer lists the rest.
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(spec.client_id))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let api_versions = spec
+            .versions
+            .iter()
+            .find(|(k, _, _)| *k == ApiKey::ApiVersions)
+            .map_or(3, |(_, _, max)| *max);
+        let response: ApiVersionsResponse = conn.call_version(&request, api_versions).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::ApiVersions {
+                addr: addr.to_string(),
+                code: response.error_code,
+            });
+        }
+        for (key, min, max) in spec.versions {
+            let Some(theirs) = response.api_keys.iter().find(|k| k.api_key == *key as i16) else {
+                continue;
+            };
+            let theirs = (theirs.min_version, theirs.max_version);
+            if let Some(version) = versions::negotiate((*min, *max), theirs) {
+                conn.versions.insert(*key as i16, version);
+            }
+        }
+        Ok(conn)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The negotiated version of `key`, or `Unsupported` when there is none in common.
+    pub fn version(&self, key: ApiKey) -> Result<i16, ClientError> {
+        self.versions
+            .get(&(key as i16))
+            .copied()
+            .ok_or_else(|| ClientError::Unsupported {
+                addr: self.addr.clone(),
+                api: format!("{key:?}"),
+            })
+    }
+
+    /// Sends `request` at the negotiated version and decodes the response.
+    pub async fn call<R: Request>(
+        &mut self,
+        request: &R,
+    ) -> Result<(R::Response, i16), ClientError> {
+        let key = api_key_of::<R>();
+        let version = self.version(key)?;
+        Ok((self.call_version(request, version).await?, version))
+    }
+
+    /// Sends `request` at `version`, whatever was negotiated.
+    pub async fn call_version<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let key = api_key_of::<R>();
+        let protocol = |reason: String| ClientError::Protocol {
+            addr: self.addr.clone(),
+            api: format!("{key:?} v{version}"),
+            reason,
+        };
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let client_id = Some(StrBytes::from_static_str(self.client_id));
+        let request = encode_request(request, version, correlation_id, client_id)
+            .map_err(|e| protocol(e.to_string()))?;
+
+        let what = format!("{key:?} v{version}");
+        let mut frame = tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(&request).await?;
+            read_frame(&mut self.stream).await
+        })
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: self.addr.clone(),
+            what: what.clone(),
+        })?
+        .map_err(|source| ClientError::Io {
+            addr: self.addr.clone(),
+            source,
+        })?;
+
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+            .map_err(|e| protocol(format!("decoding the response header: {e:#}")))?;
+        if header.correlation_id != correlation_id {
+            return Err(protocol(format!(
+                "correlation id {} in answer to {correlation_id}",
+                header.correlation_id
+            )));
+        }
+        let response = R::Response::decode(&mut frame, version)
+            .map_err(|e| protocol(format!("decoding the response: {e:#}")))?;
+        if frame.has_remaining() {
+            return Err(protocol(format!(
+                "{} bytes left after the response",
+                frame.remaining()
+            )));
+        }
+        Ok(response)
+    }
+}
+
+/// Reads one response frame; the broker closing the connection first is an error.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut frames = FrameDecoder::new(MAX_RESPONSE_BYTES);
+    loop {
+        let n = stream.read(frames.unfilled()).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let frame = frames
+            .filled(n)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(frame) = frame {
+            return Ok(frame);
+        }
+    }
+}
