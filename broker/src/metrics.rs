@@ -28,6 +28,17 @@ pub struct PartitionLabel {
     pub partition: i32,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicReasonLabel {
+    pub topic: String,
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -65,6 +76,13 @@ pub struct Metrics {
     pub high_watermark: Family<PartitionLabel, Gauge>,
     /// Record bytes acknowledged per partition led here: the balancer's load signal.
     pub partition_produce_bytes: Family<PartitionLabel, Counter>,
+    /// Records checked against their topic's schema, and what happened to invalid ones.
+    pub records_validated: Family<TopicLabel, Counter>,
+    pub records_rejected: Family<TopicReasonLabel, Counter>,
+    pub records_dead_lettered: Family<TopicReasonLabel, Counter>,
+    pub records_invalid_observed: Family<TopicReasonLabel, Counter>,
+    /// Time to validate one batch (decode included).
+    pub validation_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -98,6 +116,11 @@ impl Metrics {
             cache_misses: Counter::default(),
             high_watermark: Family::default(),
             partition_produce_bytes: Family::default(),
+            records_validated: Family::default(),
+            records_rejected: Family::default(),
+            records_dead_lettered: Family::default(),
+            records_invalid_observed: Family::default(),
+            validation_latency: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -197,6 +220,31 @@ impl Metrics {
             "partition_produce_bytes",
             "Record bytes acknowledged per partition led by this broker",
             m.partition_produce_bytes.clone(),
+        );
+        r.register(
+            "records_validated",
+            "Produced records checked against their topic's schema",
+            m.records_validated.clone(),
+        );
+        r.register(
+            "records_rejected",
+            "Invalid records whose batch was refused (mode reject), by reason",
+            m.records_rejected.clone(),
+        );
+        r.register(
+            "records_dead_lettered",
+            "Invalid records routed to the dead-letter topic, by reason",
+            m.records_dead_lettered.clone(),
+        );
+        r.register(
+            "records_invalid_observed",
+            "Invalid records that landed anyway (mode observe), by reason",
+            m.records_invalid_observed.clone(),
+        );
+        r.register(
+            "validation_latency_seconds",
+            "Time to validate one produce batch",
+            m.validation_latency.clone(),
         );
         r.register_collector(Box::new(ProcessCpu));
         Metrics { registry, ..m }

@@ -427,6 +427,7 @@ const BROKER_LAYERS: &[&[&str]] = &[
     &["clock", "metrics"],
     &["storage"],
     &["coordination"],
+    &["governance"],
     &["server", "config"],
 ];
 

@@ -229,7 +229,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
                     .with_partition_data(vec![PartitionProduceData::default()
                         .with_index(partition)
                         .with_records(Some(batch))])]);
-            let pending = handlers::produce::handle(broker.clone(), 9, req).await;
+            let pending = handlers::produce::handle(broker.clone(), 9, req, "sim").await;
             match pending.await {
                 Reply::Send(r) => match *r {
                     ResponseKind::Produce(r) => {

@@ -1,12 +1,21 @@
 //! Topic configs this broker implements: their defaults, validation and effective values.
-//! A config exists here only once the broker honours it.
+//! A config exists here only once the broker honours it. Kafka's own names, plus
+//! `sluice.schema.*` and `sluice.dead.letter.topic` for validation on produce.
 
 use std::collections::BTreeMap;
+
+use sluice_schema::validate::{Format, Level};
 
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const SCHEMA_SUBJECT: &str = "sluice.schema.subject";
+pub const SCHEMA_FORMAT: &str = "sluice.schema.format";
+pub const SCHEMA_LEVEL: &str = "sluice.schema.level";
+pub const SCHEMA_MODE: &str = "sluice.schema.mode";
+pub const SCHEMA_VERSION: &str = "sluice.schema.version";
+pub const DEAD_LETTER_TOPIC: &str = "sluice.dead.letter.topic";
 
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +59,25 @@ fn delete_only(v: &str) -> Result<(), String> {
     }
 }
 
+fn any_string(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+fn parses<T: std::str::FromStr>(v: &str) -> Result<(), String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse::<T>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn empty_or_topic_name(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Ok(())
+    } else {
+        validate_topic_name(v)
+    }
+}
+
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef {
         name: CLEANUP_POLICY,
@@ -79,6 +107,48 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "Age of a segment's newest record after which it is deleted; -1: forever.",
         validate: long_at_least_minus_one,
     },
+    ConfigDef {
+        name: DEAD_LETTER_TOPIC,
+        default: "",
+        kind: ConfigType::String,
+        doc: "Topic that receives the records failing validation when sluice.schema.mode is dead-letter.",
+        validate: empty_or_topic_name,
+    },
+    ConfigDef {
+        name: SCHEMA_FORMAT,
+        default: "avro",
+        kind: ConfigType::String,
+        doc: "How record values are encoded: avro or json-schema (Confluent framing: magic byte 0, 4-byte schema id), or json (plain JSON, validated against the subject's schema).",
+        validate: parses::<Format>,
+    },
+    ConfigDef {
+        name: SCHEMA_LEVEL,
+        default: "full",
+        kind: ConfigType::String,
+        doc: "id: the framing names a schema id of the subject; full: every value is also decoded and validated against it.",
+        validate: parses::<Level>,
+    },
+    ConfigDef {
+        name: SCHEMA_MODE,
+        default: "reject",
+        kind: ConfigType::String,
+        doc: "What happens to a batch holding invalid records: reject (INVALID_RECORD, nothing lands), dead-letter (valid records land, invalid ones go to sluice.dead.letter.topic) or observe (all land, invalid ones are counted).",
+        validate: parses::<Mode>,
+    },
+    ConfigDef {
+        name: SCHEMA_SUBJECT,
+        default: "",
+        kind: ConfigType::String,
+        doc: "Schema registry subject record values must conform to; empty: no validation.",
+        validate: any_string,
+    },
+    ConfigDef {
+        name: SCHEMA_VERSION,
+        default: "latest",
+        kind: ConfigType::String,
+        doc: "latest: any live version of the subject (plain json: the latest); a number pins that version.",
+        validate: parses::<SchemaVersion>,
+    },
 ];
 
 pub fn definition(name: &str) -> Option<&'static ConfigDef> {
@@ -98,6 +168,85 @@ pub struct TopicSettings {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub max_message_bytes: usize,
+}
+
+/// What a produce does with a batch holding records that fail validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Reject,
+    DeadLetter,
+    Observe,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reject" => Ok(Mode::Reject),
+            "dead-letter" => Ok(Mode::DeadLetter),
+            "observe" => Ok(Mode::Observe),
+            _ => Err(format!(
+                "{s:?} is not a validation mode (reject, dead-letter, observe)"
+            )),
+        }
+    }
+}
+
+/// `sluice.schema.version`: every live version, or one pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion(pub Option<i32>);
+
+impl std::str::FromStr for SchemaVersion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "latest" => Ok(SchemaVersion(None)),
+            n => match n.parse::<i32>() {
+                Ok(v) if v > 0 => Ok(SchemaVersion(Some(v))),
+                _ => Err(format!("{s:?} is neither \"latest\" nor a version number")),
+            },
+        }
+    }
+}
+
+/// How a topic's records are validated on produce (`sluice.schema.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaPolicy {
+    pub subject: String,
+    pub format: Format,
+    pub level: Level,
+    pub mode: Mode,
+    pub version: Option<i32>,
+    /// Set when `mode` is dead-letter.
+    pub dead_letter_topic: Option<String>,
+}
+
+/// The topic's validation policy; `None` when it names no subject. The error says which
+/// config is inconsistent (each was validated alone when it was set).
+pub fn schema_policy(configs: &BTreeMap<String, String>) -> Result<Option<SchemaPolicy>, String> {
+    let subject = value(configs, SCHEMA_SUBJECT);
+    if subject.is_empty() {
+        return Ok(None);
+    }
+    let mode: Mode = value(configs, SCHEMA_MODE).parse()?;
+    let dead_letter = value(configs, DEAD_LETTER_TOPIC);
+    if mode == Mode::DeadLetter && dead_letter.is_empty() {
+        return Err(format!(
+            "{SCHEMA_MODE} is dead-letter but {DEAD_LETTER_TOPIC} is not set"
+        ));
+    }
+    Ok(Some(SchemaPolicy {
+        subject: subject.to_string(),
+        format: value(configs, SCHEMA_FORMAT)
+            .parse()
+            .map_err(|e: <Format as std::str::FromStr>::Err| e.to_string())?,
+        level: value(configs, SCHEMA_LEVEL)
+            .parse()
+            .map_err(|e: <Level as std::str::FromStr>::Err| e.to_string())?,
+        mode,
+        version: value(configs, SCHEMA_VERSION).parse::<SchemaVersion>()?.0,
+        dead_letter_topic: (mode == Mode::DeadLetter).then(|| dead_letter.to_string()),
+    }))
 }
 
 pub fn value<'a>(configs: &'a BTreeMap<String, String>, name: &str) -> &'a str {

@@ -16,6 +16,7 @@ use crate::coordination::groups::GroupCoordinator;
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::topics::TopicAdmin;
 use crate::coordination::MetadataStore;
+use crate::governance::{DeadLetterWriter, SchemaRegistry};
 use crate::metrics::Metrics;
 use crate::storage::{LogEngine, Store};
 
@@ -32,6 +33,9 @@ pub struct Broker {
     /// Topic administration, one change at a time.
     pub topics: TopicAdmin,
     pub metrics: Arc<Metrics>,
+    /// The schema registry this broker serves and validates produce batches with.
+    pub schemas: SchemaRegistry,
+    pub dead_letters: DeadLetterWriter,
     ready: AtomicBool,
     /// Serialises leadership changes (take-over, release, close) on this broker.
     pub(crate) leadership: tokio::sync::Mutex<()>,
@@ -73,6 +77,9 @@ impl Broker {
                 wal_gc_interval: Duration::from_millis(args.wal_gc_interval_ms.max(100)),
             },
         );
+        let schemas = SchemaRegistry::open(store.clone())
+            .await
+            .context("loading the schema registry")?;
         let owner = format!("{}/{}", args.node_id, engine.incarnation());
         Ok(Arc::new(Broker {
             advertised_host: advertised.0,
@@ -85,6 +92,8 @@ impl Broker {
             producer_ids: ProducerIdAllocator::new(store, owner),
             groups: std::sync::OnceLock::new(),
             metrics,
+            schemas,
+            dead_letters: DeadLetterWriter::default(),
             ready: AtomicBool::new(false),
             leadership: tokio::sync::Mutex::new(()),
             args,

@@ -1,6 +1,8 @@
-//! `/metrics`, `/healthz`, `/readyz`, and the fleet admin endpoints: `GET /v1/cluster`
+//! `/metrics`, `/healthz`, `/readyz`, the fleet admin endpoints: `GET /v1/cluster`
 //! (nodes, controller, partitions led) and `POST`/`DELETE /v1/nodes/{id}/drain` (move
-//! every partition off a broker before it is removed, or take it back into service).
+//! every partition off a broker before it is removed, or take it back into service),
+//! and, for every other path, the Confluent-compatible schema registry API
+//! ([`super::registry_api`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -65,6 +67,7 @@ pub async fn serve(
         )
         .route("/v1/cluster", get(cluster))
         .route("/v1/nodes/{id}/drain", post(drain).delete(undrain))
+        .fallback(schema_registry)
         .with_state((metrics, state));
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -165,4 +168,17 @@ async fn undrain(
     Path(id): Path<i32>,
 ) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
     set_draining(&s, id, false).await
+}
+
+/// Every path not routed above belongs to the schema registry API.
+async fn schema_registry(
+    State((_, s)): AppState,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    match started(&s) {
+        Ok(broker) => super::registry_api::answer(&broker.schemas, method, uri, body).await,
+        Err(e) => e.into_response(),
+    }
 }

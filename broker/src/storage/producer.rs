@@ -108,6 +108,19 @@ impl ProducerTable {
 
     /// Checks an incoming batch (offsets not yet assigned) against the producer's state.
     pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, StorageError> {
+        self.check_from(h, h.base_sequence)
+    }
+
+    /// Like [`ProducerTable::check`], for a batch the broker rewrote from a client's
+    /// batch that started at `client_base` (its invalid records went to a dead-letter
+    /// topic): it must follow the producer's last batch as the client's did, and it ends
+    /// where the client's did. A retry is rewritten the same way, so duplicates are still
+    /// found by the rewritten batch's own range.
+    pub fn check_from(
+        &self,
+        h: &BatchHeader,
+        client_base: i32,
+    ) -> Result<SequenceCheck, StorageError> {
         if h.producer_id < 0 {
             return Ok(SequenceCheck::Append);
         }
@@ -125,12 +138,12 @@ impl ProducerTable {
         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
         if h.producer_epoch > entry.epoch {
             // A bumped epoch restarts the sequence.
-            return if h.base_sequence == 0 || is_internal(h.producer_id) {
+            return if client_base == 0 || is_internal(h.producer_id) {
                 Ok(SequenceCheck::Append)
             } else {
                 Err(StorageError::OutOfOrderSequence {
                     producer_id: h.producer_id,
-                    got: h.base_sequence,
+                    got: client_base,
                     last: -1,
                 })
             };
@@ -143,16 +156,16 @@ impl ProducerTable {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         let in_order = if is_internal(h.producer_id) {
-            h.base_sequence > last
+            client_base > last
         } else {
-            h.base_sequence == next_seq(last)
+            client_base == next_seq(last)
         };
         if entry.batches.is_empty() || in_order {
             Ok(SequenceCheck::Append)
         } else {
             Err(StorageError::OutOfOrderSequence {
                 producer_id: h.producer_id,
-                got: h.base_sequence,
+                got: client_base,
                 last,
             })
         }

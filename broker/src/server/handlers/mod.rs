@@ -75,7 +75,7 @@ pub async fn dispatch(
     };
     let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { reply(r) }) };
     match request.body {
-        RequestKind::Produce(r) => produce::handle(broker, v, r).await,
+        RequestKind::Produce(r) => produce::handle(broker, v, r, &client.id).await,
         RequestKind::Fetch(r) => {
             Box::pin(async move { reply(ResponseKind::Fetch(fetch::handle(&broker, v, r).await)) })
         }

@@ -36,6 +36,20 @@ impl LogEngine {
         header: BatchHeader,
         timeout: Duration,
     ) -> Result<Appended> {
+        self.append_rewritten(part, batch, header, header.base_sequence, timeout)
+            .await
+    }
+
+    /// [`LogEngine::append`] of a batch rewritten from a client's batch that started at
+    /// sequence `client_base` (see `ProducerTable::check_from`).
+    pub async fn append_rewritten(
+        &self,
+        part: &Arc<PartitionLog>,
+        batch: &[u8],
+        header: BatchHeader,
+        client_base: i32,
+        timeout: Duration,
+    ) -> Result<Appended> {
         let permit = self.wal.reserve(batch.len(), timeout).await?;
         if self.wal.is_stopped() {
             return Err(StorageError::Fenced(
@@ -46,7 +60,7 @@ impl LogEngine {
         if s.closed {
             return Err(StorageError::NotLeader(part.name()));
         }
-        if let SequenceCheck::Duplicate(orig) = s.producers.check(&header)? {
+        if let SequenceCheck::Duplicate(orig) = s.producers.check_from(&header, client_base)? {
             return Ok(Appended {
                 base_offset: orig.base_offset,
                 durable_at: orig.next_offset,

@@ -1,6 +1,9 @@
 //! Produce: validate each partition's batch, assign offsets in request order, then wait
 //! for the WAL object holding them to be durable before acknowledging (acks 1 and all
-//! are the same here: the object store is the replication).
+//! are the same here: the object store is the replication). A topic with a schema
+//! policy validates each batch first ([`govern`]).
+
+mod govern;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +13,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use sluice_protocol::record_batch::{self, BatchError};
 use tracing::debug;
+
+use govern::{govern, Governed, Source};
+use kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 
 use super::{led_partition, str_bytes, PendingResponse, Reply};
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
@@ -23,10 +29,27 @@ const THROTTLE_MS: i32 = 100;
 
 enum Outcome {
     Appended(Arc<PartitionLog>, Appended, usize, i32),
-    Failed(ResponseError, Option<String>),
+    /// Accepted with nothing to append (every record went to the dead-letter topic).
+    Diverted,
+    Failed(
+        ResponseError,
+        Option<String>,
+        Vec<BatchIndexAndErrorMessage>,
+    ),
 }
 
-pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> PendingResponse {
+impl Outcome {
+    fn failed(e: ResponseError, message: Option<String>) -> Outcome {
+        Outcome::Failed(e, message, Vec::new())
+    }
+}
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _version: i16,
+    req: ProduceRequest,
+    client_id: &str,
+) -> PendingResponse {
     let started = Instant::now();
     let timeout = if req.timeout_ms > 0 {
         Duration::from_millis(req.timeout_ms as u64)
@@ -40,21 +63,22 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
         let mut parts = Vec::new();
         for p in topic.partition_data {
             let outcome = if name == OFFSETS_TOPIC {
-                Outcome::Failed(
+                Outcome::failed(
                     ResponseError::InvalidTopicException,
                     Some(format!(
                         "{OFFSETS_TOPIC} is internal; commit offsets with OffsetCommit"
                     )),
                 )
             } else if req.transactional_id.is_some() {
-                Outcome::Failed(
+                Outcome::failed(
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported yet".into()),
                 )
             } else {
-                append_one(&broker, meta.topics.get(&name), p.index, p.records, timeout).await
+                let topic = meta.topics.get(&name).map(|t| (name.as_str(), t));
+                append_one(&broker, topic, p.index, p.records, client_id, timeout).await
             };
-            if let Outcome::Failed(e, _) = &outcome {
+            if let Outcome::Failed(e, _, _) = &outcome {
                 broker
                     .metrics
                     .produce_errors
@@ -79,10 +103,12 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
                     .with_index(index)
                     .with_log_append_time_ms(-1);
                 responses.push(match outcome {
-                    Outcome::Failed(e, msg) => r
+                    Outcome::Failed(e, msg, record_errors) => r
                         .with_error_code(e.code())
                         .with_base_offset(-1)
-                        .with_error_message(msg.map(str_bytes)),
+                        .with_error_message(msg.map(str_bytes))
+                        .with_record_errors(record_errors),
+                    Outcome::Diverted => r.with_base_offset(-1),
                     Outcome::Appended(part, appended, bytes, records) => {
                         match broker
                             .engine
@@ -149,18 +175,19 @@ pub async fn handle(broker: Arc<Broker>, _version: i16, req: ProduceRequest) -> 
 
 async fn append_one(
     broker: &Broker,
-    topic: Option<&crate::coordination::TopicMetadata>,
+    topic: Option<(&str, &crate::coordination::TopicMetadata)>,
     index: i32,
     records: Option<bytes::Bytes>,
+    client_id: &str,
     timeout: Duration,
 ) -> Outcome {
-    let part = match led_partition(broker, topic, index) {
+    let part = match led_partition(broker, topic.map(|t| t.1), index) {
         Ok(p) => p,
-        Err(e) => return Outcome::Failed(e, None),
+        Err(e) => return Outcome::failed(e, None),
     };
-    let topic = topic.expect("led_partition found the topic");
+    let (name, topic) = topic.expect("led_partition found the topic");
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Outcome::Failed(ResponseError::CorruptMessage, Some("no records".into()));
+        return Outcome::failed(ResponseError::CorruptMessage, Some("no records".into()));
     };
     let header = match record_batch::validate_produce_records(&records) {
         Ok(h) => h,
@@ -173,12 +200,12 @@ async fn append_one(
                 BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
                 _ => ResponseError::InvalidRecord,
             };
-            return Outcome::Failed(code, Some(e.to_string()));
+            return Outcome::failed(code, Some(e.to_string()));
         }
     };
     let max = topic_config::settings(&topic.configs).max_message_bytes;
     if records.len() > max {
-        return Outcome::Failed(
+        return Outcome::failed(
             ResponseError::MessageTooLarge,
             Some(format!(
                 "batch of {} bytes exceeds max.message.bytes {max}",
@@ -187,13 +214,42 @@ async fn append_one(
         );
     }
     if header.is_control() {
-        return Outcome::Failed(
+        return Outcome::failed(
             ResponseError::InvalidRecord,
             Some("control batches are not accepted from clients".into()),
         );
     }
-    match broker.engine.append(&part, &records, header, timeout).await {
-        Ok(a) => Outcome::Appended(part, a, records.len(), header.records_count),
-        Err(e) => Outcome::Failed(e.kafka_error(), Some(e.to_string())),
+    let source = Source {
+        topic: name,
+        metadata: topic,
+        partition: index,
+        client_id,
+    };
+    let (batch, header, client_base) = match govern(broker, &source, records, header, timeout).await
+    {
+        Governed::Land {
+            batch,
+            header,
+            client_base,
+        } => (batch, header, client_base),
+        Governed::Nothing => return Outcome::Diverted,
+        Governed::Refuse {
+            error,
+            message,
+            record_errors,
+        } => return Outcome::Failed(error, Some(message), record_errors),
+    };
+    let records = if header.is_control() {
+        0
+    } else {
+        header.records_count
+    };
+    match broker
+        .engine
+        .append_rewritten(&part, &batch, header, client_base, timeout)
+        .await
+    {
+        Ok(a) => Outcome::Appended(part, a, batch.len(), records),
+        Err(e) => Outcome::failed(e.kafka_error(), Some(e.to_string())),
     }
 }
