@@ -6,4 +6,4 @@ pub mod moto;
 pub mod net;
 
 pub use moto::Moto;
-pub use net::{free_port, free_ports, http_get, http_request};
+pub use net::{free_port, free_ports, http_get, http_request, http_send};

@@ -38,6 +38,16 @@ pub fn http_request(
     method: &str,
     path: &str,
 ) -> io::Result<(u16, String)> {
+    http_send(addr, method, path, "")
+}
+
+/// A minimal HTTP/1.0 request with a JSON body (none when empty): returns (status, body).
+pub fn http_send(
+    addr: impl ToSocketAddrs,
+    method: &str,
+    path: &str,
+    json: &str,
+) -> io::Result<(u16, String)> {
     let addr = addr
         .to_socket_addrs()?
         .next()
@@ -47,8 +57,14 @@ pub fn http_request(
     s.set_write_timeout(Some(IO_TIMEOUT))?;
     // One write: a server that reads the request once and closes must not leave part of
     // it unread (its close would then reset the connection before the answer is read).
+    let content_type = if json.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/json\r\n".to_string()
+    };
     let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
     );
     s.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
