@@ -359,6 +359,28 @@ async fn observe(
     if ready == 0 {
         return Observation::default();
     }
+    let target = ObserveTarget {
+        brokers: broker_http_addresses(ctx, model, replicas).await,
+        bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
+        autoscaling,
+    };
+    let observation = ctx.observer.observe(&target).await;
+    for problem in &observation.problems {
+        warn!(problem = %problem, "observing the cluster");
+    }
+    if let Some(rejections) = &observation.rejections {
+        ctx.record_rejections(&object_key(model.cluster), rejections.clone());
+    }
+    observation
+}
+
+/// (pod name, address of its HTTP listener: metrics, fleet endpoint, schema registry)
+/// of brokers `0..replicas`.
+pub async fn broker_http_addresses(
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+    replicas: i32,
+) -> Vec<(String, String)> {
     let mut brokers = Vec::new();
     for i in 0..replicas {
         let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
@@ -367,16 +389,7 @@ async fn observe(
             ctx.address(&addr).await,
         ));
     }
-    let target = ObserveTarget {
-        brokers,
-        bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
-        autoscaling,
-    };
-    let observation = ctx.observer.observe(&target).await;
-    for problem in &observation.problems {
-        warn!(problem = %problem, "observing the cluster");
-    }
-    observation
+    brokers
 }
 
 /// Throughput (from two counter samples, this one and the previous reconcile's) and lag.
