@@ -10,7 +10,8 @@ pub mod validate;
 
 pub use crate::autoscale::{FleetNode, FleetView};
 pub use observe::{
-    max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
+    broker_http_addresses, max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver,
+    Observation, ObserveTarget,
 };
 
 use std::sync::Arc;
@@ -372,24 +373,6 @@ async fn observe(
         ctx.record_rejections(&object_key(model.cluster), rejections.clone());
     }
     observation
-}
-
-/// (pod name, address of its HTTP listener: metrics, fleet endpoint, schema registry)
-/// of brokers `0..replicas`.
-pub async fn broker_http_addresses(
-    ctx: &Context,
-    model: &ClusterModel<'_>,
-    replicas: i32,
-) -> Vec<(String, String)> {
-    let mut brokers = Vec::new();
-    for i in 0..replicas {
-        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
-        brokers.push((
-            format!("{}-{i}", model.broker_name()),
-            ctx.address(&addr).await,
-        ));
-    }
-    brokers
 }
 
 /// Throughput (from two counter samples, this one and the previous reconcile's) and lag.

@@ -1,5 +1,5 @@
-//! Reading a running cluster's figures: each broker's `/metrics` (throughput) and the
-//! consumer groups' committed offsets against the end offsets (lag).
+//! Reading a running cluster's figures: each broker's `/metrics` (throughput, schema
+//! rejections) and the consumer groups' committed offsets against the end offsets (lag).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
+use super::build::ClusterModel;
 use crate::autoscale::FleetView;
+use crate::controller::Context;
 use crate::http::{self, request};
 use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError};
 use hyper::Method;
@@ -86,6 +88,24 @@ pub trait ClusterObserver: Send + Sync {
         http_addr: &'a str,
         registration: &'a Registration,
     ) -> BoxFuture<'a, Result<i32, RegistryError>>;
+}
+
+/// (pod name, address of its HTTP listener: metrics, fleet endpoint, schema registry)
+/// of brokers `0..replicas`.
+pub async fn broker_http_addresses(
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+    replicas: i32,
+) -> Vec<(String, String)> {
+    let mut brokers = Vec::new();
+    for i in 0..replicas {
+        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
+        brokers.push((
+            format!("{}-{i}", model.broker_name()),
+            ctx.address(&addr).await,
+        ));
+    }
+    brokers
 }
 
 /// Milliseconds on a monotonic clock since the first call.
