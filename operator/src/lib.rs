@@ -6,6 +6,8 @@
 //! - [`controller`]: one reconciler per kind, each split into dereference → validate →
 //!   build (pure) → apply → status.
 //! - [`kafka`]: a small Kafka admin client over the wire protocol.
+//! - [`http`]: the HTTP client for the brokers' HTTP listener; [`registry`]: their
+//!   schema registry API.
 //! - [`provision`]: cloud resources (bucket, IAM role, VPC endpoint) per provider.
 //! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
 //! - [`schemas`]: JSON schemas for `kubeconform` (CI checks of the chart and examples).
@@ -14,9 +16,11 @@ pub mod autoscale;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod provision;
+pub mod registry;
 pub mod schemas;
 
 pub use error::{Error, Result};

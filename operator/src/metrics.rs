@@ -103,6 +103,28 @@ pub const BROKER_CPU_SECONDS: &str = "sluice_process_cpu_seconds_total";
 /// Broker counter of produce bytes per partition it leads (labels `topic`, `partition`).
 pub const BROKER_PARTITION_BYTES: &str = "sluice_partition_produce_bytes_total";
 
+/// Broker counters of records that failed schema validation, by `topic` and `reason`:
+/// refused, and written to the dead-letter topic.
+pub const BROKER_RECORDS_REJECTED: &str = "sluice_records_rejected_total";
+pub const BROKER_RECORDS_DEAD_LETTERED: &str = "sluice_records_dead_lettered_total";
+
+/// Records rejected or dead-lettered per topic and reason, summed over the series of
+/// [`BROKER_RECORDS_REJECTED`] and [`BROKER_RECORDS_DEAD_LETTERED`] in `text`; added to
+/// `into` (one map for all the brokers).
+pub fn add_rejections(text: &str, into: &mut BTreeMap<String, BTreeMap<String, f64>>) {
+    for name in [BROKER_RECORDS_REJECTED, BROKER_RECORDS_DEAD_LETTERED] {
+        for (labels, v) in labelled_series(text, name) {
+            if let (Some(topic), Some(reason)) = (labels.get("topic"), labels.get("reason")) {
+                *into
+                    .entry(topic.clone())
+                    .or_default()
+                    .entry(reason.clone())
+                    .or_default() += v;
+            }
+        }
+    }
+}
+
 /// The value of an unlabelled series `name` in a Prometheus/OpenMetrics text exposition.
 pub fn series_value(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
@@ -230,6 +252,26 @@ mod tests {
         assert_eq!(series[0].0["topic"], "dns");
         assert_eq!(series[0].0["partition"], "3");
         assert_eq!(series[0].1, 2048.0);
+    }
+
+    #[test]
+    fn rejections_add_up_by_topic_and_reason_over_both_counters_and_brokers() {
+        let broker = "# TYPE sluice_records_rejected counter\n\
+            sluice_records_rejected_total{topic=\"dns\",reason=\"schema\"} 3\n\
+            sluice_records_rejected_total{topic=\"dns\",reason=\"framing\"} 1\n\
+            sluice_records_dead_lettered_total{topic=\"dns\",reason=\"schema\"} 2\n\
+            sluice_records_validated_total{topic=\"dns\"} 100\n\
+            sluice_records_invalid_observed_total{topic=\"edr\",reason=\"decode\"} 9\n";
+        let mut all = BTreeMap::new();
+        add_rejections(broker, &mut all);
+        add_rejections(broker, &mut all);
+        assert_eq!(
+            all.len(),
+            1,
+            "validated and observed records are not rejections"
+        );
+        assert_eq!(all["dns"]["schema"], 10.0);
+        assert_eq!(all["dns"]["framing"], 2.0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use kube::core::cel::{compile_schema, Validator};
 use kube::CustomResourceExt;
 use serde_json::{json, Value};
+use sluice_operator::crd::feed::{SchemaFormat, ValidationMode};
 use sluice_operator::crd::{crds_yaml, Feed, SecurityLakeCluster};
 
 fn schema<K: CustomResourceExt>() -> Value {
@@ -83,6 +84,7 @@ fn the_examples_pass_every_rule() {
             "SecurityLakeCluster",
         ),
         ("examples/feed.yaml", "Feed"),
+        ("examples/ocsf/dns-activity-feed.yaml", "Feed"),
     ] {
         let object = yaml(&repo_file(file));
         let errors = if kind == "Feed" {
@@ -150,6 +152,45 @@ fn the_dead_letter_topic_differs_from_the_topic() {
         violations::<Feed>(&f, None),
         ["the dead-letter topic must differ from the feed's topic"]
     );
+}
+
+fn ocsf_feed() -> Value {
+    yaml(&repo_file("examples/ocsf/dns-activity-feed.yaml"))
+}
+
+#[test]
+fn the_ocsf_example_is_a_feed_validating_dns_activity_with_the_shipped_schema() {
+    let feed: Feed = serde_json::from_value(ocsf_feed()).unwrap();
+    let schema = feed.spec.schema.as_ref().expect("spec.schema");
+    assert_eq!(schema.format, SchemaFormat::Json);
+    assert_eq!(schema.mode, ValidationMode::DeadLetter);
+    assert_eq!(
+        feed.schema_subject().as_deref(),
+        Some("ocsf-dns-activity-value")
+    );
+    let inline: Value = serde_json::from_str(schema.schema.as_deref().unwrap()).unwrap();
+    let shipped: Value =
+        serde_json::from_str(&repo_file("examples/ocsf/schemas/dns_activity.json")).unwrap();
+    assert_eq!(
+        inline, shipped,
+        "the example's inline schema is examples/ocsf/schemas/dns_activity.json"
+    );
+    assert_eq!(inline["properties"]["class_uid"]["const"], 4003);
+}
+
+#[test]
+fn dead_letter_mode_needs_a_dead_letter_topic() {
+    let mut f = ocsf_feed();
+    f["spec"].as_object_mut().unwrap().remove("deadLetter");
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["schema.mode deadLetter needs spec.deadLetter: the dead-letter topic the broker writes invalid records to"]
+    );
+    f["spec"]["schema"]["mode"] = json!("observe");
+    assert!(violations::<Feed>(&f, None).is_empty());
+    // Without spec.schema there is nothing to check.
+    f["spec"].as_object_mut().unwrap().remove("schema");
+    assert!(violations::<Feed>(&f, None).is_empty());
 }
 
 #[test]

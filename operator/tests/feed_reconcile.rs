@@ -8,75 +8,18 @@ use std::time::Duration;
 
 use http::Method;
 use kube::runtime::controller::Action;
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_operator::controller::cluster::Observation;
 use sluice_operator::controller::feed::reconcile;
 use sluice_operator::crd::{DeletionPolicy, Feed};
 use sluice_operator::kafka::AdminClient;
 
 use common::broker::Broker;
-use common::fixture;
+use common::feed::{
+    cluster, condition, expect_dereference, expect_status, feed, feed_list, stored_feed, CLUSTER,
+    FEED, FEEDS, NS,
+};
 use common::mock::{context, ApiServer};
-
-const NS: &str = "security";
-const FEED: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/feeds/cloudtrail";
-const FEEDS: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/feeds";
-const CLUSTER: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/securitylakeclusters/lake";
-
-fn feed() -> Feed {
-    fixture("feed.yaml")
-}
-
-fn stored_feed() -> Value {
-    serde_json::to_value(feed()).unwrap()
-}
-
-/// The cluster as stored: Ready, bootstrapping at `bootstrap`.
-fn cluster(bootstrap: &str, ready: bool) -> Value {
-    json!({
-        "apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
-        "metadata": {"name": "lake", "namespace": NS},
-        "spec": {"storage": {"url": "s3://lake/x"}},
-        "status": {"bootstrap": bootstrap, "conditions": [{
-            "type": "Ready", "status": if ready { "True" } else { "False" }, "reason": "BrokersReady",
-            "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}
-    })
-}
-
-fn feed_list(items: Vec<Value>) -> Value {
-    json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "FeedList", "metadata": {}, "items": items})
-}
-
-fn condition(status: &Value, type_: &str) -> (String, String) {
-    let c = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"));
-    (
-        c["status"].as_str().unwrap().into(),
-        c["reason"].as_str().unwrap().into(),
-    )
-}
-
-/// Cluster lookup and Feed list, answered.
-async fn expect_dereference(api: &mut ApiServer, bootstrap: &str, others: Vec<Value>) {
-    api.expect(Method::GET, CLUSTER)
-        .await
-        .ok(cluster(bootstrap, true));
-    let mut items = vec![stored_feed()];
-    items.extend(others);
-    api.expect(Method::GET, FEEDS).await.ok(feed_list(items));
-}
-
-async fn expect_status(api: &mut ApiServer) -> Value {
-    let call = api.expect(Method::PATCH, &format!("{FEED}/status")).await;
-    assert!(call.is_apply());
-    let status = call.body["status"].clone();
-    call.with_status_of(stored_feed());
-    status
-}
 
 #[tokio::test]
 async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() {

@@ -6,7 +6,7 @@ pub mod feed;
 pub mod reconcile;
 pub mod resolve;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,7 +85,13 @@ pub struct Context {
     scale_events: Mutex<HashMap<String, crate::crd::cluster::ScaleEvent>>,
     /// The autoscaler's memory per cluster.
     autoscaling: Mutex<HashMap<String, cluster::apply_autoscale::Memory>>,
+    /// Schema rejections per cluster from its last scrape (topic → reason → records):
+    /// the cluster reconciler scrapes, the Feed reconciler reports.
+    rejections: Mutex<HashMap<String, TopicRejections>>,
 }
+
+/// Records rejected or dead-lettered per topic and reason.
+pub type TopicRejections = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// Counters kept between two reconciles of one object.
 #[derive(Clone, Debug, Default)]
@@ -114,6 +120,7 @@ impl Context {
             samples: Mutex::new(HashMap::new()),
             scale_events: Mutex::new(HashMap::new()),
             autoscaling: Mutex::new(HashMap::new()),
+            rejections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -200,6 +207,19 @@ impl Context {
         f(all.entry(key.to_string()).or_default())
     }
 
+    /// Keeps the schema rejections scraped from cluster `key` for its Feeds.
+    pub fn record_rejections(&self, key: &str, rejections: TopicRejections) {
+        let mut all = self.rejections.lock().expect("rejections lock");
+        all.insert(key.to_string(), rejections);
+    }
+
+    /// Rejections by reason of `topic` on cluster `key`, from the cluster's last scrape;
+    /// `None` before any scrape.
+    pub fn rejections(&self, key: &str, topic: &str) -> Option<BTreeMap<String, f64>> {
+        let all = self.rejections.lock().expect("rejections lock");
+        Some(all.get(key)?.get(topic).cloned().unwrap_or_default())
+    }
+
     /// Forgets the samples of a deleted object.
     pub fn forget(&self, key: &str) {
         self.samples.lock().expect("samples lock").remove(key);
@@ -212,6 +232,7 @@ impl Context {
             .lock()
             .expect("autoscaling lock")
             .remove(key);
+        self.rejections.lock().expect("rejections lock").remove(key);
     }
 
     /// Records a success: the backoff of `key` starts over.

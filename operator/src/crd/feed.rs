@@ -1,7 +1,9 @@
-//! `Feed`: one source onboarded onto a cluster: its topic, retention, owner and
-//! dead-letter topic.
+//! `Feed`: one source onboarded onto a cluster: its topic, retention, owner,
+//! dead-letter topic and schema validation.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,7 @@ pub const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,249}$";
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Partitions", type_ = "integer", json_path = ".status.partitions"),
     printcolumn(name = "Rate", type_ = "integer", json_path = ".status.recordsPerSecond", description = "Records produced per second"),
-    printcolumn(name = "Rejected", type_ = "integer", json_path = ".status.deadLetterRecords", description = "Records in the dead-letter topic"),
+    printcolumn(name = "Rejected", type_ = "integer", json_path = ".status.rejectedRecords", description = "Records the brokers rejected or dead-lettered for failing schema validation"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.maxConsumerLag", description = "Largest consumer group lag, in records"),
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name", priority = 1),
     printcolumn(name = "Topic", type_ = "string", json_path = ".status.topic", priority = 1),
@@ -34,7 +36,8 @@ pub const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,249}$";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.topicName) || size(self.metadata.name) <= 249").message("a Feed named longer than 249 characters needs spec.topicName (Kafka's limit)"),
     validation = Rule::new("(has(self.spec.topicName) ? self.spec.topicName : self.metadata.name) == (has(oldSelf.spec.topicName) ? oldSelf.spec.topicName : oldSelf.metadata.name)").message("the topic name is immutable: create a new Feed for a new topic"),
-    validation = Rule::new("!has(self.spec.deadLetter) || !has(self.spec.deadLetter.topicName) || self.spec.deadLetter.topicName != (has(self.spec.topicName) ? self.spec.topicName : self.metadata.name)").message("the dead-letter topic must differ from the feed's topic")
+    validation = Rule::new("!has(self.spec.deadLetter) || !has(self.spec.deadLetter.topicName) || self.spec.deadLetter.topicName != (has(self.spec.topicName) ? self.spec.topicName : self.metadata.name)").message("the dead-letter topic must differ from the feed's topic"),
+    validation = Rule::new("!has(self.spec.schema) || !has(self.spec.schema.mode) || self.spec.schema.mode != 'deadLetter' || has(self.spec.deadLetter)").message("schema.mode deadLetter needs spec.deadLetter: the dead-letter topic the broker writes invalid records to")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeedSpec {
@@ -61,6 +64,10 @@ pub struct FeedSpec {
     /// managing the topic; it never deletes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<DeadLetterSpec>,
+    /// Schema validation of the records produced to the topic, by the brokers against
+    /// their schema registry. Removing this section turns validation off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaSpec>,
     /// What happens to the topic (and the dead-letter topic) when the Feed is deleted.
     /// Default `Retain`.
     #[serde(default)]
@@ -127,6 +134,120 @@ fn default_dead_letter_partitions() -> i32 {
     1
 }
 
+/// Schema validation of a feed's records (topic configs `sluice.schema.*`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaSpec {
+    /// Registry subject the records are validated against. Default: `<topic>-value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub subject: Option<String>,
+    /// How records carry their data: `avro` and `json-schema` with Confluent framing
+    /// (magic byte and schema id), `json` plain JSON validated against the subject's
+    /// schema.
+    pub format: SchemaFormat,
+    /// `id`: the framing names a schema of the subject; `full`: the record also decodes
+    /// and validates against it. Default `full`.
+    #[serde(default)]
+    pub level: ValidationLevel,
+    /// What the broker does with an invalid record: refuse the produce (`reject`), write
+    /// it to the dead-letter topic (`deadLetter`, needs `spec.deadLetter`), or accept it
+    /// and count it (`observe`). Default `reject`.
+    #[serde(default)]
+    pub mode: ValidationMode,
+    /// Validate against this version of the subject instead of the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub version: Option<i32>,
+    /// A schema to register under the subject (idempotent) before validation is turned
+    /// on: Avro schema JSON for `avro`, a JSON Schema otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub schema: Option<String>,
+    /// The subject's compatibility level, set before the schema is registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<Compatibility>,
+    /// A Warning Event naming the owner when more records than `threshold` are rejected
+    /// or dead-lettered within `windowSeconds`.
+    #[serde(default)]
+    pub rejection_alert: RejectionAlert,
+}
+
+/// Record encoding, as `sluice.schema.format` names it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SchemaFormat {
+    #[serde(rename = "avro")]
+    Avro,
+    #[serde(rename = "json-schema")]
+    JsonSchema,
+    #[serde(rename = "json")]
+    Json,
+}
+
+/// How deep validation goes (`sluice.schema.level`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ValidationLevel {
+    Id,
+    #[default]
+    Full,
+}
+
+/// The fate of an invalid record (`sluice.schema.mode`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ValidationMode {
+    #[default]
+    Reject,
+    DeadLetter,
+    Observe,
+}
+
+/// A subject's compatibility level in the schema registry.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compatibility {
+    None,
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+}
+
+/// When rejections are worth a Warning Event.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionAlert {
+    /// Records rejected or dead-lettered within the window above which the Event fires.
+    /// Default 100.
+    #[serde(default = "default_alert_threshold")]
+    #[schemars(range(min = 0))]
+    pub threshold: i64,
+    /// The window, in seconds. Default 300.
+    #[serde(default = "default_alert_window")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub window_seconds: i64,
+}
+
+impl Default for RejectionAlert {
+    fn default() -> Self {
+        RejectionAlert {
+            threshold: default_alert_threshold(),
+            window_seconds: default_alert_window(),
+        }
+    }
+}
+
+fn default_alert_threshold() -> i64 {
+    100
+}
+
+fn default_alert_window() -> i64 {
+    300
+}
+
 /// Observed state, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -162,6 +283,34 @@ pub struct FeedStatus {
     /// Largest of `consumerLag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_consumer_lag: Option<i64>,
+    /// The registry id of `spec.schema.schema`, once registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<i32>,
+    /// Records of the topic the brokers rejected or dead-lettered for failing schema
+    /// validation, summed over the brokers (their counters restart with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_records: Option<i64>,
+    /// `rejectedRecords` by reason (`no_value`, `framing`, `unknown_id`, `wrong_subject`,
+    /// `decode`, `schema`, `not_json`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected_by_reason: BTreeMap<String, i64>,
+    /// The window of the rejection alert: where it started, kept here so that it
+    /// survives operator restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_window: Option<RejectionWindow>,
+}
+
+/// The reading of `rejectedRecords` that opened the current alert window.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionWindow {
+    /// When the window opened.
+    pub started_at: Time,
+    /// `rejectedRecords` then.
+    pub start_count: i64,
+    /// The alert already fired in this window (at most one Event a window).
+    #[serde(default)]
+    pub alerted: bool,
 }
 
 /// Lag of one consumer group on the feed's topic.
@@ -180,6 +329,17 @@ impl Feed {
             .topic_name
             .clone()
             .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+    }
+
+    /// The registry subject of the feed's schema: `schema.subject` or `<topic>-value`.
+    pub fn schema_subject(&self) -> Option<String> {
+        let schema = self.spec.schema.as_ref()?;
+        Some(
+            schema
+                .subject
+                .clone()
+                .unwrap_or_else(|| format!("{}-value", self.topic_name())),
+        )
     }
 
     /// The dead-letter topic, when the feed has one: `deadLetter.topicName` or

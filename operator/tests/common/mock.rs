@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use sluice_operator::controller::cluster::{ClusterObserver, Observation, ObserveTarget};
 use sluice_operator::controller::{Context, OperatorConfig};
 use sluice_operator::metrics::Metrics;
+use sluice_operator::registry::{Registration, RegistryError};
 use tower_test::mock::{self, Handle, SendResponse};
 
 type MockHandle = Handle<Request<Body>, Response<Body>>;
@@ -157,11 +158,14 @@ impl ApiServer {
 }
 
 /// Figures a test hands the cluster reconciler instead of scraping brokers: each
-/// observe takes the next observation, the last one repeats. Drain and move requests
-/// are recorded in `calls` (`drain 2`, `undrain 2`, `move dns-0 1`).
+/// observe takes the next observation, the last one repeats. Drain, move and schema
+/// registration requests are recorded in `calls` (`drain 2`, `undrain 2`,
+/// `move dns-0 1`, `register dns-value JSON BACKWARD at <addr>`); a registration is
+/// answered with `registry` (default: id 1).
 pub struct FixedObserver {
     observations: Mutex<VecDeque<Observation>>,
     pub calls: Arc<Mutex<Vec<String>>>,
+    pub registry: Mutex<Option<Result<i32, RegistryError>>>,
 }
 
 impl FixedObserver {
@@ -169,6 +173,7 @@ impl FixedObserver {
         FixedObserver {
             observations: Mutex::new(observations.into()),
             calls: Arc::default(),
+            registry: Mutex::new(None),
         }
     }
 }
@@ -206,6 +211,33 @@ impl ClusterObserver for FixedObserver {
         }
         Box::pin(async { Ok(Vec::new()) })
     }
+
+    fn register_schema<'a>(
+        &'a self,
+        http_addr: &'a str,
+        registration: &'a Registration,
+    ) -> BoxFuture<'a, Result<i32, RegistryError>> {
+        self.calls.lock().unwrap().push(format!(
+            "register {} {} {} at {http_addr}",
+            registration.subject,
+            registration.schema_type,
+            registration.compatibility.unwrap_or("-")
+        ));
+        let answer = self.registry.lock().unwrap().clone().unwrap_or(Ok(1));
+        Box::pin(async move { answer })
+    }
+}
+
+/// A context whose schema registry answers `answer`; the third value records the
+/// registrations.
+pub fn context_with_registry(
+    answer: Result<i32, RegistryError>,
+) -> (Arc<Context>, ApiServer, Arc<Mutex<Vec<String>>>) {
+    let observer = FixedObserver::new(vec![Observation::default()]);
+    *observer.registry.lock().unwrap() = Some(answer);
+    let calls = observer.calls.clone();
+    let (ctx, api) = bare_context_with(Arc::new(observer));
+    (Arc::new(ctx), api, calls)
 }
 
 /// A context over a sequence of observations; the third value records what the

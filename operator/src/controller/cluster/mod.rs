@@ -10,7 +10,8 @@ pub mod validate;
 
 pub use crate::autoscale::{FleetNode, FleetView};
 pub use observe::{
-    max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver, Observation, ObserveTarget,
+    broker_http_addresses, max_consumer_lag, monotonic_ms, BrokerObserver, ClusterObserver,
+    Observation, ObserveTarget,
 };
 
 use std::sync::Arc;
@@ -359,22 +360,17 @@ async fn observe(
     if ready == 0 {
         return Observation::default();
     }
-    let mut brokers = Vec::new();
-    for i in 0..replicas {
-        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
-        brokers.push((
-            format!("{}-{i}", model.broker_name()),
-            ctx.address(&addr).await,
-        ));
-    }
     let target = ObserveTarget {
-        brokers,
+        brokers: broker_http_addresses(ctx, model, replicas).await,
         bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
         autoscaling,
     };
     let observation = ctx.observer.observe(&target).await;
     for problem in &observation.problems {
         warn!(problem = %problem, "observing the cluster");
+    }
+    if let Some(rejections) = &observation.rejections {
+        ctx.record_rejections(&object_key(model.cluster), rejections.clone());
     }
     observation
 }

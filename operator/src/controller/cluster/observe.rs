@@ -1,23 +1,24 @@
-//! Reading a running cluster's figures: each broker's `/metrics` (throughput) and the
-//! consumer groups' committed offsets against the end offsets (lag).
+//! Reading a running cluster's figures: each broker's `/metrics` (throughput, schema
+//! rejections) and the consumer groups' committed offsets against the end offsets (lag).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 
+use super::build::ClusterModel;
 use crate::autoscale::FleetView;
+use crate::controller::Context;
+use crate::http::{self, request};
 use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError};
 use hyper::Method;
 
 use crate::metrics::{
-    labelled_series, series_value, CounterSample, BROKER_CPU_SECONDS, BROKER_FETCH_BYTES,
-    BROKER_PARTITION_BYTES, BROKER_PRODUCE_BYTES,
+    add_rejections, labelled_series, series_value, CounterSample, BROKER_CPU_SECONDS,
+    BROKER_FETCH_BYTES, BROKER_PARTITION_BYTES, BROKER_PRODUCE_BYTES,
 };
+use crate::registry::{self, Registration, RegistryError};
 
 /// Most consumer groups whose lag one reconcile reads.
 pub const MAX_GROUPS: usize = 200;
@@ -51,11 +52,15 @@ pub struct Observation {
     pub leaders: BTreeMap<(String, i32), i32>,
     /// The brokers as the fleet's metadata shows them.
     pub fleet: Option<FleetView>,
+    /// Records rejected or dead-lettered by schema validation, summed over the brokers:
+    /// topic → reason → records. `None` when no broker's metrics could be read.
+    pub rejections: Option<BTreeMap<String, BTreeMap<String, f64>>>,
     pub problems: Vec<String>,
 }
 
-/// Reads figures of a running cluster and carries out the autoscaler's decisions on it.
-/// The real one talks to the brokers; tests use their own.
+/// Reads figures of a running cluster, carries out the autoscaler's decisions on it and
+/// registers Feeds' schemas with its brokers. The real one talks to the brokers; tests
+/// use their own.
 pub trait ClusterObserver: Send + Sync {
     fn observe<'a>(&'a self, target: &'a ObserveTarget) -> BoxFuture<'a, Observation>;
 
@@ -75,6 +80,32 @@ pub trait ClusterObserver: Send + Sync {
         bootstrap: &'a str,
         moves: &'a [(String, i32, i32)],
     ) -> BoxFuture<'a, Result<Vec<String>, String>>;
+
+    /// Registers a schema (and its subject's compatibility) through the registry API of
+    /// the broker at `http_addr` (its metrics listener); the schema's id.
+    fn register_schema<'a>(
+        &'a self,
+        http_addr: &'a str,
+        registration: &'a Registration,
+    ) -> BoxFuture<'a, Result<i32, RegistryError>>;
+}
+
+/// (pod name, address of its HTTP listener: metrics, fleet endpoint, schema registry)
+/// of brokers `0..replicas`.
+pub async fn broker_http_addresses(
+    ctx: &Context,
+    model: &ClusterModel<'_>,
+    replicas: i32,
+) -> Vec<(String, String)> {
+    let mut brokers = Vec::new();
+    for i in 0..replicas {
+        let addr = format!("{}:{}", model.pod_host(i), model.metrics_port());
+        brokers.push((
+            format!("{}-{i}", model.broker_name()),
+            ctx.address(&addr).await,
+        ));
+    }
+    brokers
 }
 
 /// Milliseconds on a monotonic clock since the first call.
@@ -88,21 +119,16 @@ pub struct BrokerObserver {
     pub timeout: Duration,
 }
 
-type Http = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Empty<bytes::Bytes>>;
-
-fn http() -> Http {
-    HttpClient::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>()
-}
-
 impl ClusterObserver for BrokerObserver {
     fn observe<'a>(&'a self, target: &'a ObserveTarget) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
             let mut obs = Observation::default();
-            let http = http();
+            let http = http::client();
             let mut produce = BTreeMap::new();
             let mut fetch = BTreeMap::new();
             let mut cpu = BTreeMap::new();
             let mut partitions = BTreeMap::new();
+            let mut rejections = None;
             let at_ms = monotonic_ms();
             for (pod, addr) in &target.brokers {
                 match request(
@@ -114,6 +140,7 @@ impl ClusterObserver for BrokerObserver {
                 .await
                 {
                     Ok(text) => {
+                        add_rejections(&text, rejections.get_or_insert_with(BTreeMap::new));
                         if let Some(v) = series_value(&text, BROKER_PRODUCE_BYTES) {
                             produce.insert(pod.clone(), v);
                         }
@@ -154,6 +181,7 @@ impl ClusterObserver for BrokerObserver {
             let sample = |values: BTreeMap<String, f64>| {
                 (!values.is_empty()).then_some(CounterSample { at_ms, values })
             };
+            obs.rejections = rejections;
             obs.produce_bytes = sample(produce);
             obs.fetch_bytes = sample(fetch);
             obs.cpu_seconds = sample(cpu);
@@ -192,7 +220,7 @@ impl ClusterObserver for BrokerObserver {
                 Method::DELETE
             };
             let url = format!("http://{metrics_addr}/v1/nodes/{node}/drain");
-            request(&http(), method, &url, self.timeout)
+            request(&http::client(), method, &url, self.timeout)
                 .await
                 .map(|_| ())
         })
@@ -213,36 +241,16 @@ impl ClusterObserver for BrokerObserver {
                 .map_err(|e| e.to_string())
         })
     }
-}
 
-/// One HTTP call to a broker; the body of a 2xx answer.
-async fn request(
-    http: &Http,
-    method: Method,
-    url: &str,
-    timeout: Duration,
-) -> Result<String, String> {
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(timeout, http.request(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = tokio::time::timeout(timeout, response.into_body().collect())
-        .await
-        .map_err(|_| "timed out reading the body".to_string())?
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let text =
-        String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())?;
-    if !status.is_success() {
-        return Err(format!("HTTP {status}: {}", text.trim()));
+    fn register_schema<'a>(
+        &'a self,
+        http_addr: &'a str,
+        registration: &'a Registration,
+    ) -> BoxFuture<'a, Result<i32, RegistryError>> {
+        Box::pin(async move {
+            registry::register(&http::client(), http_addr, registration, self.timeout).await
+        })
     }
-    Ok(text)
 }
 
 /// Consumer groups' offsets against the end offsets, and (when asked) every

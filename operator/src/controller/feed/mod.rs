@@ -1,8 +1,13 @@
 //! The `Feed` reconciler: dereference (cluster, other feeds) → validate → plan (pure) →
-//! topic changes through the Kafka admin protocol → status. Deletion honours the Feed's
-//! `deletionPolicy`; nothing else ever deletes a topic.
+//! register the inline schema → topic changes through the Kafka admin protocol → status
+//! (with the schema rejections the cluster reconciler scraped). Deletion honours the
+//! Feed's `deletionPolicy`; nothing else ever deletes a topic.
 
+pub mod alert;
 pub mod plan;
+mod register;
+mod rejections;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +25,11 @@ use kube::ResourceExt;
 use tracing::{info, instrument, warn};
 
 use self::plan::{
-    desired_topics, earlier_claimant, plan, DesiredTopic, ObservedTopic, TopicAction,
+    desired_topics, earlier_claimant, hold_schema_configs, plan, DesiredTopic, ObservedTopic,
+    TopicAction,
 };
+use self::register::register_schema;
+use self::rejections::report_rejections;
 use super::cluster::monotonic_ms;
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples};
@@ -100,7 +108,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     };
 
     // Validate (pure).
-    let desired = match desired_topics(feed) {
+    let mut desired = match desired_topics(feed) {
         Ok(d) => d,
         Err(problems) => {
             let health = Health::stalled("InvalidSpec", problems.join("; "));
@@ -156,6 +164,15 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         return Ok(Action::requeue(Duration::from_secs(15)));
     };
 
+    // The inline schema first, so that the brokers never validate against a missing
+    // subject; while it cannot be registered, the validation configs stay as they are.
+    let schema = register_schema(feed, &cluster, ctx).await;
+    if schema.is_err() {
+        if let Some(main) = desired.first_mut() {
+            hold_schema_configs(main);
+        }
+    }
+
     // Plan and carry out the topic changes.
     let bootstrap = ctx.address(&bootstrap).await;
     let report = match sync_topics(&bootstrap, &desired, ctx.config.io_timeout).await {
@@ -206,7 +223,9 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     let rate = previous
         .produce
         .and_then(|before| counter_rate(&before, &sample));
-    let health = if report.diverged.is_empty() {
+    let health = if let Err(schema_health) = &schema {
+        schema_health.clone()
+    } else if report.diverged.is_empty() {
         Health::ready(
             "TopicReady",
             format!(
@@ -218,17 +237,27 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         Health::degraded("PartitionsDiverged", report.diverged.join("; "))
     };
     let max_lag = report.consumer_lag.iter().map(|g| g.lag).max();
-    let status = FeedStatus {
+    let schema_id = match &schema {
+        Ok(id) => *id,
+        Err(_) => base.schema_id,
+    };
+    let mut status = FeedStatus {
         topic_id: report.topic_id,
         partitions: report.partitions,
         records_per_second: rate.map(|r| r.round() as i64),
         dead_letter_records: report.dead_letter_records,
         consumer_lag: report.consumer_lag,
         max_consumer_lag: max_lag,
+        schema_id,
         ..base
     };
+    report_rejections(feed, &cluster, ctx, &mut status, &now).await;
     write(feed, api, ctx, &health, status, &now).await?;
-    Ok(Action::requeue(ctx.config.refresh_interval))
+    let next = match health {
+        Health::Stalled { .. } => Duration::from_secs(300),
+        _ => ctx.config.refresh_interval,
+    };
+    Ok(Action::requeue(next))
 }
 
 /// Brings every desired topic to its spec, then reads the figures of the main topic and

@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use super::schema::{schema_configs, SCHEMA_CONFIGS};
 use crate::crd::feed::{Retention, TOPIC_NAME_PATTERN};
 use crate::crd::Feed;
 use crate::kafka::{ConfigEntry, ConfigOp};
 
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
-/// The topic configs a Feed manages. Others are left as they are.
+/// The retention configs a Feed manages on both its topics; the topic also gets
+/// [`SCHEMA_CONFIGS`]. Others are left as they are.
 pub const MANAGED_CONFIGS: [&str; 2] = [RETENTION_MS, RETENTION_BYTES];
 /// Kafka's longest topic name.
 pub const MAX_TOPIC_NAME: usize = 249;
@@ -61,7 +63,8 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
             feed.spec.partitions
         ));
     }
-    let configs = managed_configs(feed.spec.retention.as_ref(), &mut problems);
+    let mut configs = managed_configs(feed.spec.retention.as_ref(), &mut problems);
+    configs.extend(schema_configs(feed, &mut problems));
     let mut topics = vec![DesiredTopic {
         name: topic.clone(),
         partitions: feed.spec.partitions,
@@ -89,6 +92,12 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// Leaves the schema configs of `topic` as the cluster has them: validation keeps its
+/// current settings while the schema cannot be registered.
+pub fn hold_schema_configs(topic: &mut DesiredTopic) {
+    topic.configs.retain(|k, _| !SCHEMA_CONFIGS.contains(k));
 }
 
 fn check_topic_name(name: &str, what: &str, problems: &mut Vec<String>) {
@@ -323,6 +332,30 @@ mod tests {
                 TopicAction::AlterConfigs(vec![ConfigOp::Delete(RETENTION_MS.into())]),
             ]
         );
+    }
+
+    #[test]
+    fn held_schema_configs_are_not_touched() {
+        let mut want = desired(3, None);
+        want.configs
+            .insert(super::super::schema::SCHEMA_SUBJECT, None);
+        let mut have = observed(3, ("604800000", true));
+        have.configs.insert(
+            super::super::schema::SCHEMA_SUBJECT.into(),
+            ConfigEntry {
+                value: Some("dns-value".into()),
+                is_default: false,
+            },
+        );
+        assert_eq!(
+            plan(&want, Some(&have)).actions,
+            [TopicAction::AlterConfigs(vec![ConfigOp::Delete(
+                "sluice.schema.subject".into()
+            )])],
+            "removing spec.schema turns validation off"
+        );
+        hold_schema_configs(&mut want);
+        assert_eq!(plan(&want, Some(&have)), TopicPlan::default());
     }
 
     #[test]

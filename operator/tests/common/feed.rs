@@ -1,0 +1,69 @@
+//! The Feed reconciler's scripted API server conversation: the fixture Feed, its cluster
+//! as stored, and the calls every apply makes (dereference, status).
+
+use http::Method;
+use serde_json::{json, Value};
+use sluice_operator::crd::Feed;
+
+use super::fixture;
+use super::mock::ApiServer;
+
+pub const NS: &str = "security";
+pub const FEED: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/feeds/cloudtrail";
+pub const FEEDS: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/feeds";
+pub const CLUSTER: &str = "/apis/sluice.dev/v1alpha1/namespaces/security/securitylakeclusters/lake";
+
+pub fn feed() -> Feed {
+    fixture("feed.yaml")
+}
+
+pub fn stored_feed() -> Value {
+    serde_json::to_value(feed()).unwrap()
+}
+
+/// The cluster as stored: Ready, bootstrapping at `bootstrap`.
+pub fn cluster(bootstrap: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "sluice.dev/v1alpha1", "kind": "SecurityLakeCluster",
+        "metadata": {"name": "lake", "namespace": NS},
+        "spec": {"storage": {"url": "s3://lake/x"}},
+        "status": {"bootstrap": bootstrap, "conditions": [{
+            "type": "Ready", "status": if ready { "True" } else { "False" }, "reason": "BrokersReady",
+            "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z"}]}
+    })
+}
+
+pub fn feed_list(items: Vec<Value>) -> Value {
+    json!({"apiVersion": "sluice.dev/v1alpha1", "kind": "FeedList", "metadata": {}, "items": items})
+}
+
+pub fn condition(status: &Value, type_: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"));
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
+
+/// Cluster lookup and Feed list, answered.
+pub async fn expect_dereference(api: &mut ApiServer, bootstrap: &str, others: Vec<Value>) {
+    api.expect(Method::GET, CLUSTER)
+        .await
+        .ok(cluster(bootstrap, true));
+    let mut items = vec![stored_feed()];
+    items.extend(others);
+    api.expect(Method::GET, FEEDS).await.ok(feed_list(items));
+}
+
+pub async fn expect_status(api: &mut ApiServer) -> Value {
+    let call = api.expect(Method::PATCH, &format!("{FEED}/status")).await;
+    assert!(call.is_apply());
+    let status = call.body["status"].clone();
+    call.with_status_of(stored_feed());
+    status
+}
