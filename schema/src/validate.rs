@@ -1,0 +1,2 @@
+//! placeholder
+pub enum Format{} pub enum Level{} pub enum Reason{} pub struct Invalid; pub struct Validator;
