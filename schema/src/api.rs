@@ -105,7 +105,9 @@ pub fn route(registry: &Registry, req: &ApiRequest) -> (ApiResponse, Option<Regi
             let version = rest.first().copied();
             only(&method, "POST", || config::check(&ctx, subject, version))
         }
-        ["config", rest @ ..] if rest.len() <= 1 => config::route(&mut ctx, &method, rest.first().copied()),
+        ["config", rest @ ..] if rest.len() <= 1 => {
+            config::route(&mut ctx, &method, rest.first().copied())
+        }
         ["mode", rest @ ..] if rest.len() <= 1 => {
             only(&method, "GET", || Ok(json!({ "mode": "READWRITE" })))
         }

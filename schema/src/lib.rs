@@ -8,9 +8,9 @@ pub mod api;
 pub mod avro;
 pub mod compat;
 pub mod error;
-pub mod stored;
 pub mod json_schema;
 pub mod registry;
+pub mod stored;
 pub mod validate;
 pub mod wire;
 

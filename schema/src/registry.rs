@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::compat::Compatibility;
 use crate::compat;
+pub use crate::compat::Compatibility;
 pub use crate::error::RegistryError;
 pub use crate::stored::{SchemaType, StoredSchema};
 
@@ -82,7 +82,11 @@ impl Registry {
 
     /// Ids of the subject's live (not soft-deleted) versions, oldest first; version = Some(n)
     /// pins one version (-1 = latest), None = all live versions.
-    pub fn subject_ids(&self, subject: &str, version: Option<i32>) -> Result<Vec<i32>, RegistryError> {
+    pub fn subject_ids(
+        &self,
+        subject: &str,
+        version: Option<i32>,
+    ) -> Result<Vec<i32>, RegistryError> {
         match version {
             None => {
                 let ids: Vec<i32> = self.live(subject).map(|v| v.id).collect();
@@ -92,7 +96,11 @@ impl Registry {
                 Ok(ids)
             }
             Some(n) => {
-                let v = if n == -1 { VersionRef::Latest } else { VersionRef::Number(n) };
+                let v = if n == -1 {
+                    VersionRef::Latest
+                } else {
+                    VersionRef::Number(n)
+                };
                 Ok(vec![self.version(subject, v, false)?.id])
             }
         }
@@ -138,7 +146,11 @@ impl Registry {
     }
 
     /// The subject's version numbers, oldest first.
-    pub fn versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<i32>, RegistryError> {
+    pub fn versions(
+        &self,
+        subject: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<i32>, RegistryError> {
         if !self.has_subject(subject, include_deleted) {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
         }
@@ -151,9 +163,18 @@ impl Registry {
     }
 
     /// One version; soft-deleted ones only when `include_deleted`.
-    pub fn version(&self, subject: &str, v: VersionRef, include_deleted: bool) -> Result<SubjectVersion<'_>, RegistryError> {
+    pub fn version(
+        &self,
+        subject: &str,
+        v: VersionRef,
+        include_deleted: bool,
+    ) -> Result<SubjectVersion<'_>, RegistryError> {
         let visible = |x: &&Version| include_deleted || !x.deleted;
-        let versions = self.subjects.get(subject).map(|s| &s.versions[..]).unwrap_or(&[]);
+        let versions = self
+            .subjects
+            .get(subject)
+            .map(|s| &s.versions[..])
+            .unwrap_or(&[]);
         let found = match v {
             VersionRef::Latest => versions.iter().rev().find(visible),
             VersionRef::Number(n) => versions.iter().find(|x| x.version == n).filter(visible),
@@ -172,7 +193,13 @@ impl Registry {
 
     /// The version of `subject` holding this schema (40401 without the subject, 40403 without
     /// the schema).
-    pub fn lookup(&self, subject: &str, schema_type: SchemaType, schema: &str, include_deleted: bool) -> Result<SubjectVersion<'_>, RegistryError> {
+    pub fn lookup(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        include_deleted: bool,
+    ) -> Result<SubjectVersion<'_>, RegistryError> {
         let candidate = StoredSchema::parse(schema_type, schema)?;
         if !self.has_subject(subject, include_deleted) {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
@@ -191,9 +218,17 @@ impl Registry {
     /// equal to a live version answers that version's id and changes nothing. Otherwise the
     /// schema must be compatible with the live versions under the subject's effective level;
     /// it then becomes the next version, reusing the id of the same schema anywhere.
-    pub fn register(&mut self, subject: &str, schema_type: SchemaType, schema: &str) -> Result<i32, RegistryError> {
+    pub fn register(
+        &mut self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+    ) -> Result<i32, RegistryError> {
         let candidate = StoredSchema::parse(schema_type, schema)?;
-        if let Some(v) = self.live(subject).find(|v| self.schemas[&v.id].same_as(&candidate)) {
+        if let Some(v) = self
+            .live(subject)
+            .find(|v| self.schemas[&v.id].same_as(&candidate))
+        {
             return Ok(v.id);
         }
         let messages = self.incompatibilities(subject, &candidate, None)?;
@@ -215,48 +250,88 @@ impl Registry {
                 id
             }
         };
-        let versions = &mut self.subjects.entry(subject.to_string()).or_default().versions;
+        let versions = &mut self
+            .subjects
+            .entry(subject.to_string())
+            .or_default()
+            .versions;
         // Numbering goes on after soft-deleted versions, as Confluent's does.
         let version = versions.last().map_or(1, |v| v.version + 1);
-        versions.push(Version { version, id, deleted: false });
+        versions.push(Version {
+            version,
+            id,
+            deleted: false,
+        });
         Ok(id)
     }
 
     /// Compatibility messages of `schema` against the subject (empty = compatible): against
     /// one version when `against` is given, else against the live versions the subject's
     /// level asks for. No subject or `latest` of none: compatible.
-    pub fn check_compatibility(&self, subject: &str, schema_type: SchemaType, schema: &str, against: Option<VersionRef>) -> Result<Vec<String>, RegistryError> {
+    pub fn check_compatibility(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        schema: &str,
+        against: Option<VersionRef>,
+    ) -> Result<Vec<String>, RegistryError> {
         let candidate = StoredSchema::parse(schema_type, schema)?;
         self.incompatibilities(subject, &candidate, against)
     }
 
-    fn incompatibilities(&self, subject: &str, candidate: &StoredSchema, against: Option<VersionRef>) -> Result<Vec<String>, RegistryError> {
+    fn incompatibilities(
+        &self,
+        subject: &str,
+        candidate: &StoredSchema,
+        against: Option<VersionRef>,
+    ) -> Result<Vec<String>, RegistryError> {
         let existing: Vec<(i32, &StoredSchema)> = match against {
-            None => self.live(subject).map(|v| (v.version, &self.schemas[&v.id])).collect(),
+            None => self
+                .live(subject)
+                .map(|v| (v.version, &self.schemas[&v.id]))
+                .collect(),
             Some(v) => match self.version(subject, v, false) {
                 Ok(sv) => vec![(sv.version, sv.schema)],
                 Err(_) if v == VersionRef::Latest => Vec::new(),
-                Err(_) => return Err(RegistryError::VersionNotFound(match v {
-                    VersionRef::Number(n) => n,
-                    VersionRef::Latest => -1,
-                })),
+                Err(_) => {
+                    return Err(RegistryError::VersionNotFound(match v {
+                        VersionRef::Number(n) => n,
+                        VersionRef::Latest => -1,
+                    }))
+                }
             },
         };
-        Ok(compat::check(self.effective_compatibility(subject), candidate, &existing))
+        Ok(compat::check(
+            self.effective_compatibility(subject),
+            candidate,
+            &existing,
+        ))
     }
 
     /// Subjects with a version (live, or any when `include_deleted`) holding schema `id`.
-    pub fn subjects_for_id(&self, id: i32, include_deleted: bool) -> Result<Vec<String>, RegistryError> {
-        Ok(self.versions_for_id(id, include_deleted)?.into_iter().map(|(s, _)| s).fold(Vec::new(), |mut acc, s| {
-            if acc.last() != Some(&s) {
-                acc.push(s);
-            }
-            acc
-        }))
+    pub fn subjects_for_id(
+        &self,
+        id: i32,
+        include_deleted: bool,
+    ) -> Result<Vec<String>, RegistryError> {
+        Ok(self
+            .versions_for_id(id, include_deleted)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .fold(Vec::new(), |mut acc, s| {
+                if acc.last() != Some(&s) {
+                    acc.push(s);
+                }
+                acc
+            }))
     }
 
     /// (subject, version) pairs holding schema `id`.
-    pub fn versions_for_id(&self, id: i32, include_deleted: bool) -> Result<Vec<(String, i32)>, RegistryError> {
+    pub fn versions_for_id(
+        &self,
+        id: i32,
+        include_deleted: bool,
+    ) -> Result<Vec<(String, i32)>, RegistryError> {
         if !self.schemas.contains_key(&id) {
             return Err(RegistryError::SchemaIdNotFound(id));
         }
@@ -274,7 +349,11 @@ impl Registry {
 
     /// Deletes a subject: soft (its live versions) or permanent (every version, only once all
     /// are soft-deleted; the subject's config goes too). Answers the deleted version numbers.
-    pub fn delete_subject(&mut self, subject: &str, permanent: bool) -> Result<Vec<i32>, RegistryError> {
+    pub fn delete_subject(
+        &mut self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, RegistryError> {
         if !self.has_subject(subject, true) {
             return Err(RegistryError::SubjectNotFound(subject.to_string()));
         }
@@ -303,8 +382,15 @@ impl Registry {
 
     /// Deletes one version: soft, or permanent once soft-deleted. `latest` means the latest
     /// live version, or for a permanent delete the latest of any.
-    pub fn delete_version(&mut self, subject: &str, v: VersionRef, permanent: bool) -> Result<i32, RegistryError> {
-        let target = self.version(subject, v, permanent).map(|sv| (sv.version, sv.deleted));
+    pub fn delete_version(
+        &mut self,
+        subject: &str,
+        v: VersionRef,
+        permanent: bool,
+    ) -> Result<i32, RegistryError> {
+        let target = self
+            .version(subject, v, permanent)
+            .map(|sv| (sv.version, sv.deleted));
         let (number, deleted) = match (target, v) {
             (Ok(t), _) => t,
             // A soft-deleted version asked for by number: Confluent's 40406.
@@ -322,10 +408,17 @@ impl Registry {
             (Err(e), _) => return Err(e),
         };
         if permanent && !deleted {
-            return Err(RegistryError::VersionNotSoftDeleted(subject.to_string(), number));
+            return Err(RegistryError::VersionNotSoftDeleted(
+                subject.to_string(),
+                number,
+            ));
         }
         let entry = self.subjects.get_mut(subject).expect("version found");
-        let at = entry.versions.iter().position(|x| x.version == number).expect("version found");
+        let at = entry
+            .versions
+            .iter()
+            .position(|x| x.version == number)
+            .expect("version found");
         if !permanent {
             entry.versions[at].deleted = true;
             return Ok(number);
@@ -340,7 +433,10 @@ impl Registry {
     }
 
     fn forget_if_unused(&mut self, id: i32) {
-        let used = self.subjects.values().any(|s| s.versions.iter().any(|v| v.id == id));
+        let used = self
+            .subjects
+            .values()
+            .any(|s| s.versions.iter().any(|v| v.id == id));
         if !used {
             self.schemas.remove(&id);
         }
@@ -374,7 +470,10 @@ impl Registry {
 
     /// Removes a configured level and answers it. The global level falls back to BACKWARD
     /// (answering what applied before); a subject without its own level is 40401.
-    pub fn delete_compatibility(&mut self, subject: Option<&str>) -> Result<Compatibility, RegistryError> {
+    pub fn delete_compatibility(
+        &mut self,
+        subject: Option<&str>,
+    ) -> Result<Compatibility, RegistryError> {
         match subject {
             None => Ok(self.global_compatibility.take().unwrap_or_default()),
             Some(s) => self

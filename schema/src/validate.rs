@@ -37,7 +37,9 @@ impl FromStr for Format {
             "avro" => Ok(Format::Avro),
             "json-schema" => Ok(Format::JsonSchema),
             "json" => Ok(Format::Json),
-            _ => Err(format!("unknown format {s:?}: expected avro, json-schema or json")),
+            _ => Err(format!(
+                "unknown format {s:?}: expected avro, json-schema or json"
+            )),
         }
     }
 }
@@ -56,7 +58,9 @@ impl FromStr for Level {
         match s {
             "id" => Ok(Level::Id),
             "full" => Ok(Level::Full),
-            _ => Err(format!("unknown validation level {s:?}: expected id or full")),
+            _ => Err(format!(
+                "unknown validation level {s:?}: expected id or full"
+            )),
         }
     }
 }
@@ -108,7 +112,11 @@ fn invalid(reason: Reason, detail: impl Into<String>, schema_id: Option<i32>) ->
         detail.truncate(cut);
         detail.push('…');
     }
-    Invalid { reason, detail, schema_id }
+    Invalid {
+        reason,
+        detail,
+        schema_id,
+    }
 }
 
 /// One allowed schema, compiled for the level.
@@ -133,7 +141,11 @@ impl Validator {
     /// `allowed`: (id, schema) pairs a value may use (for Json: the first one is validated
     /// against, and its id reported). Every schema must suit the format (Avro schemas for
     /// `Avro`, JSON Schemas otherwise).
-    pub fn new(format: Format, level: Level, allowed: Vec<(i32, StoredSchema)>) -> Result<Self, RegistryError> {
+    pub fn new(
+        format: Format,
+        level: Level,
+        allowed: Vec<(i32, StoredSchema)>,
+    ) -> Result<Self, RegistryError> {
         let Some(&(json_id, _)) = allowed.first() else {
             return Err(RegistryError::Unusable("no schema allowed".into()));
         };
@@ -152,15 +164,24 @@ impl Validator {
             }
             let c = match (level, s.schema_type) {
                 (Level::Id, _) => Compiled::IdOnly,
-                (Level::Full, SchemaType::Avro) => Compiled::Avro(avro::parse(&s.schema).map_err(RegistryError::InvalidSchema)?),
+                (Level::Full, SchemaType::Avro) => {
+                    Compiled::Avro(avro::parse(&s.schema).map_err(RegistryError::InvalidSchema)?)
+                }
                 (Level::Full, SchemaType::Json) => {
-                    let (_, v) = json_schema::compile(&s.schema).map_err(RegistryError::InvalidSchema)?;
+                    let (_, v) =
+                        json_schema::compile(&s.schema).map_err(RegistryError::InvalidSchema)?;
                     Compiled::Json(Box::new(v))
                 }
             };
             compiled.insert(id, c);
         }
-        Ok(Validator { format, level, allowed: compiled, json_id, known: None })
+        Ok(Validator {
+            format,
+            level,
+            allowed: compiled,
+            json_id,
+            known: None,
+        })
     }
 
     /// Tells the validator every id that exists, so an id it does not allow is told apart as
@@ -172,7 +193,13 @@ impl Validator {
 
     /// Builds from the registry for `subject`: version None = every live version allowed
     /// (Json validates against the latest), Some(n) pins one (-1 = latest).
-    pub fn for_subject(registry: &Registry, subject: &str, version: Option<i32>, format: Format, level: Level) -> Result<Self, RegistryError> {
+    pub fn for_subject(
+        registry: &Registry,
+        subject: &str,
+        version: Option<i32>,
+        format: Format,
+        level: Level,
+    ) -> Result<Self, RegistryError> {
         let mut ids = registry.subject_ids(subject, version)?;
         if version.is_none() {
             // Latest first: Json validates against the first.
@@ -183,7 +210,9 @@ impl Validator {
         let allowed = ids
             .into_iter()
             .map(|id| {
-                let s = registry.schema_by_id(id).ok_or(RegistryError::SchemaIdNotFound(id))?;
+                let s = registry
+                    .schema_by_id(id)
+                    .ok_or(RegistryError::SchemaIdNotFound(id))?;
                 Ok((id, s.clone()))
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
@@ -198,13 +227,22 @@ impl Validator {
         if self.format == Format::Json {
             return self.validate_json(self.json_id, value);
         }
-        let (id, payload) = wire::split(value).map_err(|e| invalid(Reason::Framing, e.to_string(), None))?;
+        let (id, payload) =
+            wire::split(value).map_err(|e| invalid(Reason::Framing, e.to_string(), None))?;
         let Some(compiled) = self.allowed.get(&id) else {
             let exists = self.known.as_ref().is_none_or(|k| k.contains(&id));
             return Err(if exists {
-                invalid(Reason::WrongSubject, format!("schema id {id} is not allowed here"), Some(id))
+                invalid(
+                    Reason::WrongSubject,
+                    format!("schema id {id} is not allowed here"),
+                    Some(id),
+                )
             } else {
-                invalid(Reason::UnknownId, format!("schema id {id} is not registered"), Some(id))
+                invalid(
+                    Reason::UnknownId,
+                    format!("schema id {id} is not registered"),
+                    Some(id),
+                )
             });
         };
         match compiled {
@@ -219,9 +257,15 @@ impl Validator {
     /// A JSON payload: parsed, and at the full level validated against schema `id`.
     fn validate_json(&self, id: i32, payload: &[u8]) -> Result<i32, Invalid> {
         let not_json = |e: serde_json::Error| {
-            invalid(Reason::NotJson, format!("not JSON at line {} column {}: {e}", e.line(), e.column()), Some(id))
+            invalid(
+                Reason::NotJson,
+                format!("not JSON at line {} column {}: {e}", e.line(), e.column()),
+                Some(id),
+            )
         };
-        let Some(Compiled::Json(validator)) = self.allowed.get(&id).filter(|_| self.level == Level::Full) else {
+        let Some(Compiled::Json(validator)) =
+            self.allowed.get(&id).filter(|_| self.level == Level::Full)
+        else {
             // Id level: syntax only, without building the document.
             serde_json::from_slice::<IgnoredAny>(payload).map_err(not_json)?;
             return Ok(id);

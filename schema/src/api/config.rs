@@ -17,7 +17,11 @@ pub(super) fn route(ctx: &mut Ctx, method: &str, subject: Option<&str>) -> Answe
                 Some(s) => match r.compatibility(Some(s)) {
                     Some(level) => level,
                     None if ctx.query.flag("defaultToGlobal") => r.effective_compatibility(s),
-                    None => return Err(RegistryError::SubjectCompatibilityNotConfigured(s.to_string()).into()),
+                    None => {
+                        return Err(
+                            RegistryError::SubjectCompatibilityNotConfigured(s.to_string()).into(),
+                        )
+                    }
                 },
             };
             Ok(json!({ "compatibilityLevel": level.as_str() }))
@@ -46,7 +50,10 @@ pub(super) fn check(ctx: &Ctx, subject: &str, version: Option<&str>) -> Answer {
     let against = version.map(VersionRef::parse).transpose()?;
     let (schema_type, schema) = params::schema_body(ctx.req.body)?;
     let verbose = ctx.query.flag("verbose");
-    let messages = match ctx.read().check_compatibility(subject, schema_type, &schema, against) {
+    let messages = match ctx
+        .read()
+        .check_compatibility(subject, schema_type, &schema, against)
+    {
         Ok(m) => m,
         // Confluent reports an unparsable schema as a message when verbose.
         Err(RegistryError::InvalidSchema(m)) if verbose => vec![m],

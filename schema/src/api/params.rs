@@ -39,19 +39,26 @@ impl Query {
                 .filter(|p| !p.is_empty())
                 .map(|p| {
                     let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+                    (
+                        percent_decode(&k.replace('+', " ")),
+                        percent_decode(&v.replace('+', " ")),
+                    )
                 })
                 .collect(),
         )
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean flag as JAX-RS reads one: true only when it says `true`.
     pub fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 
@@ -59,8 +66,16 @@ impl Query {
 pub fn object_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiResponse> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiResponse::error(400, 400, "Request body must be a JSON object")),
-        Err(e) => Err(ApiResponse::error(400, 400, format!("Unexpected content: {e}"))),
+        Ok(_) => Err(ApiResponse::error(
+            400,
+            400,
+            "Request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiResponse::error(
+            400,
+            400,
+            format!("Unexpected content: {e}"),
+        )),
     }
 }
 
@@ -70,15 +85,33 @@ pub fn schema_body(body: &[u8]) -> Result<(SchemaType, String), ApiResponse> {
     let schema = match m.get("schema") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ApiResponse::error(400, 400, "Field 'schema' must be a string")),
+        Some(_) => {
+            return Err(ApiResponse::error(
+                400,
+                400,
+                "Field 'schema' must be a string",
+            ))
+        }
     };
     let schema_type = match m.get("schemaType") {
         None | Some(Value::Null) => SchemaType::Avro,
         Some(Value::String(t)) => SchemaType::parse(t)?,
-        Some(_) => return Err(ApiResponse::error(400, 400, "Field 'schemaType' must be a string")),
+        Some(_) => {
+            return Err(ApiResponse::error(
+                400,
+                400,
+                "Field 'schemaType' must be a string",
+            ))
+        }
     };
-    if m.get("references").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
-        return Err(RegistryError::InvalidSchema("Schema references are not supported by this registry".into()).into());
+    if m.get("references")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(RegistryError::InvalidSchema(
+            "Schema references are not supported by this registry".into(),
+        )
+        .into());
     }
     match schema {
         Some(s) if !s.trim().is_empty() => Ok((schema_type, s)),

@@ -20,7 +20,10 @@ pub(super) fn route(ctx: &mut Ctx, method: &str, rest: &[&str]) -> Answer {
     };
     let r = ctx.read();
     let deleted = ctx.query.flag("deleted");
-    let stored = || r.schema_by_id(id).ok_or(RegistryError::SchemaIdNotFound(id));
+    let stored = || {
+        r.schema_by_id(id)
+            .ok_or(RegistryError::SchemaIdNotFound(id))
+    };
     match tail {
         // `?subject=` selects a context in Confluent; with one context it changes nothing.
         [] => only(method, "GET", || Ok(schema_body(stored()?, json!({})))),
@@ -50,4 +53,3 @@ pub(super) fn schema_body(s: &StoredSchema, mut fields: Value) -> Value {
 pub(super) fn raw(s: &StoredSchema) -> Value {
     serde_json::from_str(&s.schema).unwrap_or_else(|_| json!(s.schema))
 }
-

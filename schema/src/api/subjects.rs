@@ -38,7 +38,10 @@ pub(super) fn route(ctx: &mut Ctx, method: &str, rest: &[&str]) -> Answer {
         [subject, "versions", version, tail @ ..] => {
             let v = VersionRef::parse(version)?;
             match (tail, method) {
-                ([], "GET") => Ok(version_body(subject, &ctx.read().version(subject, v, deleted)?)),
+                ([], "GET") => Ok(version_body(
+                    subject,
+                    &ctx.read().version(subject, v, deleted)?,
+                )),
                 ([], "DELETE") => {
                     let permanent = ctx.query.flag("permanent");
                     Ok(json!(ctx.write().delete_version(subject, v, permanent)?))

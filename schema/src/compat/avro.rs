@@ -10,7 +10,9 @@ use crate::avro;
 pub fn can_read(writer: &str, reader: &str) -> Vec<String> {
     let (writer, reader) = match (avro::parse(writer), avro::parse(reader)) {
         (Ok(w), Ok(r)) => (w, r),
-        (Err(e), _) | (_, Err(e)) => return vec![format!("{{errorType:'INVALID_SCHEMA', description:'{e}'}}")],
+        (Err(e), _) | (_, Err(e)) => {
+            return vec![format!("{{errorType:'INVALID_SCHEMA', description:'{e}'}}")]
+        }
     };
     match SchemaCompatibility::can_read(&writer, &reader) {
         Ok(Compatibility::Full) => Vec::new(),

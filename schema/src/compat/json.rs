@@ -48,7 +48,8 @@ use serde_json::{Map, Value};
 
 /// Messages for each way a document valid under `writer` may fail `reader`.
 pub fn can_read(writer: &str, reader: &str) -> Vec<String> {
-    let (w, r): (Value, Value) = match (serde_json::from_str(writer), serde_json::from_str(reader)) {
+    let (w, r): (Value, Value) = match (serde_json::from_str(writer), serde_json::from_str(reader))
+    {
         (Ok(w), Ok(r)) => (w, r),
         (Err(e), _) | (_, Err(e)) => {
             return vec![format!("{{errorType:'INVALID_SCHEMA', description:'{e}'}}")]
@@ -136,7 +137,9 @@ fn merge_all_of(m: &Map<String, Value>) -> Map<String, Value> {
 
 /// The branches of `oneOf`/`anyOf`, each with the parent's other keywords merged in.
 fn sum_branches(m: &Map<String, Value>) -> Option<Vec<Value>> {
-    let key = ["oneOf", "anyOf"].into_iter().find(|k| m.contains_key(*k))?;
+    let key = ["oneOf", "anyOf"]
+        .into_iter()
+        .find(|k| m.contains_key(*k))?;
     let Some(Value::Array(branches)) = m.get(key) else {
         return None;
     };
@@ -166,7 +169,11 @@ fn types(m: &Map<String, Value>) -> Option<BTreeSet<String>> {
     match m.get("type") {
         Some(Value::String(t)) => return Some([t.clone()].into()),
         Some(Value::Array(ts)) => {
-            return Some(ts.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+            return Some(
+                ts.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect(),
+            )
         }
         _ => {}
     }
@@ -235,7 +242,12 @@ impl<'a> Checker<'a> {
 
     fn cmp(&mut self, writer: &Value, reader: &Value, path: &str) {
         if self.depth >= MAX_DEPTH {
-            report(&mut self.out, "SCHEMA_TOO_DEEP", path, "nesting too deep to compare".into());
+            report(
+                &mut self.out,
+                "SCHEMA_TOO_DEEP",
+                path,
+                "nesting too deep to compare".into(),
+            );
             return;
         }
         // Branches built by merging live only for this call; resolve within both roots.
@@ -259,7 +271,12 @@ impl<'a> Checker<'a> {
         }
         let (Value::Object(wm), Value::Object(rm)) = (w, r) else {
             // Only `true` (or a non-schema) is left on the writer side, or `false` on the reader's.
-            report(&mut self.out, "SCHEMA_NARROWED", path, "the reader schema accepts fewer documents".into());
+            report(
+                &mut self.out,
+                "SCHEMA_NARROWED",
+                path,
+                "the reader schema accepts fewer documents".into(),
+            );
             return;
         };
         if let (Some(Value::String(a)), Some(Value::String(b))) = (wm.get("$ref"), rm.get("$ref")) {
@@ -268,7 +285,12 @@ impl<'a> Checker<'a> {
             }
         }
         if rm.contains_key("$ref") || wm.contains_key("$ref") {
-            report(&mut self.out, "REF_CHANGED", path, "a reference outside the document changed".into());
+            report(
+                &mut self.out,
+                "REF_CHANGED",
+                path,
+                "a reference outside the document changed".into(),
+            );
             return;
         }
         let (wm, rm) = (merge_all_of(wm), merge_all_of(rm));
@@ -304,24 +326,46 @@ impl<'a> Checker<'a> {
             Some(ws) => {
                 let lost: Vec<&String> = ws.iter().filter(|t| !admits(&rt, t)).collect();
                 if !lost.is_empty() {
-                    let rule = if lost.len() == ws.len() { "TYPE_CHANGED" } else { "TYPE_NARROWED" };
-                    report(&mut self.out, rule, path, format!("type {lost:?} no longer accepted"));
+                    let rule = if lost.len() == ws.len() {
+                        "TYPE_CHANGED"
+                    } else {
+                        "TYPE_NARROWED"
+                    };
+                    report(
+                        &mut self.out,
+                        rule,
+                        path,
+                        format!("type {lost:?} no longer accepted"),
+                    );
                 }
             }
             None => {}
         }
         if w.get("not") != r.get("not") {
-            report(&mut self.out, "NOT_TYPE_CHANGED", path, "`not` changed".into());
+            report(
+                &mut self.out,
+                "NOT_TYPE_CHANGED",
+                path,
+                "`not` changed".into(),
+            );
         }
         match (enum_values(w), enum_values(r)) {
             (Some(wv), Some(rv)) => {
                 let lost: Vec<&Value> = wv.iter().filter(|v| !rv.contains(v)).collect();
                 if !lost.is_empty() {
-                    let what = format!("enum values {} removed", Value::from(lost.into_iter().cloned().collect::<Vec<_>>()));
+                    let what = format!(
+                        "enum values {} removed",
+                        Value::from(lost.into_iter().cloned().collect::<Vec<_>>())
+                    );
                     report(&mut self.out, "ENUM_ARRAY_NARROWED", path, what);
                 }
             }
-            (None, Some(_)) => report(&mut self.out, "ENUM_ARRAY_NARROWED", path, "enum added".into()),
+            (None, Some(_)) => report(
+                &mut self.out,
+                "ENUM_ARRAY_NARROWED",
+                path,
+                "enum added".into(),
+            ),
             _ => {}
         }
         // Keywords of a kind only matter when the writer can produce that kind.
@@ -330,10 +374,15 @@ impl<'a> Checker<'a> {
             self.lower(w, r, "minLength", "MIN_LENGTH", path);
             match (w.get("pattern"), r.get("pattern")) {
                 (_, None) => {}
-                (None, Some(_)) => report(&mut self.out, "PATTERN_ADDED", path, "pattern added".into()),
-                (Some(a), Some(b)) if a != b => {
-                    report(&mut self.out, "PATTERN_CHANGED", path, "pattern changed".into())
+                (None, Some(_)) => {
+                    report(&mut self.out, "PATTERN_ADDED", path, "pattern added".into())
                 }
+                (Some(a), Some(b)) if a != b => report(
+                    &mut self.out,
+                    "PATTERN_CHANGED",
+                    path,
+                    "pattern changed".into(),
+                ),
                 _ => {}
             }
         }
@@ -344,11 +393,21 @@ impl<'a> Checker<'a> {
             self.lower(w, r, "exclusiveMinimum", "EXCLUSIVE_MINIMUM", path);
             match (num(w, "multipleOf"), num(r, "multipleOf")) {
                 (_, None) => {}
-                (None, Some(_)) => report(&mut self.out, "MULTIPLE_OF_ADDED", path, "multipleOf added".into()),
+                (None, Some(_)) => report(
+                    &mut self.out,
+                    "MULTIPLE_OF_ADDED",
+                    path,
+                    "multipleOf added".into(),
+                ),
                 (Some(a), Some(b)) => {
                     let q = a / b;
                     if (q - q.round()).abs() > 1e-9 {
-                        report(&mut self.out, "MULTIPLE_OF_CHANGED", path, format!("multipleOf {a} → {b} is not a divisor"));
+                        report(
+                            &mut self.out,
+                            "MULTIPLE_OF_CHANGED",
+                            path,
+                            format!("multipleOf {a} → {b} is not a divisor"),
+                        );
                     }
                 }
             }
@@ -362,36 +421,74 @@ impl<'a> Checker<'a> {
     }
 
     /// An upper bound may rise or go, not fall or appear.
-    fn upper(&mut self, w: &Map<String, Value>, r: &Map<String, Value>, key: &str, rule: &str, path: &str) {
+    fn upper(
+        &mut self,
+        w: &Map<String, Value>,
+        r: &Map<String, Value>,
+        key: &str,
+        rule: &str,
+        path: &str,
+    ) {
         match (num(w, key), num(r, key)) {
             (_, None) => {}
-            (None, Some(b)) => report(&mut self.out, &format!("{rule}_ADDED"), path, format!("{key} {b} added")),
-            (Some(a), Some(b)) if b < a => {
-                report(&mut self.out, &format!("{rule}_DECREASED"), path, format!("{key} lowered from {a} to {b}"))
-            }
+            (None, Some(b)) => report(
+                &mut self.out,
+                &format!("{rule}_ADDED"),
+                path,
+                format!("{key} {b} added"),
+            ),
+            (Some(a), Some(b)) if b < a => report(
+                &mut self.out,
+                &format!("{rule}_DECREASED"),
+                path,
+                format!("{key} lowered from {a} to {b}"),
+            ),
             _ => {}
         }
     }
 
     /// A lower bound may fall or go, not rise or appear.
-    fn lower(&mut self, w: &Map<String, Value>, r: &Map<String, Value>, key: &str, rule: &str, path: &str) {
+    fn lower(
+        &mut self,
+        w: &Map<String, Value>,
+        r: &Map<String, Value>,
+        key: &str,
+        rule: &str,
+        path: &str,
+    ) {
         match (num(w, key), num(r, key)) {
             (_, None) => {}
             // A count bound of 0 restricts nothing.
-            (None, Some(b)) if b > 0.0 || !matches!(key, "minLength" | "minItems" | "minProperties") => {
-                report(&mut self.out, &format!("{rule}_ADDED"), path, format!("{key} {b} added"))
+            (None, Some(b))
+                if b > 0.0 || !matches!(key, "minLength" | "minItems" | "minProperties") =>
+            {
+                report(
+                    &mut self.out,
+                    &format!("{rule}_ADDED"),
+                    path,
+                    format!("{key} {b} added"),
+                )
             }
-            (Some(a), Some(b)) if b > a => {
-                report(&mut self.out, &format!("{rule}_INCREASED"), path, format!("{key} raised from {a} to {b}"))
-            }
+            (Some(a), Some(b)) if b > a => report(
+                &mut self.out,
+                &format!("{rule}_INCREASED"),
+                path,
+                format!("{key} raised from {a} to {b}"),
+            ),
             _ => {}
         }
     }
 
     fn cmp_object(&mut self, w: &Map<String, Value>, r: &Map<String, Value>, path: &str) {
         let empty = Map::new();
-        let wp = w.get("properties").and_then(Value::as_object).unwrap_or(&empty);
-        let rp = r.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let wp = w
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let rp = r
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let (w_ap, r_ap) = (additional(w), additional(r));
         for (name, rs) in rp {
             let sub = format!("{path}/properties/{name}");
@@ -400,14 +497,26 @@ impl<'a> Checker<'a> {
                 (None, None) => {
                     if !accepts_all(rs) {
                         let what = format!("property '{name}' added to an open content model");
-                        report(&mut self.out, "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", &sub, what);
+                        report(
+                            &mut self.out,
+                            "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+                            &sub,
+                            what,
+                        );
                     }
                 }
                 (None, Some(Value::Bool(false))) => {}
                 (None, Some(ap)) => {
                     if !self.accepts(ap, rs, &sub) {
-                        let what = format!("property '{name}' added, not covered by the old additionalProperties");
-                        report(&mut self.out, "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &sub, what);
+                        let what = format!(
+                            "property '{name}' added, not covered by the old additionalProperties"
+                        );
+                        report(
+                            &mut self.out,
+                            "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            &sub,
+                            what,
+                        );
                     }
                 }
             }
@@ -419,13 +528,23 @@ impl<'a> Checker<'a> {
                 Some(Value::Bool(false)) => {
                     if ws != &Value::Bool(false) {
                         let what = format!("property '{name}' removed from a closed content model");
-                        report(&mut self.out, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", &sub, what);
+                        report(
+                            &mut self.out,
+                            "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+                            &sub,
+                            what,
+                        );
                     }
                 }
                 Some(ap) => {
                     if !self.accepts(ws, ap, &sub) {
                         let what = format!("property '{name}' removed, not covered by the new additionalProperties");
-                        report(&mut self.out, "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", &sub, what);
+                        report(
+                            &mut self.out,
+                            "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                            &sub,
+                            what,
+                        );
                     }
                 }
             }
@@ -433,19 +552,31 @@ impl<'a> Checker<'a> {
         let sub = format!("{path}/additionalProperties");
         match (w_ap, r_ap) {
             (_, None) | (Some(Value::Bool(false)), _) => {}
-            (None, Some(_)) => {
-                report(&mut self.out, "ADDITIONAL_PROPERTIES_REMOVED", &sub, "the content model was closed".into())
-            }
+            (None, Some(_)) => report(
+                &mut self.out,
+                "ADDITIONAL_PROPERTIES_REMOVED",
+                &sub,
+                "the content model was closed".into(),
+            ),
             (Some(a), Some(b)) => {
                 if !self.accepts(a, b, &sub) {
-                    report(&mut self.out, "ADDITIONAL_PROPERTIES_NARROWED", &sub, "additionalProperties narrowed".into());
+                    report(
+                        &mut self.out,
+                        "ADDITIONAL_PROPERTIES_NARROWED",
+                        &sub,
+                        "additionalProperties narrowed".into(),
+                    );
                 }
             }
         }
         let required = |m: &Map<String, Value>| -> Vec<String> {
             m.get("required")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let w_req = required(w);
@@ -453,7 +584,12 @@ impl<'a> Checker<'a> {
             let has_default = rp.get(&name).is_some_and(|p| p.get("default").is_some());
             if !has_default {
                 let what = format!("property '{name}' is now required and has no default");
-                report(&mut self.out, "REQUIRED_ATTRIBUTE_ADDED", &format!("{path}/required"), what);
+                report(
+                    &mut self.out,
+                    "REQUIRED_ATTRIBUTE_ADDED",
+                    &format!("{path}/required"),
+                    what,
+                );
             }
         }
         self.upper(w, r, "maxProperties", "MAX_PROPERTIES", path);
@@ -483,13 +619,23 @@ impl<'a> Checker<'a> {
                     report(&mut self.out, "ITEMS_CHANGED", path, what);
                 }
             }
-            _ => report(&mut self.out, "ITEMS_CHANGED", path, "items changed between a list and a tuple".into()),
+            _ => report(
+                &mut self.out,
+                "ITEMS_CHANGED",
+                path,
+                "items changed between a list and a tuple".into(),
+            ),
         }
         self.upper(w, r, "maxItems", "MAX_ITEMS", path);
         self.lower(w, r, "minItems", "MIN_ITEMS", path);
         let unique = |m: &Map<String, Value>| m.get("uniqueItems") == Some(&Value::Bool(true));
         if unique(r) && !unique(w) {
-            report(&mut self.out, "UNIQUE_ITEMS_ADDED", path, "uniqueItems added".into());
+            report(
+                &mut self.out,
+                "UNIQUE_ITEMS_ADDED",
+                path,
+                "uniqueItems added".into(),
+            );
         }
     }
 }

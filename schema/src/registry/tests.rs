@@ -30,7 +30,10 @@ fn ids_are_global_reused_across_subjects_and_idempotent() {
     assert_eq!(r.subject_ids("a", Some(1)).unwrap(), vec![1]);
     assert_eq!(r.subject_ids("a", Some(-1)).unwrap(), vec![2]);
     assert_eq!(r.latest_id("a").unwrap(), 2);
-    assert_eq!(r.versions_for_id(1, false).unwrap(), vec![("a".into(), 1), ("b".into(), 1)]);
+    assert_eq!(
+        r.versions_for_id(1, false).unwrap(),
+        vec![("a".into(), 1), ("b".into(), 1)]
+    );
     assert_eq!(r.subjects_for_id(1, false).unwrap(), vec!["a", "b"]);
 }
 
@@ -43,7 +46,9 @@ fn incompatible_and_invalid_schemas_are_refused_without_change() {
     assert_eq!(e.error_code(), 409);
     assert_eq!(e.http_status(), 409);
     assert!(e.to_string().contains("'c'"), "{e}");
-    let e = r.register("s", SchemaType::Avro, "{\"type\":\"nope\"}").unwrap_err();
+    let e = r
+        .register("s", SchemaType::Avro, "{\"type\":\"nope\"}")
+        .unwrap_err();
     assert_eq!((e.error_code(), e.http_status()), (42201, 422));
     assert_eq!(r, before);
     // NONE lets anything through.
@@ -59,7 +64,10 @@ fn soft_then_permanent_delete_of_a_subject() {
     r.set_compatibility(Some("s"), Compatibility::Full);
     assert_eq!(r.delete_subject("s", true).unwrap_err().error_code(), 40405);
     assert_eq!(r.delete_subject("s", false).unwrap(), vec![1, 2]);
-    assert_eq!(r.delete_subject("s", false).unwrap_err().error_code(), 40404);
+    assert_eq!(
+        r.delete_subject("s", false).unwrap_err().error_code(),
+        40404
+    );
     assert_eq!(r.subjects(false, ""), Vec::<String>::new());
     assert_eq!(r.subjects(true, ""), vec!["s"]);
     assert_eq!(r.versions("s", false).unwrap_err().error_code(), 40401);
@@ -83,11 +91,25 @@ fn version_deletes_follow_confluent_rules() {
     reg(&mut r, "s", V1);
     reg(&mut r, "s", V2);
     let one = VersionRef::Number(1);
-    assert_eq!(r.delete_version("s", one, true).unwrap_err().error_code(), 40407);
+    assert_eq!(
+        r.delete_version("s", one, true).unwrap_err().error_code(),
+        40407
+    );
     assert_eq!(r.delete_version("s", one, false).unwrap(), 1);
-    assert_eq!(r.delete_version("s", one, false).unwrap_err().error_code(), 40406);
-    assert_eq!(r.delete_version("s", VersionRef::Number(9), false).unwrap_err().error_code(), 40402);
-    assert_eq!(r.delete_version("x", one, false).unwrap_err().error_code(), 40401);
+    assert_eq!(
+        r.delete_version("s", one, false).unwrap_err().error_code(),
+        40406
+    );
+    assert_eq!(
+        r.delete_version("s", VersionRef::Number(9), false)
+            .unwrap_err()
+            .error_code(),
+        40402
+    );
+    assert_eq!(
+        r.delete_version("x", one, false).unwrap_err().error_code(),
+        40401
+    );
     assert_eq!(r.version("s", one, false).unwrap_err().error_code(), 40402);
     assert!(r.version("s", one, true).unwrap().deleted);
     assert_eq!(r.subject_ids("s", None).unwrap(), vec![2]);
@@ -105,10 +127,25 @@ fn lookup_finds_the_version_or_says_what_is_missing() {
     reg(&mut r, "s", V1);
     let v = r.lookup("s", SchemaType::Avro, V1, false).unwrap();
     assert_eq!((v.version, v.id), (1, 1));
-    assert_eq!(r.lookup("s", SchemaType::Avro, V2, false).unwrap_err().error_code(), 40403);
-    assert_eq!(r.lookup("t", SchemaType::Avro, V1, false).unwrap_err().error_code(), 40401);
+    assert_eq!(
+        r.lookup("s", SchemaType::Avro, V2, false)
+            .unwrap_err()
+            .error_code(),
+        40403
+    );
+    assert_eq!(
+        r.lookup("t", SchemaType::Avro, V1, false)
+            .unwrap_err()
+            .error_code(),
+        40401
+    );
     r.delete_subject("s", false).unwrap();
-    assert_eq!(r.lookup("s", SchemaType::Avro, V1, false).unwrap_err().error_code(), 40401);
+    assert_eq!(
+        r.lookup("s", SchemaType::Avro, V1, false)
+            .unwrap_err()
+            .error_code(),
+        40401
+    );
     assert!(r.lookup("s", SchemaType::Avro, V1, true).unwrap().deleted);
 }
 
@@ -122,9 +159,18 @@ fn config_inherits_global_then_default() {
     r.set_compatibility(Some("s"), Compatibility::None);
     assert_eq!(r.effective_compatibility("s"), Compatibility::None);
     assert_eq!(r.effective_compatibility("t"), Compatibility::Forward);
-    assert_eq!(r.delete_compatibility(Some("s")).unwrap(), Compatibility::None);
-    assert_eq!(r.delete_compatibility(Some("s")).unwrap_err().error_code(), 40401);
-    assert_eq!(r.delete_compatibility(None).unwrap(), Compatibility::Forward);
+    assert_eq!(
+        r.delete_compatibility(Some("s")).unwrap(),
+        Compatibility::None
+    );
+    assert_eq!(
+        r.delete_compatibility(Some("s")).unwrap_err().error_code(),
+        40401
+    );
+    assert_eq!(
+        r.delete_compatibility(None).unwrap(),
+        Compatibility::Forward
+    );
     assert_eq!(r.effective_compatibility("s"), Compatibility::Backward);
 }
 
@@ -132,7 +178,8 @@ fn config_inherits_global_then_default() {
 fn state_round_trips_through_json() {
     let mut r = Registry::default();
     reg(&mut r, "s", V1);
-    r.register("j", SchemaType::Json, r#"{"type":"object"}"#).unwrap();
+    r.register("j", SchemaType::Json, r#"{"type":"object"}"#)
+        .unwrap();
     r.delete_version("s", VersionRef::Latest, false).unwrap();
     r.set_compatibility(Some("j"), Compatibility::FullTransitive);
     let text = serde_json::to_string(&r).unwrap();
@@ -147,6 +194,10 @@ fn version_refs_parse_like_confluent() {
     assert_eq!(VersionRef::parse("-1").unwrap(), VersionRef::Latest);
     assert_eq!(VersionRef::parse("3").unwrap(), VersionRef::Number(3));
     for bad in ["0", "-2", "x", "99999999999"] {
-        assert_eq!(VersionRef::parse(bad).unwrap_err().error_code(), 42202, "{bad}");
+        assert_eq!(
+            VersionRef::parse(bad).unwrap_err().error_code(),
+            42202,
+            "{bad}"
+        );
     }
 }
