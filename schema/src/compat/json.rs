@@ -1,5 +1,8 @@
-//! JSON Schema compatibility, after Confluent's documented rules. The question is always the
-//! same: does every document the *writer* schema accepts also pass the *reader* schema?
+//! JSON Schema compatibility, after Confluent's documented rules.
+//! Long because: the rules are written down here, next to the one recursive walk that
+//! applies them; splitting the walk by keyword would scatter a single comparison.
+//!
+//! The question is always the same: does every document the *writer* schema accepts also pass the *reader* schema?
 //! (BACKWARD asks it with writer = old, reader = new; FORWARD with them swapped.) A change that
 //! relaxes the reader is compatible, one that tightens it is not. Each finding is reported as
 //! `{errorType:'RULE', description:'... at #/json/path ...'}` with Confluent's rule name.
@@ -523,31 +526,22 @@ impl<'a> Checker<'a> {
         }
         for (name, ws) in wp.iter().filter(|(n, _)| !rp.contains_key(*n)) {
             let sub = format!("{path}/properties/{name}");
-            match r_ap {
-                None => {}
-                Some(Value::Bool(false)) => {
-                    if ws != &Value::Bool(false) {
-                        let what = format!("property '{name}' removed from a closed content model");
-                        report(
-                            &mut self.out,
-                            "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
-                            &sub,
-                            what,
-                        );
-                    }
-                }
-                Some(ap) => {
-                    if !self.accepts(ws, ap, &sub) {
-                        let what = format!("property '{name}' removed, not covered by the new additionalProperties");
-                        report(
-                            &mut self.out,
-                            "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-                            &sub,
-                            what,
-                        );
-                    }
-                }
-            }
+            let (rule, what) = match r_ap {
+                None => continue,
+                Some(Value::Bool(false)) if ws == &Value::Bool(false) => continue,
+                Some(Value::Bool(false)) => (
+                    "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+                    format!("property '{name}' removed from a closed content model"),
+                ),
+                Some(ap) if self.accepts(ws, ap, &sub) => continue,
+                Some(_) => (
+                    "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                    format!(
+                        "property '{name}' removed, not covered by the new additionalProperties"
+                    ),
+                ),
+            };
+            report(&mut self.out, rule, &sub, what);
         }
         let sub = format!("{path}/additionalProperties");
         match (w_ap, r_ap) {
