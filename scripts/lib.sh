@@ -11,8 +11,16 @@ export SLUICE_ROOT
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 
 # Python tooling for the tests (pytest suite, and moto_server for the Rust S3 tests).
+# confluent-kafka's extras bring the Schema Registry client (httpx, authlib, cachetools,
+# attrs) and its serializers (fastavro and avro for Avro, jsonschema for JSON Schema),
+# which broker/tests/python/test_schema_registry.py uses against the broker's registry.
 SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice/venv}"
-SLUICE_PY_PACKAGES=(pytest pytest-timeout "confluent-kafka>=2.4" "moto[server]")
+SLUICE_PY_PACKAGES=(pytest pytest-timeout "confluent-kafka[avro,json,schemaregistry]>=2.4" "moto[server]")
+# What the venv check imports: a venv made before a package was added gets it installed.
+SLUICE_PY_IMPORTS="import pytest, pytest_timeout, confluent_kafka, moto.server, fastavro, avro, jsonschema, cachetools, authlib"
+SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry import SchemaRegistryClient"
+SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.avro import AvroSerializer"
+SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.json_schema import JSONSerializer"
 
 # Debian packages the Rust build needs: a C toolchain and cmake for the -sys
 # crates (aws-lc-sys, zstd-sys, lz4-sys, libz-sys, and librdkafka, which
@@ -82,7 +90,7 @@ sluice_ensure_venv() {
 		mkdir -p "$(dirname "$SLUICE_VENV")"
 		python3 -m venv "$SLUICE_VENV"
 	fi
-	if ! "$SLUICE_VENV/bin/python" -c 'import pytest, pytest_timeout, confluent_kafka, moto.server' >/dev/null 2>&1 ||
+	if ! "$SLUICE_VENV/bin/python" -c "$SLUICE_PY_IMPORTS" >/dev/null 2>&1 ||
 		[[ ! -x "$SLUICE_VENV/bin/moto_server" ]]; then
 		sluice_log "installing Python packages: ${SLUICE_PY_PACKAGES[*]}"
 		"$SLUICE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -505,3 +505,49 @@ fn the_registry_answers_on_every_broker_and_ids_stay_unique_under_a_race() {
     assert_eq!(unique.len(), ids.len(), "ids {ids:?}");
     assert!(!ids.contains(&id));
 }
+
+#[test]
+fn plain_json_lines_from_kcat_land_or_go_to_the_dead_letter_topic() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    register(&broker, "auth-value");
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "auth-dlq", 1, &[]);
+    create_topic(
+        &mut conn,
+        "auth",
+        1,
+        &feed_configs("dead-letter", "auth-dlq"),
+    );
+    let lines = format!("{GOOD_A}\n{NOT_JSON}\n{GOOD_B}\n{WRONG}\n");
+    let mut kcat = std::process::Command::new("kcat")
+        .args(["-b", &broker.bootstrap(), "-t", "auth", "-p", "0", "-P"])
+        .args(["-X", "enable.idempotence=true"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat (scripts/test installs it: apt-get install kcat)");
+    use std::io::Write;
+    kcat.stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let status = kcat.wait().unwrap();
+    assert!(status.success(), "kcat: {status}");
+    let landed: Vec<String> = read(&broker.bootstrap(), "auth", 0)
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    assert_eq!(landed, vec![GOOD_A, GOOD_B]);
+    let dead = read(&broker.bootstrap(), "auth-dlq", 0);
+    let reasons: Vec<&str> = dead
+        .iter()
+        .map(|s| s.headers["sluice.dlq.reason"].as_str())
+        .collect();
+    assert_eq!(reasons, vec!["not_json", "schema"]);
+    assert!(
+        dead[0].headers["sluice.dlq.client.id"].contains("rdkafka"),
+        "{:?}",
+        dead[0].headers
+    );
+}

@@ -13,8 +13,9 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 use sluice_operator::controller::feed::reconcile;
 use sluice_operator::crd::Feed;
+use sluice_operator::http;
 use sluice_operator::kafka::AdminClient;
-use sluice_operator::registry::RegistryError;
+use sluice_operator::registry::{register, Registration, RegistryError};
 
 use common::broker::Broker;
 use common::feed::{condition, expect_dereference, expect_status, feed, NS};
@@ -157,4 +158,56 @@ async fn rejections_scraped_by_the_cluster_reconciler_reach_the_status_and_warn_
         "every broker of the cluster is tried: {:?}",
         calls.lock().unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_registered_schema_turns_validation_on_at_the_broker() {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap.clone();
+    // The registry the reconciler reaches is the test observer; register the same schema
+    // at the real broker so that the validation it turns on has its subject.
+    let f = feed_with_schema();
+    let schema = f.spec.schema.as_ref().unwrap().schema.clone().unwrap();
+    let id = register(
+        &http::client(),
+        &broker.metrics,
+        &Registration {
+            subject: "cloudtrail-value".into(),
+            schema_type: "JSON",
+            schema,
+            compatibility: Some("BACKWARD"),
+        },
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("the broker's registry takes the schema");
+    let (ctx, mut api, calls) = context_with_registry(Ok(id));
+    let b = bootstrap.clone();
+    let verifier = tokio::spawn(async move {
+        expect_dereference(&mut api, &b, vec![]).await;
+        assert_eq!(api.expect_event(NS).await["reason"], "TopicChanged");
+        expect_status(&mut api).await
+    });
+    reconcile(f.into(), ctx).await.unwrap();
+    let status = verifier.await.unwrap();
+    assert_eq!(condition(&status, "Ready").0, "True", "{status}");
+    assert_eq!(status["schemaId"], id);
+    assert_eq!(calls.lock().unwrap().len(), 1);
+
+    let mut admin = AdminClient::connect(&bootstrap, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
+    let value = |name: &str| {
+        configs
+            .get(name)
+            .map(|c| c.value.clone().unwrap_or_default())
+    };
+    assert_eq!(
+        value("sluice.schema.subject").as_deref(),
+        Some("cloudtrail-value")
+    );
+    assert_eq!(value("sluice.schema.format").as_deref(), Some("json"));
+    assert_eq!(value("sluice.schema.mode").as_deref(), Some("reject"));
+    assert_eq!(value("sluice.schema.level").as_deref(), Some("full"));
 }

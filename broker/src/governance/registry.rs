@@ -47,10 +47,11 @@ impl SchemaRegistry {
         self.doc.current()
     }
 
-    /// Follows changes other brokers made.
-    pub async fn refresh(&self) -> Result<bool> {
+    /// Follows changes other brokers made: the next versions, or (`full`) the newest
+    /// one by listing, for a broker that fell far behind.
+    pub async fn refresh(&self, full: bool) -> Result<bool> {
         *self.last_refresh.lock() = Some(Instant::now());
-        self.doc.refresh(false).await
+        self.doc.refresh(full).await
     }
 
     /// Refreshes unless that was done a moment ago; true if something changed.
@@ -59,14 +60,14 @@ impl SchemaRegistry {
             .last_refresh
             .lock()
             .is_none_or(|t| t.elapsed() >= MISSING_ID_REFRESH);
-        stale && self.refresh().await.unwrap_or(false)
+        stale && self.refresh(false).await.unwrap_or(false)
     }
 
     /// Answers one registry API request. Reads are answered from the newest version;
     /// a change is written as the next version, and re-applied to a fresher one when
     /// another broker wrote first.
     pub async fn answer(&self, req: &ApiRequest<'_>) -> ApiResponse {
-        if let Err(e) = self.refresh().await {
+        if let Err(e) = self.refresh(false).await {
             return store_error(&e);
         }
         let (response, changed) = api::route(&self.doc.current(), req);

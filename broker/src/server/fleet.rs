@@ -24,6 +24,10 @@ use crate::storage::StorageError;
 const MOVE_CONCURRENCY: usize = 16;
 /// A full listing of metadata versions this often, in case polling fell behind.
 const FULL_REFRESH: Duration = Duration::from_secs(30);
+/// How often the schema registry is re-read without a request that needs it: plain
+/// JSON names no schema id, so only this brings a version registered on another broker
+/// to this one's validators.
+const SCHEMA_POLL: Duration = Duration::from_secs(2);
 
 pub async fn beat(broker: &Broker, counter: u64) -> Result<(), StorageError> {
     write_heartbeat(
@@ -48,6 +52,7 @@ pub fn start(
         tokio::spawn(heartbeat_loop(broker.clone(), stop.clone())),
         tokio::spawn(controller_loop(broker.clone(), stop.clone())),
         tokio::spawn(follow_metadata(broker.clone(), stop.clone())),
+        tokio::spawn(follow_schemas(broker.clone(), stop.clone())),
         tokio::spawn(lead_loop(broker.clone(), stop.clone())),
         tokio::spawn(watch_fencing(broker, stop, fenced_tx)),
     ];
@@ -102,6 +107,24 @@ async fn follow_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = broker.metadata.refresh(full).await {
             debug!(error = %e, "metadata refresh failed");
+        }
+    }
+}
+
+async fn follow_schemas(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut last_full = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep(SCHEMA_POLL) => {}
+            _ = stop.changed() => return,
+        }
+        let full = last_full.elapsed() >= FULL_REFRESH;
+        if full {
+            last_full = tokio::time::Instant::now();
+        }
+        if let Err(e) = broker.schemas.refresh(full).await {
+            debug!(error = %e, "schema registry refresh failed");
         }
     }
 }
