@@ -134,7 +134,9 @@ async fn main() {
             ("sluice.schema.level", level.to_string()),
         ]
     };
-    let topics: Vec<(&'static str, Vec<(&str, String)>, &[u8])> = vec![
+    // (row name, topic configs, the value every record carries)
+    type Row<'a> = (&'static str, Vec<(&'static str, String)>, &'a [u8]);
+    let topics: Vec<Row> = vec![
         ("no validation", vec![], &framed),
         ("id", policy("json-schema", "id"), &framed),
         ("full", policy("json-schema", "full"), &framed),

@@ -56,7 +56,7 @@ pub async fn consumer(world: Arc<World>) -> turmoil::Result {
             positions.insert(p, next);
         }
         rounds += 1;
-        if rounds % 5 == 0 {
+        if rounds.is_multiple_of(5) {
             if let Some(node) = coordinator(&world, &mut rng).await {
                 let offsets: Vec<(i32, i64)> = positions.iter().map(|(p, o)| (*p, *o)).collect();
                 if let Ok(Response::Commit(codes)) = world

@@ -48,7 +48,7 @@ impl LogEngine {
             s.manifest = Arc::new(manifest);
             s.manifest_version = version + 1;
         }
-        if (version + 1) % 8 == 0 {
+        if (version + 1).is_multiple_of(8) {
             if let Err(e) = versions.cleanup(version + 1).await {
                 debug!(error = %e, "manifest cleanup failed; next one retries");
             }

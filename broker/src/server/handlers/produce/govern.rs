@@ -206,7 +206,7 @@ async fn validate(
 }
 
 fn is_missing(e: &RegistryError) -> bool {
-    matches!(e.error_code(), 40401 | 40402 | 40403)
+    matches!(e.error_code(), 40401..=40403)
 }
 
 /// INVALID_RECORD with KIP-467 per-record errors naming each invalid record's index and
