@@ -186,6 +186,7 @@ async fn a_registered_schema_turns_validation_on_at_the_broker() {
     let verifier = tokio::spawn(async move {
         expect_dereference(&mut api, &b, vec![]).await;
         assert_eq!(api.expect_event(NS).await["reason"], "TopicChanged");
+        assert_eq!(api.expect_event(NS).await["reason"], "TopicReady");
         expect_status(&mut api).await
     });
     reconcile(f.into(), ctx).await.unwrap();

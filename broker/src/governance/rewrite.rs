@@ -159,10 +159,9 @@ pub fn dead_letter_batch(client: &BatchHeader, checked: &CheckedBatch, origin: &
         add(header::TOPIC, text(origin.topic));
         add(header::PARTITION, text(&origin.partition.to_string()));
         add(header::SUBJECT, text(origin.subject));
-        add(
-            header::SCHEMA_ID,
-            why.schema_id.and_then(|id| text(&id.to_string())),
-        );
+        if let Some(id) = why.schema_id {
+            add(header::SCHEMA_ID, text(&id.to_string()));
+        }
         add(header::BATCH_INDEX, text(&index.to_string()));
         add(header::PRODUCER_ID, text(&client.producer_id.to_string()));
         add(header::CLIENT_ID, text(origin.client_id));

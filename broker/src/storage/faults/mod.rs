@@ -341,8 +341,12 @@ mod tests {
             Faults::new(faults, Box::new(StdRng::seed_from_u64(6))),
             Arc::new(NoHooks),
         );
-        let store = Store::new(Arc::new(faulty), "seeded faults".into(), Arc::new(Metrics::new()))
-            .with_jitter_seed(17);
+        let store = Store::new(
+            Arc::new(faulty),
+            "seeded faults".into(),
+            Arc::new(Metrics::new()),
+        )
+        .with_jitter_seed(17);
         for i in 0..50 {
             let path = Path::from(format!("wal/0/1/{i}"));
             let data = Bytes::from(format!("object {i}"));
