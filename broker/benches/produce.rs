@@ -8,8 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use support::Broker;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -35,15 +34,7 @@ async fn main() {
             "2147483648",
         ],
     );
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("compression.type", "none")
-        .create()
-        .unwrap();
+    let producer = support::producer(&broker.bootstrap());
     let payload = vec![b'x'; 1024];
     let records = mb * 1024;
     let started = Instant::now();

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 use support::Broker;
 
 const SCHEMA: &str = include_str!("../../examples/ocsf/schemas/authentication.json");
@@ -73,15 +73,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn produce(broker: &Broker, topic: &str, payload: &[u8], records: usize) -> (f64, f64) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("compression.type", "none")
-        .create()
-        .unwrap();
+    let producer = support::producer(&broker.bootstrap());
     let cpu0 = cpu_seconds(broker.child.id());
     let started = Instant::now();
     let mut inflight = futures::stream::FuturesUnordered::new();

@@ -280,19 +280,7 @@ fn idempotent_producer_sequence_gaps_and_fenced_epochs() {
     let broker = BrokerProcess::start(&url, &[]);
     let mut conn = broker.connect();
     conn.auto_create_topic("idem");
-    let init: InitProducerIdResponse = call(
-        &mut conn,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    assert_eq!(init.error_code, 0);
-    let pid = init.producer_id.0;
-    assert!(pid >= 0);
+    let pid = conn.init_producer_id();
 
     assert_eq!(produce(&mut conn, idempotent_batch(pid, 0, 0, 3)), (0, 0));
     assert_eq!(produce(&mut conn, idempotent_batch(pid, 0, 3, 2)), (0, 3));

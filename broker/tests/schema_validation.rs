@@ -14,8 +14,7 @@ use common::{temp_storage, BrokerProcess, KafkaConn};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -80,20 +79,6 @@ fn feed_configs<'a>(mode: &'a str, dead_letter: &'a str) -> Vec<(&'a str, &'a st
         ("sluice.schema.mode", mode),
         ("sluice.dead.letter.topic", dead_letter),
     ]
-}
-
-fn init_producer(conn: &mut KafkaConn) -> i64 {
-    let init: InitProducerIdResponse = conn.request(
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    );
-    assert_eq!(init.error_code, 0);
-    init.producer_id.0
 }
 
 /// One batch of `values`; idempotent when `producer` is given as (id, base sequence).
@@ -348,7 +333,7 @@ fn dead_letter_mode_routes_each_invalid_record_once_through_retries_and_a_crash(
         1,
         &feed_configs("dead-letter", "auth-dlq"),
     );
-    let pid = init_producer(&mut conn);
+    let pid = conn.init_producer_id();
 
     let first = || {
         batch(
@@ -435,7 +420,7 @@ fn dead_letters_reach_a_partition_led_by_another_broker_and_survive_a_move() {
     });
 
     let mut on1 = fleet.node(1).connect();
-    let pid = init_producer(&mut on1);
+    let pid = on1.init_producer_id();
     let first = || batch(&[GOOD_A, WRONG], Some((pid, 0)), Compression::None);
     let r = produce(&mut on1, "auth", 0, first());
     assert_eq!(r.error_code, 0, "{:?}", r.message);

@@ -7,6 +7,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The benches' producer: acks=all, idempotent, 5 ms linger, large batches, no
+/// compression.
+pub fn producer(bootstrap: &str) -> rdkafka::producer::FutureProducer {
+    rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("compression.type", "none")
+        .create()
+        .unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -10,12 +10,9 @@ pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
-pub const SCHEMA_SUBJECT: &str = "sluice.schema.subject";
-pub const SCHEMA_FORMAT: &str = "sluice.schema.format";
-pub const SCHEMA_LEVEL: &str = "sluice.schema.level";
-pub const SCHEMA_MODE: &str = "sluice.schema.mode";
-pub const SCHEMA_VERSION: &str = "sluice.schema.version";
-pub const DEAD_LETTER_TOPIC: &str = "sluice.dead.letter.topic";
+pub use sluice_schema::topic_configs::{
+    DEAD_LETTER_TOPIC, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE, SCHEMA_SUBJECT, SCHEMA_VERSION,
+};
 
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

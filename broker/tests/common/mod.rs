@@ -484,6 +484,23 @@ impl KafkaConn {
         Some((p.error_code, p.base_offset))
     }
 
+    /// A new idempotent producer id (InitProducerId v4 without a transactional id).
+    pub fn init_producer_id(&mut self) -> i64 {
+        use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+        let init: InitProducerIdResponse = self.request(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        assert_eq!(init.error_code, 0, "InitProducerId");
+        assert!(init.producer_id.0 >= 0);
+        init.producer_id.0
+    }
+
     /// Creates `topic` through Metadata auto-creation (v12, so the answer carries the
     /// topic id) and returns the Metadata response.
     pub fn auto_create_topic(&mut self, topic: &str) -> kafka_protocol::messages::MetadataResponse {

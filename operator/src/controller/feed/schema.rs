@@ -7,21 +7,10 @@ use crate::crd::feed::{Compatibility, SchemaFormat, ValidationLevel, ValidationM
 use crate::crd::Feed;
 use crate::registry::Registration;
 
-pub const SCHEMA_SUBJECT: &str = "sluice.schema.subject";
-pub const SCHEMA_FORMAT: &str = "sluice.schema.format";
-pub const SCHEMA_LEVEL: &str = "sluice.schema.level";
-pub const SCHEMA_MODE: &str = "sluice.schema.mode";
-pub const SCHEMA_VERSION: &str = "sluice.schema.version";
-pub const DEAD_LETTER_TOPIC: &str = "sluice.dead.letter.topic";
-/// The topic configs `spec.schema` manages.
-pub const SCHEMA_CONFIGS: [&str; 6] = [
-    SCHEMA_SUBJECT,
-    SCHEMA_FORMAT,
-    SCHEMA_LEVEL,
-    SCHEMA_MODE,
-    SCHEMA_VERSION,
-    DEAD_LETTER_TOPIC,
-];
+pub use sluice_schema::topic_configs::{
+    ALL as SCHEMA_CONFIGS, DEAD_LETTER_TOPIC, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE,
+    SCHEMA_SUBJECT, SCHEMA_VERSION,
+};
 
 /// The schema topic configs of the feed's topic: all `None` (the broker's default: no
 /// validation) without `spec.schema`. Problems with the spec go to `problems`.
