@@ -134,6 +134,25 @@ fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, records: Bytes) ->
     }
 }
 
+/// [`produce`], retried while the partition is still being taken over (a leader named
+/// in metadata opens the partition a moment later), as a client would.
+fn produce_after_move(
+    conn: &mut KafkaConn,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> Produced {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = produce(conn, topic, partition, records.clone());
+        if r.error_code != NOT_LEADER_OR_FOLLOWER || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A record as a librdkafka consumer sees it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -422,7 +441,7 @@ fn dead_letters_reach_a_partition_led_by_another_broker_and_survive_a_move() {
     let mut on1 = fleet.node(1).connect();
     let pid = on1.init_producer_id();
     let first = || batch(&[GOOD_A, WRONG], Some((pid, 0)), Compression::None);
-    let r = produce(&mut on1, "auth", 0, first());
+    let r = produce_after_move(&mut on1, "auth", 0, first());
     assert_eq!(r.error_code, 0, "{:?}", r.message);
 
     // The source partition moves to broker 2, which now leads both; the retry is a
@@ -432,7 +451,7 @@ fn dead_letters_reach_a_partition_led_by_another_broker_and_survive_a_move() {
         l[&0].node == 2
     });
     let mut on2 = fleet.node(2).connect();
-    let retry = produce(&mut on2, "auth", 0, first());
+    let retry = produce_after_move(&mut on2, "auth", 0, first());
     assert_eq!((retry.error_code, retry.base_offset), (0, r.base_offset));
 
     let bootstrap = fleet.bootstrap();

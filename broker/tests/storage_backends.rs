@@ -8,7 +8,7 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use sluice_broker::metrics::Metrics;
 use sluice_broker::storage::engine::Claim;
-use sluice_broker::storage::{EngineConfig, LogEngine, PartitionLog, Store};
+use sluice_broker::storage::{EngineConfig, LogEngine, PartitionLog, ReadLimit, Store};
 use sluice_protocol::record_batch::{self, encode_batch, BatchHeader, NewRecord, ProducerFields};
 use uuid::Uuid;
 
@@ -63,7 +63,10 @@ async fn read_all(
     let mut offset = from;
     let hw = part.high_watermark();
     while offset < hw {
-        let data = engine.read(part, offset, 100_000).await.unwrap();
+        let data = engine
+            .read(part, offset, ReadLimit::at_least_one(100_000))
+            .await
+            .unwrap();
         assert!(!data.is_empty(), "no data at {offset} below hw {hw}");
         for (h, _) in record_batch::split(&data) {
             if h.next_offset() <= offset {
@@ -183,7 +186,10 @@ async fn exercise(url: &str) {
     // Record deletion and retention move the log start offset.
     assert_eq!(engine.delete_records(&p0, 123).await.unwrap(), 123);
     assert!(
-        engine.read(&p0, 100, 1000).await.is_err(),
+        engine
+            .read(&p0, 100, ReadLimit::at_least_one(1000))
+            .await
+            .is_err(),
         "below log start is out of range"
     );
     assert_eq!(

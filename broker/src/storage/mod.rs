@@ -34,4 +34,4 @@ pub mod wal_writer;
 pub use engine::{Appended, EngineConfig, LogEngine};
 pub use error::StorageError;
 pub use object::Store;
-pub use partition::{Offsets, PartitionLog};
+pub use partition::{Offsets, PartitionLog, ReadLimit};

@@ -50,6 +50,32 @@ pub struct Offsets {
     pub leader_epoch: i32,
 }
 
+/// How much one read may return: whole batches while they fit in `max_bytes`, and a
+/// first batch larger than that only if `first_may_exceed`. Kafka lets the first batch of
+/// a fetch response exceed the request's limits, so that a consumer always progresses,
+/// and nothing after it: clients refuse a larger response (librdkafka then retries for
+/// ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub max_bytes: usize,
+    pub first_may_exceed: bool,
+}
+
+impl ReadLimit {
+    /// At least one batch, then more while under `max_bytes`.
+    pub fn at_least_one(max_bytes: usize) -> Self {
+        ReadLimit {
+            max_bytes,
+            first_may_exceed: true,
+        }
+    }
+
+    /// Whether a batch of `next` bytes may follow `have` bytes already read.
+    pub fn fits(&self, have: usize, next: usize) -> bool {
+        (have == 0 && self.first_may_exceed) || have + next <= self.max_bytes
+    }
+}
+
 /// Where a read at some offset must be served from.
 #[derive(Debug)]
 pub enum ReadPlan {
@@ -143,9 +169,9 @@ impl PartitionLog {
         s.high_watermark
     }
 
-    /// Decides where a read at `offset` comes from; copies up to `max_bytes` (at least one
-    /// batch) when the tail holds it.
-    pub fn plan_read(&self, offset: i64, max_bytes: usize) -> Result<ReadPlan> {
+    /// Decides where a read at `offset` comes from; copies what `limit` allows when the
+    /// tail holds it.
+    pub fn plan_read(&self, offset: i64, limit: ReadLimit) -> Result<ReadPlan> {
         let s = self.state.lock();
         if offset < s.log_start_offset || offset > s.high_watermark {
             return Err(StorageError::OffsetOutOfRange {
@@ -162,8 +188,7 @@ impl PartitionLog {
             let first = s.tail.partition_point(|b| b.header.next_offset() <= offset);
             let mut out = BytesMut::new();
             for b in s.tail.range(first..) {
-                if b.header.base_offset >= s.high_watermark
-                    || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes)
+                if b.header.base_offset >= s.high_watermark || !limit.fits(out.len(), b.bytes.len())
                 {
                     break;
                 }

@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::offsets::{self, OffsetTable, OFFSETS_TOPIC};
 use super::GroupCoordinator;
-use crate::storage::{manifest, StorageError};
+use crate::storage::{manifest, ReadLimit, StorageError};
 
 impl GroupCoordinator {
     /// Starts coordinating the groups of offsets partition `p` (just taken over):
@@ -28,7 +28,10 @@ impl GroupCoordinator {
         let o = part.offsets();
         let mut offset = o.log_start_offset;
         while offset < o.high_watermark {
-            let data = self.engine.read(&part, offset, 4 * 1024 * 1024).await?;
+            let data = self
+                .engine
+                .read(&part, offset, ReadLimit::at_least_one(4 * 1024 * 1024))
+                .await?;
             if data.is_empty() {
                 break;
             }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{check_leader_epoch, led_partition};
 use crate::server::Broker;
+use crate::storage::ReadLimit;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
@@ -86,16 +87,16 @@ async fn read_once(
                         {
                             Err(e)
                         } else {
-                            let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                            if max == 0 && total > 0 {
-                                Ok(bytes::Bytes::new())
-                            } else {
-                                broker
-                                    .engine
-                                    .read(&part, p.fetch_offset, max.max(1))
-                                    .await
-                                    .map_err(|e| e.kafka_error())
-                            }
+                            // Only the response's first batch may exceed a limit.
+                            let limit = ReadLimit {
+                                max_bytes: (p.partition_max_bytes.max(0) as usize).min(remaining),
+                                first_may_exceed: total == 0,
+                            };
+                            broker
+                                .engine
+                                .read(&part, p.fetch_offset, limit)
+                                .await
+                                .map_err(|e| e.kafka_error())
                         }
                     }
                 },

@@ -10,7 +10,7 @@ use object_store::path::Path;
 
 use super::LogEngine;
 use crate::storage::error::{Result, StorageError};
-use crate::storage::partition::{PartitionLog, ReadPlan};
+use crate::storage::partition::{PartitionLog, ReadLimit, ReadPlan};
 use crate::storage::segment::{self, decode_index, segment_path, IndexEntry, SegmentInfo};
 use sluice_protocol::record_batch::{self, BatchHeader, HEADER_LEN};
 
@@ -18,10 +18,9 @@ use sluice_protocol::record_batch::{self, BatchHeader, HEADER_LEN};
 const MIN_READ_WINDOW: u64 = 64 * 1024;
 
 impl LogEngine {
-    /// Reads whole batches from `offset`: at least one batch if any is available, then
-    /// more while under `max_bytes`.
-    pub async fn read(&self, part: &PartitionLog, offset: i64, max_bytes: usize) -> Result<Bytes> {
-        match part.plan_read(offset, max_bytes)? {
+    /// Reads whole batches from `offset`, as many as `limit` allows.
+    pub async fn read(&self, part: &PartitionLog, offset: i64, limit: ReadLimit) -> Result<Bytes> {
+        match part.plan_read(offset, limit)? {
             ReadPlan::Empty => Ok(Bytes::new()),
             ReadPlan::Memory(b) => Ok(b),
             ReadPlan::Segment(seg) => {
@@ -29,15 +28,16 @@ impl LogEngine {
                 let index = self.load_index(&path, &seg).await?;
                 let mut out = BytesMut::new();
                 let start = segment::position_for_offset(&index, offset);
-                self.scan_segment(&path, &seg, start, max_bytes as u64, |h, b| {
+                let window = limit.max_bytes.max(1) as u64;
+                self.scan_segment(&path, &seg, start, window, |h, b| {
                     if h.next_offset() <= offset {
                         return ControlFlow::Continue(());
                     }
-                    if !out.is_empty() && out.len() + b.len() > max_bytes {
+                    if !limit.fits(out.len(), b.len()) {
                         return ControlFlow::Break(());
                     }
                     out.extend_from_slice(b);
-                    if out.len() >= max_bytes {
+                    if out.len() >= limit.max_bytes {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
