@@ -344,3 +344,68 @@ fn chrono_now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// KIP-848 consumers naming the server assignor "range" (`group.remote.assignor`) get
+/// contiguous ranges; a name the broker does not know is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_members_asking_for_range_get_contiguous_ranges() {
+    let (_dir, url) = temp_storage();
+    let broker = BrokerProcess::start(&url, &[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "ranged", 4, &[]).await;
+    let member = |assignor: &str| -> BaseConsumer {
+        let c: BaseConsumer = client_config(&bootstrap)
+            .set("group.id", "ranged-group")
+            .set("group.protocol", "consumer")
+            .set("group.remote.assignor", assignor)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        c.subscribe(&["ranged"]).unwrap();
+        c
+    };
+    let members = [member("range"), member("range")];
+    let deadline = Instant::now() + WAIT;
+    let assigned = loop {
+        for m in &members {
+            m.poll(Duration::from_millis(100));
+        }
+        let now: Vec<Vec<i32>> = members
+            .iter()
+            .map(|m| {
+                let mut ps: Vec<i32> = m
+                    .assignment()
+                    .unwrap()
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                ps.sort_unstable();
+                ps
+            })
+            .collect();
+        if now.iter().all(|p| p.len() == 2) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "assignments {now:?}");
+    };
+    let mut ranges = assigned.clone();
+    ranges.sort();
+    assert_eq!(ranges, vec![vec![0, 1], vec![2, 3]], "{assigned:?}");
+
+    let unknown = member("sticky");
+    let deadline = Instant::now() + WAIT;
+    let error = loop {
+        if let Some(Err(e)) = unknown.poll(Duration::from_millis(100)) {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error for an unknown assignor"
+        );
+    };
+    assert!(
+        error.to_string().to_lowercase().contains("assignor"),
+        "{error}"
+    );
+}

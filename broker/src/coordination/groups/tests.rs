@@ -261,6 +261,7 @@ async fn a_group_id_is_classic_or_kip848_while_it_has_members() {
         rebalance_timeout_ms: 30_000,
         subscribed: Some(vec!["t".into()]),
         subscribed_regex: None,
+        server_assignor: None,
         owned: None,
         client_id: "c".into(),
         client_host: "/127.0.0.1".into(),

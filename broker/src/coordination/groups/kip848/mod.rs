@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::assignor::{self, MemberSpec, TopicPartition};
+use super::assignor::{self, Assignor, MemberSpec, TopicPartition};
 
 /// A compiled subscription pattern, kept with its source text for comparison.
 #[derive(Debug, Clone)]
@@ -65,6 +65,8 @@ pub struct ConsumerMember {
     pub subscribed: BTreeSet<String>,
     /// A regular-expression subscription (KIP-848), matched against topic names.
     pub subscribed_regex: Option<Subscription>,
+    /// The server assignor this member asked for, if any.
+    pub server_assignor: Option<Assignor>,
     rebalance_timeout: Duration,
     /// Partitions the member owns as far as the coordinator knows.
     pub assigned: BTreeSet<TopicPartition>,
@@ -89,6 +91,8 @@ pub struct Heartbeat {
     pub subscribed: Option<Vec<String>>,
     /// `None`: unchanged; `Some("")`: no pattern.
     pub subscribed_regex: Option<String>,
+    /// `None`: unchanged since the last heartbeat (or never named).
+    pub server_assignor: Option<Assignor>,
     /// `None`: unchanged since the last heartbeat.
     pub owned: Option<Vec<TopicPartition>>,
     pub client_id: String,
@@ -191,6 +195,10 @@ impl ConsumerGroup {
                         self.epoch += 1;
                     }
                 }
+                if hb.server_assignor.is_some() && hb.server_assignor != m.server_assignor {
+                    m.server_assignor = hb.server_assignor;
+                    self.epoch += 1;
+                }
                 if let Some(pattern) = &hb.subscribed_regex {
                     let current = m
                         .subscribed_regex
@@ -271,6 +279,9 @@ impl ConsumerGroup {
                 previous_epoch: inherited.as_ref().map_or(0, |o| o.previous_epoch),
                 subscribed: subscribed.into_iter().collect(),
                 subscribed_regex: regex,
+                server_assignor: hb
+                    .server_assignor
+                    .or(inherited.as_ref().and_then(|o| o.server_assignor)),
                 rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms as u64),
                 assigned: inherited
                     .as_ref()
@@ -290,6 +301,20 @@ impl ConsumerGroup {
             self.epoch += 1;
         }
         Ok(member_id)
+    }
+
+    /// The group's assignor: the one most members asked for (Kafka's rule), the default
+    /// when none did; a tie goes to the first in [`Assignor::ALL`].
+    pub fn assignor(&self) -> Assignor {
+        let mut votes: BTreeMap<Assignor, usize> = BTreeMap::new();
+        for a in self.members.values().filter_map(|m| m.server_assignor) {
+            *votes.entry(a).or_default() += 1;
+        }
+        let most = votes.values().copied().max().unwrap_or(0);
+        votes
+            .into_iter()
+            .find(|(_, n)| *n == most)
+            .map_or(Assignor::default(), |(a, _)| a)
     }
 
     /// Recomputes the target assignment when membership, subscriptions or the
@@ -328,7 +353,7 @@ impl ConsumerGroup {
                 )
             })
             .collect();
-        self.target = assignor::assign(&specs, &self.topics_seen);
+        self.target = assignor::assign(self.assignor(), &specs, &self.topics_seen);
         self.assignment_epoch = self.epoch;
     }
 

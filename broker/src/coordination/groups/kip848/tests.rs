@@ -12,6 +12,7 @@ fn hb(member: &str, epoch: i32, owned: Option<Vec<TopicPartition>>) -> Heartbeat
         rebalance_timeout_ms: 30_000,
         subscribed: (epoch == 0).then(|| vec!["t".to_string()]),
         subscribed_regex: None,
+        server_assignor: None,
         owned,
         client_id: "c".into(),
         client_host: "/127.0.0.1".into(),
@@ -157,4 +158,42 @@ fn expired_members_release_their_partitions() {
     let b_epoch = g.members["b"].epoch;
     let b3 = g.heartbeat(hb("b", b_epoch, None), &topics, later).unwrap();
     assert_eq!(b3.assignment.unwrap().len(), 2, "b takes over everything");
+}
+
+#[test]
+fn the_assignor_most_members_ask_for_is_the_groups() {
+    let t = Uuid::from_u128(7);
+    let topics: BTreeMap<String, (Uuid, i32)> = [("t".to_string(), (t, 5))].into();
+    let now = Instant::now();
+    let mut g = ConsumerGroup::default();
+    assert_eq!(g.assignor(), Assignor::Uniform, "the default");
+    let ranged = |member: &str| Heartbeat {
+        server_assignor: Some(Assignor::Range),
+        ..hb(member, 0, None)
+    };
+    g.heartbeat(ranged("a"), &topics, now).unwrap();
+    g.heartbeat(ranged("b"), &topics, now).unwrap();
+    g.heartbeat(hb("c", 0, None), &topics, now).unwrap();
+    assert_eq!(g.assignor(), Assignor::Range);
+    let of = |m: &str| -> Vec<i32> { g.target[m].iter().map(|(_, p)| *p).collect() };
+    assert_eq!(of("a"), vec![0, 1], "contiguous ranges in member order");
+    assert_eq!(of("b"), vec![2, 3]);
+    assert_eq!(of("c"), vec![4]);
+
+    // Two members switch to uniform: the group follows the majority.
+    let epoch = g.epoch;
+    for m in ["a", "b"] {
+        let e = g.members[m].epoch;
+        g.heartbeat(
+            Heartbeat {
+                server_assignor: Some(Assignor::Uniform),
+                ..hb(m, e, None)
+            },
+            &topics,
+            now,
+        )
+        .unwrap();
+    }
+    assert_eq!(g.assignor(), Assignor::Uniform);
+    assert!(g.epoch > epoch, "a change of assignor is a new group epoch");
 }

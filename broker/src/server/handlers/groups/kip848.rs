@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::coordination::groups::assignor::{self, TopicPartition};
+use crate::coordination::groups::assignor::{Assignor, TopicPartition};
 use crate::coordination::groups::kip848::Heartbeat;
 use crate::coordination::groups::offsets::OFFSETS_TOPIC;
 use crate::coordination::ClusterMetadata;
@@ -55,16 +55,18 @@ pub fn heartbeat(
             .with_error_code(e.code())
             .with_error_message(Some(str_bytes(msg)))
     };
-    if req
-        .server_assignor
-        .as_ref()
-        .is_some_and(|a| a.as_str() != assignor::NAME)
-    {
-        return fail(
-            ResponseError::UnsupportedAssignor,
-            "the only server assignor is \"uniform\"",
-        );
-    }
+    let server_assignor = match req.server_assignor.as_ref().map(|a| a.as_str()) {
+        None => None,
+        Some(name) => match Assignor::by_name(name) {
+            Some(a) => Some(a),
+            None => {
+                return fail(
+                    ResponseError::UnsupportedAssignor,
+                    "the server assignors are \"uniform\" and \"range\"",
+                )
+            }
+        },
+    };
     let meta = broker.metadata.current();
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),
@@ -76,6 +78,7 @@ pub fn heartbeat(
             .subscribed_topic_names
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
         subscribed_regex: req.subscribed_topic_regex.as_ref().map(|r| r.to_string()),
+        server_assignor,
         owned: req.topic_partitions.map(|tps| {
             tps.iter()
                 .flat_map(|tp| tp.partitions.iter().map(move |p| (tp.topic_id, *p)))
@@ -157,14 +160,20 @@ pub fn describe(
                             ))
                     })
                     .collect();
-                (g.state(), g.epoch, g.assignment_epoch, members)
+                (
+                    g.state(),
+                    g.epoch,
+                    g.assignment_epoch,
+                    g.assignor(),
+                    members,
+                )
             });
             match found {
-                Some((state, epoch, assignment_epoch, members)) => d
+                Some((state, epoch, assignment_epoch, assignor, members)) => d
                     .with_group_state(str_bytes(state))
                     .with_group_epoch(epoch)
                     .with_assignment_epoch(assignment_epoch)
-                    .with_assignor_name(str_bytes(assignor::NAME))
+                    .with_assignor_name(str_bytes(assignor.name()))
                     .with_members(members),
                 // Classic groups and unknown ids: clients fall back to DescribeGroups.
                 None => d
