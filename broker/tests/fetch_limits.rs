@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{temp_storage, BrokerProcess, KafkaConn};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,19 +35,10 @@ fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, count: usize, size
         None,
         Compression::None,
     );
-    let r: ProduceResponse = conn.request(
-        ApiKey::Produce,
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch))])]),
-    );
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let r = conn
+        .try_produce(topic, partition, batch)
+        .expect("an answer");
+    assert_eq!(r.error_code, 0);
 }
 
 /// Fetch v12 of every partition from offset 0: the record bytes per partition.

@@ -12,10 +12,7 @@ use bytes::Bytes;
 use common::fleet::Fleet;
 use common::{temp_storage, BrokerProcess, KafkaConn};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -106,19 +103,9 @@ struct Produced {
 }
 
 fn produce(conn: &mut KafkaConn, topic: &str, partition: i32, records: Bytes) -> Produced {
-    let r: ProduceResponse = conn.request(
-        ApiKey::Produce,
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])]),
-    );
-    let p = &r.responses[0].partition_responses[0];
+    let p = conn
+        .try_produce(topic, partition, records)
+        .expect("an answer");
     Produced {
         error_code: p.error_code,
         base_offset: p.base_offset,

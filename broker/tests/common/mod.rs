@@ -459,8 +459,6 @@ impl KafkaConn {
     /// Produces one record to `partition` with acks=all: (error code, base offset), or
     /// `None` when the broker closed the connection instead of answering.
     pub fn produce_one(&mut self, topic: &str, partition: i32, value: &str) -> Option<(i16, i64)> {
-        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
         let batch = encode_batch(
             [NewRecord {
                 key: None,
@@ -470,6 +468,20 @@ impl KafkaConn {
             None,
             Compression::None,
         );
+        let p = self.try_produce(topic, partition, batch)?;
+        Some((p.error_code, p.base_offset))
+    }
+
+    /// Produce v9 of `records` to `partition` with acks=all: the partition's answer, or
+    /// `None` when the broker closed the connection instead of answering.
+    pub fn try_produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Option<kafka_protocol::messages::produce_response::PartitionProduceResponse> {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
         let req = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(10_000)
@@ -477,11 +489,10 @@ impl KafkaConn {
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
-                    .with_records(Some(batch))])]);
+                    .with_records(Some(records))])]);
         let mut body = self.try_send(ApiKey::Produce, 9, &req)?;
-        let r = ProduceResponse::decode(&mut body, 9).ok()?;
-        let p = &r.responses[0].partition_responses[0];
-        Some((p.error_code, p.base_offset))
+        let mut r = ProduceResponse::decode(&mut body, 9).ok()?;
+        r.responses.pop()?.partition_responses.pop()
     }
 
     /// A new idempotent producer id (InitProducerId v4 without a transactional id).

@@ -1,4 +1,5 @@
 //! Topic management and offsets through the Kafka admin APIs.
+//! Long because: one concern, the operator's Kafka admin client (topics, configs, offsets, groups, reassignments); each call is short and they share the routing to controller, leaders and coordinators.
 //!
 //! Requests go where Kafka sends them: topic changes to the controller, ListOffsets to
 //! each partition's leader, OffsetFetch to the group's coordinator, ListGroups to every
