@@ -1,0 +1,125 @@
+//! Which Iceberg catalog tables are registered in, from one URI: a SQL database
+//! (`sqlite:<path>`, the embedded default) or an Iceberg REST catalog (`http(s)://…`:
+//! Polaris, Nessie, Lakekeeper, S3 Tables, Glue's REST endpoint). Both come from the
+//! iceberg-rust crates; nothing here speaks a catalog's protocol itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::{Catalog, CatalogBuilder};
+use iceberg_catalog_rest::{
+    RestCatalogBuilder, REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE,
+};
+use iceberg_catalog_sql::{
+    SqlBindStyle, SqlCatalogBuilder, SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI,
+    SQL_CATALOG_PROP_WAREHOUSE,
+};
+use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
+
+use crate::error::{LakeError, Result};
+
+/// The catalog's name in the SQL catalog's tables (the same name pyiceberg's and the
+/// JDBC catalog's `catalog_name` column must be given to see the tables).
+pub const CATALOG_NAME: &str = "sluice";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogKind {
+    /// A SQL database through sqlx (`sqlite:` URIs).
+    Sql(String),
+    /// An Iceberg REST catalog's base URI.
+    Rest(String),
+}
+
+/// A catalog to connect to, and where new tables' files go.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    pub kind: CatalogKind,
+    /// Root of new tables (`file:///…/tables`, `s3://bucket/prefix/tables`); for a REST
+    /// catalog also sent as its `warehouse` unless a property sets one.
+    pub warehouse: String,
+    /// Passed on to the catalog and its file IO (credentials, `s3.endpoint`, …).
+    pub props: HashMap<String, String>,
+}
+
+impl CatalogConfig {
+    pub fn new(uri: &str, warehouse: &str, props: HashMap<String, String>) -> Result<Self> {
+        let kind = if uri.starts_with("sqlite:") {
+            CatalogKind::Sql(uri.to_string())
+        } else if uri.starts_with("http://") || uri.starts_with("https://") {
+            CatalogKind::Rest(uri.trim_end_matches('/').to_string())
+        } else {
+            return Err(LakeError::CatalogConfig(format!(
+                "catalog {uri:?} is neither sqlite:<path> (SQL catalog) nor http(s)://… (REST catalog)"
+            )));
+        };
+        if warehouse.is_empty() {
+            return Err(LakeError::CatalogConfig("no warehouse location".into()));
+        }
+        Ok(CatalogConfig {
+            kind,
+            warehouse: warehouse.trim_end_matches('/').to_string(),
+            props,
+        })
+    }
+
+    /// Connects (the SQL catalog creates its tables in a new database).
+    pub async fn connect(&self) -> Result<Arc<dyn Catalog>> {
+        let storage = Arc::new(OpenDalResolvingStorageFactory::new());
+        let mut props = self.props.clone();
+        Ok(match &self.kind {
+            CatalogKind::Sql(uri) => {
+                props.insert(SQL_CATALOG_PROP_URI.into(), uri.clone());
+                props.insert(SQL_CATALOG_PROP_WAREHOUSE.into(), self.warehouse.clone());
+                props.insert(
+                    SQL_CATALOG_PROP_BIND_STYLE.into(),
+                    SqlBindStyle::QMark.to_string(),
+                );
+                Arc::new(
+                    SqlCatalogBuilder::default()
+                        .with_storage_factory(storage)
+                        .load(CATALOG_NAME, props)
+                        .await?,
+                )
+            }
+            CatalogKind::Rest(uri) => {
+                props.insert(REST_CATALOG_PROP_URI.into(), uri.clone());
+                props
+                    .entry(REST_CATALOG_PROP_WAREHOUSE.into())
+                    .or_insert_with(|| self.warehouse.clone());
+                Arc::new(
+                    RestCatalogBuilder::default()
+                        .with_storage_factory(storage)
+                        .load(CATALOG_NAME, props)
+                        .await?,
+                )
+            }
+        })
+    }
+
+    /// Where a new table's files go: `<warehouse>/<namespace>/<table>`.
+    pub fn table_location(&self, namespace: &str, table: &str) -> String {
+        format!("{}/{namespace}/{table}", self.warehouse)
+    }
+}
+
+/// `sqlite:<path>?mode=rwc`: sqlx's URI for a database file created when missing.
+pub fn sqlite_uri(path: &std::path::Path) -> String {
+    format!("sqlite:{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_uri() {
+        let c = CatalogConfig::new("sqlite:/x/c.db", "file:///x/tables/", HashMap::new()).unwrap();
+        assert_eq!(c.kind, CatalogKind::Sql("sqlite:/x/c.db".into()));
+        assert_eq!(c.table_location("sec", "dns"), "file:///x/tables/sec/dns");
+        let r =
+            CatalogConfig::new("http://127.0.0.1:8181/", "s3://b/tables", HashMap::new()).unwrap();
+        assert_eq!(r.kind, CatalogKind::Rest("http://127.0.0.1:8181".into()));
+        let err = CatalogConfig::new("thrift://hive:9083", "s3://b", HashMap::new()).unwrap_err();
+        assert!(err.to_string().contains("neither"), "{err}");
+    }
+}

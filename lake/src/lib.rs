@@ -1,0 +1,25 @@
+//! Sluice's lake output (`docs/lake.md`): a feed's records as rows of an Apache Iceberg
+//! table, each with its topic, partition and offset, committed exactly once with the
+//! offset ranges every snapshot added in its summary. The catalogs and the table format
+//! are iceberg-rust's; this crate decides the columns, the lineage and the commit rule.
+//! It reads no Kafka data itself: the broker hands it rows (`broker/src/lake`).
+//!
+//! Layers, lowest first: `spec`, `lineage`, `columns` and `rows` are pure; `catalog`,
+//! `fence` and `table` talk to a catalog; `writer` writes data files; `commit` decides
+//! and makes a commit.
+
+pub mod catalog;
+pub mod columns;
+pub mod commit;
+pub mod error;
+pub mod fence;
+pub mod lineage;
+pub mod rows;
+pub mod spec;
+pub mod table;
+pub mod writer;
+
+pub use catalog::CatalogConfig;
+pub use error::{LakeError, Result};
+pub use rows::Row;
+pub use spec::TableSpec;
