@@ -1,9 +1,13 @@
 //! Command line and environment configuration of `sluice-broker`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use sluice_lake::catalog::sqlite_uri;
+use sluice_lake::CatalogConfig;
 
 use crate::storage::EngineConfig;
 
@@ -105,6 +109,23 @@ pub struct BrokerArgs {
     #[cfg(debug_assertions)]
     #[arg(long, env = "SLUICE_INJECT_FAULTS", hide = true)]
     pub inject_faults: Option<crate::storage::faults::FaultConfig>,
+    /// Iceberg catalog of feeds' tables (docs/lake.md): `sqlite:<path>` (SQL catalog) or
+    /// `http(s)://…` (REST catalog); `none` turns the lake writer off. Default: a sqlite
+    /// catalog at `<dir>/tables/catalog.db` for `file://<dir>` storage, none otherwise.
+    #[arg(long, env = "SLUICE_LAKE_CATALOG")]
+    pub lake_catalog: Option<String>,
+    /// Where new tables' files go. Default: `<storage URL>/tables`.
+    #[arg(long, env = "SLUICE_LAKE_WAREHOUSE")]
+    pub lake_warehouse: Option<String>,
+    /// Extra catalog and file-IO properties, `KEY=VALUE`, repeatable or comma-separated
+    /// (REST credentials or `warehouse`, `s3.*`). For an `s3://` warehouse the `s3.*`
+    /// ones default from the AWS environment variables the broker's storage uses.
+    #[arg(
+        long = "lake-catalog-prop",
+        env = "SLUICE_LAKE_CATALOG_PROPS",
+        value_delimiter = ','
+    )]
+    pub lake_catalog_props: Vec<String>,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -124,6 +145,55 @@ impl BrokerArgs {
         }
     }
 
+    /// The lake writer's catalog, or None when it is off (see `--lake-catalog`).
+    pub fn lake_catalog(&self) -> anyhow::Result<Option<CatalogConfig>> {
+        let local_dir = match self.storage.strip_prefix("file://") {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+                Some(std::fs::canonicalize(dir).with_context(|| format!("resolving {dir}"))?)
+            }
+            None => None,
+        };
+        let uri = match (self.lake_catalog.as_deref(), &local_dir) {
+            (Some("none"), _) | (None, None) => return Ok(None),
+            (Some(uri), _) => uri.to_string(),
+            (None, Some(dir)) => sqlite_uri(&dir.join("tables").join("catalog.db")),
+        };
+        let warehouse = match (&self.lake_warehouse, &local_dir) {
+            (Some(w), _) => w.clone(),
+            (None, Some(dir)) => format!("file://{}/tables", dir.display()),
+            (None, None) if self.storage.starts_with("s3://") => {
+                format!("{}/tables", self.storage.trim_end_matches('/'))
+            }
+            (None, None) => anyhow::bail!(
+                "--lake-catalog is set but storage {} has no place for table files: give --lake-warehouse",
+                self.storage
+            ),
+        };
+        let mut props = HashMap::new();
+        for kv in &self.lake_catalog_props {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--lake-catalog-prop {kv:?} is not KEY=VALUE"))?;
+            props.insert(k.to_string(), v.to_string());
+        }
+        if warehouse.starts_with("s3://") {
+            for (prop, vars) in S3_PROPS_FROM_ENV {
+                let value = vars.iter().find_map(|v| std::env::var(v).ok());
+                if let Some(value) = value {
+                    props.entry(prop.to_string()).or_insert(value);
+                }
+            }
+            if props.contains_key("s3.endpoint") {
+                // S3-compatible servers (MinIO, moto) are addressed by path.
+                props
+                    .entry("s3.path-style-access".into())
+                    .or_insert("true".into());
+            }
+        }
+        Ok(Some(CatalogConfig::new(&uri, &warehouse, props)?))
+    }
+
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms.max(10))
     }
@@ -132,3 +202,12 @@ impl BrokerArgs {
         Duration::from_millis(self.session_timeout_ms.max(self.heartbeat_interval_ms * 2))
     }
 }
+
+/// The table files' S3 settings, from the variables the broker's own S3 storage reads.
+const S3_PROPS_FROM_ENV: [(&str, &[&str]); 5] = [
+    ("s3.endpoint", &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
+    ("s3.region", &["AWS_REGION", "AWS_DEFAULT_REGION"]),
+    ("s3.access-key-id", &["AWS_ACCESS_KEY_ID"]),
+    ("s3.secret-access-key", &["AWS_SECRET_ACCESS_KEY"]),
+    ("s3.session-token", &["AWS_SESSION_TOKEN"]),
+];

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod coordination;
 pub mod governance;
+pub mod lake;
 pub mod metrics;
 pub mod server;
 pub mod storage;

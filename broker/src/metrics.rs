@@ -39,6 +39,12 @@ pub struct TopicReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicOutcomeLabel {
+    pub topic: String,
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -83,6 +89,14 @@ pub struct Metrics {
     pub records_invalid_observed: Family<TopicReasonLabel, Counter>,
     /// Time to validate one batch (decode included).
     pub validation_latency: Histogram,
+    /// The lake writer (`lake/`): rows committed to feeds' tables, commits by outcome
+    /// (committed, superseded, failed), their latency, records of partitions led here
+    /// not yet in the table, and when the last commit landed.
+    pub lake_rows: Family<TopicLabel, Counter>,
+    pub lake_commits: Family<TopicOutcomeLabel, Counter>,
+    pub lake_commit_latency: Histogram,
+    pub lake_lag_records: Family<TopicLabel, Gauge>,
+    pub lake_last_commit_seconds: Family<TopicLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -121,6 +135,11 @@ impl Metrics {
             records_dead_lettered: Family::default(),
             records_invalid_observed: Family::default(),
             validation_latency: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
+            lake_rows: Family::default(),
+            lake_commits: Family::default(),
+            lake_commit_latency: latency_histogram(),
+            lake_lag_records: Family::default(),
+            lake_last_commit_seconds: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -245,6 +264,31 @@ impl Metrics {
             "validation_latency_seconds",
             "Time to validate one produce batch",
             m.validation_latency.clone(),
+        );
+        r.register(
+            "lake_rows",
+            "Rows this broker committed to feeds' Iceberg tables",
+            m.lake_rows.clone(),
+        );
+        r.register(
+            "lake_commits",
+            "Iceberg commits by outcome: committed, superseded (another writer had the offsets), failed",
+            m.lake_commits.clone(),
+        );
+        r.register(
+            "lake_commit_latency_seconds",
+            "Time to commit one window's files to its table",
+            m.lake_commit_latency.clone(),
+        );
+        r.register(
+            "lake_lag_records",
+            "Records of partitions led by this broker not yet in their table",
+            m.lake_lag_records.clone(),
+        );
+        r.register(
+            "lake_last_commit_timestamp_seconds",
+            "When this broker last committed to the topic's table (Unix time)",
+            m.lake_last_commit_seconds.clone(),
         );
         r.register_collector(Box::new(ProcessCpu));
         Metrics { registry, ..m }

@@ -428,6 +428,7 @@ const BROKER_LAYERS: &[&[&str]] = &[
     &["storage"],
     &["coordination"],
     &["governance"],
+    &["lake"],
     &["server", "config"],
 ];
 

@@ -64,6 +64,9 @@ impl CatalogConfig {
 
     /// Connects (the SQL catalog creates its tables in a new database).
     pub async fn connect(&self) -> Result<Arc<dyn Catalog>> {
+        if let CatalogKind::Sql(uri) = &self.kind {
+            create_sqlite_dir(uri)?;
+        }
         let storage = Arc::new(OpenDalResolvingStorageFactory::new());
         let mut props = self.props.clone();
         Ok(match &self.kind {
@@ -100,6 +103,21 @@ impl CatalogConfig {
     pub fn table_location(&self, namespace: &str, table: &str) -> String {
         format!("{}/{namespace}/{table}", self.warehouse)
     }
+}
+
+/// sqlite creates a missing database file but not its directory.
+fn create_sqlite_dir(uri: &str) -> Result<()> {
+    let path = uri.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LakeError::CatalogConfig(format!("creating {} for {uri}: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
 }
 
 /// `sqlite:<path>?mode=rwc`: sqlx's URI for a database file created when missing.

@@ -1,6 +1,7 @@
 //! Topic configs this broker implements: their defaults, validation and effective values.
 //! A config exists here only once the broker honours it. Kafka's own names, plus
-//! `sluice.schema.*` and `sluice.dead.letter.topic` for validation on produce.
+//! `sluice.schema.*` and `sluice.dead.letter.topic` for validation on produce, and
+//! `sluice.table.*` for a feed's Iceberg table (checked by `sluice_lake::spec`).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,8 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub use sluice_schema::topic_configs::{
     DEAD_LETTER_TOPIC, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE, SCHEMA_SUBJECT, SCHEMA_VERSION,
+    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MODE, TABLE_NAME,
+    TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
 };
 
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
@@ -29,24 +32,25 @@ pub struct ConfigDef {
     pub default: &'static str,
     pub kind: ConfigType,
     pub doc: &'static str,
-    validate: fn(&str) -> Result<(), String>,
+    /// Checks a value; given the config's name too, for checks shared by several.
+    validate: fn(&str, &str) -> Result<(), String>,
 }
 
-fn long_at_least_minus_one(v: &str) -> Result<(), String> {
+fn long_at_least_minus_one(_: &str, v: &str) -> Result<(), String> {
     match v.parse::<i64>() {
         Ok(n) if n >= -1 => Ok(()),
         _ => Err(format!("{v:?} is not a number >= -1")),
     }
 }
 
-fn positive_int(v: &str) -> Result<(), String> {
+fn positive_int(_: &str, v: &str) -> Result<(), String> {
     match v.parse::<i32>() {
         Ok(n) if n > 0 => Ok(()),
         _ => Err(format!("{v:?} is not a positive integer")),
     }
 }
 
-fn delete_only(v: &str) -> Result<(), String> {
+fn delete_only(_: &str, v: &str) -> Result<(), String> {
     if v == "delete" {
         Ok(())
     } else {
@@ -56,18 +60,18 @@ fn delete_only(v: &str) -> Result<(), String> {
     }
 }
 
-fn any_string(_: &str) -> Result<(), String> {
+fn any_string(_: &str, _: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parses<T: std::str::FromStr>(v: &str) -> Result<(), String>
+fn parses<T: std::str::FromStr>(_: &str, v: &str) -> Result<(), String>
 where
     T::Err: std::fmt::Display,
 {
     v.parse::<T>().map(|_| ()).map_err(|e| e.to_string())
 }
 
-fn empty_or_topic_name(v: &str) -> Result<(), String> {
+fn empty_or_topic_name(_: &str, v: &str) -> Result<(), String> {
     if v.is_empty() {
         Ok(())
     } else {
@@ -146,7 +150,67 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "latest: any live version of the subject (plain json: the latest); a number pins that version.",
         validate: parses::<SchemaVersion>,
     },
+    ConfigDef {
+        name: TABLE_ENABLED,
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "true: the brokers leading this topic's partitions write its records to an Iceberg table (docs/lake.md).",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_NAMESPACE,
+        default: "sluice",
+        kind: ConfigType::String,
+        doc: "Namespace (database) of the topic's table.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_NAME,
+        default: "",
+        kind: ConfigType::String,
+        doc: "Name of the topic's table; empty: the topic name with every character other than letters and digits as _.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_MODE,
+        default: "raw",
+        kind: ConfigType::String,
+        doc: "raw: key, value and headers as columns beside the lineage columns.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_PARTITIONING,
+        default: "hour",
+        kind: ConfigType::String,
+        doc: "Table partitions by the record timestamp's hour or day, by a column (identity:<column>), or none.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_COMMIT_INTERVAL_MS,
+        default: "60000",
+        kind: ConfigType::Long,
+        doc: "How often the table gets a commit (one snapshot per broker writing it), at least 1000.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_TARGET_FILE_BYTES,
+        default: "134217728",
+        kind: ConfigType::Long,
+        doc: "Size at which a data file is closed and the next one begun.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_GENERATION,
+        default: "",
+        kind: ConfigType::Long,
+        doc: "The Feed generation that set the table configs, recorded in every commit (set by the operator).",
+        validate: validate_table_config,
+    },
 ];
+
+fn validate_table_config(name: &str, v: &str) -> Result<(), String> {
+    sluice_lake::spec::validate_config(name, v)
+}
 
 pub fn definition(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
@@ -156,7 +220,7 @@ pub fn definition(name: &str) -> Option<&'static ConfigDef> {
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let def =
         definition(name).ok_or_else(|| format!("unknown or unsupported topic config {name:?}"))?;
-    (def.validate)(value)
+    (def.validate)(name, value)
 }
 
 /// The values a topic's configs resolve to.

@@ -17,6 +17,7 @@ use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::topics::TopicAdmin;
 use crate::coordination::MetadataStore;
 use crate::governance::{DeadLetterWriter, SchemaRegistry};
+use crate::lake::LakeStatus;
 use crate::metrics::Metrics;
 use crate::storage::{LogEngine, Store};
 
@@ -36,6 +37,8 @@ pub struct Broker {
     /// The schema registry this broker serves and validates produce batches with.
     pub schemas: SchemaRegistry,
     pub dead_letters: DeadLetterWriter,
+    /// What this broker's lake writers report (`GET /v1/lake`).
+    pub lake_status: LakeStatus,
     ready: AtomicBool,
     /// Serialises leadership changes (take-over, release, close) on this broker.
     pub(crate) leadership: tokio::sync::Mutex<()>,
@@ -94,6 +97,7 @@ impl Broker {
             metrics,
             schemas,
             dead_letters: DeadLetterWriter::default(),
+            lake_status: LakeStatus::default(),
             ready: AtomicBool::new(false),
             leadership: tokio::sync::Mutex::new(()),
             args,

@@ -1,6 +1,7 @@
 //! `/metrics`, `/healthz`, `/readyz`, the fleet admin endpoints: `GET /v1/cluster`
 //! (nodes, controller, partitions led) and `POST`/`DELETE /v1/nodes/{id}/drain` (move
 //! every partition off a broker before it is removed, or take it back into service),
+//! `GET /v1/lake` (the Iceberg tables this broker writes, their positions and lag),
 //! and, for every other path, the Confluent-compatible schema registry API
 //! ([`super::registry_api`]).
 
@@ -66,6 +67,7 @@ pub async fn serve(
             ),
         )
         .route("/v1/cluster", get(cluster))
+        .route("/v1/lake", get(lake))
         .route("/v1/nodes/{id}/drain", post(drain).delete(undrain))
         .fallback(schema_registry)
         .with_state((metrics, state));
@@ -116,6 +118,13 @@ async fn cluster(State((_, s)): AppState) -> Result<Json<serde_json::Value>, (St
         "nodes": nodes,
         "partitions_moving": moving,
     })))
+}
+
+/// The tables this broker writes and how far each is behind (`docs/lake.md`).
+async fn lake(
+    State((_, s)): AppState,
+) -> Result<Json<Vec<crate::lake::TableStatus>>, (StatusCode, String)> {
+    Ok(Json(started(&s)?.lake_status.snapshot()))
 }
 
 async fn set_draining(

@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 use super::{connection, fleet, http, Broker};
 use crate::config::BrokerArgs;
 use crate::coordination::groups::{offsets_topic, ConsumerGroupTiming, GroupCoordinator};
+use crate::lake::LakeService;
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -120,6 +121,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
 
     let group_timers = broker.groups().start_timers(stop_rx.clone());
     let (fleet, fenced) = fleet::start(broker.clone(), stop_rx.clone());
+    let lake = start_lake(&broker, stop_rx.clone())?;
     let retention = {
         let broker = broker.clone();
         let mut stop = stop_rx.clone();
@@ -164,6 +166,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let _ = acceptor.await;
     let _ = retention.await;
     let _ = group_timers.await;
+    let _ = lake.await;
     for t in fleet {
         let _ = t.await;
     }
@@ -178,6 +181,30 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let _ = http.await;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// The lake writer (`crate::lake`), with the catalog `--lake-catalog` names.
+fn start_lake(
+    broker: &Arc<Broker>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let config = broker
+        .args
+        .lake_catalog()
+        .context("configuring the lake writer")?;
+    match &config {
+        Some(c) => info!(catalog = ?c.kind, warehouse = %c.warehouse, "lake writer on"),
+        None => info!("lake writer off: no Iceberg catalog (--lake-catalog)"),
+    }
+    let service = Arc::new(LakeService {
+        config,
+        engine: broker.engine.clone(),
+        metadata: broker.metadata.clone(),
+        metrics: broker.metrics.clone(),
+        status: broker.lake_status.clone(),
+        writer_id: format!("{}/{}", broker.args.node_id, broker.engine.incarnation()),
+    });
+    Ok(service.start(stop))
 }
 
 async fn wait_for_signal() {
