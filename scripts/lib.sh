@@ -14,13 +14,18 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 # confluent-kafka's extras bring the Schema Registry client (httpx, authlib, cachetools,
 # attrs) and its serializers (fastavro and avro for Avro, jsonschema for JSON Schema),
 # which broker/tests/python/test_schema_registry.py uses against the broker's registry.
+# pyiceberg (with pyarrow, and SQLAlchemy for its SQL catalog on sqlite) and DuckDB are
+# Iceberg readers that nobody here wrote, for the tests that read the broker's tables
+# (broker/tests/python/test_iceberg_readers.py proves them against Iceberg's REST catalog).
 SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice/venv}"
-SLUICE_PY_PACKAGES=(pytest pytest-timeout "confluent-kafka[avro,json,schemaregistry]>=2.4" "moto[server]")
+SLUICE_PY_PACKAGES=(pytest pytest-timeout "confluent-kafka[avro,json,schemaregistry]>=2.4" "moto[server]"
+	"pyiceberg[sql-sqlite,pyarrow]>=0.9" duckdb)
 # What the venv check imports: a venv made before a package was added gets it installed.
 SLUICE_PY_IMPORTS="import pytest, pytest_timeout, confluent_kafka, moto.server, fastavro, avro, jsonschema, cachetools, authlib"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry import SchemaRegistryClient"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.avro import AvroSerializer"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.json_schema import JSONSerializer"
+SLUICE_PY_IMPORTS+="; import pyiceberg, duckdb, pyarrow, sqlalchemy; from pyiceberg.catalog.sql import SqlCatalog"
 
 # Debian packages the Rust build needs: a C toolchain and cmake for the -sys
 # crates (aws-lc-sys, zstd-sys, lz4-sys, libz-sys, and librdkafka, which

@@ -5,12 +5,17 @@ sets it to the freshly built debug binary). Every broker runs on free loopback
 ports with its storage in a pytest tmp dir, is waited for through
 `GET /readyz` on its metrics port, and is always stopped at teardown (SIGTERM,
 then SIGKILL), with a bound on every wait.
+
+`iceberg_rest` runs Apache Iceberg's REST catalog server the same way, from the
+jars in SLUICE_ICEBERG_REST_LIBS (scripts/test sets it from `scripts/tools
+iceberg-rest`), ready once `GET /v1/config` says 200; it needs no broker.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,9 +35,9 @@ LOG_TAIL_LINES = 120
 # Every broker process started by this session, so that none outlives pytest
 # even when a fixture's teardown never ran (e.g. an interrupted run).
 _PROCS: set[subprocess.Popen] = set()
-# Brokers owned by fixtures that are still set up; their logs are attached to
-# the report of a failing test.
-_ACTIVE: list["Broker"] = []
+# Brokers (and Iceberg REST servers) owned by fixtures that are still set up;
+# their logs are attached to the report of a failing test.
+_ACTIVE: list["Broker | IcebergRest"] = []
 
 
 def _kill_leftovers() -> None:
@@ -257,6 +262,121 @@ class BrokerFactory:
                 _ACTIVE.remove(b)
 
 
+class IcebergRest:
+    """Apache Iceberg's REST catalog server (RESTCatalogServer, run by our launcher
+    on 127.0.0.1 only: scripts/iceberg-rest/), on a free port, with its warehouse
+    and its sqlite catalog (catalog.db) in `warehouse`, metadata on local files."""
+
+    MAIN = "org.apache.iceberg.rest.SluiceRESTCatalogServer"
+
+    def __init__(self, libs: str, warehouse: Path, log_path: Path):
+        self.libs = libs
+        self.warehouse = Path(warehouse).resolve()
+        self.log_path = Path(log_path)
+        self.name = "iceberg-rest"
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self._log_file = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "IcebergRest":
+        java = shutil.which("java")
+        if java is None:
+            pytest.fail("java not found on PATH (the Iceberg REST server needs Java 17+)",
+                        pytrace=False)
+        (self.port,) = free_ports(1)
+        args = [java, "-cp", f"{self.libs}/*", self.MAIN,
+                "--warehouse", str(self.warehouse), "--port", str(self.port)]
+        # The server reads catalog properties from CATALOG_*: only the flags count.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_")}
+        self._log_file = open(self.log_path, "ab")
+        self._log_file.write(("$ " + " ".join(args) + "\n").encode())
+        self._log_file.flush()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        _PROCS.add(self.proc)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                pytest.fail(f"iceberg REST server exited with {rc} before it answered\n"
+                            f"{self.log_tail()}", pytrace=False)
+            try:
+                status, body = http_get(f"{self.uri}/v1/config", timeout=1.0)
+                if status == 200:
+                    return self
+                last = f"HTTP {status}: {body[:200]!r}"
+            except (OSError, urllib.error.URLError) as e:
+                last = repr(e)
+            time.sleep(0.1)
+        self.shutdown()
+        pytest.fail(f"iceberg REST server not ready within {READY_TIMEOUT_S:.0f}s at "
+                    f"{self.uri}/v1/config (last: {last})\n{self.log_tail()}", pytrace=False)
+
+    def shutdown(self) -> None:
+        """SIGTERM, bounded wait, then SIGKILL. Never raises."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                    self.proc.wait(timeout=STOP_TIMEOUT_S)
+                except (OSError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(self.proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    try:
+                        self.proc.wait(timeout=KILL_TIMEOUT_S)
+                    except subprocess.TimeoutExpired:
+                        pass
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+            if self.proc is not None:
+                _PROCS.discard(self.proc)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if not self.log_path.exists():
+            return f"[{self.name}: no log]"
+        text = self.log_path.read_text(errors="replace").splitlines()
+        tail = "\n".join(text[-lines:])
+        return f"----- {self.log_path} (last {min(lines, len(text))} lines) -----\n{tail}"
+
+
+@pytest.fixture(scope="session")
+def iceberg_rest_libs() -> str:
+    libs = os.environ.get("SLUICE_ICEBERG_REST_LIBS")
+    if not libs:
+        pytest.fail(
+            "SLUICE_ICEBERG_REST_LIBS is not set: point it at the jars of "
+            "`scripts/tools iceberg-rest` (scripts/test does)",
+            pytrace=False,
+        )
+    if not os.path.isfile(os.path.join(libs, "sluice-iceberg-rest.jar")):
+        pytest.fail(f"SLUICE_ICEBERG_REST_LIBS={libs!r} has no sluice-iceberg-rest.jar "
+                    "(`scripts/tools iceberg-rest` makes it)", pytrace=False)
+    return libs
+
+
+@pytest.fixture
+def iceberg_rest(iceberg_rest_libs, tmp_path) -> IcebergRest:
+    """A fresh Iceberg REST catalog; its warehouse is tmp_path/iceberg-warehouse."""
+    server = IcebergRest(iceberg_rest_libs, tmp_path / "iceberg-warehouse",
+                         tmp_path / "iceberg-rest.log")
+    _ACTIVE.append(server)
+    try:
+        yield server.start()
+    finally:
+        server.shutdown()
+        _ACTIVE.remove(server)
+
+
 @pytest.fixture(scope="session")
 def broker_bin() -> str:
     path = os.environ.get("SLUICE_BROKER_BIN")
@@ -287,7 +407,11 @@ def broker(broker_bin, tmp_path_factory) -> Broker:
 
 
 def pytest_report_header(config):
-    return f"sluice-broker: {os.environ.get('SLUICE_BROKER_BIN', '<SLUICE_BROKER_BIN unset>')}"
+    return [
+        f"sluice-broker: {os.environ.get('SLUICE_BROKER_BIN', '<SLUICE_BROKER_BIN unset>')}",
+        "iceberg REST libs: "
+        f"{os.environ.get('SLUICE_ICEBERG_REST_LIBS', '<SLUICE_ICEBERG_REST_LIBS unset>')}",
+    ]
 
 
 @pytest.hookimpl(hookwrapper=True)
