@@ -72,8 +72,10 @@ pub fn partition_spec(
     schema: &Schema,
     partitioning: &Partitioning,
 ) -> Result<UnboundPartitionSpec> {
+    // Java's REST catalog (1.10) refuses a create request whose spec has no id.
+    let builder = UnboundPartitionSpec::builder().with_spec_id(0);
     let (column, transform, suffix) = match partitioning {
-        Partitioning::None => return Ok(UnboundPartitionSpec::builder().build()),
+        Partitioning::None => return Ok(builder.build()),
         Partitioning::Hour => (TIMESTAMP, Transform::Hour, "hour"),
         Partitioning::Day => (TIMESTAMP, Transform::Day, "day"),
         Partitioning::Identity(c) => (c.as_str(), Transform::Identity, ""),
@@ -93,7 +95,7 @@ pub fn partition_spec(
     } else {
         format!("{column}_{suffix}")
     };
-    Ok(UnboundPartitionSpec::builder()
+    Ok(builder
         .add_partition_field(field.id, name, transform)?
         .build())
 }

@@ -9,6 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+/// Longest error message kept in a status.
+const MAX_ERROR_LEN: usize = 600;
+
 /// One partition led here: where the table stands and how far behind it is.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct PartitionProgress {
@@ -66,7 +69,16 @@ impl LakeStatus {
         f(entry);
     }
 
-    pub fn set_error(&self, topic: &str, table: &str, error: String) {
+    pub fn set_error(&self, topic: &str, table: &str, mut error: String) {
+        // A catalog's error page can be kilobytes of HTML: the start says what failed.
+        if error.len() > MAX_ERROR_LEN {
+            let cut = (0..=MAX_ERROR_LEN)
+                .rev()
+                .find(|i| error.is_char_boundary(*i))
+                .unwrap_or(0);
+            error.truncate(cut);
+            error.push('…');
+        }
         self.update(topic, table, |s| {
             if s.error.is_none() {
                 s.error_since_ms = Some(now_ms());

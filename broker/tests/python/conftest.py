@@ -282,12 +282,13 @@ class IcebergRest:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "IcebergRest":
+    def start(self, port: int | None = None) -> "IcebergRest":
+        """Starts the server, on `port` when given (a restart on the same address)."""
         java = shutil.which("java")
         if java is None:
             pytest.fail("java not found on PATH (the Iceberg REST server needs Java 17+)",
                         pytrace=False)
-        (self.port,) = free_ports(1)
+        (self.port,) = free_ports(1) if port is None else (port,)
         args = [java, "-cp", f"{self.libs}/*", self.MAIN,
                 "--warehouse", str(self.warehouse), "--port", str(self.port)]
         # The server reads catalog properties from CATALOG_*: only the flags count.

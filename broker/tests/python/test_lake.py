@@ -1,0 +1,222 @@
+"""Feeds land in Iceberg tables (docs/lake.md), checked by readers nobody here wrote.
+
+A topic with `sluice.table.enabled=true` is produced to with confluent-kafka; the
+acknowledged (partition, offset) of every record is the truth. pyiceberg loads the
+table from the broker's catalog (the embedded sqlite SQL catalog, or Apache Iceberg's
+REST catalog server) and DuckDB reads it: every acknowledged record must be there
+exactly once, with its key, value, headers, timestamp and lineage, and the snapshots'
+summaries must cover exactly the offsets the rows hold. The broker is killed with
+SIGKILL mid-window and the REST catalog is stopped under load: no row is lost or
+doubled, and producers never notice the catalog is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+
+import duckdb
+import pyarrow as pa
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pyiceberg.catalog import load_catalog
+
+from conftest import http_get
+
+# A commit a second: the tests wait for a few.
+COMMIT_MS = "1000"
+T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def create_table_topic(broker, topic: str, partitions: int, extra: dict | None = None) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+    config = {
+        "sluice.table.enabled": "true",
+        "sluice.table.namespace": "security",
+        "sluice.table.commit.interval.ms": COMMIT_MS,
+        **(extra or {}),
+    }
+    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                       config=config)])
+    fs[topic].result(timeout=30)
+
+
+class Acks:
+    """Delivery reports: (partition, offset) -> (key, value) of each acknowledged record."""
+
+    def __init__(self):
+        self.ok: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        self.failed: list[str] = []
+
+    def __call__(self, err, msg):
+        if err is not None:
+            self.failed.append(str(err))
+        else:
+            self.ok[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
+
+
+def produce(broker, topic: str, n: int, acks: Acks, start: int = 0, partitions: int = 3) -> None:
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5,
+                  "enable.idempotence": True, "message.timeout.ms": 60000})
+    for i in range(start, start + n):
+        p.produce(topic, key=f"k{i}".encode(), value=json.dumps({"n": i}).encode(),
+                  partition=i % partitions,
+                  # Spread over three hours: rows land in three hour partitions.
+                  timestamp=T0_MS + (i % 3) * 3_600_000 + i,
+                  headers=[("source", b"dns"), ("seq", str(i).encode())],
+                  on_delivery=acks)
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0, "records still unacknowledged after 60 s"
+
+
+def lake_status(broker, topic: str) -> dict | None:
+    status, body = http_get(broker.url("/v1/lake"))
+    assert status == 200, body
+    return next((t for t in json.loads(body) if t["topic"] == topic), None)
+
+
+def wait_caught_up(broker, topic: str, rows: int, timeout: float = 90.0) -> dict:
+    """Until the broker says its partitions of `topic` have no lag and it committed
+    `rows` rows in all."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = lake_status(broker, topic)
+        if last and last["partitions"] and all(p["lag"] == 0 for p in last["partitions"].values()):
+            if last["rows_committed"] >= rows:
+                return last
+        time.sleep(0.3)
+    pytest.fail(f"lake writer of {topic} not caught up within {timeout}s: {last}\n"
+                f"{broker.log_tail()}", pytrace=False)
+
+
+def table_rows(catalog, name: str) -> pa.Table:
+    return catalog.load_table(name).scan().to_arrow()
+
+
+def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.DuckDBPyConnection:
+    """Every acknowledged record is in the table once, with its lineage; the snapshot
+    summaries' offset ranges tile each partition's offsets."""
+    rows = table_rows(catalog, name)
+    con = duckdb.connect()
+    con.register("t", rows)
+    dupes = con.execute("select sluice_partition, sluice_offset, count(*) c from t "
+                        "group by all having c > 1 limit 5").fetchall()
+    assert dupes == [], f"rows written twice: {dupes}"
+    got = {(p, o): (k, v) for p, o, k, v in con.execute(
+        "select sluice_partition, sluice_offset, key, value from t").fetchall()}
+    missing = sorted(set(acks.ok) - set(got))
+    extra = sorted(set(got) - set(acks.ok))
+    assert not missing, f"{len(missing)} acknowledged records not in the table: {missing[:10]}"
+    assert not extra, f"{len(extra)} rows nobody acknowledged: {extra[:10]}"
+    assert got == acks.ok, "a row's key or value differs from what was acknowledged"
+    assert con.execute("select distinct sluice_topic from t").fetchall() == [(topic,)]
+    # Lineage and record: timestamp, headers, no schema id (no schema on this topic).
+    row = con.execute("select sluice_timestamp, headers, sluice_schema_id from t "
+                      "where key = 'k7'::blob").fetchone()
+    assert row is not None
+    ts, headers, schema_id = row
+    assert int(ts.timestamp() * 1000) == T0_MS + 3_600_000 + 7
+    assert [(h["key"], h["value"]) for h in headers] == [("source", b"dns"), ("seq", b"7")]
+    assert schema_id is None
+    # The summaries: per partition, the ranges added tile [0, last acknowledged].
+    table = catalog.load_table(name)
+    covered: dict[int, list[tuple[int, int]]] = {}
+    for snap in table.snapshots():
+        props = snap.summary.additional_properties
+        for k, v in props.items():
+            if k.startswith("sluice.offsets."):
+                a, b = v.split("-")
+                covered.setdefault(int(k.rsplit(".", 1)[1]), []).append((int(a), int(b)))
+    for part in {p for p, _ in acks.ok}:
+        ranges = sorted(covered.get(part, []))
+        assert ranges and ranges[0][0] == 0, (part, ranges)
+        for (a1, b1), (a2, _) in zip(ranges, ranges[1:]):
+            assert a2 == b1 + 1, f"partition {part}: ranges overlap or leave a gap: {ranges}"
+        assert ranges[-1][1] == max(o for p, o in acks.ok if p == part), (part, ranges)
+    current = table.current_snapshot().summary.additional_properties
+    for part in {p for p, _ in acks.ok}:
+        assert int(current[f"sluice.next.{part}"]) == 1 + max(o for p, o in acks.ok if p == part)
+    return con
+
+
+def sql_catalog(broker):
+    data = broker.data_dir.resolve()
+    return load_catalog("sluice", type="sql", uri=f"sqlite:///{data}/tables/catalog.db",
+                        warehouse=f"file://{data}/tables")
+
+
+def test_table_from_the_embedded_sql_catalog_holds_every_record_once(broker_factory):
+    broker = broker_factory.start()
+    topic = f"dns-{uuid.uuid4().hex[:6]}"
+    create_table_topic(broker, topic, 3)
+    acks = Acks()
+    produce(broker, topic, 3000, acks)
+    assert not acks.failed, acks.failed[:3]
+    status = wait_caught_up(broker, topic, 3000)
+    assert status["table"] == f"security.{topic.replace('-', '_')}"
+    assert status["error"] is None, status
+    catalog = sql_catalog(broker)
+    name = f"security.{topic.replace('-', '_')}"
+    con = check_exactly_once(catalog, name, topic, acks)
+    # Hour partitions: three hours of timestamps, three partition values.
+    hours = con.execute("select count(distinct date_trunc('hour', sluice_timestamp)) from t").fetchone()
+    assert hours == (3,)
+    table = catalog.load_table(name)
+    assert [f.name for f in table.spec().fields] == ["sluice_timestamp_hour"]
+
+
+def test_sigkill_mid_window_loses_and_doubles_nothing_on_a_rest_catalog(broker_factory, iceberg_rest):
+    args = ["--lake-catalog", iceberg_rest.uri]
+    broker = broker_factory.start(extra_args=args)
+    topic = f"auth-{uuid.uuid4().hex[:6]}"
+    create_table_topic(broker, topic, 2, {"sluice.table.partitioning": "day"})
+    acks = Acks()
+    produce(broker, topic, 1000, acks, partitions=2)
+    wait_caught_up(broker, topic, 1000)
+    # Kill it with records read but not committed (a window in flight) and again right
+    # after a restart, then let it catch up.
+    for round_ in range(3):
+        produce(broker, topic, 700, acks, start=1000 + round_ * 700, partitions=2)
+        time.sleep(0.4 * round_)
+        broker.kill()
+        broker.start()
+    assert not acks.failed, acks.failed[:3]
+    wait_caught_up(broker, topic, 0)
+    catalog = load_catalog("rest", type="rest", uri=iceberg_rest.uri)
+    name = f"security.{topic.replace('-', '_')}"
+    deadline = time.monotonic() + 60
+    while len(table_rows(catalog, name)) < len(acks.ok) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    check_exactly_once(catalog, name, topic, acks)
+
+
+def test_a_catalog_outage_never_stops_producers_and_the_table_catches_up(broker_factory, iceberg_rest):
+    broker = broker_factory.start(extra_args=["--lake-catalog", iceberg_rest.uri])
+    topic = f"edr-{uuid.uuid4().hex[:6]}"
+    create_table_topic(broker, topic, 1)
+    acks = Acks()
+    produce(broker, topic, 300, acks, partitions=1)
+    wait_caught_up(broker, topic, 300)
+    iceberg_rest.shutdown()
+    # Producers keep going while the catalog is away; the writer reports why it lags.
+    produce(broker, topic, 900, acks, start=300, partitions=1)
+    assert not acks.failed, acks.failed[:3]
+    deadline = time.monotonic() + 30
+    status = lake_status(broker, topic)
+    while not (status and status["error"]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = lake_status(broker, topic)
+    assert status["error"], status
+    assert sum(p["lag"] for p in status["partitions"].values()) > 0, status
+    # The catalog comes back on the same port: the writer commits what it held.
+    port = iceberg_rest.port
+    iceberg_rest.start(port=port)
+    status = wait_caught_up(broker, topic, 1200, timeout=120)
+    assert status["error"] is None, status
+    catalog = load_catalog("rest", type="rest", uri=iceberg_rest.uri)
+    check_exactly_once(catalog, f"security.{topic.replace('-', '_')}", topic, acks)
