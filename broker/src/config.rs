@@ -126,6 +126,11 @@ pub struct BrokerArgs {
         value_delimiter = ','
     )]
     pub lake_catalog_props: Vec<String>,
+    /// A file of `KEY=VALUE` lines (blank lines and `#` comments skipped) with more
+    /// catalog properties, e.g. a mounted Secret holding credentials; `--lake-catalog-prop`
+    /// wins over it.
+    #[arg(long, env = "SLUICE_LAKE_CATALOG_PROPS_FILE")]
+    pub lake_catalog_props_file: Option<std::path::PathBuf>,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -171,6 +176,19 @@ impl BrokerArgs {
             ),
         };
         let mut props = HashMap::new();
+        if let Some(path) = &self.lake_catalog_props_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            for line in text.lines().map(str::trim) {
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (k, v) = line.split_once('=').with_context(|| {
+                    format!("{}: line {line:?} is not KEY=VALUE", path.display())
+                })?;
+                props.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
         for kv in &self.lake_catalog_props {
             let (k, v) = kv
                 .split_once('=')
