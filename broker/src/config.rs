@@ -131,6 +131,11 @@ pub struct BrokerArgs {
     /// wins over it.
     #[arg(long, env = "SLUICE_LAKE_CATALOG_PROPS_FILE")]
     pub lake_catalog_props_file: Option<std::path::PathBuf>,
+    /// Debug builds only: abort the process at a point of the lake writer's window
+    /// (`window-read`, `files-written`, `committed`), for the crash-point tests.
+    #[cfg(debug_assertions)]
+    #[arg(long, env = "SLUICE_INJECT_LAKE_CRASH", hide = true)]
+    pub inject_lake_crash: Option<crate::lake::CrashPoint>,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

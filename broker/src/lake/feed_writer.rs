@@ -45,6 +45,19 @@ pub struct FeedWriter {
     pub metrics: Arc<Metrics>,
     /// Names this writer in commits and file names: node and incarnation.
     pub writer_id: String,
+    /// Tests only: where to abort the process (`--inject-lake-crash`, debug builds).
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// The points of a window where the crash-point tests kill the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashPoint {
+    /// Rows of the window are in (unclosed) data files.
+    WindowRead,
+    /// The window's files are closed and uploaded, the commit not begun.
+    FilesWritten,
+    /// The commit landed; the writer has not learnt it yet.
+    Committed,
 }
 
 /// Why a window did not commit; the writer retries from the table's positions.
@@ -117,6 +130,9 @@ impl FeedWriter {
                         cursors.insert(p.partition, next);
                     }
                     writer.write(&rows).await.map_err(|e| e.to_string())?;
+                    if !rows.is_empty() {
+                        self.crash_if(CrashPoint::WindowRead);
+                    }
                 }
                 self.report_progress(&table_name, &parts, &table_positions);
                 let now = Instant::now();
@@ -137,6 +153,7 @@ impl FeedWriter {
             }
             let rows = writer.rows();
             let files = writer.finish().await.map_err(|e| e.to_string())?;
+            self.crash_if(CrashPoint::FilesWritten);
             let coverage = Coverage {
                 start,
                 end: cursors,
@@ -150,6 +167,7 @@ impl FeedWriter {
                     snapshot_id,
                     positions: p,
                 }) => {
+                    self.crash_if(CrashPoint::Committed);
                     self.metrics
                         .lake_rows
                         .get_or_create(&self.label())
@@ -314,6 +332,13 @@ impl FeedWriter {
             .set(lag_total);
         self.status
             .update(&self.topic, table, |s| s.partitions = progress);
+    }
+
+    fn crash_if(&self, point: CrashPoint) {
+        if self.crash_at == Some(point) {
+            tracing::error!(topic = %self.topic, ?point, "injected crash");
+            std::process::abort();
+        }
     }
 
     fn label(&self) -> TopicLabel {

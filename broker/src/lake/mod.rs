@@ -30,6 +30,7 @@ use crate::coordination::MetadataStore;
 use crate::metrics::Metrics;
 use crate::storage::LogEngine;
 use feed_writer::FeedWriter;
+pub use feed_writer::CrashPoint;
 pub use status::{LakeStatus, TableStatus};
 
 /// How often the supervisor looks at the topics and the partitions led here.
@@ -43,6 +44,8 @@ pub struct LakeService {
     pub metrics: Arc<Metrics>,
     pub status: LakeStatus,
     pub writer_id: String,
+    /// Tests only: where writers abort the process.
+    pub crash_at: Option<CrashPoint>,
 }
 
 /// A running writer and what it was started for.
@@ -179,6 +182,7 @@ impl LakeService {
                 status: self.status.clone(),
                 metrics: self.metrics.clone(),
                 writer_id: self.writer_id.clone(),
+                crash_at: self.crash_at,
             };
             let task = tokio::spawn(writer.run(stop_rx));
             running.insert(

@@ -203,6 +203,10 @@ fn start_lake(
         metrics: broker.metrics.clone(),
         status: broker.lake_status.clone(),
         writer_id: format!("{}/{}", broker.args.node_id, broker.engine.incarnation()),
+        #[cfg(debug_assertions)]
+        crash_at: broker.args.inject_lake_crash,
+        #[cfg(not(debug_assertions))]
+        crash_at: None,
     });
     Ok(service.start(stop))
 }
