@@ -53,10 +53,13 @@ pub async fn open_or_create(
         Err(e) => return Err(e.into()),
     }
     let ns = ident.namespace().clone();
-    match catalog.create_namespace(&ns, HashMap::new()).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::NamespaceAlreadyExists => {}
-        Err(e) => return Err(e.into()),
+    // Another broker may create it at the same moment; some catalogs then answer a
+    // server error rather than "already exists" (Iceberg's JDBC catalog on sqlite
+    // does), so a failure counts only if the namespace still does not exist.
+    if let Err(e) = catalog.create_namespace(&ns, HashMap::new()).await {
+        if e.kind() != ErrorKind::NamespaceAlreadyExists && !catalog.namespace_exists(&ns).await? {
+            return Err(e.into());
+        }
     }
     let creation = TableCreation::builder()
         .name(spec.name.clone())
@@ -74,12 +77,14 @@ pub async fn open_or_create(
         .build();
     match catalog.create_table(&ns, creation).await {
         Ok(t) => Ok(t),
-        Err(e) if e.kind() == ErrorKind::TableAlreadyExists => {
-            let t = catalog.load_table(&ident).await?;
-            check_columns(&t, &wanted, spec)?;
-            Ok(t)
-        }
-        Err(e) => Err(e.into()),
+        // The same race for the table: whoever created it, it must fit.
+        Err(e) => match catalog.load_table(&ident).await {
+            Ok(t) => {
+                check_columns(&t, &wanted, spec)?;
+                Ok(t)
+            }
+            Err(_) => Err(e.into()),
+        },
     }
 }
 

@@ -29,8 +29,8 @@ use crate::coordination::topic_config::schema_policy;
 use crate::coordination::MetadataStore;
 use crate::metrics::Metrics;
 use crate::storage::LogEngine;
-use feed_writer::FeedWriter;
 pub use feed_writer::CrashPoint;
+use feed_writer::FeedWriter;
 pub use status::{LakeStatus, TableStatus};
 
 /// How often the supervisor looks at the topics and the partitions led here.
