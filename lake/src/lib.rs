@@ -14,6 +14,7 @@ pub mod commit;
 pub mod error;
 pub mod fence;
 pub mod lineage;
+pub mod maintenance;
 pub mod rows;
 pub mod spec;
 pub mod table;

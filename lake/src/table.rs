@@ -73,6 +73,16 @@ pub async fn open_or_create(
                 "write.parquet.compression-codec".to_string(),
                 "zstd".to_string(),
             ),
+            // Snapshot expiry (`maintenance.rs`) keeps a week of history and at least
+            // the last 100 snapshots; engines and users tune these standard properties.
+            (
+                "history.expire.max-snapshot-age-ms".to_string(),
+                (7 * 24 * 3_600_000u64).to_string(),
+            ),
+            (
+                "history.expire.min-snapshots-to-keep".to_string(),
+                "100".to_string(),
+            ),
         ])
         .build();
     match catalog.create_table(&ns, creation).await {

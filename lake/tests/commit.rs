@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use common::{rows, spec, sql_catalog, write_window};
+use iceberg::transaction::ApplyTransactionAction;
 use sluice_lake::commit::Outcome;
 use sluice_lake::lineage::added_ranges;
 use sluice_lake::table::{ident, open_or_create, positions};
@@ -106,4 +107,43 @@ async fn an_incompatible_existing_table_is_refused() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("sluice_topic"), "{err}");
+}
+
+#[tokio::test]
+async fn expiry_keeps_positions_and_drops_old_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, cfg) = sql_catalog(dir.path()).await;
+    for w in 0..4i64 {
+        let start = (w > 0).then_some(w * 10);
+        let out = write_window(
+            &catalog,
+            &cfg,
+            BTreeMap::from([(0, start)]),
+            rows(0, w * 10..w * 10 + 10),
+            &format!("w{w}"),
+        )
+        .await;
+        assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    }
+    // Everything older than now, at least one kept: only the current snapshot stays.
+    let t = catalog.load_table(&ident(&spec())).await.unwrap();
+    let tx = iceberg::transaction::Transaction::new(&t);
+    let tx = tx
+        .update_table_properties()
+        .set("history.expire.max-snapshot-age-ms".into(), "1".into())
+        .set("history.expire.min-snapshots-to-keep".into(), "1".into())
+        .apply(tx)
+        .unwrap();
+    tx.commit(catalog.as_ref()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let expired = sluice_lake::maintenance::expire_snapshots(&catalog, &ident(&spec()))
+        .await
+        .unwrap();
+    assert_eq!((expired.before, expired.after), (4, 1));
+    let t = catalog.load_table(&ident(&spec())).await.unwrap();
+    assert_eq!(positions(&t), BTreeMap::from([(0, 40)]));
+    let rows = t.scan().build().unwrap().to_arrow().await.unwrap();
+    use futures::TryStreamExt;
+    let batches: Vec<_> = rows.try_collect().await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 40);
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use iceberg::Catalog;
 use sluice_lake::commit::{Commit, Outcome};
 use sluice_lake::lineage::{Coverage, Positions};
+use sluice_lake::maintenance::expire_snapshots;
 use sluice_lake::table::{ident, open_or_create, positions};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::{CatalogConfig, TableSpec};
@@ -29,6 +30,8 @@ use crate::storage::{LogEngine, PartitionLog, ReadLimit, StorageError};
 const READ_BYTES: usize = 4 * 1024 * 1024;
 /// How long an idle writer waits before looking for new records.
 const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often the leader of partition 0 expires the table's old snapshots.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest wait between retries after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -91,6 +94,7 @@ impl FeedWriter {
                 .await
                 .map_err(|e| e.to_string())?;
         let mut table_positions = positions(&table);
+        let mut next_maintenance = Instant::now();
         loop {
             let parts: Vec<Arc<PartitionLog>> = self
                 .engine
@@ -98,6 +102,10 @@ impl FeedWriter {
                 .into_iter()
                 .filter(|p| p.topic_id == self.topic_id && !p.is_closed())
                 .collect();
+            if Instant::now() >= next_maintenance && parts.iter().any(|p| p.partition == 0) {
+                self.maintain().await;
+                next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+            }
             let start: BTreeMap<i32, Option<i64>> = parts
                 .iter()
                 .map(|p| (p.partition, table_positions.get(&p.partition).copied()))
@@ -198,6 +206,20 @@ impl FeedWriter {
                 .load_table(&ident(&self.spec))
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Table upkeep, by one broker per table (the leader of partition 0); a failure
+    /// only waits for the next round.
+    async fn maintain(&self) {
+        match expire_snapshots(&self.catalog, &ident(&self.spec)).await {
+            Ok(e) if e.before != e.after => {
+                info!(topic = %self.topic, snapshots = e.before, kept = e.after, "expired old snapshots")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(topic = %self.topic, error = %e, "snapshot expiry failed; next round in an hour")
+            }
         }
     }
 
