@@ -15,7 +15,7 @@ use sluice_lake::lineage::{Coverage, Positions};
 use sluice_lake::maintenance::expire_snapshots;
 use sluice_lake::table::{ident, open_or_create, positions};
 use sluice_lake::writer::DataWriter;
-use sluice_lake::{CatalogConfig, TableSpec};
+use sluice_lake::{CatalogConfig, LakeError, TableSpec};
 use sluice_schema::validate::Format;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -168,7 +168,7 @@ impl FeedWriter {
             };
             let outcome = self
                 .commit(&coverage, files, &window.to_string(), stop)
-                .await;
+                .await?;
             match outcome {
                 None => return Ok(()),
                 Some(Outcome::Committed {
@@ -269,14 +269,15 @@ impl FeedWriter {
         records::rows(&data, p.partition, self.framing)
     }
 
-    /// Commits until it lands or is superseded; None when stopped first.
+    /// Commits until it lands or is superseded; None when stopped first. A table that
+    /// is gone fails the window: the writer starts over, creating it again.
     async fn commit(
         &self,
         coverage: &Coverage,
         files: Vec<iceberg::spec::DataFile>,
         commit_id: &str,
         stop: &mut watch::Receiver<bool>,
-    ) -> Option<Outcome> {
+    ) -> Result<Option<Outcome>, Failure> {
         let table_ident = ident(&self.spec);
         let mut backoff = Duration::from_millis(500);
         loop {
@@ -308,7 +309,12 @@ impl FeedWriter {
                 })
                 .inc();
             match result {
-                Ok(o) => return Some(o),
+                Ok(o) => return Ok(Some(o)),
+                Err(LakeError::Iceberg(e)) if e.kind() == iceberg::ErrorKind::TableNotFound => {
+                    return Err(format!(
+                        "table dropped while writing, creating it again: {e}"
+                    ))
+                }
                 Err(e) => {
                     warn!(topic = %self.topic, table = %table_ident, error = %e, "lake commit failed; retrying the same files");
                     self.status.set_error(
@@ -317,7 +323,7 @@ impl FeedWriter {
                         format!("commit failing: {e}"),
                     );
                     if sleep_or_stop(backoff, stop).await {
-                        return None;
+                        return Ok(None);
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }

@@ -296,3 +296,27 @@ def test_a_fleet_writes_one_table_and_failover_loses_and_doubles_nothing(broker_
     writers = {snap.summary.additional_properties.get("sluice.writer")
                for snap in catalog.load_table(name).snapshots()}
     assert len({w.split("/")[0] for w in writers if w}) >= 2, f"one broker wrote everything: {writers}"
+
+
+def test_a_table_dropped_behind_the_writer_is_created_again_and_refilled(broker_factory):
+    broker = broker_factory.start()
+    topic = f"drop-{uuid.uuid4().hex[:6]}"
+    create_table_topic(broker, topic, 2)
+    acks = Acks()
+    produce(broker, topic, 400, acks, partitions=2)
+    wait_caught_up(broker, topic, 400)
+    catalog = sql_catalog(broker)
+    name = f"security.{topic.replace('-', '_')}"
+    catalog.drop_table(name)
+    produce(broker, topic, 400, acks, start=400, partitions=2)
+    deadline = time.monotonic() + 60
+    have = 0
+    while time.monotonic() < deadline:
+        try:
+            have = len(table_rows(catalog, name))
+        except Exception:  # not created again yet
+            have = 0
+        if have >= len(acks.ok):
+            break
+        time.sleep(0.3)
+    check_exactly_once(catalog, name, topic, acks)
