@@ -19,21 +19,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureRecord, Producer};
-use support::Broker;
+use support::{cpu_seconds, event, median, Broker};
 
 const SCHEMA: &str = include_str!("../../examples/ocsf/schemas/authentication.json");
-const SAMPLE: &str = include_str!("../../examples/ocsf/samples/authentication.jsonl");
 const SUBJECT: &str = "ocsf-authentication-value";
-
-/// A sample event padded to 1 KiB with an `unmapped` field (OCSF's place for source
-/// fields without an attribute), still valid against the schema.
-fn event() -> Vec<u8> {
-    let mut v: serde_json::Value = serde_json::from_str(SAMPLE.lines().next().unwrap()).unwrap();
-    let base = serde_json::to_vec(&v).unwrap().len();
-    let pad = 1024usize.saturating_sub(base + r#","unmapped":{"raw":""}"#.len());
-    v["unmapped"] = serde_json::json!({ "raw": "x".repeat(pad) });
-    serde_json::to_vec(&v).unwrap()
-}
 
 fn register(broker: &Broker) -> u32 {
     let body = serde_json::json!({ "schemaType": "JSON", "schema": SCHEMA }).to_string();
@@ -48,28 +37,6 @@ fn register(broker: &Broker) -> u32 {
     serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
         .as_u64()
         .unwrap() as u32
-}
-
-/// The broker's CPU seconds so far (user + system), from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 async fn produce(broker: &Broker, topic: &str, payload: &[u8], records: usize) -> (f64, f64) {

@@ -28,6 +28,8 @@ use crate::rows::{raw_batch, Row};
 type Builder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
+// One per window and writer: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Sink {
     Partitioned {
         splitter: RecordBatchPartitionSplitter,

@@ -113,7 +113,41 @@ impl Drop for Broker {
     }
 }
 
-fn get(port: u16, path: &str) -> String {
+/// A sample OCSF Authentication event padded to 1 KiB with an `unmapped` field (OCSF's
+/// place for source fields without an attribute), still valid against its schema.
+pub fn event() -> Vec<u8> {
+    const SAMPLE: &str = include_str!("../../../examples/ocsf/samples/authentication.jsonl");
+    let mut v: serde_json::Value = serde_json::from_str(SAMPLE.lines().next().unwrap()).unwrap();
+    let base = serde_json::to_vec(&v).unwrap().len();
+    let pad = 1024usize.saturating_sub(base + r#","unmapped":{"raw":""}"#.len());
+    v["unmapped"] = serde_json::json!({ "raw": "x".repeat(pad) });
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The broker's CPU seconds so far (user + system), from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// An HTTP GET on the broker's HTTP port: the whole response, headers included.
+pub fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
