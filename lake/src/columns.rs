@@ -44,7 +44,9 @@ pub fn raw_schema() -> Result<Schema> {
         NestedField::required(1, TOPIC, primitive(PrimitiveType::String)),
         NestedField::required(2, PARTITION, primitive(PrimitiveType::Int)),
         NestedField::required(3, OFFSET, primitive(PrimitiveType::Long)),
-        NestedField::required(4, TIMESTAMP, primitive(PrimitiveType::Timestamptz)),
+        // `timestamp` (UTC), not `timestamptz`: Glue and Athena handle only the former
+        // (iceberg-rust's Glue catalog refuses timestamptz columns).
+        NestedField::required(4, TIMESTAMP, primitive(PrimitiveType::Timestamp)),
         NestedField::optional(5, SCHEMA_ID, primitive(PrimitiveType::Int)),
         NestedField::optional(6, PRINCIPAL, primitive(PrimitiveType::String)),
         NestedField::optional(7, KEY, primitive(PrimitiveType::Binary)),

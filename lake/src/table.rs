@@ -47,9 +47,7 @@ pub async fn open_or_create(
             check_columns(&t, &wanted, spec)?;
             return Ok(t);
         }
-        Err(e)
-            if e.kind() == ErrorKind::TableNotFound || e.kind() == ErrorKind::NamespaceNotFound => {
-        }
+        Err(e) if is_missing(catalog, &ident, &e).await => {}
         Err(e) => return Err(e.into()),
     }
     let ns = ident.namespace().clone();
@@ -95,6 +93,22 @@ pub async fn open_or_create(
             }
             Err(_) => Err(e.into()),
         },
+    }
+}
+
+/// Whether a failed load means the table is not there. Catalogs differ: Glue answers
+/// a missing database with a generic error, so the answer is asked for explicitly.
+async fn is_missing(catalog: &Arc<dyn Catalog>, ident: &TableIdent, e: &iceberg::Error) -> bool {
+    if matches!(
+        e.kind(),
+        ErrorKind::TableNotFound | ErrorKind::NamespaceNotFound
+    ) {
+        return true;
+    }
+    match catalog.namespace_exists(ident.namespace()).await {
+        Ok(false) => true,
+        Ok(true) => matches!(catalog.table_exists(ident).await, Ok(false)),
+        Err(_) => false,
     }
 }
 

@@ -144,7 +144,10 @@ impl FeedWriter {
                 }
                 self.report_progress(&table_name, &parts, &table_positions);
                 let now = Instant::now();
-                if now >= deadline {
+                // A partition that moved (or was taken over again at a new epoch) ends
+                // the window early: what was read commits, and the next window reads
+                // the partitions as they are led now.
+                if now >= deadline || parts.iter().any(|p| p.is_closed()) {
                     break;
                 }
                 if !progressed && sleep_or_stop(IDLE_POLL.min(deadline - now), stop).await {
@@ -335,6 +338,7 @@ impl FeedWriter {
         let mut lag_total = 0;
         let progress: BTreeMap<i32, PartitionProgress> = parts
             .iter()
+            .filter(|p| !p.is_closed())
             .map(|p| {
                 let o = p.offsets();
                 let position = committed

@@ -12,6 +12,7 @@ doubled, and producers never notice the catalog is gone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import time
@@ -98,6 +99,21 @@ def table_rows(catalog, name: str) -> pa.Table:
     return catalog.load_table(name).scan().to_arrow()
 
 
+def wait_table_rows(catalog, name: str, rows: int, timeout: float = 120.0) -> None:
+    """Until the table holds at least `rows` rows (it may not exist yet)."""
+    deadline = time.monotonic() + timeout
+    have = 0
+    while time.monotonic() < deadline:
+        try:
+            have = len(table_rows(catalog, name))
+        except Exception:  # noqa: BLE001 - not created (again) yet
+            have = 0
+        if have >= rows:
+            return
+        time.sleep(0.3)
+    pytest.fail(f"table {name} has {have} of {rows} rows after {timeout}s", pytrace=False)
+
+
 def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.DuckDBPyConnection:
     """Every acknowledged record is in the table once, with its lineage; the snapshot
     summaries' offset ranges tile each partition's offsets."""
@@ -120,7 +136,8 @@ def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.Duc
                       "where key = 'k7'::blob").fetchone()
     assert row is not None
     ts, headers, schema_id = row
-    assert int(ts.timestamp() * 1000) == T0_MS + 3_600_000 + 7
+    # A UTC timestamp without zone (what Glue and Athena handle).
+    assert int(ts.replace(tzinfo=dt.timezone.utc).timestamp() * 1000) == T0_MS + 3_600_000 + 7
     assert [(h["key"], h["value"]) for h in headers] == [("source", b"dns"), ("seq", b"7")]
     assert schema_id is None
     # The summaries: per partition, the ranges added tile [0, last acknowledged].
@@ -186,12 +203,9 @@ def test_sigkill_mid_window_loses_and_doubles_nothing_on_a_rest_catalog(broker_f
         broker.kill()
         broker.start()
     assert not acks.failed, acks.failed[:3]
-    wait_caught_up(broker, topic, 0)
     catalog = load_catalog("rest", type="rest", uri=iceberg_rest.uri)
     name = f"security.{topic.replace('-', '_')}"
-    deadline = time.monotonic() + 60
-    while len(table_rows(catalog, name)) < len(acks.ok) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_table_rows(catalog, name, len(acks.ok))
     check_exactly_once(catalog, name, topic, acks)
 
 
@@ -256,8 +270,9 @@ def test_crash_points_keep_every_record_exactly_once(broker_factory, point):
     broker.start()
     produce(broker, topic, 600, acks, start=1500)
     assert not acks.failed, acks.failed[:3]
-    wait_caught_up(broker, topic, 1)
-    check_exactly_once(sql_catalog(broker), f"security.{topic.replace('-', '_')}", topic, acks)
+    catalog, name = sql_catalog(broker), f"security.{topic.replace('-', '_')}"
+    wait_table_rows(catalog, name, len(acks.ok))
+    check_exactly_once(catalog, name, topic, acks)
 
 
 FLEET_ARGS = ["--heartbeat-interval-ms", "200", "--session-timeout-ms", "2000",
@@ -281,17 +296,7 @@ def test_a_fleet_writes_one_table_and_failover_loses_and_doubles_nothing(broker_
     assert not acks.failed, acks.failed[:3]
     catalog = sql_catalog(fleet[0])
     name = f"security.{topic.replace('-', '_')}"
-    deadline = time.monotonic() + 120
-    have = 0
-    while time.monotonic() < deadline:
-        try:
-            have = len(table_rows(catalog, name))
-        except Exception:  # the table may not exist yet
-            have = 0
-        if have >= len(acks.ok):
-            break
-        time.sleep(0.5)
-    assert have >= len(acks.ok), f"table has {have} of {len(acks.ok)} rows"
+    wait_table_rows(catalog, name, len(acks.ok))
     check_exactly_once(catalog, name, topic, acks)
     writers = {snap.summary.additional_properties.get("sluice.writer")
                for snap in catalog.load_table(name).snapshots()}
@@ -309,14 +314,5 @@ def test_a_table_dropped_behind_the_writer_is_created_again_and_refilled(broker_
     name = f"security.{topic.replace('-', '_')}"
     catalog.drop_table(name)
     produce(broker, topic, 400, acks, start=400, partitions=2)
-    deadline = time.monotonic() + 60
-    have = 0
-    while time.monotonic() < deadline:
-        try:
-            have = len(table_rows(catalog, name))
-        except Exception:  # not created again yet
-            have = 0
-        if have >= len(acks.ok):
-            break
-        time.sleep(0.3)
+    wait_table_rows(catalog, name, len(acks.ok))
     check_exactly_once(catalog, name, topic, acks)
