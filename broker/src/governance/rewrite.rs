@@ -1,6 +1,8 @@
 //! Rewriting a batch that holds invalid records, in dead-letter mode: the valid records
-//! become the batch that lands (dense offsets, same producer and compression), the
-//! invalid ones become a batch for the dead-letter topic with headers saying why.
+//! become the batch that lands (same producer, compression, offsets and sequences as
+//! the client gave them: the invalid ones leave gaps, as Kafka's log cleaner leaves
+//! them), the invalid ones become a batch for the dead-letter topic with headers saying
+//! why. So every record lands at the offset its producer was acknowledged with.
 //!
 //! Both are deterministic functions of the client's batch, which is what makes an
 //! idempotent retry safe: the retry is checked and rewritten the same way, and each
@@ -76,36 +78,66 @@ fn renumber(records: impl Iterator<Item = Record>, producer_id: i64, base: i32) 
         .collect()
 }
 
-/// The valid records of `checked` as one batch. Its sequence range ends where the
-/// client's did, so the producer's next batch follows it; it starts later by the number
-/// of records dropped.
+/// `records` as one batch spanning exactly the client's offsets and sequences: each
+/// record keeps its offset delta, and the batch's base sequence and last offset delta
+/// are the client's whatever records are missing.
+fn encode_in_place(client: &BatchHeader, records: &[Record], compression: Compression) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .map(|r| {
+            let delta = r.offset - client.base_offset;
+            Record {
+                offset: delta,
+                producer_id: client.producer_id,
+                // The encoder derives the base sequence from the first record's: without
+                // a producer id it must come out -1.
+                sequence: if client.producer_id >= 0 {
+                    seq_add(client.base_sequence, delta)
+                } else {
+                    delta as i32 - 1
+                },
+                ..r.clone()
+            }
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode_spanning(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+        0,
+        i64::from(client.last_offset_delta),
+    )
+    .expect("records of one client batch encode as one batch");
+    buf.freeze()
+}
+
+/// The valid records of `checked` as one batch occupying the client's offsets and
+/// sequence range: the producer's next batch follows it, and each record is where the
+/// producer's acknowledgement says.
 pub fn valid_batch(client: &BatchHeader, checked: &CheckedBatch) -> Option<Bytes> {
-    let valid = checked.records.len() - checked.invalid.len();
-    if valid == 0 {
-        return None;
-    }
-    let base = seq_add(client.last_sequence(), 1 - valid as i64);
-    let kept = checked
+    let kept: Vec<Record> = checked
         .records
         .iter()
         .enumerate()
         .filter(|(i, _)| !checked.is_invalid(*i))
-        .map(|(_, r)| r.clone());
-    Some(encode(
-        &renumber(kept, client.producer_id, base),
-        checked.compression,
-    ))
-}
-
-/// For a batch with no valid record, from an idempotent producer: a control batch with
-/// one COMMIT marker (what Kafka writes at the end of a transaction, which every
-/// consumer skips) carrying the client's last sequence, so the producer's next batch is
-/// in order on this partition and survives a move like any batch. `None` without a
-/// producer id: nothing needs to land.
-pub fn sequence_marker(client: &BatchHeader) -> Option<Bytes> {
-    if client.producer_id < 0 {
+        .map(|(_, r)| r.clone())
+        .collect();
+    if kept.is_empty() {
         return None;
     }
+    Some(encode_in_place(client, &kept, checked.compression))
+}
+
+/// For a batch with no valid record: a control batch with one COMMIT marker (what
+/// Kafka writes at the end of a transaction, which every consumer skips) spanning the
+/// client's offsets and sequence range, so the producer's next batch is in order on
+/// this partition, survives a move like any batch, and lands where the producer's
+/// offsets say.
+pub fn sequence_marker(client: &BatchHeader) -> Bytes {
     let marker = Record {
         transactional: true,
         control: true,
@@ -114,8 +146,8 @@ pub fn sequence_marker(client: &BatchHeader) -> Option<Bytes> {
         producer_id: client.producer_id,
         producer_epoch: client.producer_epoch,
         timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: client.last_sequence(),
+        offset: client.base_offset,
+        sequence: client.base_sequence,
         timestamp: client.max_timestamp,
         // Control record key: version 0, type 1 (COMMIT); value: version 0,
         // coordinator epoch 0.
@@ -123,7 +155,7 @@ pub fn sequence_marker(client: &BatchHeader) -> Option<Bytes> {
         value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
         headers: Default::default(),
     };
-    Some(encode(&[marker], Compression::None))
+    encode_in_place(client, &[marker], Compression::None)
 }
 
 /// The broker's own producer id for dead-lettering the records of `producer_id` that

@@ -27,6 +27,18 @@ from pyiceberg.catalog import load_catalog
 
 from conftest import http_get
 
+
+def http_post_json(url: str, body: dict) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
 # A commit a second: the tests wait for a few.
 COMMIT_MS = "1000"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -114,9 +126,12 @@ def wait_table_rows(catalog, name: str, rows: int, timeout: float = 120.0) -> No
     pytest.fail(f"table {name} has {have} of {rows} rows after {timeout}s", pytrace=False)
 
 
-def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.DuckDBPyConnection:
+def check_exactly_once(catalog, name: str, topic: str, acks: Acks,
+                       rows_expected: dict | None = None) -> duckdb.DuckDBPyConnection:
     """Every acknowledged record is in the table once, with its lineage; the snapshot
-    summaries' offset ranges tile each partition's offsets."""
+    summaries' offset ranges tile each partition's offsets. `rows_expected` (default:
+    every acknowledged record) leaves out records that are not rows (dead-lettered)."""
+    expected = acks.ok if rows_expected is None else rows_expected
     rows = table_rows(catalog, name)
     con = duckdb.connect()
     con.register("t", rows)
@@ -125,21 +140,22 @@ def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.Duc
     assert dupes == [], f"rows written twice: {dupes}"
     got = {(p, o): (k, v) for p, o, k, v in con.execute(
         "select sluice_partition, sluice_offset, key, value from t").fetchall()}
-    missing = sorted(set(acks.ok) - set(got))
-    extra = sorted(set(got) - set(acks.ok))
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
     assert not missing, f"{len(missing)} acknowledged records not in the table: {missing[:10]}"
-    assert not extra, f"{len(extra)} rows nobody acknowledged: {extra[:10]}"
-    assert got == acks.ok, "a row's key or value differs from what was acknowledged"
+    assert not extra, f"{len(extra)} rows that should not be there: {extra[:10]}"
+    assert got == expected, "a row's key or value differs from what was acknowledged"
     assert con.execute("select distinct sluice_topic from t").fetchall() == [(topic,)]
-    # Lineage and record: timestamp, headers, no schema id (no schema on this topic).
+    # Lineage and record: timestamp, headers, no schema id (no framing on these values).
     row = con.execute("select sluice_timestamp, headers, sluice_schema_id from t "
                       "where key = 'k7'::blob").fetchone()
-    assert row is not None
-    ts, headers, schema_id = row
-    # A UTC timestamp without zone (what Glue and Athena handle).
-    assert int(ts.replace(tzinfo=dt.timezone.utc).timestamp() * 1000) == T0_MS + 3_600_000 + 7
-    assert [(h["key"], h["value"]) for h in headers] == [("source", b"dns"), ("seq", b"7")]
-    assert schema_id is None
+    if rows_expected is None:
+        assert row is not None
+        ts, headers, schema_id = row
+        # A UTC timestamp without zone (what Glue and Athena handle).
+        assert int(ts.replace(tzinfo=dt.timezone.utc).timestamp() * 1000) == T0_MS + 3_600_000 + 7
+        assert [(h["key"], h["value"]) for h in headers] == [("source", b"dns"), ("seq", b"7")]
+        assert schema_id is None
     # The summaries: per partition, the ranges added tile [0, last acknowledged].
     table = catalog.load_table(name)
     covered: dict[int, list[tuple[int, int]]] = {}
@@ -161,8 +177,13 @@ def check_exactly_once(catalog, name: str, topic: str, acks: Acks) -> duckdb.Duc
     return con
 
 
-def sql_catalog(broker):
+def sql_catalog(broker, timeout: float = 30.0):
+    """The broker's embedded catalog, once the broker has created its database."""
     data = broker.data_dir.resolve()
+    deadline = time.monotonic() + timeout
+    while not (data / "tables" / "catalog.db").exists():
+        assert time.monotonic() < deadline, f"no catalog database after {timeout}s"
+        time.sleep(0.1)
     return load_catalog("sluice", type="sql", uri=f"sqlite:///{data}/tables/catalog.db",
                         warehouse=f"file://{data}/tables")
 
@@ -316,3 +337,44 @@ def test_a_table_dropped_behind_the_writer_is_created_again_and_refilled(broker_
     produce(broker, topic, 400, acks, start=400, partitions=2)
     wait_table_rows(catalog, name, len(acks.ok))
     check_exactly_once(catalog, name, topic, acks)
+
+
+def test_dead_lettered_records_are_not_rows(broker_factory):
+    """A topic validated in dead-letter mode: the table holds exactly the valid records;
+    the invalid ones are in the dead-letter topic, their offsets covered by the
+    snapshot ranges but without rows (docs/lake.md, "Columns")."""
+    broker = broker_factory.start()
+    topic = f"auth-dl-{uuid.uuid4().hex[:4]}"
+    subject = f"{topic}-value"
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+                                  {"schemaType": "JSON", "schema": json.dumps(schema)})
+    assert status == 200, body
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+    admin.create_topics([NewTopic(f"{topic}-dlq", num_partitions=1, replication_factor=1)])[
+        f"{topic}-dlq"].result(30)
+    create_table_topic(broker, topic, 3, {
+        "sluice.schema.subject": subject,
+        "sluice.schema.format": "json",
+        "sluice.schema.mode": "dead-letter",
+        "sluice.dead.letter.topic": f"{topic}-dlq",
+    })
+    acks = Acks()
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5,
+                  "enable.idempotence": True})
+    invalid = set()
+    for i in range(900):
+        bad = i % 7 == 0
+        value = json.dumps({"n": "x" if bad else i}).encode()
+        p.produce(topic, key=f"k{i}".encode(), value=value, partition=i % 3, on_delivery=acks)
+        if bad:
+            invalid.add(value)
+    assert p.flush(60) == 0
+    assert not acks.failed, acks.failed[:3]
+    valid = {k: v for k, v in acks.ok.items() if v[1] not in invalid}
+    assert 0 < len(valid) < len(acks.ok)
+    catalog, name = sql_catalog(broker), f"security.{topic.replace('-', '_')}"
+    wait_table_rows(catalog, name, len(valid))
+    # Give a dead-lettered record's would-be row time to show up wrongly.
+    time.sleep(2.5)
+    check_exactly_once(catalog, name, topic, acks, rows_expected=valid)

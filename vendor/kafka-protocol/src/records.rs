@@ -224,9 +224,39 @@ impl RecordBatchEncoder {
         let records = records.into_iter();
         match options.version {
             0..=1 => bail!("message sets v{} are unsupported", options.version),
-            2 => Self::encode_new(buf, records, options, compressor),
+            2 => Self::encode_new(buf, records, options, compressor, None),
             _ => bail!("Unknown record batch version"),
         }
+    }
+
+    /// Sluice patch: encodes `records` as one v2 batch spanning the offsets
+    /// `first_offset..=last_offset` whatever offsets its records have (as Kafka's log
+    /// cleaner leaves a batch whose records were removed: same base offset, same last
+    /// offset delta, same base sequence). The records must fit in one batch (same
+    /// producer, flags, and offset minus sequence).
+    pub fn encode_spanning<'a, B, I>(
+        buf: &mut B,
+        records: I,
+        options: &RecordEncodeOptions,
+        first_offset: i64,
+        last_offset: i64,
+    ) -> Result<()>
+    where
+        B: ByteBufMut,
+        I: IntoIterator<Item = &'a Record>,
+        I::IntoIter: Clone,
+    {
+        if options.version != 2 {
+            bail!("only v2 batches can span offsets without records");
+        }
+        let mut records = records.into_iter();
+        let span = Some((first_offset, last_offset));
+        let none = None::<fn(&mut BytesMut, &mut B, Compression) -> Result<()>>;
+        Self::encode_new_batch(buf, &mut records, options, none.as_ref(), span)?;
+        if records.next().is_some() {
+            bail!("the records do not fit in one batch");
+        }
+        Ok(())
     }
 
     fn encode_new_records<'a, B, I>(
@@ -251,6 +281,7 @@ impl RecordBatchEncoder {
         records: &mut I,
         options: &RecordEncodeOptions,
         compressor: Option<&CF>,
+        span: Option<(i64, i64)>,
     ) -> Result<bool>
     where
         B: ByteBufMut,
@@ -293,6 +324,12 @@ impl RecordBatchEncoder {
             .map(|r| r.offset)
             .max()
             .expect("Batch contains at least one element");
+        // Sluice patch: a batch may span more offsets than its records hold.
+        let (min_offset, max_offset) = match span {
+            Some((first, last)) if first <= min_offset && last >= max_offset => (first, last),
+            Some(_) => bail!("records outside the offsets the batch spans"),
+            None => (min_offset, max_offset),
+        };
         let min_timestamp = records
             .clone()
             .take(num_records)
@@ -421,13 +458,14 @@ impl RecordBatchEncoder {
         mut records: I,
         options: &RecordEncodeOptions,
         compressor: Option<CF>,
+        span: Option<(i64, i64)>,
     ) -> Result<()>
     where
         B: ByteBufMut,
         I: Iterator<Item = &'a Record> + Clone,
         CF: Fn(&mut BytesMut, &mut B, Compression) -> Result<()>,
     {
-        while Self::encode_new_batch(buf, &mut records, options, compressor.as_ref())? {}
+        while Self::encode_new_batch(buf, &mut records, options, compressor.as_ref(), span)? {}
         Ok(())
     }
 }

@@ -34,9 +34,6 @@ pub enum Governed {
         header: BatchHeader,
         client_base: i32,
     },
-    /// Every record went to the dead-letter topic and nothing needs to land (a producer
-    /// without idempotence).
-    Nothing,
     /// The batch is refused.
     Refuse {
         error: ResponseError,
@@ -145,18 +142,15 @@ pub async fn govern(
                 return Governed::refuse(e.kafka_error(), e.to_string());
             }
             count();
-            match rewrite::valid_batch(&header, &checked)
-                .or_else(|| rewrite::sequence_marker(&header))
-            {
-                Some(batch) => match BatchHeader::parse(&batch) {
-                    Ok(h) => Governed::Land {
-                        batch,
-                        header: h,
-                        client_base: header.base_sequence,
-                    },
-                    Err(e) => Governed::refuse(ResponseError::UnknownServerError, e.to_string()),
+            let batch = rewrite::valid_batch(&header, &checked)
+                .unwrap_or_else(|| rewrite::sequence_marker(&header));
+            match BatchHeader::parse(&batch) {
+                Ok(h) => Governed::Land {
+                    batch,
+                    header: h,
+                    client_base: header.base_sequence,
                 },
-                None => Governed::Nothing,
+                Err(e) => Governed::refuse(ResponseError::UnknownServerError, e.to_string()),
             }
         }
     }

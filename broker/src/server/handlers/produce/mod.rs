@@ -29,8 +29,6 @@ const THROTTLE_MS: i32 = 100;
 
 enum Outcome {
     Appended(Arc<PartitionLog>, Appended, usize, i32),
-    /// Accepted with nothing to append (every record went to the dead-letter topic).
-    Diverted,
     Failed(
         ResponseError,
         Option<String>,
@@ -108,7 +106,6 @@ pub async fn handle(
                         .with_base_offset(-1)
                         .with_error_message(msg.map(str_bytes))
                         .with_record_errors(record_errors),
-                    Outcome::Diverted => r.with_base_offset(-1),
                     Outcome::Appended(part, appended, bytes, records) => {
                         match broker
                             .engine
@@ -232,7 +229,6 @@ async fn append_one(
             header,
             client_base,
         } => (batch, header, client_base),
-        Governed::Nothing => return Outcome::Diverted,
         Governed::Refuse {
             error,
             message,
