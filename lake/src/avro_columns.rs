@@ -87,7 +87,10 @@ impl<'a> Walk<'a> {
             .filter(|s| !matches!(s, Avro::Null))
             .collect();
         match others[..] {
-            [one] => Ok((self.value_type(one, path)?, others.len() < union.variants().len())),
+            [one] => Ok((
+                self.value_type(one, path)?,
+                others.len() < union.variants().len(),
+            )),
             [] => Err(unsupported(path, "a union of null alone has no values")),
             _ => Err(unsupported(
                 path,
@@ -110,9 +113,7 @@ impl<'a> Walk<'a> {
             Avro::Date => p(PrimitiveType::Date),
             Avro::TimeMillis | Avro::TimeMicros => p(PrimitiveType::Time),
             Avro::TimestampMillis | Avro::TimestampMicros => p(PrimitiveType::Timestamptz),
-            Avro::LocalTimestampMillis | Avro::LocalTimestampMicros => {
-                p(PrimitiveType::Timestamp)
-            }
+            Avro::LocalTimestampMillis | Avro::LocalTimestampMicros => p(PrimitiveType::Timestamp),
             Avro::Fixed(f) => {
                 self.named.insert(f.name.fullname(None), schema);
                 p(PrimitiveType::Binary)
@@ -205,7 +206,10 @@ mod tests {
 
     fn prim(field_type: &str) -> (PrimitiveType, bool) {
         let f = one(field_type).unwrap();
-        (f.field_type.as_primitive_type().unwrap().clone(), f.required)
+        (
+            f.field_type.as_primitive_type().unwrap().clone(),
+            f.required,
+        )
     }
 
     #[test]
@@ -220,7 +224,10 @@ mod tests {
             (r#""string""#, P::String),
             (r#""bytes""#, P::Binary),
             (r#"{"type":"fixed","name":"F","size":4}"#, P::Binary),
-            (r#"{"type":"enum","name":"E","symbols":["A","B"]}"#, P::String),
+            (
+                r#"{"type":"enum","name":"E","symbols":["A","B"]}"#,
+                P::String,
+            ),
         ] {
             assert_eq!(prim(avro), (want, true), "{avro}");
         }
@@ -260,11 +267,9 @@ mod tests {
 
     #[test]
     fn records_arrays_and_maps_nest() {
-        let f = one(
-            r#"{"type":"record","name":"In","fields":[
+        let f = one(r#"{"type":"record","name":"In","fields":[
                 {"name":"a","type":{"type":"array","items":["null","int"]}},
-                {"name":"m","type":{"type":"map","values":"string"}}]}"#,
-        )
+                {"name":"m","type":{"type":"map","values":"string"}}]}"#)
         .unwrap();
         let Type::Struct(s) = f.field_type.as_ref() else {
             panic!("{f:?}")
@@ -277,7 +282,10 @@ mod tests {
         let Type::Map(m) = s.fields()[1].field_type.as_ref() else {
             panic!("{s:?}")
         };
-        assert_eq!(*m.key_field.field_type, Type::Primitive(PrimitiveType::String));
+        assert_eq!(
+            *m.key_field.field_type,
+            Type::Primitive(PrimitiveType::String)
+        );
         assert!(m.value_field.required);
     }
 
@@ -301,7 +309,10 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("\"next\"") && err.contains("recursive"), "{err}");
+        assert!(
+            err.contains("\"next\"") && err.contains("recursive"),
+            "{err}"
+        );
         let err = one(r#"{"type":"long","logicalType":"timestamp-nanos"}"#)
             .unwrap_err()
             .to_string();

@@ -116,7 +116,10 @@ fn hex(bytes: &[u8]) -> String {
 /// after the point (`-5` at scale 2 is `-0.05`).
 fn decimal_text(bytes: &[u8], scale: i8) -> Result<String, String> {
     if bytes.len() > 16 {
-        return Err(format!("a decimal of {} bytes is over 38 digits", bytes.len()));
+        return Err(format!(
+            "a decimal of {} bytes is over 38 digits",
+            bytes.len()
+        ));
     }
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
     let mut buf = if negative { [0xff; 16] } else { [0; 16] };
@@ -169,7 +172,10 @@ mod tests {
             ("b".into(), Avro::Bytes(vec![0x00, 0xab])),
             (
                 "l".into(),
-                Avro::Array(vec![Avro::Enum(1, "B".into()), Avro::Union(0, Box::new(Avro::Null))]),
+                Avro::Array(vec![
+                    Avro::Enum(1, "B".into()),
+                    Avro::Union(0, Box::new(Avro::Null)),
+                ]),
             ),
             ("gone".into(), Avro::Int(1)),
         ]);

@@ -204,16 +204,19 @@ fn fresh_field(f: &NestedField, next: &mut i32, level_first: bool) -> NestedFiel
     with_fresh_insides(f, id, next, level_first)
 }
 
-fn with_fresh_insides(f: &NestedField, id: i32, next: &mut i32, level_first: bool) -> NestedFieldRef {
+fn with_fresh_insides(
+    f: &NestedField,
+    id: i32,
+    next: &mut i32,
+    level_first: bool,
+) -> NestedFieldRef {
     let mut out = f.clone();
     out.id = id;
     out.field_type = Box::new(match f.field_type.as_ref() {
         Type::Primitive(p) => Type::Primitive(p.clone()),
-        Type::Struct(s) => Type::Struct(StructType::new(fresh_fields(
-            s.fields(),
-            next,
-            level_first,
-        ))),
+        Type::Struct(s) => {
+            Type::Struct(StructType::new(fresh_fields(s.fields(), next, level_first)))
+        }
         Type::List(l) => Type::List(ListType::new(fresh_field(
             &l.element_field,
             next,
@@ -221,7 +224,10 @@ fn with_fresh_insides(f: &NestedField, id: i32, next: &mut i32, level_first: boo
         ))),
         Type::Map(m) => {
             let key = fresh_field(&m.key_field, next, level_first);
-            Type::Map(MapType::new(key, fresh_field(&m.value_field, next, level_first)))
+            Type::Map(MapType::new(
+                key,
+                fresh_field(&m.value_field, next, level_first),
+            ))
         }
     });
     Arc::new(out)
@@ -255,7 +261,10 @@ impl Merge {
                 None => out.push(h.clone()),
             }
         }
-        for w in want.iter().filter(|w| !have.iter().any(|h| h.name == w.name)) {
+        for w in want
+            .iter()
+            .filter(|w| !have.iter().any(|h| h.name == w.name))
+        {
             let mut optional = w.as_ref().clone();
             optional.required = false;
             let field = fresh_field(&optional, &mut self.next_id, false);

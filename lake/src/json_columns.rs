@@ -226,7 +226,11 @@ mod tests {
     fn required_unless_null_is_allowed() {
         assert!(!one(r#"{"type":"integer"}"#, false).unwrap().required);
         assert!(one(r#"{"type":"integer"}"#, true).unwrap().required);
-        assert!(!one(r#"{"type":["integer","null"]}"#, true).unwrap().required);
+        assert!(
+            !one(r#"{"type":["integer","null"]}"#, true)
+                .unwrap()
+                .required
+        );
         let any = one(r#"{"anyOf":[{"type":"null"},{"type":"string"}]}"#, true).unwrap();
         assert!(!any.required);
         assert_eq!(*any.field_type, Type::Primitive(PrimitiveType::String));
@@ -258,20 +262,29 @@ mod tests {
     fn what_has_no_columns_is_refused_by_property() {
         for (schema, words) in [
             (r#"{"type":["string","integer"]}"#, "several"),
-            (r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#, "several"),
+            (
+                r#"{"oneOf":[{"type":"string"},{"type":"integer"}]}"#,
+                "several",
+            ),
             (r#"{"description":"anything"}"#, "no \"type\""),
             (r#"{"type":"object"}"#, "properties"),
             (r#"{"type":"array"}"#, "items"),
             (r#"{"$ref":"other.json#/x"}"#, "not a place"),
         ] {
             let err = one(schema, false).unwrap_err().to_string();
-            assert!(err.contains("\"f\"") && err.contains(words), "{schema}: {err}");
+            assert!(
+                err.contains("\"f\"") && err.contains(words),
+                "{schema}: {err}"
+            );
         }
         let recursive = r##"{"type":"object","$defs":{"N":{"type":"object",
             "properties":{"next":{"$ref":"#/$defs/N"}}}},
             "properties":{"head":{"$ref":"#/$defs/N"}}}"##;
         let err = columns(recursive).unwrap_err().to_string();
-        assert!(err.contains("head.next") && err.contains("recursive"), "{err}");
+        assert!(
+            err.contains("head.next") && err.contains("recursive"),
+            "{err}"
+        );
         assert!(columns(r#"{"type":"string"}"#).is_err());
     }
 }

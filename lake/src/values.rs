@@ -73,7 +73,12 @@ pub fn schema_batch(
 ) -> Result<(RecordBatch, usize)> {
     let mut arrays = lineage_columns(schema, topic, rows)?;
     let user = Arc::new(ArrowSchema::new(
-        schema.fields().iter().skip(arrays.len()).cloned().collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .skip(arrays.len())
+            .cloned()
+            .collect::<Vec<_>>(),
     ));
     let mut undecoded = 0;
     if !user.fields().is_empty() {

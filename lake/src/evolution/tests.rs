@@ -25,7 +25,10 @@ fn evolve(table: &Schema, fields: &str) -> Result<Evolution> {
 }
 
 fn id(schema: &Schema, path: &str) -> i32 {
-    schema.field_by_name(path).unwrap_or_else(|| panic!("{path}")).id
+    schema
+        .field_by_name(path)
+        .unwrap_or_else(|| panic!("{path}"))
+        .id
 }
 
 fn reason(e: LakeError) -> String {
@@ -166,17 +169,15 @@ fn a_changed_type_is_refused_naming_the_column_and_both_types() {
     // Widening is legal Iceberg but iceberg-rust 0.10.1 cannot do it.
     let ints = created(r#"{"name":"i","type":"int"},{"name":"f","type":"float"}"#);
     let r = reason(evolve(&ints, r#"{"name":"i","type":"long"}"#).unwrap_err());
-    assert!(r.contains("\"i\"") && r.contains("int") && r.contains("long"), "{r}");
+    assert!(
+        r.contains("\"i\"") && r.contains("int") && r.contains("long"),
+        "{r}"
+    );
     let r = reason(evolve(&ints, r#"{"name":"f","type":"double"}"#).unwrap_err());
     assert!(r.contains("\"f\"") && r.contains("double"), "{r}");
     // A struct is not a list.
-    let r = reason(
-        evolve(
-            &s,
-            r#"{"name":"s","type":{"type":"array","items":"int"}}"#,
-        )
-        .unwrap_err(),
-    );
+    let r =
+        reason(evolve(&s, r#"{"name":"s","type":{"type":"array","items":"int"}}"#).unwrap_err());
     assert!(r.contains("\"s\""), "{r}");
     let r = reason(
         evolve(
@@ -230,16 +231,25 @@ fn json_schema_tables_evolve_the_same_way() {
     assert_eq!(columns[0].field.id, 9);
     let retyped = r#"{"type":"object","properties":{"user":{"type":"integer"}}}"#;
     let r = reason(table_schema(Format::Json, retyped, Some(&s)).unwrap_err());
-    assert!(r.contains("\"user\"") && r.contains("string") && r.contains("long"), "{r}");
+    assert!(
+        r.contains("\"user\"") && r.contains("string") && r.contains("long"),
+        "{r}"
+    );
 }
 
 #[test]
 fn names_that_cannot_be_columns_and_foreign_tables_are_refused() {
-    let err = table_schema(Format::Avro, &avro(r#"{"name":"sluice_offset","type":"long"}"#), None)
-        .unwrap_err();
+    let err = table_schema(
+        Format::Avro,
+        &avro(r#"{"name":"sluice_offset","type":"long"}"#),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, LakeError::Schema(_)), "{err}");
     let dotted = r#"{"type":"object","properties":{"o":{"type":"object","properties":{"a.b":{"type":"string"}}}}}"#;
-    let err = table_schema(Format::Json, dotted, None).unwrap_err().to_string();
+    let err = table_schema(Format::Json, dotted, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("o.a.b"), "{err}");
     // A raw-mode table has a required headers column the schema does not fill.
     let r = reason(evolve(&raw_schema().unwrap(), V1).unwrap_err());

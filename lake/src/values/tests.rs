@@ -90,8 +90,7 @@ fn json_schema_values_are_framed() {
         row(0, Some(wire::frame(7, br#"{"user":"ann"}"#))),
         row(1, Some(br#"{"user":"unframed"}"#.to_vec())),
     ];
-    let (batch, undecoded) =
-        schema_batch(&schema, "t", &rows, &ValueFormat::JsonSchema).unwrap();
+    let (batch, undecoded) = schema_batch(&schema, "t", &rows, &ValueFormat::JsonSchema).unwrap();
     assert_eq!(undecoded, 1);
     let users = batch.column_by_name("user").unwrap();
     assert!(users.is_valid(0) && users.is_null(1));
@@ -134,7 +133,10 @@ fn avro_value(note: Option<&str>) -> Avro {
             "src".into(),
             Avro::Record(vec![("ip".into(), Avro::String("10.0.0.1".into()))]),
         ),
-        ("ports".into(), Avro::Array(vec![Avro::Int(53), Avro::Int(443)])),
+        (
+            "ports".into(),
+            Avro::Array(vec![Avro::Int(53), Avro::Int(443)]),
+        ),
         (
             "labels".into(),
             Avro::Map(HashMap::from([("k".to_string(), Avro::Long(9))])),
