@@ -31,8 +31,8 @@ fn primitive(p: PrimitiveType) -> Type {
 /// (iceberg-rust's Glue catalog refuses timestamptz columns).
 pub const INSTANT: PrimitiveType = PrimitiveType::Timestamp;
 
-/// The lineage columns every table starts with, in both modes: ids 1 to
-/// [`LINEAGE_LAST_ID`], in this order.
+/// The lineage columns every table starts with, in both modes: ids 1 to 6, in this
+/// order (a schema-mode table's own columns come after them).
 pub fn lineage_fields() -> Vec<NestedField> {
     vec![
         NestedField::required(1, TOPIC, primitive(PrimitiveType::String)),
@@ -43,9 +43,6 @@ pub fn lineage_fields() -> Vec<NestedField> {
         NestedField::optional(6, PRINCIPAL, primitive(PrimitiveType::String)),
     ]
 }
-
-/// The highest lineage column id: a schema-mode table's own columns come after it.
-pub const LINEAGE_LAST_ID: i32 = 6;
 
 /// Raw mode: lineage, then key, value and headers (a list, since Kafka allows a header
 /// name more than once) as Kafka holds them.

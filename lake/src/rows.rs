@@ -53,11 +53,20 @@ pub fn raw_batch(schema: &Arc<ArrowSchema>, topic: &str, rows: &[Row]) -> Result
 
 /// The lineage columns of `rows` (`columns::lineage_fields`, in that order), the first
 /// columns of a table in either mode.
-pub fn lineage_columns(
+pub(crate) fn lineage_columns(
     schema: &Arc<ArrowSchema>,
     topic: &str,
     rows: &[Row],
 ) -> Result<Vec<ArrayRef>> {
+    for (i, lineage) in columns::lineage_fields().iter().enumerate() {
+        if schema.fields().get(i).map(|f| f.name()) != Some(&lineage.name) {
+            return Err(LakeError::Spec(format!(
+                "column {} of the table is not {}: the lineage columns come first",
+                i + 1,
+                lineage.name
+            )));
+        }
+    }
     let ts_type = schema
         .field_with_name(columns::TIMESTAMP)?
         .data_type()

@@ -1,3 +1,5 @@
+//! The evolution decisions, one rule a test, on Avro and JSON Schema versions.
+
 use super::*;
 use crate::columns::raw_schema;
 use iceberg::spec::PrimitiveType;

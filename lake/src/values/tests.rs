@@ -1,3 +1,6 @@
+//! Values to columns: JSON, framed JSON and Avro values with their exact column values,
+//! and the rows that get null columns instead of failing the batch.
+
 use std::collections::HashMap;
 
 use apache_avro::types::Value as Avro;
