@@ -82,7 +82,8 @@ async fn write(
     values: ValueFormat,
     rows: Vec<Row>,
 ) -> u64 {
-    let id = uuid_like(rows[0].offset);
+    // Unique per window: the first offset of the window.
+    let id = format!("commit-{}", rows[0].offset);
     let mut w = DataWriter::new(table, TOPIC, 1 << 20, format!("test-{id}"))
         .await
         .unwrap()
@@ -107,10 +108,6 @@ async fn write(
     .unwrap();
     assert!(matches!(outcome, Outcome::Committed { .. }), "{outcome:?}");
     undecoded
-}
-
-fn uuid_like(offset: i64) -> String {
-    format!("commit-{offset}")
 }
 
 /// The table's rows as JSON objects (nulls left out) in offset order: `columns` of
