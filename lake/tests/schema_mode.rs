@@ -3,6 +3,8 @@
 //! (the catalog's schema is the one `table_schema` derived, ids included), keeps taking
 //! rows of the older version, refuses a retyped field without touching the table, and
 //! reads back through iceberg-rust's scan with exact values; the same for plain JSON.
+//! Two brokers evolving at once on Apache Iceberg's own REST catalog (Java, requirements
+//! checked server-side) add the columns once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use iceberg::spec::Datum;
 use iceberg::table::Table;
 use iceberg::Catalog;
 use serde_json::{json, Value};
+use sluice_lake::catalog::CatalogConfig;
 use sluice_lake::commit::{Commit, Outcome};
 use sluice_lake::lineage::Coverage;
 use sluice_lake::spec::{Partitioning, TableMode, TableSpec};
@@ -24,6 +27,7 @@ use sluice_lake::table::{evolve, ident, open_or_create_with, positions};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::{table_schema, Evolution, FeedSchema, LakeError, Row, ValueFormat};
 use sluice_schema::{wire, Format};
+use sluice_testkit::IcebergRest;
 
 // The raw-mode helpers there are not used here.
 #[allow(dead_code)]
@@ -379,5 +383,78 @@ async fn a_json_table_evolves_and_reads_back() {
             json!(["/c", null, 404]),
             json!([null, null, null]),
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_evolving_at_once_on_the_java_rest_catalog_add_the_columns_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = IcebergRest::start(&dir.path().join("rest"));
+    let warehouse = format!("file://{}", rest.warehouse().display());
+    let cfg =
+        CatalogConfig::new(&rest.uri(), &warehouse, std::collections::HashMap::new()).unwrap();
+    let catalog: Arc<dyn Catalog> = cfg.connect().await.unwrap();
+    let spec = spec("dns_rest");
+    let (feed1, feed2) = (
+        FeedSchema {
+            format: Format::Avro,
+            text: V1,
+        },
+        FeedSchema {
+            format: Format::Avro,
+            text: V2,
+        },
+    );
+    let t = open_or_create_with(&catalog, &cfg, &spec, TOPIC, Some(&feed1))
+        .await
+        .unwrap();
+    let Evolution::Add { schema: wanted, .. } =
+        table_schema(Format::Avro, V2, Some(t.metadata().current_schema())).unwrap()
+    else {
+        panic!()
+    };
+    let (a, b) = tokio::join!(
+        evolve(&catalog, t.clone(), &feed2),
+        evolve(&catalog, t.clone(), &feed2)
+    );
+    for t in [a.unwrap(), b.unwrap()] {
+        assert_eq!(
+            t.metadata().current_schema().as_struct(),
+            wanted.as_struct()
+        );
+    }
+    let t = catalog.load_table(&ident(&spec)).await.unwrap();
+    assert_eq!(t.metadata().schemas_iter().count(), 2);
+
+    let v2 = Arc::new(apache_avro::Schema::parse_str(V2).unwrap());
+    let fields = vec![
+        ("query", s("q0.example")),
+        ("at", Avro::TimestampMillis(1_714_557_600_000)),
+        (
+            "client",
+            Avro::Record(vec![
+                ("ip".into(), s("10.0.0.9")),
+                ("port".into(), Avro::Union(0, Box::new(Avro::Null))),
+            ]),
+        ),
+        ("answers", Avro::Union(0, Box::new(Avro::Null))),
+        ("resolver", Avro::Union(1, Box::new(s("ns1")))),
+    ];
+    let values = {
+        let v2 = v2.clone();
+        ValueFormat::Avro(Arc::new(move |_| Some(v2.clone())))
+    };
+    let rows = vec![row(0, Some(2), avro(&v2, 2, fields))];
+    assert_eq!(write(&catalog, &t, values, rows).await, 0);
+    assert_eq!(
+        read(
+            &catalog,
+            &t,
+            &["sluice_offset", "client", "resolver"],
+            None,
+            0
+        )
+        .await,
+        [json!({"sluice_offset":0,"client":{"ip":"10.0.0.9"},"resolver":"ns1"})]
     );
 }
