@@ -11,7 +11,7 @@
 //! | record / array / map | struct / list / map with string keys |
 //! | `["null", T]` (either order) | T, optional |
 //! | date; time-millis, time-micros | date; time |
-//! | timestamp-millis, timestamp-micros | timestamptz |
+//! | timestamp-millis, timestamp-micros | timestamp (UTC; `columns::INSTANT`) |
 //! | local-timestamp-millis, local-timestamp-micros | timestamp |
 //! | decimal(p, s), p <= 38 | decimal(p, s) |
 //!
@@ -25,6 +25,7 @@ use std::sync::Arc;
 use apache_avro::schema::{RecordSchema, Schema as Avro};
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
 
+use crate::columns::INSTANT;
 use crate::error::{LakeError, Result};
 use crate::evolution::join;
 
@@ -112,7 +113,7 @@ impl<'a> Walk<'a> {
             Avro::Uuid(_) => p(PrimitiveType::String),
             Avro::Date => p(PrimitiveType::Date),
             Avro::TimeMillis | Avro::TimeMicros => p(PrimitiveType::Time),
-            Avro::TimestampMillis | Avro::TimestampMicros => p(PrimitiveType::Timestamptz),
+            Avro::TimestampMillis | Avro::TimestampMicros => p(INSTANT),
             Avro::LocalTimestampMillis | Avro::LocalTimestampMicros => p(PrimitiveType::Timestamp),
             Avro::Fixed(f) => {
                 self.named.insert(f.name.fullname(None), schema);
@@ -238,8 +239,8 @@ mod tests {
         use PrimitiveType as P;
         let logical = |t: &str, l: &str| format!(r#"{{"type":"{t}","logicalType":"{l}"}}"#);
         for (avro, want) in [
-            (logical("long", "timestamp-millis"), P::Timestamptz),
-            (logical("long", "timestamp-micros"), P::Timestamptz),
+            (logical("long", "timestamp-millis"), INSTANT),
+            (logical("long", "timestamp-micros"), INSTANT),
             (logical("long", "local-timestamp-micros"), P::Timestamp),
             (logical("int", "date"), P::Date),
             (logical("int", "time-millis"), P::Time),

@@ -4,7 +4,7 @@
 //!
 //! | JSON Schema | Iceberg |
 //! |---|---|
-//! | string | string; `format: date-time` timestamptz, `format: date` date |
+//! | string | string; `format: date-time` timestamp (UTC; `columns::INSTANT`), `format: date` date |
 //! | integer / number / boolean | long / double / boolean |
 //! | object with `properties` | struct |
 //! | object with only `additionalProperties: {schema}` | map with string keys |
@@ -25,6 +25,7 @@ use std::sync::Arc;
 use iceberg::spec::{ListType, MapType, NestedField, PrimitiveType, StructType, Type};
 use serde_json::{Map, Value};
 
+use crate::columns::INSTANT;
 use crate::error::{LakeError, Result};
 use crate::evolution::join;
 
@@ -101,7 +102,7 @@ impl<'a> Walk<'a> {
         let p = Type::Primitive;
         let ty = match name {
             "string" => p(match schema.get("format").and_then(Value::as_str) {
-                Some("date-time") => PrimitiveType::Timestamptz,
+                Some("date-time") => INSTANT,
                 Some("date") => PrimitiveType::Date,
                 _ => PrimitiveType::String,
             }),
@@ -211,7 +212,7 @@ mod tests {
         use PrimitiveType as P;
         for (schema, want) in [
             (r#"{"type":"string"}"#, P::String),
-            (r#"{"type":"string","format":"date-time"}"#, P::Timestamptz),
+            (r#"{"type":"string","format":"date-time"}"#, INSTANT),
             (r#"{"type":"string","format":"date"}"#, P::Date),
             (r#"{"type":"string","format":"email"}"#, P::String),
             (r#"{"type":"integer"}"#, P::Long),

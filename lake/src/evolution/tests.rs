@@ -220,7 +220,7 @@ fn json_schema_tables_evolve_the_same_way() {
     };
     assert_eq!(
         *s.field_by_name("at").unwrap().field_type,
-        Type::Primitive(PrimitiveType::Timestamptz)
+        Type::Primitive(crate::columns::INSTANT)
     );
     assert!(!s.field_by_name("user").unwrap().required);
     let v2 = r#"{"type":"object","properties":{"user":{"type":"string"},
