@@ -4,7 +4,8 @@
 //! rows of the older version, refuses a retyped field without touching the table, and
 //! reads back through iceberg-rust's scan with exact values; the same for plain JSON.
 //! Two brokers evolving at once on Apache Iceberg's own REST catalog (Java, requirements
-//! checked server-side) add the columns once.
+//! checked server-side) add the columns once; Glue (moto) takes the timestamp columns
+//! and the evolution too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use apache_avro::types::Value as Avro;
 use apache_avro::writer::datum::GenericDatumWriter;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
@@ -27,12 +27,12 @@ use sluice_lake::table::{evolve, ident, open_or_create_with, positions};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::{table_schema, Evolution, FeedSchema, LakeError, Row, ValueFormat};
 use sluice_schema::{wire, Format};
-use sluice_testkit::IcebergRest;
+use sluice_testkit::{IcebergRest, Moto};
 
 // The raw-mode helpers there are not used here.
 #[allow(dead_code)]
 mod common;
-use common::sql_catalog;
+use common::{glue_catalog, scan_batches, sql_catalog};
 
 const TOPIC: &str = "dns";
 
@@ -131,15 +131,7 @@ async fn read(
     if let Some(id) = snapshot {
         scan = scan.snapshot_id(id);
     }
-    let batches: Vec<_> = scan
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = scan_batches(scan).await;
     let mut w = arrow_json::ArrayWriter::new(Vec::new());
     for b in &batches {
         w.write(b).unwrap();
@@ -426,6 +418,11 @@ async fn two_writers_evolving_at_once_on_the_java_rest_catalog_add_the_columns_o
     let t = catalog.load_table(&ident(&spec)).await.unwrap();
     assert_eq!(t.metadata().schemas_iter().count(), 2);
 
+    one_v2_row(&catalog, &t).await;
+}
+
+/// Writes one V2 row into the evolved table `t` and reads it back.
+async fn one_v2_row(catalog: &Arc<dyn Catalog>, t: &Table) {
     let v2 = Arc::new(apache_avro::Schema::parse_str(V2).unwrap());
     let fields = vec![
         ("query", s("q0.example")),
@@ -445,11 +442,11 @@ async fn two_writers_evolving_at_once_on_the_java_rest_catalog_add_the_columns_o
         ValueFormat::Avro(Arc::new(move |_| Some(v2.clone())))
     };
     let rows = vec![row(0, Some(2), avro(&v2, 2, fields))];
-    assert_eq!(write(&catalog, &t, values, rows).await, 0);
+    assert_eq!(write(catalog, t, values, rows).await, 0);
     assert_eq!(
         read(
-            &catalog,
-            &t,
+            catalog,
+            t,
             &["sluice_offset", "client", "resolver"],
             None,
             0
@@ -457,4 +454,27 @@ async fn two_writers_evolving_at_once_on_the_java_rest_catalog_add_the_columns_o
         .await,
         [json!({"sluice_offset":0,"client":{"ip":"10.0.0.9"},"resolver":"ns1"})]
     );
+}
+
+#[tokio::test]
+async fn a_table_with_timestamps_is_created_and_evolved_on_glue() {
+    let moto = Moto::start();
+    let (catalog, cfg) = glue_catalog(&moto).await;
+    let spec = spec("dns_glue");
+    for text in [V1, V2] {
+        let feed = FeedSchema {
+            format: Format::Avro,
+            text,
+        };
+        open_or_create_with(&catalog, &cfg, &spec, TOPIC, Some(&feed))
+            .await
+            .unwrap();
+    }
+    let t = catalog.load_table(&ident(&spec)).await.unwrap();
+    assert!(t
+        .metadata()
+        .current_schema()
+        .field_by_name("client.port")
+        .is_some());
+    one_v2_row(&catalog, &t).await;
 }
