@@ -1,6 +1,7 @@
 //! The table's columns: lineage first (where each row came from), then the record.
 //! Field ids are fixed here, so every table Sluice creates in raw mode has the same
-//! schema and a reader can rely on the names (`docs/lake.md`, "Columns").
+//! schema and a reader can rely on the names (`docs/lake.md`, "Columns"). Schema mode
+//! (`evolution.rs`) starts with the same lineage columns and ids.
 
 use std::sync::Arc;
 
@@ -25,6 +26,24 @@ fn primitive(p: PrimitiveType) -> Type {
     Type::Primitive(p)
 }
 
+/// The type of instants, `sluice_timestamp` and a schema's timestamps alike:
+/// `timestamp` (UTC), not `timestamptz`, since Glue and Athena handle only the former
+/// (iceberg-rust's Glue catalog refuses timestamptz columns).
+pub const INSTANT: PrimitiveType = PrimitiveType::Timestamp;
+
+/// The lineage columns every table starts with, in both modes: ids 1 to 6, in this
+/// order (a schema-mode table's own columns come after them).
+pub fn lineage_fields() -> Vec<NestedField> {
+    vec![
+        NestedField::required(1, TOPIC, primitive(PrimitiveType::String)),
+        NestedField::required(2, PARTITION, primitive(PrimitiveType::Int)),
+        NestedField::required(3, OFFSET, primitive(PrimitiveType::Long)),
+        NestedField::required(4, TIMESTAMP, primitive(INSTANT)),
+        NestedField::optional(5, SCHEMA_ID, primitive(PrimitiveType::Int)),
+        NestedField::optional(6, PRINCIPAL, primitive(PrimitiveType::String)),
+    ]
+}
+
 /// Raw mode: lineage, then key, value and headers (a list, since Kafka allows a header
 /// name more than once) as Kafka holds them.
 pub fn raw_schema() -> Result<Schema> {
@@ -40,15 +59,8 @@ pub fn raw_schema() -> Result<Schema> {
             primitive(PrimitiveType::Binary),
         )),
     ]);
-    let fields = vec![
-        NestedField::required(1, TOPIC, primitive(PrimitiveType::String)),
-        NestedField::required(2, PARTITION, primitive(PrimitiveType::Int)),
-        NestedField::required(3, OFFSET, primitive(PrimitiveType::Long)),
-        // `timestamp` (UTC), not `timestamptz`: Glue and Athena handle only the former
-        // (iceberg-rust's Glue catalog refuses timestamptz columns).
-        NestedField::required(4, TIMESTAMP, primitive(PrimitiveType::Timestamp)),
-        NestedField::optional(5, SCHEMA_ID, primitive(PrimitiveType::Int)),
-        NestedField::optional(6, PRINCIPAL, primitive(PrimitiveType::String)),
+    let mut fields = lineage_fields();
+    fields.extend([
         NestedField::optional(7, KEY, primitive(PrimitiveType::Binary)),
         NestedField::optional(8, VALUE, primitive(PrimitiveType::Binary)),
         NestedField::required(
@@ -60,7 +72,7 @@ pub fn raw_schema() -> Result<Schema> {
                 true,
             )))),
         ),
-    ];
+    ]);
     Ok(Schema::builder()
         .with_schema_id(0)
         .with_identifier_field_ids([])

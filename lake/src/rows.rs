@@ -1,6 +1,7 @@
 //! Records to Arrow: one `Row` per Kafka record, turned into a batch with the table's
 //! Arrow schema (field ids included, so the Parquet files carry Iceberg's ids; Iceberg
-//! binary is Arrow LargeBinary).
+//! binary is Arrow LargeBinary). The lineage columns are built here for both modes;
+//! raw mode's key, value and headers too, schema mode's columns in `values.rs`.
 
 use std::sync::Arc;
 
@@ -35,6 +36,37 @@ pub struct Row {
 /// The Arrow batch of raw-mode `rows` of `topic`, with `schema` (the table's Arrow
 /// schema).
 pub fn raw_batch(schema: &Arc<ArrowSchema>, topic: &str, rows: &[Row]) -> Result<RecordBatch> {
+    let mut key = LargeBinaryBuilder::new();
+    let mut value = LargeBinaryBuilder::new();
+    for r in rows {
+        key.append_option(r.key.as_deref());
+        value.append_option(r.value.as_deref());
+    }
+    let mut arrays = lineage_columns(schema, topic, rows)?;
+    arrays.extend([
+        Arc::new(key.finish()) as ArrayRef,
+        Arc::new(value.finish()),
+        headers_array(schema.field_with_name(columns::HEADERS)?, rows)?,
+    ]);
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The lineage columns of `rows` (`columns::lineage_fields`, in that order), the first
+/// columns of a table in either mode.
+pub(crate) fn lineage_columns(
+    schema: &Arc<ArrowSchema>,
+    topic: &str,
+    rows: &[Row],
+) -> Result<Vec<ArrayRef>> {
+    for (i, lineage) in columns::lineage_fields().iter().enumerate() {
+        if schema.fields().get(i).map(|f| f.name()) != Some(&lineage.name) {
+            return Err(LakeError::Spec(format!(
+                "column {} of the table is not {}: the lineage columns come first",
+                i + 1,
+                lineage.name
+            )));
+        }
+    }
     let ts_type = schema
         .field_with_name(columns::TIMESTAMP)?
         .data_type()
@@ -50,15 +82,11 @@ pub fn raw_batch(schema: &Arc<ArrowSchema>, topic: &str, rows: &[Row]) -> Result
     };
     let mut principal = StringBuilder::new();
     let mut schema_id = Int32Builder::new();
-    let mut key = LargeBinaryBuilder::new();
-    let mut value = LargeBinaryBuilder::new();
     for r in rows {
         principal.append_option(r.principal.as_deref());
         schema_id.append_option(r.schema_id);
-        key.append_option(r.key.as_deref());
-        value.append_option(r.value.as_deref());
     }
-    let columns: Vec<ArrayRef> = vec![
+    Ok(vec![
         Arc::new(StringArray::from(vec![topic; rows.len()])),
         Arc::new(Int32Array::from_iter_values(
             rows.iter().map(|r| r.partition),
@@ -72,11 +100,7 @@ pub fn raw_batch(schema: &Arc<ArrowSchema>, topic: &str, rows: &[Row]) -> Result
         ),
         Arc::new(schema_id.finish()),
         Arc::new(principal.finish()),
-        Arc::new(key.finish()),
-        Arc::new(value.finish()),
-        headers_array(schema.field_with_name(columns::HEADERS)?, rows)?,
-    ];
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    ])
 }
 
 /// The headers column: a list of (key, value) structs per row, built against the

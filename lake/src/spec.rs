@@ -26,6 +26,9 @@ pub enum TableMode {
     /// The record as Kafka holds it: key, value and headers as bytes.
     #[default]
     Raw,
+    /// A column per field of the feed's registered schema, evolving with it
+    /// (`evolution.rs`); key and headers are not kept.
+    Schema,
 }
 
 impl FromStr for TableMode {
@@ -33,11 +36,10 @@ impl FromStr for TableMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "" | "raw" => Ok(TableMode::Raw),
-            "schema" => Err(
-                "sluice.table.mode \"schema\" (columns from the feed's schema) is not available yet; use \"raw\""
-                    .into(),
-            ),
-            other => Err(format!("sluice.table.mode {other:?} is not one of: raw")),
+            "schema" => Ok(TableMode::Schema),
+            other => Err(format!(
+                "sluice.table.mode {other:?} is not one of: raw, schema"
+            )),
         }
     }
 }
@@ -280,6 +282,8 @@ mod tests {
             let err = validate_config(k, v).unwrap_err();
             assert!(err.contains(k), "{err}");
         }
+        assert_eq!("schema".parse::<TableMode>(), Ok(TableMode::Schema));
+        assert_eq!("".parse::<TableMode>(), Ok(TableMode::Raw));
         assert_eq!(
             "identity:sluice_partition".parse::<Partitioning>().unwrap(),
             Partitioning::Identity("sluice_partition".into())

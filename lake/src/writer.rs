@@ -1,7 +1,9 @@
-//! Data files for one commit: rows are split by the table's partition spec and written
-//! as Parquet files of about the target size, under the table's data location, named
-//! with the writer's prefix so two brokers never pick the same name. Closing returns the
-//! files, which only a commit makes part of the table.
+//! Data files for one commit: rows are turned into batches (raw mode: `rows.rs`; schema
+//! mode: `values.rs`, with the table's columns as they were when the writer opened),
+//! split by the table's partition spec and written as Parquet files of about the target
+//! size, under the table's data location, named with the writer's prefix so two brokers
+//! never pick the same name. Closing returns the files, which only a commit makes part
+//! of the table.
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::Result;
 use crate::rows::{raw_batch, Row};
+use crate::values::{schema_batch, ValueFormat};
 
 type Builder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
@@ -45,7 +48,10 @@ pub struct DataWriter {
     topic: String,
     arrow_schema: Arc<ArrowSchema>,
     sink: Sink,
+    /// Schema mode: how values become columns (None: raw mode).
+    values: Option<ValueFormat>,
     rows: u64,
+    undecoded: u64,
 }
 
 impl DataWriter {
@@ -83,15 +89,33 @@ impl DataWriter {
             topic: topic.to_string(),
             arrow_schema,
             sink,
+            values: None,
             rows: 0,
+            undecoded: 0,
         })
+    }
+
+    /// Schema mode: rows' values become the table's columns, read as `values` says.
+    /// Open the writer after the table is evolved to the newest schema version
+    /// (`table::evolve`): fields the table has no column for are left out.
+    pub fn with_values(mut self, values: ValueFormat) -> Self {
+        self.values = Some(values);
+        self
     }
 
     pub async fn write(&mut self, rows: &[Row]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let batch = raw_batch(&self.arrow_schema, &self.topic, rows)?;
+        let batch = match &self.values {
+            None => raw_batch(&self.arrow_schema, &self.topic, rows)?,
+            Some(values) => {
+                let (batch, undecoded) =
+                    schema_batch(&self.arrow_schema, &self.topic, rows, values)?;
+                self.undecoded += undecoded as u64;
+                batch
+            }
+        };
         self.write_batch(batch).await?;
         self.rows += rows.len() as u64;
         Ok(())
@@ -112,6 +136,12 @@ impl DataWriter {
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Schema mode: rows written so far whose value gave no columns (all null but the
+    /// lineage; `values.rs`).
+    pub fn undecoded(&self) -> u64 {
+        self.undecoded
     }
 
     /// Closes every open file; the data files to commit.

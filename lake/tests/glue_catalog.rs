@@ -4,13 +4,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use common::{rows, spec, write_window};
-use futures::TryStreamExt;
-use iceberg::Catalog;
-use sluice_lake::catalog::CatalogConfig;
+use common::{glue_catalog, rows, scan_batches, spec, write_window};
 use sluice_lake::commit::Outcome;
 use sluice_lake::table::{ident, positions};
 use sluice_testkit::Moto;
@@ -18,23 +14,7 @@ use sluice_testkit::Moto;
 #[tokio::test]
 async fn commits_land_once_on_glue_with_files_in_s3() {
     let moto = Moto::start();
-    moto.create_bucket("lake");
-    let endpoint = moto.endpoint();
-    let props = HashMap::from(
-        [
-            ("region_name", "us-east-1"),
-            ("aws_access_key_id", "testing"),
-            ("aws_secret_access_key", "testing"),
-            ("s3.endpoint", endpoint.as_str()),
-            ("s3.region", "us-east-1"),
-            ("s3.access-key-id", "testing"),
-            ("s3.secret-access-key", "testing"),
-            ("s3.path-style-access", "true"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    let cfg = CatalogConfig::new(&format!("glue:{endpoint}"), "s3://lake/tables", props).unwrap();
-    let catalog: Arc<dyn Catalog> = cfg.connect().await.unwrap();
+    let (catalog, cfg) = glue_catalog(&moto).await;
 
     let first = write_window(
         &catalog,
@@ -76,15 +56,6 @@ async fn commits_land_once_on_glue_with_files_in_s3() {
         "{}",
         t.metadata().location()
     );
-    let batches: Vec<_> = t
-        .scan()
-        .build()
-        .unwrap()
-        .to_arrow()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = scan_batches(t.scan()).await;
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 150);
 }

@@ -1,7 +1,9 @@
 //! Avro schemas: parsing (with the parser's message on failure), the canonical text that
-//! decides whether two registrations are the same schema, and exact decoding of one datum.
+//! decides whether two registrations are the same schema, and exact decoding of one datum
+//! (the produce path checks it; the lake writer turns the value into table columns).
 
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
 use apache_avro::Schema;
 use std::io::Read;
 
@@ -21,7 +23,7 @@ pub fn canonical(text: &str) -> Result<String, String> {
 
 /// Decodes one datum written with `schema` and checks that it used every byte: a datum
 /// followed by trailing bytes is not what a Confluent serializer writes.
-pub fn decode_exact(schema: &Schema, payload: &[u8]) -> Result<(), String> {
+pub fn decode_exact(schema: &Schema, payload: &[u8]) -> Result<Value, String> {
     let mut input = Tracked {
         rest: payload,
         short: false,
@@ -30,7 +32,7 @@ pub fn decode_exact(schema: &Schema, payload: &[u8]) -> Result<(), String> {
     let reader = GenericDatumReader::builder(schema)
         .build()
         .map_err(|e| e.to_string())?;
-    reader.read_value(&mut input).map_err(|e| e.to_string())?;
+    let value = reader.read_value(&mut input).map_err(|e| e.to_string())?;
     // apache-avro decodes a string cut short as null instead of failing; the input knows.
     if input.short {
         return Err(format!("the datum ends early ({} bytes)", payload.len()));
@@ -42,7 +44,7 @@ pub fn decode_exact(schema: &Schema, payload: &[u8]) -> Result<(), String> {
             payload.len() - input.rest.len()
         ));
     }
-    Ok(())
+    Ok(value)
 }
 
 /// The payload as `Read`, remembering whether the decoder ever asked for more than was left.

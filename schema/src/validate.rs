@@ -248,7 +248,7 @@ impl Validator {
         match compiled {
             Compiled::IdOnly => Ok(id),
             Compiled::Avro(schema) => avro::decode_exact(schema, payload)
-                .map(|()| id)
+                .map(|_| id)
                 .map_err(|e| invalid(Reason::Decode, e, Some(id))),
             Compiled::Json(_) => self.validate_json(id, payload),
         }

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use bytes::Bytes;
+use futures::TryStreamExt;
+use iceberg::scan::TableScanBuilder;
 use iceberg::Catalog;
 use sluice_lake::catalog::{sqlite_uri, CatalogConfig};
 use sluice_lake::commit::{Commit, Outcome};
@@ -14,6 +17,7 @@ use sluice_lake::spec::{Partitioning, TableMode, TableSpec};
 use sluice_lake::table::{ident, open_or_create};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::Row;
+use sluice_testkit::Moto;
 
 pub fn spec() -> TableSpec {
     TableSpec {
@@ -85,4 +89,39 @@ pub async fn write_window(
     .run(catalog)
     .await
     .unwrap()
+}
+
+/// A Glue catalog on `moto` (Glue and S3 on loopback), tables under `s3://lake/tables`.
+#[allow(dead_code)] // not every test file uses Glue
+pub async fn glue_catalog(moto: &Moto) -> (Arc<dyn Catalog>, CatalogConfig) {
+    moto.create_bucket("lake");
+    let endpoint = moto.endpoint();
+    let props = HashMap::from(
+        [
+            ("region_name", "us-east-1"),
+            ("aws_access_key_id", "testing"),
+            ("aws_secret_access_key", "testing"),
+            ("s3.endpoint", endpoint.as_str()),
+            ("s3.region", "us-east-1"),
+            ("s3.access-key-id", "testing"),
+            ("s3.secret-access-key", "testing"),
+            ("s3.path-style-access", "true"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let cfg = CatalogConfig::new(&format!("glue:{endpoint}"), "s3://lake/tables", props).unwrap();
+    (cfg.connect().await.unwrap(), cfg)
+}
+
+/// Every batch a scan reads.
+#[allow(dead_code)] // not every test file reads rows back
+pub async fn scan_batches(scan: TableScanBuilder<'_>) -> Vec<RecordBatch> {
+    scan.build()
+        .unwrap()
+        .to_arrow()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
