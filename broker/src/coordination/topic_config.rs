@@ -175,7 +175,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         name: TABLE_MODE,
         default: "raw",
         kind: ConfigType::String,
-        doc: "raw: key, value and headers as columns beside the lineage columns.",
+        doc: "raw: key, value and headers as columns beside the lineage columns; schema: a column per field of the sluice.schema.subject's latest version, evolving with it.",
         validate: validate_table_config,
     },
     ConfigDef {

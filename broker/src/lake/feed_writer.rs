@@ -13,7 +13,7 @@ use iceberg::Catalog;
 use sluice_lake::commit::{Commit, Outcome};
 use sluice_lake::lineage::{Coverage, Positions};
 use sluice_lake::maintenance::expire_snapshots;
-use sluice_lake::table::{ident, open_or_create, positions};
+use sluice_lake::table::{evolve, ident, open_or_create_with, positions, FeedSchema};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::{CatalogConfig, LakeError, TableSpec};
 use sluice_schema::validate::Format;
@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::feed_schema::FeedSchemaSource;
 use super::records;
 use super::status::{now_ms, LakeStatus, PartitionProgress};
 use crate::metrics::{Metrics, TopicLabel, TopicOutcomeLabel};
@@ -50,6 +51,8 @@ pub struct FeedWriter {
     pub writer_id: String,
     /// Tests only: where to abort the process (`--inject-lake-crash`, debug builds).
     pub crash_at: Option<CrashPoint>,
+    /// Schema mode: the subject the columns follow.
+    pub schema: Option<FeedSchemaSource>,
 }
 
 /// The points of a window where the crash-point tests kill the broker.
@@ -89,10 +92,19 @@ impl FeedWriter {
     /// Window after window until stopped (Ok) or a failure that needs a fresh start.
     async fn run_windows(&self, stop: &mut watch::Receiver<bool>) -> Result<(), Failure> {
         let table_name = self.spec.qualified_name();
-        let mut table =
-            open_or_create(&self.catalog, &self.catalog_config, &self.spec, &self.topic)
-                .await
-                .map_err(|e| e.to_string())?;
+        let latest = self.schema.as_ref().map(|s| s.latest()).transpose()?;
+        let mut table = open_or_create_with(
+            &self.catalog,
+            &self.catalog_config,
+            &self.spec,
+            &self.topic,
+            self.feed(latest.as_ref().map(|(_, text)| text.as_str()))
+                .as_ref(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // The schema id the table's columns were last brought to (schema mode).
+        let mut columns_of: Option<i32> = None;
         let mut table_positions = positions(&table);
         let mut next_maintenance = Instant::now();
         loop {
@@ -115,8 +127,20 @@ impl FeedWriter {
                 let from = self.resume_point(p, table_positions.get(&p.partition).copied());
                 cursors.insert(p.partition, from);
             }
+            // Schema mode: the columns follow the subject's latest version before any row
+            // of it is written.
+            if let Some(source) = &self.schema {
+                let (id, text) = source.latest()?;
+                if columns_of != Some(id) {
+                    let feed = self.feed(Some(&text)).expect("schema mode");
+                    table = evolve(&self.catalog, table, &feed)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    columns_of = Some(id);
+                }
+            }
             let window = Uuid::new_v4();
-            let mut writer = DataWriter::new(
+            let writer = DataWriter::new(
                 &table,
                 &self.topic,
                 self.spec.target_file_bytes,
@@ -124,7 +148,12 @@ impl FeedWriter {
             )
             .await
             .map_err(|e| e.to_string())?;
+            let mut writer = match &self.schema {
+                Some(source) => writer.with_values(source.value_format()),
+                None => writer,
+            };
             let deadline = Instant::now() + self.spec.commit_interval;
+            let mut schema_moved = false;
             loop {
                 let mut progressed = false;
                 for p in &parts {
@@ -133,6 +162,17 @@ impl FeedWriter {
                     }
                     let cursor = cursors[&p.partition];
                     let (rows, next) = self.read(p, cursor).await?;
+                    // A newer schema version: these rows may carry its fields, so they
+                    // wait for the next window, which evolves the columns first. (The
+                    // registry knows a version before any record validated by it lands.)
+                    if self
+                        .schema
+                        .as_ref()
+                        .is_some_and(|s| s.latest_id() != columns_of)
+                    {
+                        schema_moved = true;
+                        break;
+                    }
                     if let Some(next) = next {
                         progressed = true;
                         cursors.insert(p.partition, next);
@@ -147,7 +187,7 @@ impl FeedWriter {
                 // A partition that moved (or was taken over again at a new epoch) ends
                 // the window early: what was read commits, and the next window reads
                 // the partitions as they are led now.
-                if now >= deadline || parts.iter().any(|p| p.is_closed()) {
+                if now >= deadline || schema_moved || parts.iter().any(|p| p.is_closed()) {
                     break;
                 }
                 if !progressed && sleep_or_stop(IDLE_POLL.min(deadline - now), stop).await {
@@ -163,6 +203,7 @@ impl FeedWriter {
                 continue;
             }
             let rows = writer.rows();
+            let undecoded = writer.undecoded();
             let files = writer.finish().await.map_err(|e| e.to_string())?;
             self.crash_if(CrashPoint::FilesWritten);
             let coverage = Coverage {
@@ -189,6 +230,7 @@ impl FeedWriter {
                         .set(now_ms() / 1000);
                     self.status.update(&self.topic, &table_name, |s| {
                         s.rows_committed += rows;
+                        s.rows_undecoded += undecoded;
                         s.commits += 1;
                         s.last_commit_ms = Some(now_ms());
                         s.last_snapshot_id = Some(snapshot_id);
@@ -210,6 +252,15 @@ impl FeedWriter {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+    }
+
+    /// Schema mode: the feed's schema of `text` (None in raw mode).
+    fn feed<'a>(&self, text: Option<&'a str>) -> Option<FeedSchema<'a>> {
+        let source = self.schema.as_ref()?;
+        Some(FeedSchema {
+            format: source.format,
+            text: text?,
+        })
     }
 
     /// Table upkeep, by one broker per table (the leader of partition 0); a failure

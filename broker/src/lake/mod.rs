@@ -10,6 +10,7 @@
 //! one partition led here, and connects to the catalog (retrying) when the first one
 //! is needed.
 
+mod feed_schema;
 mod feed_writer;
 mod records;
 pub mod status;
@@ -27,10 +28,13 @@ use uuid::Uuid;
 
 use crate::coordination::topic_config::schema_policy;
 use crate::coordination::MetadataStore;
+use crate::governance::SchemaRegistry;
 use crate::metrics::Metrics;
 use crate::storage::LogEngine;
+use feed_schema::FeedSchemaSource;
 pub use feed_writer::CrashPoint;
 use feed_writer::FeedWriter;
+use sluice_lake::spec::TableMode;
 pub use status::{LakeStatus, TableStatus};
 
 /// How often the supervisor looks at the topics and the partitions led here.
@@ -42,6 +46,8 @@ pub struct LakeService {
     pub engine: Arc<LogEngine>,
     pub metadata: Arc<MetadataStore>,
     pub metrics: Arc<Metrics>,
+    /// The registry schema-mode tables follow.
+    pub schemas: Arc<SchemaRegistry>,
     pub status: LakeStatus,
     pub writer_id: String,
     /// Tests only: where writers abort the process.
@@ -164,11 +170,28 @@ impl LakeService {
         };
         let meta = self.metadata.current();
         for (topic, (topic_id, spec)) in to_start {
-            let framing = meta
+            let policy = meta
                 .topics
                 .get(&topic)
-                .and_then(|t| schema_policy(&t.configs).ok().flatten())
-                .map(|p| p.format);
+                .and_then(|t| schema_policy(&t.configs).ok().flatten());
+            let framing = policy.as_ref().map(|p| p.format);
+            let schema = match (spec.mode, policy) {
+                (TableMode::Raw, _) => None,
+                (TableMode::Schema, Some(p)) => Some(FeedSchemaSource {
+                    registry: self.schemas.clone(),
+                    subject: p.subject,
+                    format: p.format,
+                }),
+                (TableMode::Schema, None) => {
+                    self.status.set_error(
+                        &topic,
+                        &spec.qualified_name(),
+                        "sluice.table.mode is schema but the topic has no sluice.schema.subject"
+                            .into(),
+                    );
+                    continue;
+                }
+            };
             info!(%topic, table = %spec.qualified_name(), "starting lake writer");
             let (stop_tx, stop_rx) = watch::channel(false);
             let writer = FeedWriter {
@@ -183,6 +206,7 @@ impl LakeService {
                 metrics: self.metrics.clone(),
                 writer_id: self.writer_id.clone(),
                 crash_at: self.crash_at,
+                schema,
             };
             let task = tokio::spawn(writer.run(stop_rx));
             running.insert(

@@ -31,6 +31,9 @@ pub struct TableStatus {
     pub last_snapshot_id: Option<i64>,
     /// Rows and commits this broker made since it started.
     pub rows_committed: u64,
+    /// Schema mode: rows whose value did not decode into the columns (possible only
+    /// when the topic's validation mode is `observe`); their columns are null.
+    pub rows_undecoded: u64,
     pub commits: u64,
     /// Windows dropped because another writer had committed their offsets already.
     pub superseded: u64,

@@ -35,7 +35,7 @@ pub struct Broker {
     pub topics: TopicAdmin,
     pub metrics: Arc<Metrics>,
     /// The schema registry this broker serves and validates produce batches with.
-    pub schemas: SchemaRegistry,
+    pub schemas: Arc<SchemaRegistry>,
     pub dead_letters: DeadLetterWriter,
     /// What this broker's lake writers report (`GET /v1/lake`).
     pub lake_status: LakeStatus,
@@ -80,9 +80,11 @@ impl Broker {
                 wal_gc_interval: Duration::from_millis(args.wal_gc_interval_ms.max(100)),
             },
         );
-        let schemas = SchemaRegistry::open(store.clone())
-            .await
-            .context("loading the schema registry")?;
+        let schemas = Arc::new(
+            SchemaRegistry::open(store.clone())
+                .await
+                .context("loading the schema registry")?,
+        );
         let owner = format!("{}/{}", args.node_id, engine.incarnation());
         Ok(Arc::new(Broker {
             advertised_host: advertised.0,

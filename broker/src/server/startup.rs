@@ -201,6 +201,7 @@ fn start_lake(
         engine: broker.engine.clone(),
         metadata: broker.metadata.clone(),
         metrics: broker.metrics.clone(),
+        schemas: broker.schemas.clone(),
         status: broker.lake_status.clone(),
         writer_id: format!("{}/{}", broker.args.node_id, broker.engine.incarnation()),
         #[cfg(debug_assertions)]

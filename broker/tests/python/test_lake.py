@@ -378,3 +378,69 @@ def test_dead_lettered_records_are_not_rows(broker_factory):
     # Give a dead-lettered record's would-be row time to show up wrongly.
     time.sleep(2.5)
     check_exactly_once(catalog, name, topic, acks, rows_expected=valid)
+
+
+def http_put_json(url: str, body: dict) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
+    """sluice.table.mode=schema: the table's columns are the feed's JSON Schema
+    properties; a new version adding a field adds a column before any row carrying it
+    is written; rows from before have it null."""
+    broker = broker_factory.start()
+    topic = f"login-{uuid.uuid4().hex[:4]}"
+    subject = f"{topic}-value"
+    v1 = {"type": "object", "properties": {"user": {"type": "string"}, "n": {"type": "integer"}},
+          "required": ["user", "n"]}
+    assert http_put_json(broker.url(f"/config/{subject}"), {"compatibility": "NONE"})[0] == 200
+    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+                                  {"schemaType": "JSON", "schema": json.dumps(v1)})
+    assert status == 200, body
+    create_table_topic(broker, topic, 2, {
+        "sluice.table.mode": "schema",
+        "sluice.schema.subject": subject,
+        "sluice.schema.format": "json",
+    })
+    acks = Acks()
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    for i in range(200):
+        p.produce(topic, value=json.dumps({"user": f"u{i}", "n": i}).encode(),
+                  partition=i % 2, on_delivery=acks)
+    assert p.flush(60) == 0
+    catalog, name = sql_catalog(broker), f"security.{topic.replace('-', '_')}"
+    wait_table_rows(catalog, name, 200)
+
+    v2 = {**v1, "properties": {**v1["properties"], "src": {"type": "string"}}}
+    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+                                  {"schemaType": "JSON", "schema": json.dumps(v2)})
+    assert status == 200, body
+    for i in range(200, 300):
+        p.produce(topic, value=json.dumps({"user": f"u{i}", "n": i, "src": "vpn"}).encode(),
+                  partition=i % 2, on_delivery=acks)
+    assert p.flush(60) == 0
+    assert not acks.failed, acks.failed[:3]
+    wait_table_rows(catalog, name, 300)
+
+    con = duckdb.connect()
+    con.register("t", table_rows(catalog, name))
+    cols = [c[0] for c in con.execute("describe t").fetchall()]
+    assert cols[:6] == ["sluice_topic", "sluice_partition", "sluice_offset", "sluice_timestamp",
+                        "sluice_schema_id", "sluice_principal"], cols
+    assert {"user", "n", "src"} <= set(cols), cols
+    got = {(part, off): (user, n, src) for part, off, user, n, src in con.execute(
+        "select sluice_partition, sluice_offset, \"user\", n, src from t").fetchall()}
+    assert len(got) == 300, "a row is missing or doubled"
+    want = {}
+    for (part, off), (_, value) in acks.ok.items():
+        doc = json.loads(value)
+        want[(part, off)] = (doc["user"], doc["n"], doc.get("src"))
+    assert got == want
