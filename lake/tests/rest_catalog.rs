@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use common::{rows, spec, write_window};
+use common::{rows, spec, summary_of, write_window};
 use iceberg::Catalog;
 use sluice_lake::catalog::CatalogConfig;
 use sluice_lake::commit::Outcome;
@@ -70,12 +70,7 @@ async fn concurrent_writers_land_once_on_the_java_rest_catalog() {
             .collect();
         assert_eq!(ranges, expected, "partition {p}");
     }
-    let summary = &t
-        .metadata()
-        .current_snapshot()
-        .unwrap()
-        .summary()
-        .additional_properties;
+    let summary = summary_of(&t);
     assert_eq!(
         summary["total-records"],
         (PARTITIONS as i64 * end).to_string()
@@ -106,12 +101,7 @@ async fn concurrent_writers_land_once_on_the_java_rest_catalog() {
         .count();
     assert_eq!(committed, 1, "{outcomes:?}");
     let t = catalog.load_table(&ident(&spec())).await.unwrap();
-    let summary = &t
-        .metadata()
-        .current_snapshot()
-        .unwrap()
-        .summary()
-        .additional_properties;
+    let summary = summary_of(&t);
     assert_eq!(
         summary["total-records"],
         (PARTITIONS as i64 * end + 10).to_string()

@@ -28,16 +28,18 @@ from pyiceberg.catalog import load_catalog
 from conftest import http_get
 
 
-def http_post_json(url: str, body: dict) -> tuple[int, bytes]:
+def http_send_json(method: str, url: str, body: dict) -> tuple[int, bytes]:
+    """A registry API call (POST or PUT with a JSON body): status and body."""
     import urllib.error
     import urllib.request
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
                                  headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+
 
 # A commit a second: the tests wait for a few.
 COMMIT_MS = "1000"
@@ -347,7 +349,7 @@ def test_dead_lettered_records_are_not_rows(broker_factory):
     topic = f"auth-dl-{uuid.uuid4().hex[:4]}"
     subject = f"{topic}-value"
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
                                   {"schemaType": "JSON", "schema": json.dumps(schema)})
     assert status == 200, body
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
@@ -380,18 +382,6 @@ def test_dead_lettered_records_are_not_rows(broker_factory):
     check_exactly_once(catalog, name, topic, acks, rows_expected=valid)
 
 
-def http_put_json(url: str, body: dict) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
-                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     """sluice.table.mode=schema: the table's columns are the feed's JSON Schema
     properties; a new version adding a field adds a column before any row carrying it
@@ -401,8 +391,8 @@ def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     subject = f"{topic}-value"
     v1 = {"type": "object", "properties": {"user": {"type": "string"}, "n": {"type": "integer"}},
           "required": ["user", "n"]}
-    assert http_put_json(broker.url(f"/config/{subject}"), {"compatibility": "NONE"})[0] == 200
-    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+    assert http_send_json("PUT", broker.url(f"/config/{subject}"), {"compatibility": "NONE"})[0] == 200
+    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
                                   {"schemaType": "JSON", "schema": json.dumps(v1)})
     assert status == 200, body
     create_table_topic(broker, topic, 2, {
@@ -420,7 +410,7 @@ def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     wait_table_rows(catalog, name, 200)
 
     v2 = {**v1, "properties": {**v1["properties"], "src": {"type": "string"}}}
-    status, body = http_post_json(broker.url(f"/subjects/{subject}/versions"),
+    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
                                   {"schemaType": "JSON", "schema": json.dumps(v2)})
     assert status == 200, body
     for i in range(200, 300):

@@ -125,3 +125,13 @@ pub async fn scan_batches(scan: TableScanBuilder<'_>) -> Vec<RecordBatch> {
         .await
         .unwrap()
 }
+
+/// The current snapshot's summary properties of `t`.
+#[allow(dead_code)] // not every test file reads summaries
+pub fn summary_of(t: &iceberg::table::Table) -> &HashMap<String, String> {
+    &t.metadata()
+        .current_snapshot()
+        .expect("the table has a snapshot")
+        .summary()
+        .additional_properties
+}
