@@ -11,6 +11,7 @@ pub mod error;
 pub mod json_schema;
 pub mod registry;
 pub mod stored;
+pub mod table_config;
 pub mod topic_configs;
 pub mod validate;
 pub mod wire;
