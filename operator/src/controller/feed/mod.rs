@@ -1,13 +1,16 @@
 //! The `Feed` reconciler: dereference (cluster, other feeds) → validate → plan (pure) →
 //! register the inline schema → topic changes through the Kafka admin protocol → status
-//! (with the schema rejections the cluster reconciler scraped). Deletion honours the
-//! Feed's `deletionPolicy`; nothing else ever deletes a topic.
+//! (with the schema rejections and the table writers the cluster reconciler scraped).
+//! Deletion honours the Feed's `deletionPolicy`; nothing else ever deletes a topic or a
+//! table.
 
 pub mod alert;
 pub mod plan;
 mod register;
 mod rejections;
 pub mod schema;
+pub mod table;
+mod table_report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use self::plan::{
 };
 use self::register::register_schema;
 use self::rejections::report_rejections;
+use self::table_report::report_table;
 use super::cluster::monotonic_ms;
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples};
@@ -252,6 +256,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         ..base
     };
     report_rejections(feed, &cluster, ctx, &mut status, &now).await;
+    report_table(feed, &cluster, ctx, &mut status, &now).await;
     write(feed, api, ctx, &health, status, &now).await?;
     let next = match health {
         Health::Stalled { .. } => Duration::from_secs(300),
@@ -396,7 +401,13 @@ async fn write(
         ctx.event(feed, type_, health.reason(), note).await;
     }
     status.observed_generation = feed.metadata.generation;
+    // Conditions of their own (the table's) stay as the caller left them.
+    let own: Vec<_> = std::mem::take(&mut status.conditions)
+        .into_iter()
+        .filter(|c| !conditions::HEALTH_TYPES.contains(&c.type_.as_str()))
+        .collect();
     status.conditions = health.conditions(feed.metadata.generation, previous, now);
+    status.conditions.extend(own);
     apply_status(api, feed, KIND, &status).await
 }
 
