@@ -1,33 +1,10 @@
-//! The brokers' lake writers as they report themselves at `GET /v1/lake` (one entry per
-//! table-enabled topic whose partitions the broker leads), and the sum over a cluster's
-//! brokers per topic that a Feed's `status.table` is made from. Pure.
+//! The brokers' lake writers as they report themselves at `GET /v1/lake` (one
+//! [`TableStatus`] per table-enabled topic whose partitions the broker leads), and the sum
+//! over a cluster's brokers per topic that a Feed's `status.table` is made from. Pure.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
-/// One broker's entry for one topic (the broker's `TableStatus`; unknown fields are
-/// ignored, missing ones are zero).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct BrokerTable {
-    pub topic: String,
-    /// `namespace.name`.
-    pub table: String,
-    pub partitions: BTreeMap<i32, PartitionProgress>,
-    pub last_commit_ms: Option<i64>,
-    pub last_snapshot_id: Option<i64>,
-    /// Rows this broker committed since it started.
-    pub rows_committed: u64,
-    pub error: Option<String>,
-    pub error_since_ms: Option<i64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct PartitionProgress {
-    pub lag: i64,
-}
+use sluice_schema::lake_status::TableStatus;
 
 /// A failure one broker reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,13 +31,13 @@ pub struct TableFigures {
 
 impl TableFigures {
     /// Adds one broker's entry.
-    pub fn add(&mut self, pod: &str, entry: BrokerTable) {
+    pub fn add(&mut self, pod: &str, entry: TableStatus) {
         self.brokers += 1;
+        self.lag += entry.lag();
         if self.table.is_empty() {
             self.table = entry.table;
         }
         self.rows += entry.rows_committed;
-        self.lag += entry.partitions.values().map(|p| p.lag).sum::<i64>();
         if entry.last_commit_ms > self.last_commit_ms {
             self.last_commit_ms = entry.last_commit_ms;
             self.last_snapshot_id = entry.last_snapshot_id;
@@ -85,7 +62,7 @@ pub type TopicTables = BTreeMap<String, TableFigures>;
 
 /// Adds the `/v1/lake` answer of broker `pod` to `into`.
 pub fn add_tables(pod: &str, body: &str, into: &mut TopicTables) -> Result<(), String> {
-    let entries: Vec<BrokerTable> =
+    let entries: Vec<TableStatus> =
         serde_json::from_str(body).map_err(|e| format!("not a list of table writers: {e}"))?;
     for entry in entries {
         into.entry(entry.topic.clone()).or_default().add(pod, entry);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use kube::ResourceExt;
 use sluice_operator::controller::cluster::build::{self, ClusterModel, CONFIG_HASH_ANNOTATION};
 use sluice_operator::controller::OperatorConfig;
@@ -74,7 +74,7 @@ fn lake_cluster_builds_the_expected_objects() {
     check_golden("lake", false);
 }
 
-fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
+fn pod_template(cluster: &SecurityLakeCluster) -> PodTemplateSpec {
     let config = config();
     let model = ClusterModel::new(cluster, &config).unwrap();
     build::build(&model, false)
@@ -82,8 +82,10 @@ fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
         .spec
         .unwrap()
         .template
-        .spec
-        .unwrap()
+}
+
+fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
+    pod_template(cluster).spec.unwrap()
 }
 
 #[test]
@@ -120,36 +122,24 @@ fn node_id_is_the_pod_ordinal_and_each_broker_advertises_its_own_dns_name() {
 
 /// The pod template's configuration hash.
 fn config_hash(cluster: &SecurityLakeCluster) -> String {
-    let config = config();
-    let model = ClusterModel::new(cluster, &config).unwrap();
-    build::build(&model, false)
-        .stateful_set
-        .spec
-        .unwrap()
-        .template
-        .metadata
-        .unwrap()
-        .annotations
-        .unwrap()[CONFIG_HASH_ANNOTATION]
-        .clone()
+    pod_template(cluster).metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
 }
 
 #[test]
 fn a_configuration_change_rolls_the_brokers_and_nothing_else_does() {
     let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
-    let hash = config_hash;
     let mut lingered = cluster.clone();
     lingered.spec.wal.linger_ms = 50;
     assert_ne!(
-        hash(&cluster),
-        hash(&lingered),
+        config_hash(&cluster),
+        config_hash(&lingered),
         "a WAL setting changes the template"
     );
     let mut scaled = cluster.clone();
     scaled.spec.replicas = 5;
     assert_eq!(
-        hash(&cluster),
-        hash(&scaled),
+        config_hash(&cluster),
+        config_hash(&scaled),
         "scaling does not restart brokers"
     );
 }

@@ -20,9 +20,9 @@ use sluice_operator::kafka::AdminClient;
 use sluice_operator::lake::{TableError, TableFigures};
 
 use common::broker::Broker;
-use common::feed::{condition, expect_dereference, expect_status, feed, NS};
+use common::feed::{answer_apply, condition, expect_status, feed, NS};
 use common::kafka::produce;
-use common::mock::context;
+use common::mock::{context, ApiServer};
 
 const CLUSTER_KEY: &str = "security/lake";
 
@@ -53,20 +53,10 @@ async fn the_brokers_write_the_table_and_its_progress_reaches_the_status() {
     let bootstrap = broker.bootstrap.clone();
 
     // First reconcile: the topic is created with the table configs; nothing scraped yet.
-    let (ctx, mut api) = context(Observation::default());
-    let b = bootstrap.clone();
-    let verifier = tokio::spawn(async move {
-        expect_dereference(&mut api, &b, vec![]).await;
-        assert_eq!(api.expect_event(NS).await["reason"], "TopicChanged");
-        assert_eq!(api.expect_event(NS).await["reason"], "TopicReady");
-        let status = expect_status(&mut api).await;
-        api.expect_silence().await;
-        status
-    });
-    reconcile(feed_with_table().into(), ctx.clone())
-        .await
-        .unwrap();
-    let status = verifier.await.unwrap();
+    let (ctx, api) = context(Observation::default());
+    let verifier = answer_apply(api, &bootstrap, &["TopicChanged", "TopicReady"]);
+    reconcile(feed_with_table().into(), ctx).await.unwrap();
+    let (_, status) = verifier.await.unwrap();
     assert_eq!(status["table"], json!({"name": "sluice.cloudtrail"}));
     assert!(
         !status["conditions"]
@@ -114,17 +104,11 @@ async fn the_brokers_write_the_table_and_its_progress_reaches_the_status() {
 
     let mut f = feed_with_table();
     f.status = serde_json::from_value(status).unwrap();
-    let (ctx2, mut api) = context(Observation::default());
+    let (ctx2, api) = context(Observation::default());
     ctx2.record_tables(CLUSTER_KEY, tables);
-    let b = bootstrap.clone();
-    let verifier = tokio::spawn(async move {
-        expect_dereference(&mut api, &b, vec![]).await;
-        let status = expect_status(&mut api).await;
-        api.expect_silence().await;
-        status
-    });
+    let verifier = answer_apply(api, &bootstrap, &[]);
     reconcile(f.into(), ctx2).await.unwrap();
-    let status = verifier.await.unwrap();
+    let (_, status) = verifier.await.unwrap();
     let table = &status["table"];
     assert_eq!(table["name"], "sluice.cloudtrail");
     assert_eq!(table["rows"], 25, "{status}");
@@ -137,8 +121,13 @@ async fn the_brokers_write_the_table_and_its_progress_reaches_the_status() {
     );
 }
 
-fn failing() -> TableFigures {
-    TableFigures {
+/// A context whose cluster's last scrape found the table of `cloudtrail` failing.
+fn failing_context() -> (
+    std::sync::Arc<sluice_operator::controller::Context>,
+    ApiServer,
+) {
+    let (ctx, api) = context(Observation::default());
+    let failing = TableFigures {
         brokers: 2,
         table: "sluice.cloudtrail".into(),
         rows: 10,
@@ -148,42 +137,33 @@ fn failing() -> TableFigures {
             since_ms: Some(1_700_000_000_000),
         }],
         ..TableFigures::default()
-    }
+    };
+    ctx.record_tables(
+        CLUSTER_KEY,
+        BTreeMap::from([("cloudtrail".to_string(), failing)]),
+    );
+    (ctx, api)
 }
 
 #[tokio::test]
 async fn failing_commits_warn_the_owner_and_removing_the_table_turns_it_off() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap.clone();
-    let (ctx, mut api) = context(Observation::default());
-    ctx.record_tables(
-        CLUSTER_KEY,
-        BTreeMap::from([("cloudtrail".to_string(), failing())]),
+    let (ctx, api) = failing_context();
+    let verifier = answer_apply(
+        api,
+        &bootstrap,
+        &["TopicChanged", "LakeCommitFailing", "TopicReady"],
     );
-    let b = bootstrap.clone();
-    let verifier = tokio::spawn(async move {
-        expect_dereference(&mut api, &b, vec![]).await;
-        assert_eq!(api.expect_event(NS).await["reason"], "TopicChanged");
-        let warning = api.expect_event(NS).await;
-        assert_eq!(
-            (&warning["type"], &warning["reason"]),
-            (&json!("Warning"), &json!("LakeCommitFailing"))
-        );
-        assert_eq!(
-            warning["note"],
-            "table sluice.cloudtrail cannot be committed since 2023-11-14T22:13:20Z: \
-             lake-broker-1: catalog unreachable: connection refused \
-             (owner: cloud-security, #cloudsec-oncall)"
-        );
-        assert_eq!(api.expect_event(NS).await["reason"], "TopicReady");
-        let status = expect_status(&mut api).await;
-        api.expect_silence().await;
-        status
-    });
-    reconcile(feed_with_table().into(), ctx.clone())
-        .await
-        .unwrap();
-    let status = verifier.await.unwrap();
+    reconcile(feed_with_table().into(), ctx).await.unwrap();
+    let (events, status) = verifier.await.unwrap();
+    assert_eq!(events[1]["type"], "Warning");
+    assert_eq!(
+        events[1]["note"],
+        "table sluice.cloudtrail cannot be committed since 2023-11-14T22:13:20Z: \
+         lake-broker-1: catalog unreachable: connection refused \
+         (owner: cloud-security, #cloudsec-oncall)"
+    );
     assert_eq!(
         condition(&status, "LakeCommitFailing"),
         ("True".into(), "CommitFailed".into())
@@ -197,43 +177,22 @@ async fn failing_commits_warn_the_owner_and_removing_the_table_turns_it_off() {
 
     // Still failing at the next reconcile: no second Warning.
     let mut f = feed_with_table();
-    f.status = serde_json::from_value(status.clone()).unwrap();
-    let (ctx2, mut api) = context(Observation::default());
-    ctx2.record_tables(
-        CLUSTER_KEY,
-        BTreeMap::from([("cloudtrail".to_string(), failing())]),
-    );
-    let b = bootstrap.clone();
-    let verifier = tokio::spawn(async move {
-        expect_dereference(&mut api, &b, vec![]).await;
-        let status = expect_status(&mut api).await;
-        api.expect_silence().await;
-        status
-    });
-    reconcile(f.clone().into(), ctx2).await.unwrap();
-    let again = verifier.await.unwrap();
+    f.status = serde_json::from_value(status).unwrap();
+    let (ctx, api) = failing_context();
+    let verifier = answer_apply(api, &bootstrap, &[]);
+    reconcile(f.clone().into(), ctx).await.unwrap();
+    let (_, again) = verifier.await.unwrap();
     assert_eq!(condition(&again, "LakeCommitFailing").0, "True", "{again}");
 
     // The section removed: the table configs go back to the broker's defaults (no table;
     // the table itself is never dropped), and the table's status and condition go.
     f.spec.table = None;
     f.metadata.generation = Some(2);
-    let (ctx3, mut api) = context(Observation::default());
-    ctx3.record_tables(
-        CLUSTER_KEY,
-        BTreeMap::from([("cloudtrail".to_string(), failing())]),
-    );
-    let b = bootstrap.clone();
-    let verifier = tokio::spawn(async move {
-        expect_dereference(&mut api, &b, vec![]).await;
-        let changed = api.expect_event(NS).await;
-        let note = changed["note"].as_str().unwrap().to_string();
-        let status = expect_status(&mut api).await;
-        api.expect_silence().await;
-        (note, status)
-    });
-    reconcile(f.into(), ctx3).await.unwrap();
-    let (note, status) = verifier.await.unwrap();
+    let (ctx, api) = failing_context();
+    let verifier = answer_apply(api, &bootstrap, &["TopicChanged"]);
+    reconcile(f.into(), ctx).await.unwrap();
+    let (events, status) = verifier.await.unwrap();
+    let note = events[0]["note"].as_str().unwrap();
     assert!(note.contains("Delete(\"sluice.table.enabled\")"), "{note}");
     assert_eq!(status.get("table"), None, "{status}");
     assert!(!status["conditions"]

@@ -9,6 +9,7 @@ pub mod avro;
 pub mod compat;
 pub mod error;
 pub mod json_schema;
+pub mod lake_status;
 pub mod registry;
 pub mod stored;
 pub mod table_config;

@@ -488,3 +488,28 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
     .await;
     Ok(Action::await_change())
 }
+
+/// What the pure parts' tests share.
+#[cfg(test)]
+mod testing {
+    use std::collections::BTreeMap;
+
+    use crate::crd::Feed;
+
+    /// A Feed `name` (generation 7) without optional sections.
+    pub fn feed(name: &str) -> Feed {
+        serde_yaml::from_str(&format!(
+            "apiVersion: sluice.dev/v1alpha1\nkind: Feed\n\
+             metadata: {{name: {name}, namespace: security, generation: 7}}\n\
+             spec: {{clusterRef: {{name: lake}}, owner: {{team: t, contact: c}}}}"
+        ))
+        .unwrap()
+    }
+
+    /// Topic configs as comparable pairs.
+    pub fn values<'a>(
+        configs: &'a BTreeMap<&'static str, Option<String>>,
+    ) -> Vec<(&'static str, Option<&'a str>)> {
+        configs.iter().map(|(k, v)| (*k, v.as_deref())).collect()
+    }
+}

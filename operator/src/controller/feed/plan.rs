@@ -291,6 +291,19 @@ mod tests {
     }
 
     #[test]
+    fn without_sections_every_schema_and_table_config_is_the_brokers_default() {
+        let feed = crate::controller::feed::testing::feed("dns");
+        let topic = &desired_topics(&feed).unwrap()[0];
+        for key in SCHEMA_CONFIGS
+            .iter()
+            .chain(&super::super::table::TABLE_CONFIGS)
+        {
+            assert_eq!(topic.configs.get(key), Some(&None), "{key}");
+        }
+        assert_eq!(super::super::table::table_name(&feed), None);
+    }
+
+    #[test]
     fn retention_times() {
         assert_eq!(parse_retention_time("30d"), Ok(2_592_000_000));
         assert_eq!(parse_retention_time("90m"), Ok(5_400_000));

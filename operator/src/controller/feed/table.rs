@@ -175,30 +175,12 @@ mod tests {
     use super::*;
     use crate::lake::TableError;
 
+    use crate::controller::feed::testing::values;
+
     fn feed(table: Option<&str>) -> Feed {
-        let mut f: Feed = serde_yaml::from_str(
-            "apiVersion: sluice.dev/v1alpha1\nkind: Feed\nmetadata: {name: dns.raw-v1, namespace: security, generation: 7}\n\
-             spec: {clusterRef: {name: lake}, owner: {team: t, contact: c}}",
-        )
-        .unwrap();
+        let mut f = crate::controller::feed::testing::feed("dns.raw-v1");
         f.spec.table = table.map(|t| serde_yaml::from_str(t).unwrap());
         f
-    }
-
-    fn values<'a>(
-        configs: &'a BTreeMap<&'static str, Option<String>>,
-    ) -> Vec<(&'static str, Option<&'a str>)> {
-        configs.iter().map(|(k, v)| (*k, v.as_deref())).collect()
-    }
-
-    #[test]
-    fn no_table_section_resets_every_table_config() {
-        let mut problems = vec![];
-        let configs = table_configs(&feed(None), &mut problems);
-        assert!(problems.is_empty());
-        assert_eq!(configs.len(), TABLE_CONFIGS.len());
-        assert!(configs.values().all(Option::is_none));
-        assert_eq!(table_name(&feed(None)), None);
     }
 
     #[test]
