@@ -121,11 +121,12 @@ pub struct LakeSpec {
 #[serde(rename_all = "camelCase")]
 pub struct CatalogSpec {
     /// `sqlite:<path>` (a SQL catalog in a file under `/var/lib/sluice/bucket/`, the
-    /// provisioned bucket every broker mounts) or `http(s)://…` (an Iceberg REST catalog:
-    /// Polaris, Nessie, Lakekeeper, Glue's or S3 Tables' REST endpoint).
+    /// provisioned bucket every broker mounts), `http(s)://…` (an Iceberg REST catalog:
+    /// Polaris, Nessie, Lakekeeper, S3 Tables), or `glue` (AWS Glue with the brokers'
+    /// AWS identity; `glue:<endpoint URL>` for a Glue-compatible endpoint).
     #[schemars(
         length(max = 2048),
-        regex(pattern = r"^(sqlite:\S+|https?://[^\s/]+(/\S*)?)$")
+        regex(pattern = r"^(sqlite:\S+|https?://[^\s/]+(/\S*)?|glue|glue:https?://\S+)$")
     )]
     pub uri: String,
     /// Where new tables' files go, e.g. `s3://lake-tables/prod`. Default: `<storage

@@ -132,9 +132,13 @@ fn check_catalog(catalog: &CatalogSpec, bucket: bool, problems: &mut Vec<String>
                 "lake.catalog.uri {uri:?}: a sqlite catalog needs storage.bucket and a path under {BUCKET_MOUNT_PATH}/, the one directory every broker shares"
             ));
         }
-    } else if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+    } else if !(uri.starts_with("http://")
+        || uri.starts_with("https://")
+        || uri == "glue"
+        || uri.strip_prefix("glue:").is_some_and(|e| !e.is_empty()))
+    {
         problems.push(format!(
-            "lake.catalog.uri {uri:?} is neither sqlite:<path> (SQL catalog) nor http(s)://… (REST catalog)"
+            "lake.catalog.uri {uri:?} is none of sqlite:<path> (SQL catalog), http(s)://… (REST catalog), glue or glue:<endpoint> (AWS Glue)"
         ));
     }
     for (k, v) in &catalog.properties {
@@ -166,6 +170,8 @@ mod tests {
             (BUCKET, "{uri: 'sqlite:/var/lib/sluice/bucket/tables/catalog.db'}"),
             (BUCKET, "{uri: 'sqlite:///var/lib/sluice/bucket/c.db?mode=rwc'}"),
             (S3, "{uri: 'https://catalog:8181/api', properties: {warehouse: w, s3.region: eu-west-1}}"),
+            (S3, "{uri: glue}"),
+            (S3, "{uri: 'glue:http://moto:5000'}"),
         ] {
             assert_eq!(validate("lake", &spec(storage, catalog)), Ok(()), "{catalog}");
         }
@@ -181,7 +187,7 @@ mod tests {
         assert_eq!(problems(BUCKET, "{uri: 'sqlite:/tmp/c.db'}").len(), 1);
         assert_eq!(
             problems(S3, "{uri: 'thrift://metastore:9083'}"),
-            ["lake.catalog.uri \"thrift://metastore:9083\" is neither sqlite:<path> (SQL catalog) nor http(s)://… (REST catalog)"]
+            ["lake.catalog.uri \"thrift://metastore:9083\" is none of sqlite:<path> (SQL catalog), http(s)://… (REST catalog), glue or glue:<endpoint> (AWS Glue)"]
         );
         assert_eq!(
             problems(S3, "{uri: 'http://c', properties: {'a,b': x, c: 'y,z'}}"),
