@@ -252,7 +252,8 @@ def test_02_cluster_becomes_ready_and_serves_metadata(env):
 def test_03_feed_creates_topic_with_partitions_and_configs(env):
     needs_kafka_topic = env.kafka_reachable
     env.kubectl.apply(feed_yaml(FEED, 6, "Delete",
-                                extra="  deadLetter:\n    partitions: 2\n"))
+                                extra="  deadLetter:\n    partitions: 2\n"
+                                      "  table:\n    commitInterval: 2s\n"))
 
     def ready():
         f = env.kubectl.get("feed", FEED, NS)
@@ -273,6 +274,11 @@ def test_03_feed_creates_topic_with_partitions_and_configs(env):
     configs = client.describe_configs([res])[res].result(timeout=15)
     assert configs["retention.ms"].value == str(3 * 24 * 3600 * 1000)
     assert configs["retention.bytes"].value == "1073741824"
+    # spec.table: the brokers write the topic to an Iceberg table (their default sqlite
+    # catalog in the bucket).
+    assert configs["sluice.table.enabled"].value == "true"
+    assert configs["sluice.table.commit.interval.ms"].value == "2000"
+    assert configs["sluice.table.name"].value == FEED
     # Leaders spread over the fleet.
     leaders = {p.leader for p in md.topics[FEED].partitions.values()}
     assert len(leaders) == 3, f"6 partitions led by {leaders}"
@@ -297,6 +303,20 @@ def test_04_produce_and_consume_with_a_real_client(env):
     c.commit(asynchronous=False)
     c.close()
     assert n == 100
+
+    # Every record reaches the feed's Iceberg table; the Feed's status says so, from the
+    # brokers' /v1/lake as the cluster reconciler scrapes it.
+    def table_written():
+        f = env.kubectl.get("feed", FEED, NS)
+        table = f.get("status", {}).get("table", {})
+        return table.get("rows", 0) >= RECORDS and table.get("lag") == 0 and f
+    feed = env.kubectl.wait_for("Feed dns table rows", table_written, 120)
+    table = feed["status"]["table"]
+    assert table["name"] == f"sluice.{FEED}"
+    assert table["rows"] == RECORDS, table
+    assert table.get("lastSnapshotId") and table.get("lastCommitTime"), table
+    lake = condition(feed, "LakeCommitFailing")
+    assert lake and lake["status"] == "False", lake
 
 
 def test_05_scale_out_and_in_moves_partitions_metadata_only(env):

@@ -7,7 +7,7 @@
 //!   build (pure) → apply → status.
 //! - [`kafka`]: a small Kafka admin client over the wire protocol.
 //! - [`http`]: the HTTP client for the brokers' HTTP listener; [`registry`]: their
-//!   schema registry API.
+//!   schema registry API; [`lake`]: their lake writers' reports.
 //! - [`provision`]: cloud resources (bucket, IAM role, VPC endpoint) per provider.
 //! - [`metrics`]: the operator's own Prometheus metrics, and parsing of the brokers'.
 //! - [`schemas`]: JSON schemas for `kubeconform` (CI checks of the chart and examples).
@@ -18,6 +18,7 @@ pub mod crd;
 pub mod error;
 pub mod http;
 pub mod kafka;
+pub mod lake;
 pub mod metrics;
 pub mod provision;
 pub mod registry;

@@ -93,11 +93,45 @@ fn strict(schema: &mut Value) {
             {
                 map.insert("additionalProperties".into(), Value::Bool(false));
             }
-            for v in map.values_mut() {
-                strict(v);
+            for (key, v) in map.iter_mut() {
+                match (key.as_str(), v) {
+                    // Property name → schema: the names are not schemas (a field may be
+                    // called `properties`), their values are.
+                    ("properties", Value::Object(named)) => named.values_mut().for_each(strict),
+                    (_, v) => strict(v),
+                }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(strict),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_called_properties_is_a_field_not_a_schema() {
+        // The shape of `lake.catalog`: a field `properties` holding a string map.
+        let mut schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "uri": {"type": "string"},
+                "properties": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        });
+        strict(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        let fields = schema["properties"].as_object().unwrap();
+        assert_eq!(
+            fields.keys().collect::<Vec<_>>(),
+            ["properties", "uri"],
+            "no field is added"
+        );
+        assert_eq!(
+            fields["properties"]["additionalProperties"],
+            serde_json::json!({"type": "string"})
+        );
     }
 }

@@ -36,6 +36,11 @@ async fn reads_what_the_autoscaler_needs_and_drains_through_the_fleet_endpoint()
     };
     let obs = observer.observe(&target).await;
     assert!(obs.problems.is_empty(), "{:?}", obs.problems);
+    assert_eq!(
+        obs.tables,
+        Some(BTreeMap::new()),
+        "/v1/lake is read; no topic has a table"
+    );
     let produced = obs.produce_bytes.as_ref().unwrap().values["b-0"];
     assert!(produced > 0.0, "produce bytes are scraped");
     assert!(obs.cpu_seconds.as_ref().unwrap().values["b-0"] > 0.0);

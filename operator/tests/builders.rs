@@ -5,7 +5,7 @@
 
 mod common;
 
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
 use kube::ResourceExt;
 use sluice_operator::controller::cluster::build::{self, ClusterModel, CONFIG_HASH_ANNOTATION};
 use sluice_operator::controller::OperatorConfig;
@@ -69,7 +69,12 @@ fn bucket_cluster_builds_the_expected_objects() {
     check_golden("bucket", false);
 }
 
-fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
+#[test]
+fn lake_cluster_builds_the_expected_objects() {
+    check_golden("lake", false);
+}
+
+fn pod_template(cluster: &SecurityLakeCluster) -> PodTemplateSpec {
     let config = config();
     let model = ClusterModel::new(cluster, &config).unwrap();
     build::build(&model, false)
@@ -77,8 +82,10 @@ fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
         .spec
         .unwrap()
         .template
-        .spec
-        .unwrap()
+}
+
+fn pod_spec(cluster: &SecurityLakeCluster) -> PodSpec {
+    pod_template(cluster).spec.unwrap()
 }
 
 #[test]
@@ -113,36 +120,26 @@ fn node_id_is_the_pod_ordinal_and_each_broker_advertises_its_own_dns_name() {
     );
 }
 
+/// The pod template's configuration hash.
+fn config_hash(cluster: &SecurityLakeCluster) -> String {
+    pod_template(cluster).metadata.unwrap().annotations.unwrap()[CONFIG_HASH_ANNOTATION].clone()
+}
+
 #[test]
 fn a_configuration_change_rolls_the_brokers_and_nothing_else_does() {
     let cluster: SecurityLakeCluster = fixture("clusters/s3.yaml");
-    let hash = |c: &SecurityLakeCluster| {
-        pod_spec(c);
-        let config = config();
-        let model = ClusterModel::new(c, &config).unwrap();
-        build::build(&model, false)
-            .stateful_set
-            .spec
-            .unwrap()
-            .template
-            .metadata
-            .unwrap()
-            .annotations
-            .unwrap()[CONFIG_HASH_ANNOTATION]
-            .clone()
-    };
     let mut lingered = cluster.clone();
     lingered.spec.wal.linger_ms = 50;
     assert_ne!(
-        hash(&cluster),
-        hash(&lingered),
+        config_hash(&cluster),
+        config_hash(&lingered),
         "a WAL setting changes the template"
     );
     let mut scaled = cluster.clone();
     scaled.spec.replicas = 5;
     assert_eq!(
-        hash(&cluster),
-        hash(&scaled),
+        config_hash(&cluster),
+        config_hash(&scaled),
         "scaling does not restart brokers"
     );
 }
@@ -192,4 +189,81 @@ fn listeners_without_allow_from_admit_everyone_and_with_it_admit_the_operator_to
         "sluice-system"
     );
     assert!(rules[1].from.is_none(), "metrics without allowFrom: open");
+}
+
+#[test]
+fn the_lake_catalog_reaches_the_brokers_and_its_secret_is_a_file_never_an_env_value() {
+    let config = config();
+    let cluster: SecurityLakeCluster = fixture("clusters/lake.yaml");
+    let model = ClusterModel::new(&cluster, &config).unwrap();
+    let data = build::config_map(&model).data.unwrap();
+    let lake: Vec<(&str, &str)> = data
+        .iter()
+        .filter(|(k, _)| k.starts_with("SLUICE_LAKE_"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        lake,
+        [
+            (
+                "SLUICE_LAKE_CATALOG",
+                "https://catalog.lakehouse.svc:8181/catalog"
+            ),
+            (
+                "SLUICE_LAKE_CATALOG_PROPS",
+                "s3.region=eu-west-1,warehouse=security"
+            ),
+            (
+                "SLUICE_LAKE_CATALOG_PROPS_FILE",
+                "/etc/sluice/lake/catalog.properties"
+            ),
+            ("SLUICE_LAKE_WAREHOUSE", "s3://security-lake/tables"),
+        ]
+    );
+    let pod = pod_spec(&cluster);
+    let volume = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "lake-catalog")
+        .unwrap();
+    let secret = volume.secret.unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("lake-catalog"));
+    let item = &secret.items.unwrap()[0];
+    assert_eq!(
+        (item.key.as_str(), item.path.as_str()),
+        ("credentials", "catalog.properties")
+    );
+    let mount = pod.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "lake-catalog")
+        .unwrap();
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.read_only),
+        ("/etc/sluice/lake", Some(true))
+    );
+
+    // Without a lake section the brokers keep their defaults: nothing is set.
+    for name in ["s3", "bucket"] {
+        let cluster: SecurityLakeCluster = fixture(&format!("clusters/{name}.yaml"));
+        let model = ClusterModel::new(&cluster, &config).unwrap();
+        let data = build::config_map(&model).data.unwrap();
+        assert!(
+            !data.keys().any(|k| k.starts_with("SLUICE_LAKE_")),
+            "{name}"
+        );
+        assert!(!pod_spec(&cluster)
+            .volumes
+            .unwrap()
+            .iter()
+            .any(|v| v.name == "lake-catalog"));
+    }
+
+    // A catalog change rolls the brokers, as every configuration change does.
+    let mut moved = cluster.clone();
+    moved.spec.lake.as_mut().unwrap().catalog.uri = "https://other:8181/catalog".into();
+    assert_ne!(config_hash(&cluster), config_hash(&moved));
 }

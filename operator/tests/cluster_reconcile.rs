@@ -37,6 +37,15 @@ fn observation() -> Observation {
             values: BTreeMap::from([("lake-broker-0".into(), 1000.0)]),
         }),
         max_consumer_lag: Some(42),
+        tables: Some(BTreeMap::from([(
+            "dns".to_string(),
+            sluice_operator::lake::TableFigures {
+                brokers: 1,
+                table: "sluice.dns".into(),
+                rows: 7,
+                ..Default::default()
+            },
+        )])),
         ..Observation::default()
     }
 }
@@ -155,9 +164,13 @@ async fn a_ready_cluster_applies_everything_in_order_and_reports_status() {
         api.expect_silence().await;
         status
     });
-    let action = reconcile(cluster().into(), ctx).await.unwrap();
+    let action = reconcile(cluster().into(), ctx.clone()).await.unwrap();
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
     let status = verifier.await.unwrap();
+    // The brokers' table writers are kept for the cluster's Feeds.
+    assert_eq!(ctx.tables("security/lake", "dns").unwrap().rows, 7);
+    assert_eq!(ctx.tables("security/lake", "edr").unwrap().brokers, 0);
+    assert_eq!(ctx.tables("security/other", "dns"), None);
     assert_eq!(status["observedGeneration"], 2);
     assert_eq!(status["readyReplicas"], 3);
     assert_eq!(status["replicas"], 3);

@@ -194,6 +194,78 @@ fn dead_letter_mode_needs_a_dead_letter_topic() {
 }
 
 #[test]
+fn a_schema_table_needs_the_feeds_schema() {
+    let mut f = feed();
+    f["spec"]["table"] = json!({"mode": "schema"});
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["table.mode schema needs spec.schema: the table's columns come from the feed's schema"]
+    );
+    f["spec"]["table"]["mode"] = json!("raw");
+    assert!(violations::<Feed>(&f, None).is_empty());
+    let mut ocsf = ocsf_feed();
+    ocsf["spec"]["table"]["mode"] = json!("schema");
+    assert!(violations::<Feed>(&ocsf, None).is_empty());
+}
+
+#[test]
+fn the_examples_write_tables_and_their_defaults_are_the_brokers() {
+    let cloudtrail: Feed = serde_json::from_value(feed()).unwrap();
+    let table = cloudtrail.spec.table.expect("spec.table");
+    assert!(table.enabled);
+    assert_eq!(
+        (table.namespace.as_str(), table.partitioning.as_str()),
+        ("security", "day")
+    );
+    let defaults: sluice_operator::crd::feed::TableSpec =
+        serde_json::from_value(json!({})).unwrap();
+    assert_eq!(
+        (
+            defaults.namespace.as_str(),
+            defaults.partitioning.as_str(),
+            defaults.commit_interval.as_str(),
+            defaults.target_file_size,
+        ),
+        (
+            sluice_schema::table_config::DEFAULT_NAMESPACE,
+            "hour",
+            "1m",
+            sluice_schema::table_config::DEFAULT_TARGET_FILE_BYTES as i64,
+        )
+    );
+    let lake: SecurityLakeCluster = serde_json::from_value(cluster()).unwrap();
+    let catalog = lake.spec.lake.expect("spec.lake").catalog;
+    assert!(catalog.uri.starts_with("http://"));
+    assert!(catalog.properties_secret_ref.is_some());
+}
+
+#[test]
+fn a_sqlite_catalog_lives_in_the_shared_bucket() {
+    let rule = "a sqlite catalog needs storage.bucket and a path under /var/lib/sluice/bucket/, the one directory every broker shares";
+    let mut c = cluster();
+    c["spec"]["lake"]["catalog"] = json!({"uri": "sqlite:/var/lib/sluice/bucket/catalog.db"});
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&c, None),
+        [rule],
+        "s3 storage"
+    );
+    let mut bucket = yaml(&repo_file(
+        "examples/security-lake-cluster-local-bucket.yaml",
+    ));
+    for (uri, ok) in [
+        ("sqlite:/var/lib/sluice/bucket/tables/catalog.db", true),
+        ("sqlite:///var/lib/sluice/bucket/catalog.db?mode=rwc", true),
+        ("sqlite:/tmp/catalog.db", false),
+        ("sqlite:/var/lib/sluice/bucket/", false),
+        ("https://catalog:8181", true),
+    ] {
+        bucket["spec"]["lake"] = json!({"catalog": {"uri": uri}});
+        let errors = violations::<SecurityLakeCluster>(&bucket, None);
+        assert_eq!(errors.is_empty(), ok, "{uri}: {errors:?}");
+    }
+}
+
+#[test]
 fn replica_bounds_are_checked() {
     let mut c = cluster();
     c["spec"]["minReplicas"] = json!(13);

@@ -7,49 +7,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use serde::Serialize;
+// The served type is shared with the operator, which reads it.
+pub use sluice_schema::lake_status::{PartitionProgress, TableStatus};
 
 /// Longest error message kept in a status.
 const MAX_ERROR_LEN: usize = 600;
-
-/// One partition led here: where the table stands and how far behind it is.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct PartitionProgress {
-    /// The next offset the table is missing (its position; the log start when none).
-    pub table_position: i64,
-    pub high_watermark: i64,
-    pub lag: i64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TableStatus {
-    pub topic: String,
-    /// `namespace.name`.
-    pub table: String,
-    pub partitions: BTreeMap<i32, PartitionProgress>,
-    pub last_commit_ms: Option<i64>,
-    pub last_snapshot_id: Option<i64>,
-    /// Rows and commits this broker made since it started.
-    pub rows_committed: u64,
-    /// Schema mode: rows whose value did not decode into the columns (possible only
-    /// when the topic's validation mode is `observe`); their columns are null.
-    pub rows_undecoded: u64,
-    pub commits: u64,
-    /// Windows dropped because another writer had committed their offsets already.
-    pub superseded: u64,
-    /// Records the table can never have: deleted by retention before they were written.
-    pub records_lost_to_retention: u64,
-    /// The last failure (catalog unreachable, commit failing, incompatible table) and
-    /// since when it lasts; cleared by the next successful commit.
-    pub error: Option<String>,
-    pub error_since_ms: Option<i64>,
-}
-
-impl TableStatus {
-    pub fn lag(&self) -> i64 {
-        self.partitions.values().map(|p| p.lag).sum()
-    }
-}
 
 /// Every table writer's status, by topic.
 #[derive(Clone, Default)]

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::crd::{Feed, SecurityLakeCluster};
+use crate::lake::{TableFigures, TopicTables};
 use crate::metrics::{CounterSample, Metrics};
 use crate::provision::Providers;
 use reconcile::{error_policy, log_outcome};
@@ -87,11 +88,39 @@ pub struct Context {
     autoscaling: Mutex<HashMap<String, cluster::apply_autoscale::Memory>>,
     /// Schema rejections per cluster from its last scrape (topic → reason → records):
     /// the cluster reconciler scrapes, the Feed reconciler reports.
-    rejections: Mutex<HashMap<String, TopicRejections>>,
+    rejections: Scraped<BTreeMap<String, f64>>,
+    /// The brokers' Iceberg table writers per cluster from its last scrape, by topic.
+    tables: Scraped<TableFigures>,
 }
 
 /// Records rejected or dead-lettered per topic and reason.
 pub type TopicRejections = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// Figures per topic from each cluster's last scrape of its brokers, kept for the
+/// cluster's Feeds.
+struct Scraped<V>(Mutex<HashMap<String, BTreeMap<String, V>>>);
+
+impl<V: Clone + Default> Scraped<V> {
+    fn new() -> Self {
+        Scraped(Mutex::new(HashMap::new()))
+    }
+
+    fn record(&self, cluster: &str, by_topic: BTreeMap<String, V>) {
+        let mut all = self.0.lock().expect("scraped figures lock");
+        all.insert(cluster.to_string(), by_topic);
+    }
+
+    /// `topic`'s figures (the default when the scrape found none); `None` before the
+    /// cluster's first scrape.
+    fn topic(&self, cluster: &str, topic: &str) -> Option<V> {
+        let all = self.0.lock().expect("scraped figures lock");
+        Some(all.get(cluster)?.get(topic).cloned().unwrap_or_default())
+    }
+
+    fn forget(&self, cluster: &str) {
+        self.0.lock().expect("scraped figures lock").remove(cluster);
+    }
+}
 
 /// Counters kept between two reconciles of one object.
 #[derive(Clone, Debug, Default)]
@@ -120,7 +149,8 @@ impl Context {
             samples: Mutex::new(HashMap::new()),
             scale_events: Mutex::new(HashMap::new()),
             autoscaling: Mutex::new(HashMap::new()),
-            rejections: Mutex::new(HashMap::new()),
+            rejections: Scraped::new(),
+            tables: Scraped::new(),
         }
     }
 
@@ -209,15 +239,24 @@ impl Context {
 
     /// Keeps the schema rejections scraped from cluster `key` for its Feeds.
     pub fn record_rejections(&self, key: &str, rejections: TopicRejections) {
-        let mut all = self.rejections.lock().expect("rejections lock");
-        all.insert(key.to_string(), rejections);
+        self.rejections.record(key, rejections);
     }
 
     /// Rejections by reason of `topic` on cluster `key`, from the cluster's last scrape;
     /// `None` before any scrape.
     pub fn rejections(&self, key: &str, topic: &str) -> Option<BTreeMap<String, f64>> {
-        let all = self.rejections.lock().expect("rejections lock");
-        Some(all.get(key)?.get(topic).cloned().unwrap_or_default())
+        self.rejections.topic(key, topic)
+    }
+
+    /// Keeps the table writers scraped from cluster `key` for its Feeds.
+    pub fn record_tables(&self, key: &str, tables: TopicTables) {
+        self.tables.record(key, tables);
+    }
+
+    /// The table of `topic` on cluster `key` summed over the brokers that write it (none:
+    /// empty figures), from the cluster's last scrape; `None` before any scrape.
+    pub fn tables(&self, key: &str, topic: &str) -> Option<TableFigures> {
+        self.tables.topic(key, topic)
     }
 
     /// Forgets the samples of a deleted object.
@@ -232,7 +271,8 @@ impl Context {
             .lock()
             .expect("autoscaling lock")
             .remove(key);
-        self.rejections.lock().expect("rejections lock").remove(key);
+        self.rejections.forget(key);
+        self.tables.forget(key);
     }
 
     /// Records a success: the backoff of `key` starts over.

@@ -43,6 +43,7 @@ use super::DeletionPolicy;
 #[x_kube(validation = Rule::new("self.provider != 'aws' || (has(self.storage.url) && has(self.storage.region))").message("provider aws needs storage.url (the bucket and prefix) and storage.region"))]
 #[x_kube(validation = Rule::new("self.provider != 'aws' || !has(self.storage.credentialsSecret)").message("provider aws gives the brokers an IAM role (IRSA): storage.credentialsSecret is not used with it"))]
 #[x_kube(validation = Rule::new("self.provider != 'aws' || !has(self.storage.encryptionKey) || self.storage.encryptionKey.matches('^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[^/]+$')").message("with provider aws, storage.encryptionKey is a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), so the brokers' policy can name it"))]
+#[x_kube(validation = Rule::new("!has(self.lake) || !self.lake.catalog.uri.startsWith('sqlite:') || (has(self.storage.bucket) && self.lake.catalog.uri.matches('^sqlite:(//)?/var/lib/sluice/bucket/.+'))").message("a sqlite catalog needs storage.bucket and a path under /var/lib/sluice/bucket/, the one directory every broker shares"))]
 #[x_kube(validation = Rule::new("self.storage.deletionPolicy == 'Retain' || has(self.storage.bucket) || (self.provider == 'aws' && has(self.aws) && self.aws.createBucket)").message("deletionPolicy Delete applies to a bucket the operator provisions; an existing url is never deleted"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityLakeClusterSpec {
@@ -90,6 +91,11 @@ pub struct SecurityLakeClusterSpec {
     /// in `status.autoscaling`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
+    /// The Iceberg catalog the brokers register Feeds' tables in (`Feed.spec.table`).
+    /// Absent: the brokers' default, a sqlite catalog in the bucket with `storage.bucket`
+    /// and none (no tables are written) with an `s3://` url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lake: Option<LakeSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -100,6 +106,55 @@ fn default_min_replicas() -> i32 {
 }
 fn default_max_replicas() -> i32 {
     10
+}
+
+/// Feeds' Iceberg tables: the catalog the brokers commit them to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LakeSpec {
+    pub catalog: CatalogSpec,
+}
+
+/// An Iceberg catalog: the brokers' `SLUICE_LAKE_CATALOG`, `SLUICE_LAKE_WAREHOUSE`,
+/// `SLUICE_LAKE_CATALOG_PROPS` and `SLUICE_LAKE_CATALOG_PROPS_FILE`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSpec {
+    /// `sqlite:<path>` (a SQL catalog in a file under `/var/lib/sluice/bucket/`, the
+    /// provisioned bucket every broker mounts), `http(s)://…` (an Iceberg REST catalog:
+    /// Polaris, Nessie, Lakekeeper, S3 Tables), or `glue` (AWS Glue with the brokers'
+    /// AWS identity; `glue:<endpoint URL>` for a Glue-compatible endpoint).
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^(sqlite:\S+|https?://[^\s/]+(/\S*)?|glue|glue:https?://\S+)$")
+    )]
+    pub uri: String,
+    /// Where new tables' files go, e.g. `s3://lake-tables/prod`. Default: `<storage
+    /// url>/tables`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^[a-z][a-z0-9+.-]*://\S+$"))]
+    pub warehouse: Option<String>,
+    /// Catalog and file-IO properties that are not secret, e.g. a REST catalog's
+    /// `warehouse` or `s3.region` (`s3.*` default from the brokers' storage settings).
+    /// Neither keys nor values may hold a comma; keys no `=`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 4096, "pattern": "^[^,]*$"}))]
+    pub properties: BTreeMap<String, String>,
+    /// A key of a Secret in the cluster's namespace holding more properties as
+    /// `KEY=VALUE` lines (credentials: `credential`, `token`, `s3.secret-access-key`),
+    /// mounted into the broker pods as a file. The operator never reads it; the brokers
+    /// read it at start, so restart them after changing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]{1,253}$"))]
+    pub key: String,
 }
 
 /// Infrastructure provider.

@@ -91,7 +91,6 @@ impl Health {
         now: &Time,
     ) -> Vec<Condition> {
         let (reason, message) = (self.reason(), self.message());
-        let flag = |b: bool| if b { "True" } else { "False" };
         let ready = matches!(self, Health::Ready { .. });
         let progressing = matches!(self, Health::Progressing { .. });
         let degraded = matches!(self, Health::Degraded { .. } | Health::Stalled { .. });
@@ -104,23 +103,42 @@ impl Health {
             (STALLED, stalled),
         ]
         .into_iter()
-        .map(|(type_, on)| {
-            let status = flag(on).to_string();
-            let last_transition_time = previous
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            Condition {
-                type_: type_.to_string(),
-                status,
-                reason: reason.to_string(),
-                message: message.to_string(),
-                observed_generation: generation,
-                last_transition_time,
-            }
-        })
+        .map(|(type_, on)| condition(type_, on, reason, message, generation, previous, now))
         .collect()
+    }
+}
+
+/// The types [`Health::conditions`] sets; an object may have others besides (a Feed's
+/// [`LAKE_COMMIT_FAILING`]).
+pub const HEALTH_TYPES: [&str; 5] = [READY, PROGRESSING, RECONCILING, DEGRADED, STALLED];
+
+/// True while a broker reports that it cannot commit the Feed's Iceberg table.
+pub const LAKE_COMMIT_FAILING: &str = "LakeCommitFailing";
+
+/// One condition. It keeps its `lastTransitionTime` from `previous` while its status
+/// does not change.
+pub fn condition(
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let status = if on { "True" } else { "False" }.to_string();
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status,
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time,
     }
 }
 

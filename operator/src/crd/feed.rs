@@ -1,5 +1,5 @@
 //! `Feed`: one source onboarded onto a cluster: its topic, retention, owner,
-//! dead-letter topic and schema validation.
+//! dead-letter topic, schema validation and Iceberg table.
 
 use std::collections::BTreeMap;
 
@@ -31,13 +31,16 @@ pub const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,249}$";
     printcolumn(name = "Rejected", type_ = "integer", json_path = ".status.rejectedRecords", description = "Records the brokers rejected or dead-lettered for failing schema validation"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.maxConsumerLag", description = "Largest consumer group lag, in records"),
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name", priority = 1),
+    printcolumn(name = "Table", type_ = "string", json_path = ".status.table.name", priority = 1),
+    printcolumn(name = "Rows", type_ = "integer", json_path = ".status.table.rows", priority = 1, description = "Rows committed to the table since the brokers started"),
     printcolumn(name = "Topic", type_ = "string", json_path = ".status.topic", priority = 1),
     printcolumn(name = "Team", type_ = "string", json_path = ".spec.owner.team", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("has(self.spec.topicName) || size(self.metadata.name) <= 249").message("a Feed named longer than 249 characters needs spec.topicName (Kafka's limit)"),
     validation = Rule::new("(has(self.spec.topicName) ? self.spec.topicName : self.metadata.name) == (has(oldSelf.spec.topicName) ? oldSelf.spec.topicName : oldSelf.metadata.name)").message("the topic name is immutable: create a new Feed for a new topic"),
     validation = Rule::new("!has(self.spec.deadLetter) || !has(self.spec.deadLetter.topicName) || self.spec.deadLetter.topicName != (has(self.spec.topicName) ? self.spec.topicName : self.metadata.name)").message("the dead-letter topic must differ from the feed's topic"),
-    validation = Rule::new("!has(self.spec.schema) || !has(self.spec.schema.mode) || self.spec.schema.mode != 'deadLetter' || has(self.spec.deadLetter)").message("schema.mode deadLetter needs spec.deadLetter: the dead-letter topic the broker writes invalid records to")
+    validation = Rule::new("!has(self.spec.schema) || !has(self.spec.schema.mode) || self.spec.schema.mode != 'deadLetter' || has(self.spec.deadLetter)").message("schema.mode deadLetter needs spec.deadLetter: the dead-letter topic the broker writes invalid records to"),
+    validation = Rule::new("!has(self.spec.table) || !has(self.spec.table.mode) || self.spec.table.mode != 'schema' || has(self.spec.schema)").message("table.mode schema needs spec.schema: the table's columns come from the feed's schema")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeedSpec {
@@ -68,6 +71,11 @@ pub struct FeedSpec {
     /// their schema registry. Removing this section turns validation off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<SchemaSpec>,
+    /// An Apache Iceberg table the brokers write the topic's records to (topic configs
+    /// `sluice.table.*`), committed every `commitInterval`. Removing this section stops
+    /// writing; it never drops the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableSpec>,
     /// What happens to the topic (and the dead-letter topic) when the Feed is deleted.
     /// Default `Retain`.
     #[serde(default)]
@@ -248,6 +256,69 @@ fn default_alert_window() -> i64 {
     300
 }
 
+/// The feed's Iceberg table. Every default is the brokers' own.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSpec {
+    /// Write the table. `false` stops writing and keeps the other settings. Default
+    /// `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The catalog namespace. Default `sluice`.
+    #[serde(default = "default_table_namespace")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"))]
+    pub namespace: String,
+    /// The table name. Default: the topic with every other character than letters and
+    /// digits as `_` (`cloudtrail.raw-v1` → `cloudtrail_raw_v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"))]
+    pub name: Option<String>,
+    /// Table partitions: by the hour or day of the record's timestamp, one per value of a
+    /// column (`identity:<column>`, e.g. `identity:sluice_partition`), or `none`.
+    #[serde(default = "default_table_partitioning")]
+    #[schemars(regex(pattern = r"^(hour|day|none|identity:[A-Za-z_][A-Za-z0-9_]{0,254})$"))]
+    pub partitioning: String,
+    /// How often each broker commits what it wrote: a number and a unit (`ms`, `s`, `m`,
+    /// `h`, `d`, `w`), at least `1s`. Default `1m`.
+    #[serde(default = "default_commit_interval")]
+    #[schemars(regex(pattern = r"^([1-9][0-9]{0,9}(s|m|h|d|w)|[1-9][0-9]{3,9}ms)$"))]
+    pub commit_interval: String,
+    /// Bytes at which a data file is closed and the next one begun. Default 128 MiB.
+    #[serde(default = "default_target_file_size")]
+    #[schemars(range(min = 1048576))]
+    pub target_file_size: i64,
+    /// The table's columns: `raw` (key, value and headers as bytes, with offset
+    /// lineage) or `schema` (a column per field of `spec.schema`'s subject, evolving
+    /// with it). Default `raw`.
+    #[serde(default)]
+    pub mode: TableMode,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_table_namespace() -> String {
+    sluice_schema::table_config::DEFAULT_NAMESPACE.into()
+}
+fn default_table_partitioning() -> String {
+    "hour".into()
+}
+fn default_commit_interval() -> String {
+    "1m".into()
+}
+fn default_target_file_size() -> i64 {
+    sluice_schema::table_config::DEFAULT_TARGET_FILE_BYTES as i64
+}
+
+/// A table's columns (`sluice.table.mode`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TableMode {
+    #[default]
+    Raw,
+    Schema,
+}
+
 /// Observed state, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -298,6 +369,30 @@ pub struct FeedStatus {
     /// survives operator restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_window: Option<RejectionWindow>,
+    /// The Iceberg table, as the brokers writing it report it (with `spec.table`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableStatus>,
+}
+
+/// The feed's table, from every broker's `GET /v1/lake`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableStatus {
+    /// `namespace.name`, as engines name it.
+    pub name: String,
+    /// The latest commit of any broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_time: Option<Time>,
+    /// The snapshot that commit made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot_id: Option<i64>,
+    /// Rows the brokers committed to the table since each of them started, summed (a
+    /// restarted broker counts from zero again): a sign of progress, not the table's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    /// Records of the topic not in the table yet, summed over the partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
 }
 
 /// The reading of `rejectedRecords` that opened the current alert window.

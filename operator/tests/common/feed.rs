@@ -67,3 +67,26 @@ pub async fn expect_status(api: &mut ApiServer) -> Value {
     call.with_status_of(stored_feed());
     status
 }
+
+/// Answers one whole apply of the fixture's Feed in a task: the dereference, Events whose
+/// reasons must be `reasons` (in order), the status apply, then silence. The task returns
+/// the Events and the status.
+pub fn answer_apply(
+    mut api: ApiServer,
+    bootstrap: &str,
+    reasons: &'static [&'static str],
+) -> tokio::task::JoinHandle<(Vec<Value>, Value)> {
+    let bootstrap = bootstrap.to_string();
+    tokio::spawn(async move {
+        expect_dereference(&mut api, &bootstrap, vec![]).await;
+        let mut events = Vec::new();
+        for reason in reasons {
+            let event = api.expect_event(NS).await;
+            assert_eq!(event["reason"], *reason, "{event}");
+            events.push(event);
+        }
+        let status = expect_status(&mut api).await;
+        api.expect_silence().await;
+        (events, status)
+    })
+}

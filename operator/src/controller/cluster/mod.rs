@@ -372,6 +372,9 @@ async fn observe(
     if let Some(rejections) = &observation.rejections {
         ctx.record_rejections(&object_key(model.cluster), rejections.clone());
     }
+    if let Some(tables) = &observation.tables {
+        ctx.record_tables(&object_key(model.cluster), tables.clone());
+    }
     observation
 }
 

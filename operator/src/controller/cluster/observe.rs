@@ -1,5 +1,6 @@
 //! Reading a running cluster's figures: each broker's `/metrics` (throughput, schema
-//! rejections) and the consumer groups' committed offsets against the end offsets (lag).
+//! rejections) and `/v1/lake` (its Iceberg table writers), and the consumer groups'
+//! committed offsets against the end offsets (lag).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -12,6 +13,7 @@ use crate::autoscale::FleetView;
 use crate::controller::Context;
 use crate::http::{self, request};
 use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError};
+use crate::lake::{add_tables, TopicTables};
 use hyper::Method;
 
 use crate::metrics::{
@@ -55,6 +57,9 @@ pub struct Observation {
     /// Records rejected or dead-lettered by schema validation, summed over the brokers:
     /// topic → reason → records. `None` when no broker's metrics could be read.
     pub rejections: Option<BTreeMap<String, BTreeMap<String, f64>>>,
+    /// The Iceberg tables the brokers write, summed over the brokers by topic. `None`
+    /// when no broker's `/v1/lake` could be read.
+    pub tables: Option<TopicTables>,
     pub problems: Vec<String>,
 }
 
@@ -129,6 +134,7 @@ impl ClusterObserver for BrokerObserver {
             let mut cpu = BTreeMap::new();
             let mut partitions = BTreeMap::new();
             let mut rejections = None;
+            let mut tables = None;
             let at_ms = monotonic_ms();
             for (pod, addr) in &target.brokers {
                 match request(
@@ -159,6 +165,19 @@ impl ClusterObserver for BrokerObserver {
                                 }
                             }
                         }
+                        match request(
+                            &http,
+                            Method::GET,
+                            &format!("http://{addr}/v1/lake"),
+                            self.timeout,
+                        )
+                        .await
+                        .and_then(|body| {
+                            add_tables(pod, &body, tables.get_or_insert_with(BTreeMap::new))
+                        }) {
+                            Ok(()) => {}
+                            Err(e) => obs.problems.push(format!("lake writers of {pod}: {e}")),
+                        }
                         if target.autoscaling && obs.fleet.is_none() {
                             match request(
                                 &http,
@@ -182,6 +201,7 @@ impl ClusterObserver for BrokerObserver {
                 (!values.is_empty()).then_some(CounterSample { at_ms, values })
             };
             obs.rejections = rejections;
+            obs.tables = tables;
             obs.produce_bytes = sample(produce);
             obs.fetch_bytes = sample(fetch);
             obs.cpu_seconds = sample(cpu);

@@ -2,7 +2,8 @@
 //! and CEL rules refuse most of these at the API server already; an API server without
 //! CEL, or an object stored before a rule existed, still gets a clear condition here.
 
-use crate::crd::cluster::{Provider, SecurityLakeClusterSpec, VpcEndpointType};
+use super::build::BUCKET_MOUNT_PATH;
+use crate::crd::cluster::{CatalogSpec, Provider, SecurityLakeClusterSpec, VpcEndpointType};
 use crate::crd::DeletionPolicy;
 
 /// Longest cluster name: `<name>-broker-<ordinal>` pods and their
@@ -101,6 +102,9 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
             }
         }
     }
+    if let Some(lake) = &spec.lake {
+        check_catalog(&lake.catalog, storage.bucket.is_some(), &mut problems);
+    }
     if spec.listeners.kafka.port == spec.listeners.metrics.port {
         problems.push(format!(
             "the kafka and metrics listeners share port {}",
@@ -111,5 +115,86 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// The catalog's URI names a catalog the brokers can open, one they all share, and its
+/// properties survive the brokers' comma-separated `SLUICE_LAKE_CATALOG_PROPS`.
+fn check_catalog(catalog: &CatalogSpec, bucket: bool, problems: &mut Vec<String>) {
+    let uri = &catalog.uri;
+    if let Some(rest) = uri.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let shared = path
+            .strip_prefix(BUCKET_MOUNT_PATH)
+            .is_some_and(|p| p.len() > 1 && p.starts_with('/'));
+        if !bucket || !shared {
+            problems.push(format!(
+                "lake.catalog.uri {uri:?}: a sqlite catalog needs storage.bucket and a path under {BUCKET_MOUNT_PATH}/, the one directory every broker shares"
+            ));
+        }
+    } else if !(uri.starts_with("http://")
+        || uri.starts_with("https://")
+        || uri == "glue"
+        || uri.strip_prefix("glue:").is_some_and(|e| !e.is_empty()))
+    {
+        problems.push(format!(
+            "lake.catalog.uri {uri:?} is none of sqlite:<path> (SQL catalog), http(s)://… (REST catalog), glue or glue:<endpoint> (AWS Glue)"
+        ));
+    }
+    for (k, v) in &catalog.properties {
+        if k.is_empty() || k.contains([',', '=']) || v.contains(',') {
+            problems.push(format!(
+                "lake.catalog.properties {k:?}: keys are non-empty without ',' or '=', values without ','"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(storage: &str, catalog: &str) -> SecurityLakeClusterSpec {
+        serde_yaml::from_str(&format!(
+            "{{storage: {storage}, lake: {{catalog: {catalog}}}}}"
+        ))
+        .unwrap()
+    }
+
+    const BUCKET: &str = "{bucket: {size: 1Gi}}";
+    const S3: &str = "{url: 's3://lake/prod'}";
+
+    #[test]
+    fn a_catalog_the_brokers_can_share_passes() {
+        for (storage, catalog) in [
+            (BUCKET, "{uri: 'sqlite:/var/lib/sluice/bucket/tables/catalog.db'}"),
+            (BUCKET, "{uri: 'sqlite:///var/lib/sluice/bucket/c.db?mode=rwc'}"),
+            (S3, "{uri: 'https://catalog:8181/api', properties: {warehouse: w, s3.region: eu-west-1}}"),
+            (S3, "{uri: glue}"),
+            (S3, "{uri: 'glue:http://moto:5000'}"),
+        ] {
+            assert_eq!(validate("lake", &spec(storage, catalog)), Ok(()), "{catalog}");
+        }
+    }
+
+    #[test]
+    fn a_catalog_problem_is_named() {
+        let problems = |storage, catalog| validate("lake", &spec(storage, catalog)).unwrap_err();
+        assert_eq!(
+            problems(S3, "{uri: 'sqlite:/var/lib/sluice/bucket/c.db'}"),
+            ["lake.catalog.uri \"sqlite:/var/lib/sluice/bucket/c.db\": a sqlite catalog needs storage.bucket and a path under /var/lib/sluice/bucket/, the one directory every broker shares"]
+        );
+        assert_eq!(problems(BUCKET, "{uri: 'sqlite:/tmp/c.db'}").len(), 1);
+        assert_eq!(
+            problems(S3, "{uri: 'thrift://metastore:9083'}"),
+            ["lake.catalog.uri \"thrift://metastore:9083\" is none of sqlite:<path> (SQL catalog), http(s)://… (REST catalog), glue or glue:<endpoint> (AWS Glue)"]
+        );
+        assert_eq!(
+            problems(S3, "{uri: 'http://c', properties: {'a,b': x, c: 'y,z'}}"),
+            [
+                "lake.catalog.properties \"a,b\": keys are non-empty without ',' or '=', values without ','",
+                "lake.catalog.properties \"c\": keys are non-empty without ',' or '=', values without ','",
+            ]
+        );
     }
 }

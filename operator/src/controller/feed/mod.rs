@@ -1,13 +1,16 @@
 //! The `Feed` reconciler: dereference (cluster, other feeds) → validate → plan (pure) →
 //! register the inline schema → topic changes through the Kafka admin protocol → status
-//! (with the schema rejections the cluster reconciler scraped). Deletion honours the
-//! Feed's `deletionPolicy`; nothing else ever deletes a topic.
+//! (with the schema rejections and the table writers the cluster reconciler scraped).
+//! Deletion honours the Feed's `deletionPolicy`; nothing else ever deletes a topic or a
+//! table.
 
 pub mod alert;
 pub mod plan;
 mod register;
 mod rejections;
 pub mod schema;
+pub mod table;
+mod table_report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use self::plan::{
 };
 use self::register::register_schema;
 use self::rejections::report_rejections;
+use self::table_report::report_table;
 use super::cluster::monotonic_ms;
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples};
@@ -252,6 +256,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         ..base
     };
     report_rejections(feed, &cluster, ctx, &mut status, &now).await;
+    report_table(feed, &cluster, ctx, &mut status, &now).await;
     write(feed, api, ctx, &health, status, &now).await?;
     let next = match health {
         Health::Stalled { .. } => Duration::from_secs(300),
@@ -396,7 +401,13 @@ async fn write(
         ctx.event(feed, type_, health.reason(), note).await;
     }
     status.observed_generation = feed.metadata.generation;
+    // Conditions of their own (the table's) stay as the caller left them.
+    let own: Vec<_> = std::mem::take(&mut status.conditions)
+        .into_iter()
+        .filter(|c| !conditions::HEALTH_TYPES.contains(&c.type_.as_str()))
+        .collect();
     status.conditions = health.conditions(feed.metadata.generation, previous, now);
+    status.conditions.extend(own);
     apply_status(api, feed, KIND, &status).await
 }
 
@@ -476,4 +487,29 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// What the pure parts' tests share.
+#[cfg(test)]
+mod testing {
+    use std::collections::BTreeMap;
+
+    use crate::crd::Feed;
+
+    /// A Feed `name` (generation 7) without optional sections.
+    pub fn feed(name: &str) -> Feed {
+        serde_yaml::from_str(&format!(
+            "apiVersion: sluice.dev/v1alpha1\nkind: Feed\n\
+             metadata: {{name: {name}, namespace: security, generation: 7}}\n\
+             spec: {{clusterRef: {{name: lake}}, owner: {{team: t, contact: c}}}}"
+        ))
+        .unwrap()
+    }
+
+    /// Topic configs as comparable pairs.
+    pub fn values<'a>(
+        configs: &'a BTreeMap<&'static str, Option<String>>,
+    ) -> Vec<(&'static str, Option<&'a str>)> {
+        configs.iter().map(|(k, v)| (*k, v.as_deref())).collect()
+    }
 }

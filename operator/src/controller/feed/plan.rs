@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::schema::{schema_configs, SCHEMA_CONFIGS};
+use super::table::table_configs;
 use crate::crd::feed::{Retention, TOPIC_NAME_PATTERN};
 use crate::crd::Feed;
 use crate::kafka::{ConfigEntry, ConfigOp};
@@ -10,7 +11,8 @@ use crate::kafka::{ConfigEntry, ConfigOp};
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 /// The retention configs a Feed manages on both its topics; the topic also gets
-/// [`SCHEMA_CONFIGS`]. Others are left as they are.
+/// [`SCHEMA_CONFIGS`] and the table configs (`sluice.table.*`). Others are left as they
+/// are.
 pub const MANAGED_CONFIGS: [&str; 2] = [RETENTION_MS, RETENTION_BYTES];
 /// Kafka's longest topic name.
 pub const MAX_TOPIC_NAME: usize = 249;
@@ -65,6 +67,7 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
     }
     let mut configs = managed_configs(feed.spec.retention.as_ref(), &mut problems);
     configs.extend(schema_configs(feed, &mut problems));
+    configs.extend(table_configs(feed, &mut problems));
     let mut topics = vec![DesiredTopic {
         name: topic.clone(),
         partitions: feed.spec.partitions,
@@ -150,11 +153,13 @@ pub fn parse_retention_time(s: &str) -> Result<i64, String> {
     if s == "forever" {
         return Ok(-1);
     }
-    let bad = || {
-        format!(
-            "retention.time {s:?} is not a number with a unit (ms, s, m, h, d, w) or \"forever\""
-        )
-    };
+    parse_duration_ms("retention.time", s).map_err(|e| format!("{e} or \"forever\""))
+}
+
+/// A duration of field `field` as the CRD writes them, `<n>(ms|s|m|h|d|w)`, in
+/// milliseconds (positive).
+pub fn parse_duration_ms(field: &str, s: &str) -> Result<i64, String> {
+    let bad = || format!("{field} {s:?} is not a number with a unit (ms, s, m, h, d, w)");
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = s.split_at(split);
     let n: i64 = number.parse().map_err(|_| bad())?;
@@ -283,6 +288,19 @@ mod tests {
                 (RETENTION_BYTES.to_string(), entry("-1", true)),
             ]),
         }
+    }
+
+    #[test]
+    fn without_sections_every_schema_and_table_config_is_the_brokers_default() {
+        let feed = crate::controller::feed::testing::feed("dns");
+        let topic = &desired_topics(&feed).unwrap()[0];
+        for key in SCHEMA_CONFIGS
+            .iter()
+            .chain(&super::super::table::TABLE_CONFIGS)
+        {
+            assert_eq!(topic.configs.get(key), Some(&None), "{key}");
+        }
+        assert_eq!(super::super::table::table_name(&feed), None);
     }
 
     #[test]

@@ -109,20 +109,12 @@ mod tests {
     use super::*;
     use crate::crd::feed::{DeadLetterSpec, SchemaSpec};
 
+    use crate::controller::feed::testing::values;
+
     fn feed(schema: Option<&str>) -> Feed {
-        let mut f: Feed = serde_yaml::from_str(
-            "apiVersion: sluice.dev/v1alpha1\nkind: Feed\nmetadata: {name: dns, namespace: security}\n\
-             spec: {clusterRef: {name: lake}, owner: {team: t, contact: c}}",
-        )
-        .unwrap();
+        let mut f = crate::controller::feed::testing::feed("dns");
         f.spec.schema = schema.map(|s| serde_yaml::from_str::<SchemaSpec>(s).unwrap());
         f
-    }
-
-    fn values<'a>(
-        configs: &'a BTreeMap<&'static str, Option<String>>,
-    ) -> Vec<(&'static str, Option<&'a str>)> {
-        configs.iter().map(|(k, v)| (*k, v.as_deref())).collect()
     }
 
     #[test]

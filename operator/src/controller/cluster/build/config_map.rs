@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::ClusterModel;
+use super::{ClusterModel, LAKE_SECRET_FILE, LAKE_SECRET_MOUNT_PATH};
 
 /// The brokers' settings as environment variables (`envFrom`): every flag of
 /// `sluice-broker` has a `SLUICE_*` variable, and the S3 client reads `AWS_*`.
@@ -44,6 +44,27 @@ pub fn config_map(model: &ClusterModel<'_>) -> ConfigMap {
     if let Some(key) = &storage.encryption_key {
         data.insert("AWS_SERVER_SIDE_ENCRYPTION".into(), "aws:kms".into());
         data.insert("AWS_SSE_KMS_KEY_ID".into(), key.clone());
+    }
+    if let Some(lake) = &spec.lake {
+        let catalog = &lake.catalog;
+        data.insert("SLUICE_LAKE_CATALOG".into(), catalog.uri.clone());
+        if let Some(warehouse) = &catalog.warehouse {
+            data.insert("SLUICE_LAKE_WAREHOUSE".into(), warehouse.clone());
+        }
+        if !catalog.properties.is_empty() {
+            let props: Vec<String> = catalog
+                .properties
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            data.insert("SLUICE_LAKE_CATALOG_PROPS".into(), props.join(","));
+        }
+        if catalog.properties_secret_ref.is_some() {
+            data.insert(
+                "SLUICE_LAKE_CATALOG_PROPS_FILE".into(),
+                format!("{LAKE_SECRET_MOUNT_PATH}/{LAKE_SECRET_FILE}"),
+            );
+        }
     }
     ConfigMap {
         metadata: model.owned_meta(model.config_map_name()),

@@ -34,6 +34,10 @@ use crate::crd::SecurityLakeCluster;
 
 /// Where a provisioned bucket (PersistentVolumeClaim) is mounted in broker pods.
 pub const BUCKET_MOUNT_PATH: &str = "/var/lib/sluice/bucket";
+/// Where the key of `lake.catalog.propertiesSecretRef` is mounted in broker pods, as
+/// [`LAKE_SECRET_FILE`].
+pub const LAKE_SECRET_MOUNT_PATH: &str = "/etc/sluice/lake";
+pub const LAKE_SECRET_FILE: &str = "catalog.properties";
 /// Pod template annotation holding a hash of the broker configuration: a change of the
 /// configuration changes the template, so the StatefulSet rolls the brokers.
 pub const CONFIG_HASH_ANNOTATION: &str = "sluice.dev/config-hash";

@@ -3,16 +3,16 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
     stable_hash, ClusterModel, BROKER_CONTAINER, BUCKET_MOUNT_PATH, CONFIG_HASH_ANNOTATION,
-    POD_INDEX_LABEL,
+    LAKE_SECRET_FILE, LAKE_SECRET_MOUNT_PATH, POD_INDEX_LABEL,
 };
 
 /// Brokers run as this non-root user; the bucket volume is group-owned by it.
@@ -100,6 +100,34 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: model.bucket_claim_name(),
                 read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+    }
+
+    if let Some(secret) = spec
+        .lake
+        .as_ref()
+        .and_then(|l| l.catalog.properties_secret_ref.as_ref())
+    {
+        volume_mounts.push(VolumeMount {
+            name: "lake-catalog".into(),
+            mount_path: LAKE_SECRET_MOUNT_PATH.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+        volumes.push(Volume {
+            name: "lake-catalog".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                items: Some(vec![KeyToPath {
+                    key: secret.key.clone(),
+                    path: LAKE_SECRET_FILE.into(),
+                    mode: None,
+                }]),
+                // Readable by the broker's group (fsGroup) only.
+                default_mode: Some(0o440),
+                optional: Some(false),
             }),
             ..Volume::default()
         });
