@@ -233,11 +233,10 @@ mod tests {
             )),
             &mut problems,
         );
-        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert_eq!(problems.len(), 5, "{problems:?}");
         assert_eq!(problems[0], "table.mode schema needs spec.schema");
         for (problem, field) in problems[1..].iter().zip([
             "table.name: sluice.table.name \"bad-name\"",
-            "table.mode: sluice.table.mode \"schema\"",
             "table.partitioning: sluice.table.partitioning \"week\"",
             "table.commitInterval: sluice.table.commit.interval.ms \"500\"",
             "table.targetFileSize: sluice.table.target.file.bytes \"1\"",
