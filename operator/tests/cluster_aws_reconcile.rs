@@ -59,6 +59,7 @@ impl CloudProvider for FakeCloud {
                     role_arn: Some(ROLE.into()),
                     role_policy_name: Some("sluice-broker-storage".into()),
                     vpc_endpoint_id: Some("vpce-0123".into()),
+                    glue_databases: vec![],
                     last_changes: vec![],
                 }),
                 changes: vec!["s3:PutPublicAccessBlock bucket acme-security-lake".into()],

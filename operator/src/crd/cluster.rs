@@ -146,6 +146,36 @@ pub struct CatalogSpec {
     /// read it at start, so restart them after changing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties_secret_ref: Option<SecretKeyRef>,
+    /// With `uri: glue` and `provider: aws`: the Glue databases (the Iceberg namespaces
+    /// of the Feeds' tables, `Feed.spec.table.namespace`) the operator creates and lets
+    /// the brokers' role use. Empty: `[sluice]`, the default namespace. Glue keeps names
+    /// in lower case, so these are lower case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^[a-z_][a-z0-9_]{0,254}$")))]
+    pub glue_databases: Vec<String>,
+}
+
+/// The Glue database of the default table namespace.
+pub const DEFAULT_GLUE_DATABASE: &str = "sluice";
+
+impl CatalogSpec {
+    /// `Some((endpoint))` for a Glue catalog (`glue`: None, `glue:<url>`: the URL).
+    pub fn glue_endpoint(&self) -> Option<Option<&str>> {
+        if self.uri == "glue" {
+            Some(None)
+        } else {
+            self.uri.strip_prefix("glue:").map(Some)
+        }
+    }
+
+    /// `glueDatabases`, or the default namespace's when empty.
+    pub fn glue_databases(&self) -> Vec<String> {
+        if self.glue_databases.is_empty() {
+            vec![DEFAULT_GLUE_DATABASE.to_string()]
+        } else {
+            self.glue_databases.clone()
+        }
+    }
 }
 
 /// A key of a Secret in the same namespace.
@@ -615,9 +645,25 @@ pub struct AwsStatus {
     /// Id of the S3 VPC endpoint (`vpce-…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_endpoint_id: Option<String>,
+    /// Glue databases of the Feeds' tables (with `lake.catalog.uri: glue`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub glue_databases: Vec<GlueDatabaseStatus>,
     /// AWS calls of the last reconcile that changed something, e.g. `s3:PutBucketEncryption`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_changes: Vec<String>,
+}
+
+/// A Glue database the brokers' role may use.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlueDatabaseStatus {
+    pub name: String,
+    /// `arn:aws:glue:<region>:<account>:database/<name>`.
+    pub arn: String,
+    /// True when the operator created it (it carries the `sluice.dev/cluster`
+    /// parameter); false for a database that was there already, which it never changes.
+    #[serde(default)]
+    pub managed: bool,
 }
 
 /// A change of the broker count.

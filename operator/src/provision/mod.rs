@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use kube::ResourceExt;
 
-use crate::crd::cluster::{AwsSpec, AwsStatus, Provider};
+use crate::crd::cluster::{AwsSpec, AwsStatus, CatalogSpec, Provider};
 use crate::crd::{DeletionPolicy, SecurityLakeCluster};
 
 /// Creates and removes a cluster's cloud resources. Every call is idempotent: it observes
@@ -55,6 +55,8 @@ pub struct CloudRequest {
     pub kms_key_arn: Option<String>,
     pub deletion_policy: DeletionPolicy,
     pub aws: Option<AwsSpec>,
+    /// `lake.catalog`, when the cluster has one.
+    pub catalog: Option<CatalogSpec>,
 }
 
 impl CloudRequest {
@@ -76,6 +78,7 @@ impl CloudRequest {
             kms_key_arn: storage.encryption_key.clone(),
             deletion_policy: storage.deletion_policy,
             aws: cluster.spec.aws.clone(),
+            catalog: cluster.spec.lake.as_ref().map(|l| l.catalog.clone()),
         })
     }
 

@@ -78,6 +78,19 @@ pub struct EndpointDesired {
     pub security_group_ids: BTreeSet<String>,
 }
 
+/// The Glue catalog of the Feeds' tables (`lake.catalog.uri: glue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlueDesired {
+    /// The Glue-compatible endpoint of `glue:<url>`; `None`: AWS's own.
+    pub endpoint: Option<String>,
+    /// The databases to create (when missing) and grant.
+    pub databases: BTreeSet<String>,
+    /// Root of the tables' files: `lake.catalog.warehouse`, default
+    /// `s3://<bucket>/<prefix>/tables`. A database is deleted with the cluster only when
+    /// all its tables are under it.
+    pub warehouse: String,
+}
+
 /// Everything the cluster should have on AWS.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
@@ -100,11 +113,21 @@ pub struct Desired {
     pub trust_policy: Value,
     pub policy: Value,
     pub endpoint: Option<EndpointDesired>,
+    pub glue: Option<GlueDesired>,
 }
 
 impl Desired {
     pub fn bucket_arn(&self) -> String {
         format!("arn:{}:s3:::{}", self.partition, self.bucket)
+    }
+
+    pub fn glue_database_arn(&self, database: &str) -> String {
+        glue_arn(
+            &self.partition,
+            &self.region,
+            &self.account,
+            &format!("database/{database}"),
+        )
     }
 }
 
@@ -146,14 +169,47 @@ pub fn desired(req: &CloudRequest) -> Result<Desired, ProvisionError> {
         subnet_ids: e.subnet_ids.iter().cloned().collect(),
         security_group_ids: e.security_group_ids.iter().cloned().collect(),
     });
-    Ok(Desired {
-        trust_policy: trust_policy(&oidc, &req.namespace, &req.service_account),
-        policy: broker_policy(
+    let catalog = req.catalog.as_ref();
+    let glue = catalog.and_then(|c| {
+        let endpoint = c.glue_endpoint()?;
+        Some(GlueDesired {
+            endpoint: endpoint.map(str::to_string),
+            databases: c.glue_databases().into_iter().collect(),
+            warehouse: c
+                .warehouse
+                .clone()
+                .unwrap_or_else(|| default_warehouse(&bucket, &req.prefix)),
+        })
+    });
+    let mut policy = broker_policy(
+        &oidc.partition,
+        &bucket,
+        &req.prefix,
+        req.kms_key_arn.as_deref(),
+    );
+    let mut extra = Vec::new();
+    if let Some(warehouse) = catalog.and_then(|c| c.warehouse.as_deref()) {
+        extra.extend(warehouse_statements(
             &oidc.partition,
             &bucket,
             &req.prefix,
-            req.kms_key_arn.as_deref(),
-        ),
+            warehouse,
+        ));
+    }
+    if let Some(glue) = &glue {
+        extra.push(glue_statement(
+            &oidc.partition,
+            &region,
+            &oidc.account,
+            &glue.databases,
+        ));
+    }
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.extend(extra);
+    }
+    Ok(Desired {
+        trust_policy: trust_policy(&oidc, &req.namespace, &req.service_account),
+        policy,
         role_name: role_name(&req.namespace, &req.name),
         partition: oidc.partition,
         account: oidc.account,
@@ -167,7 +223,99 @@ pub fn desired(req: &CloudRequest) -> Result<Desired, ProvisionError> {
         tags,
         cluster_key: req.cluster_key(),
         endpoint,
+        glue,
     })
+}
+
+/// The brokers' default warehouse: `<storage url>/tables`.
+fn default_warehouse(bucket: &str, prefix: &str) -> String {
+    format!("s3://{bucket}/{}tables", key_prefix(prefix))
+}
+
+/// `arn:PARTITION:glue:REGION:ACCOUNT:RESOURCE`.
+fn glue_arn(partition: &str, region: &str, account: &str, resource: &str) -> String {
+    format!("arn:{partition}:glue:{region}:{account}:{resource}")
+}
+
+/// What iceberg-rust's Glue catalog calls, on the account's catalog, the databases and
+/// their tables: namespaces are databases, tables are tables whose `metadata_location`
+/// parameter points at the current metadata file.
+pub const GLUE_ACTIONS: [&str; 8] = [
+    "glue:GetDatabase",
+    "glue:GetDatabases",
+    "glue:CreateDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:DeleteTable",
+];
+
+/// The brokers' Glue permissions.
+pub fn glue_statement(
+    partition: &str,
+    region: &str,
+    account: &str,
+    databases: &BTreeSet<String>,
+) -> Value {
+    let mut resources = vec![glue_arn(partition, region, account, "catalog")];
+    for db in databases {
+        resources.push(glue_arn(
+            partition,
+            region,
+            account,
+            &format!("database/{db}"),
+        ));
+        resources.push(glue_arn(
+            partition,
+            region,
+            account,
+            &format!("table/{db}/*"),
+        ));
+    }
+    json!({
+        "Sid": "GlueTables",
+        "Effect": "Allow",
+        "Action": GLUE_ACTIONS,
+        "Resource": resources,
+    })
+}
+
+/// Read and write on an `s3://` warehouse outside the cluster's prefix (one inside it is
+/// covered by the prefix's statements already, as is the default `<prefix>/tables`).
+/// Empty for a warehouse under the prefix or on another scheme.
+pub fn warehouse_statements(
+    partition: &str,
+    bucket: &str,
+    prefix: &str,
+    warehouse: &str,
+) -> Vec<Value> {
+    let Some((w_bucket, w_prefix)) = crate::provision::parse_s3_url(warehouse) else {
+        return Vec::new();
+    };
+    let covered = w_bucket == bucket
+        && (prefix.is_empty() || w_prefix == prefix || w_prefix.starts_with(&format!("{prefix}/")));
+    if covered {
+        return Vec::new();
+    }
+    let mut list = json!({
+        "Sid": "ListWarehousePrefix",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": format!("arn:{partition}:s3:::{w_bucket}"),
+    });
+    if !w_prefix.is_empty() {
+        list["Condition"] = json!({ "StringLike": { "s3:prefix": [format!("{w_prefix}/*")] } });
+    }
+    vec![
+        json!({
+            "Sid": "WarehouseObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": format!("arn:{partition}:s3:::{w_bucket}/{}*", key_prefix(&w_prefix)),
+        }),
+        list,
+    ]
 }
 
 /// `prefix/` (or `""` for the whole bucket): the key prefix of the cluster's objects.
@@ -329,6 +477,54 @@ mod tests {
             whole["Statement"][2]["Action"],
             json!(["kms:Decrypt", "kms:GenerateDataKey"])
         );
+    }
+
+    #[test]
+    fn glue_permissions_name_the_catalog_the_databases_and_their_tables() {
+        let dbs = BTreeSet::from(["sluice".to_string(), "vpc".to_string()]);
+        let st = glue_statement("aws", "eu-west-1", "111122223333", &dbs);
+        assert_eq!(
+            st["Resource"],
+            json!([
+                "arn:aws:glue:eu-west-1:111122223333:catalog",
+                "arn:aws:glue:eu-west-1:111122223333:database/sluice",
+                "arn:aws:glue:eu-west-1:111122223333:table/sluice/*",
+                "arn:aws:glue:eu-west-1:111122223333:database/vpc",
+                "arn:aws:glue:eu-west-1:111122223333:table/vpc/*",
+            ])
+        );
+        let actions = st["Action"].as_array().unwrap();
+        for a in ["glue:CreateDatabase", "glue:GetTables", "glue:UpdateTable"] {
+            assert!(actions.contains(&json!(a)), "{a}");
+        }
+        assert!(!actions.contains(&json!("glue:DeleteDatabase")));
+    }
+
+    #[test]
+    fn a_warehouse_under_the_prefix_needs_no_more_s3_permissions() {
+        for w in [
+            "s3://lake/prod/tables",
+            "s3://lake/prod",
+            "s3://lake/prod/x/y/",
+        ] {
+            assert!(
+                warehouse_statements("aws", "lake", "prod", w).is_empty(),
+                "{w}"
+            );
+        }
+        assert!(warehouse_statements("aws", "lake", "", "s3://lake/t").is_empty());
+        assert!(warehouse_statements("aws", "lake", "prod", "file:///t").is_empty());
+        // `prod2` is not under `prod`, nor another bucket.
+        let st = warehouse_statements("aws", "lake", "prod", "s3://lake/prod2/tables");
+        assert_eq!(st[0]["Resource"], "arn:aws:s3:::lake/prod2/tables/*");
+        assert_eq!(
+            st[1]["Condition"]["StringLike"]["s3:prefix"],
+            json!(["prod2/tables/*"])
+        );
+        let st = warehouse_statements("aws", "lake", "prod", "s3://tables");
+        assert_eq!(st[0]["Resource"], "arn:aws:s3:::tables/*");
+        assert_eq!(st[1]["Resource"], "arn:aws:s3:::tables");
+        assert!(st[1].get("Condition").is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `provider: aws`: the bucket, the brokers' IAM role (IRSA) and the S3 VPC endpoint,
-//! through the official AWS SDK.
+//! `provider: aws`: the bucket, the brokers' IAM role (IRSA), the S3 VPC endpoint and,
+//! with a Glue catalog, the Glue databases of the Feeds' tables, through the official
+//! AWS SDK.
 //!
 //! Each `ensure` observes (read calls only), plans the changing calls ([`plan::plan`],
 //! pure) and applies them in order; the first failure stops it with an error naming the
@@ -22,14 +23,15 @@ use tracing::info;
 
 use self::calls::CallLog;
 use self::desired::{
-    desired, Desired, Encryption, LifecycleRule, PublicAccessBlock, CLUSTER_TAG, POLICY_NAME,
-    ROLE_ARN_ANNOTATION, ROLE_PATH,
+    desired, Desired, Encryption, GlueDesired, LifecycleRule, PublicAccessBlock, CLUSTER_TAG,
+    MANAGED_BY, MANAGED_BY_TAG, POLICY_NAME, ROLE_ARN_ANNOTATION, ROLE_PATH,
 };
 use self::plan::{
-    plan, EndpointChange, Observed, ObservedBucket, ObservedEndpoint, ObservedRole, Step,
+    plan, EndpointChange, Observed, ObservedBucket, ObservedDatabase, ObservedEndpoint,
+    ObservedRole, Step,
 };
 use super::{CloudProvider, CloudRequest, ProvisionError, Provisioned, Released};
-use crate::crd::cluster::{AwsStatus, VpcEndpointType};
+use crate::crd::cluster::{AwsStatus, GlueDatabaseStatus, VpcEndpointType};
 use crate::crd::DeletionPolicy;
 
 /// The AWS provider. Credentials, endpoint and retries come from the SDK's standard
@@ -63,7 +65,7 @@ impl AwsProvider {
         &self.calls
     }
 
-    async fn clients(&self, region: &str) -> Clients {
+    async fn clients(&self, region: &str, glue_endpoint: Option<&str>) -> Clients {
         let base = self
             .config
             .get_or_init(|| async {
@@ -98,10 +100,20 @@ impl AwsProvider {
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
                 aws_sdk_ec2::config::Builder::from(base)
-                    .region(region)
+                    .region(region.clone())
                     .interceptor(self.calls.clone())
                     .build(),
             ),
+            // `glue:<url>`: the brokers' Glue-compatible endpoint, the operator's too.
+            glue: aws_sdk_glue::Client::from_conf({
+                let mut glue = aws_sdk_glue::config::Builder::from(base)
+                    .region(region)
+                    .interceptor(self.calls.clone());
+                if let Some(endpoint) = glue_endpoint {
+                    glue = glue.endpoint_url(endpoint);
+                }
+                glue.build()
+            }),
         }
     }
 }
@@ -110,6 +122,7 @@ struct Clients {
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     ec2: aws_sdk_ec2::Client,
+    glue: aws_sdk_glue::Client,
 }
 
 impl CloudProvider for AwsProvider {
@@ -119,7 +132,7 @@ impl CloudProvider for AwsProvider {
     ) -> BoxFuture<'a, Result<Provisioned, ProvisionError>> {
         Box::pin(async move {
             let want = desired(req)?;
-            let clients = self.clients(&want.region).await;
+            let clients = self.clients(&want.region, glue_endpoint(&want)).await;
             let observed = observe(&clients, &want).await?;
             let steps = plan(&want, &observed)?;
             let mut outcome = Outcome {
@@ -162,6 +175,7 @@ impl CloudProvider for AwsProvider {
                     bucket_managed: want.manage_bucket,
                     role_arn: Some(role_arn),
                     role_policy_name: Some(POLICY_NAME.into()),
+                    glue_databases: glue_status(&want, &observed, &outcome),
                     vpc_endpoint_id: want.endpoint.as_ref().and(outcome.endpoint_id),
                     last_changes: Vec::new(),
                 }),
@@ -176,7 +190,7 @@ impl CloudProvider for AwsProvider {
     ) -> BoxFuture<'a, Result<Released, ProvisionError>> {
         Box::pin(async move {
             let want = desired(req)?;
-            let clients = self.clients(&want.region).await;
+            let clients = self.clients(&want.region, glue_endpoint(&want)).await;
             let mut released = Released::default();
             // Reverse order of creation: the private path, the identity, the data.
             let endpoints = observe_endpoints(&clients.ec2, &want).await?;
@@ -201,8 +215,15 @@ impl CloudProvider for AwsProvider {
                 released
                     .retained
                     .push(format!("{bucket} (deletionPolicy Retain)"));
-            } else if delete_bucket(&clients.s3, &want).await? {
-                released.deleted.push(bucket);
+            } else {
+                // The tables go with their data; a database that also holds other
+                // tables (another cluster's sharing it) stays.
+                if let Some(glue) = &want.glue {
+                    release_glue_databases(&clients.glue, &want, glue, &mut released).await?;
+                }
+                if delete_bucket(&clients.s3, &want).await? {
+                    released.deleted.push(bucket);
+                }
             }
             Ok(released)
         })
@@ -216,7 +237,32 @@ struct Outcome {
     /// The endpoint created by this reconcile.
     endpoint_id: Option<String>,
     deleted_endpoints: Vec<String>,
+    /// The Glue databases created by this reconcile.
+    created_databases: Vec<String>,
     changes: Vec<String>,
+}
+
+fn glue_endpoint(want: &Desired) -> Option<&str> {
+    want.glue.as_ref().and_then(|g| g.endpoint.as_deref())
+}
+
+/// The desired databases: all exist after a successful apply.
+fn glue_status(want: &Desired, observed: &Observed, outcome: &Outcome) -> Vec<GlueDatabaseStatus> {
+    let Some(glue) = &want.glue else {
+        return Vec::new();
+    };
+    glue.databases
+        .iter()
+        .map(|db| GlueDatabaseStatus {
+            name: db.clone(),
+            arn: want.glue_database_arn(db),
+            managed: outcome.created_databases.contains(db)
+                || observed
+                    .glue_databases
+                    .get(db)
+                    .is_some_and(|d| d.managed_by(&want.cluster_key)),
+        })
+        .collect()
 }
 
 fn resource_of(want: &Desired, step: &Step) -> String {
@@ -239,6 +285,7 @@ fn resource_of(want: &Desired, step: &Step) -> String {
         ),
         Step::DeleteVpcEndpoint(id) | Step::TagVpcEndpoint(id, _) => format!("VPC endpoint {id}"),
         Step::ModifyVpcEndpoint(c) => format!("VPC endpoint {}", c.id),
+        Step::CreateGlueDatabase(db) => format!("Glue database {db}"),
     }
 }
 
@@ -287,7 +334,53 @@ async fn observe(clients: &Clients, want: &Desired) -> Result<Observed, Provisio
         role: observe_role(&clients.iam, want).await?,
         // Also without aws.vpcEndpoint: one made before the spec dropped it is removed.
         endpoints: observe_endpoints(&clients.ec2, want).await?,
+        glue_databases: match &want.glue {
+            Some(glue) => observe_glue_databases(&clients.glue, glue).await?,
+            None => BTreeMap::new(),
+        },
     })
+}
+
+/// The desired databases that exist.
+async fn observe_glue_databases(
+    glue: &aws_sdk_glue::Client,
+    want: &GlueDesired,
+) -> Result<BTreeMap<String, ObservedDatabase>, ProvisionError> {
+    let mut found = BTreeMap::new();
+    for db in &want.databases {
+        if let Some(d) = observe_glue_database(glue, db).await? {
+            found.insert(db.clone(), d);
+        }
+    }
+    Ok(found)
+}
+
+async fn observe_glue_database(
+    glue: &aws_sdk_glue::Client,
+    db: &str,
+) -> Result<Option<ObservedDatabase>, ProvisionError> {
+    match glue.get_database().name(db).send().await {
+        Ok(out) => Ok(Some(ObservedDatabase {
+            parameters: out
+                .database()
+                .and_then(|d| d.parameters())
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        })),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_entity_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk_error(
+            "glue:GetDatabase",
+            format!("Glue database {db}"),
+            e,
+        )),
+    }
 }
 
 async fn observe_bucket(
@@ -771,6 +864,34 @@ async fn apply(
                 .await
                 .map_err(|e| sdk_error(call, &resource, e))?;
         }
+        Step::CreateGlueDatabase(db) => {
+            use aws_sdk_glue::types::DatabaseInput;
+            let input = DatabaseInput::builder()
+                .name(db)
+                .description(format!(
+                    "Iceberg tables of Sluice cluster {} (managed by sluice-operator)",
+                    want.cluster_key
+                ))
+                .parameters(CLUSTER_TAG, &want.cluster_key)
+                .parameters(MANAGED_BY_TAG, MANAGED_BY)
+                .build()
+                .map_err(|e| build_error(call, &resource, e))?;
+            match clients
+                .glue
+                .create_database()
+                .database_input(input)
+                .send()
+                .await
+            {
+                Ok(_) => outcome.created_databases.push(db.clone()),
+                // Created meanwhile (by the brokers, or an earlier attempt whose answer
+                // was lost): used as it is, the next observation tells whose it is.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_already_exists_exception()) => {}
+                Err(e) => return Err(sdk_error(call, &resource, e)),
+            }
+        }
     }
     Ok(())
 }
@@ -825,6 +946,82 @@ async fn delete_endpoints(ec2: &aws_sdk_ec2::Client, ids: &[String]) -> Result<(
             message: failed.join("; "),
         })
     }
+}
+
+/// Deletes the Glue databases the operator created for this cluster (Glue deletes their
+/// tables with them), unless one holds a table outside the cluster's warehouse: that one
+/// is retained and named.
+async fn release_glue_databases(
+    glue: &aws_sdk_glue::Client,
+    want: &Desired,
+    desired: &GlueDesired,
+    released: &mut Released,
+) -> Result<(), ProvisionError> {
+    for db in &desired.databases {
+        let resource = format!("Glue database {db}");
+        let Some(observed) = observe_glue_database(glue, db).await? else {
+            continue;
+        };
+        if !observed.managed_by(&want.cluster_key) {
+            released.retained.push(format!(
+                "{resource} (not created by the operator for this cluster)"
+            ));
+            continue;
+        }
+        let foreign = foreign_tables(glue, db, &desired.warehouse).await?;
+        if !foreign.is_empty() {
+            released.retained.push(format!(
+                "{resource} (holds tables outside {}: {})",
+                desired.warehouse,
+                foreign.join(", ")
+            ));
+            continue;
+        }
+        match glue.delete_database().name(db).send().await {
+            Ok(_) => released.deleted.push(resource),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) => {}
+            Err(e) => return Err(sdk_error("glue:DeleteDatabase", resource, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Tables of `db` whose files are not under `warehouse`.
+async fn foreign_tables(
+    glue: &aws_sdk_glue::Client,
+    db: &str,
+    warehouse: &str,
+) -> Result<Vec<String>, ProvisionError> {
+    let root = format!("{}/", warehouse.trim_end_matches('/'));
+    let mut foreign = Vec::new();
+    let mut token = None;
+    loop {
+        let out = glue
+            .get_tables()
+            .database_name(db)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error("glue:GetTables", format!("Glue database {db}"), e))?;
+        for t in out.table_list() {
+            let location = t
+                .parameters()
+                .and_then(|p| p.get("metadata_location"))
+                .map(String::as_str)
+                .or_else(|| t.storage_descriptor().and_then(|s| s.location()))
+                .unwrap_or_default();
+            if !location.starts_with(&root) {
+                foreign.push(t.name().to_string());
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(foreign)
 }
 
 /// Deletes the role's inline policy, then the role. False when it was already gone.

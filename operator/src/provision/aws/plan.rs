@@ -2,7 +2,8 @@
 //! desired, in order. Pure, so every drift and every half-done state is a unit test.
 //!
 //! Order: bucket (claimed with its tags first, then public access block, encryption,
-//! lifecycle), then the role (trust, tags, policy), then the VPC endpoint. Because the
+//! lifecycle), then the role (trust, tags, policy), then the VPC endpoint, then the Glue
+//! databases. Because the
 //! plan is recomputed from a fresh observation at every reconcile, a reconcile that
 //! failed halfway resumes at the first step still missing.
 
@@ -49,6 +50,20 @@ pub struct ObservedEndpoint {
     pub tags: BTreeMap<String, String>,
 }
 
+/// A Glue database as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedDatabase {
+    /// Its parameters: the operator's carry `sluice.dev/cluster`.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl ObservedDatabase {
+    /// Created by the operator for this cluster.
+    pub fn managed_by(&self, cluster_key: &str) -> bool {
+        self.parameters.get(CLUSTER_TAG).map(String::as_str) == Some(cluster_key)
+    }
+}
+
 /// Everything observed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
@@ -56,6 +71,8 @@ pub struct Observed {
     pub role: Option<ObservedRole>,
     /// Live (not deleting or deleted) endpoints tagged for this cluster.
     pub endpoints: Vec<ObservedEndpoint>,
+    /// The desired Glue databases that exist.
+    pub glue_databases: BTreeMap<String, ObservedDatabase>,
 }
 
 /// One changing call.
@@ -76,6 +93,8 @@ pub enum Step {
     ModifyVpcEndpoint(EndpointChange),
     /// Sets these tags on the endpoint.
     TagVpcEndpoint(String, BTreeMap<String, String>),
+    /// Creates this Glue database.
+    CreateGlueDatabase(String),
 }
 
 impl Step {
@@ -95,6 +114,7 @@ impl Step {
             Step::CreateVpcEndpoint => "ec2:CreateVpcEndpoint",
             Step::ModifyVpcEndpoint(_) => "ec2:ModifyVpcEndpoint",
             Step::TagVpcEndpoint(..) => "ec2:CreateTags",
+            Step::CreateGlueDatabase(_) => "glue:CreateDatabase",
         }
     }
 }
@@ -128,7 +148,23 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Vec<Step>, Provisi
     plan_bucket(desired, observed.bucket.as_ref(), &mut steps)?;
     plan_role(desired, observed.role.as_ref(), &mut steps);
     plan_endpoint(desired, &observed.endpoints, &mut steps);
+    plan_glue(desired, &observed.glue_databases, &mut steps);
     Ok(steps)
+}
+
+/// Missing databases are created; existing ones (the operator's, or someone else's,
+/// another cluster's sharing the catalog) are used as they are.
+fn plan_glue(
+    desired: &Desired,
+    databases: &BTreeMap<String, ObservedDatabase>,
+    steps: &mut Vec<Step>,
+) {
+    let Some(glue) = &desired.glue else { return };
+    for db in &glue.databases {
+        if !databases.contains_key(db) {
+            steps.push(Step::CreateGlueDatabase(db.clone()));
+        }
+    }
 }
 
 fn plan_bucket(
@@ -288,7 +324,7 @@ fn fits(want: &EndpointDesired, e: &ObservedEndpoint) -> bool {
 mod tests {
     use super::super::desired::{desired, LIFECYCLE_RULE_ID};
     use super::*;
-    use crate::crd::cluster::{AwsSpec, Provider, VpcEndpointSpec};
+    use crate::crd::cluster::{AwsSpec, CatalogSpec, Provider, VpcEndpointSpec};
     use crate::crd::DeletionPolicy;
     use crate::provision::CloudRequest;
 
@@ -317,6 +353,20 @@ mod tests {
                 }),
                 tags: BTreeMap::from([("owner".into(), "secops".into())]),
             }),
+            catalog: None,
+        }
+    }
+
+    fn glue_request() -> CloudRequest {
+        CloudRequest {
+            catalog: Some(CatalogSpec {
+                uri: "glue".into(),
+                warehouse: None,
+                properties: BTreeMap::new(),
+                properties_secret_ref: None,
+                glue_databases: vec!["sluice".into(), "vpc".into()],
+            }),
+            ..request()
         }
     }
 
@@ -347,6 +397,12 @@ mod tests {
                 security_group_ids: BTreeSet::new(),
                 tags: d.tags.clone(),
             }],
+            glue_databases: d
+                .glue
+                .iter()
+                .flat_map(|g| &g.databases)
+                .map(|db| (db.clone(), ObservedDatabase::default()))
+                .collect(),
         }
     }
 
@@ -497,5 +553,82 @@ mod tests {
         assert_eq!(d.lifecycle[0].prefix, "prod/");
         assert!(!d.lifecycle[0].expires_objects);
         assert_eq!(d.lifecycle[0].abort_incomplete_upload_days, Some(1));
+    }
+
+    #[test]
+    fn glue_databases_are_created_when_missing_and_only_then() {
+        let d = desired(&glue_request()).unwrap();
+        let mut o = converged(&d);
+        assert_eq!(plan(&d, &o).unwrap(), vec![]);
+        o.glue_databases.remove("vpc");
+        assert_eq!(
+            plan(&d, &o).unwrap(),
+            vec![Step::CreateGlueDatabase("vpc".into())]
+        );
+        let steps = plan(&d, &Observed::default()).unwrap();
+        assert_eq!(
+            steps[steps.len() - 2..],
+            [
+                Step::CreateGlueDatabase("sluice".into()),
+                Step::CreateGlueDatabase("vpc".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_glue_catalog_adds_its_statement_to_the_role_policy() {
+        let plain = desired(&request()).unwrap();
+        assert!(plain.glue.is_none());
+        let d = desired(&glue_request()).unwrap();
+        let glue = d.glue.as_ref().unwrap();
+        assert_eq!(glue.endpoint, None);
+        assert_eq!(glue.warehouse, "s3://acme-lake/prod/tables");
+        let statements = d.policy["Statement"].as_array().unwrap();
+        assert_eq!(
+            statements.len(),
+            plain.policy["Statement"].as_array().unwrap().len() + 1
+        );
+        let last = statements.last().unwrap();
+        assert_eq!(last["Sid"], "GlueTables");
+        assert_eq!(
+            last["Resource"][1],
+            "arn:aws:glue:eu-west-1:111122223333:database/sluice"
+        );
+        // A drifted policy (the Glue statement removed) is put back.
+        let mut o = converged(&d);
+        o.role.as_mut().unwrap().policy = Some(plain.policy.clone());
+        assert_eq!(plan(&d, &o).unwrap(), vec![Step::PutRolePolicy]);
+    }
+
+    #[test]
+    fn the_default_glue_database_is_the_default_namespace() {
+        let mut req = glue_request();
+        let c = req.catalog.as_mut().unwrap();
+        c.glue_databases.clear();
+        c.uri = "glue:http://127.0.0.1:5000".into();
+        c.warehouse = Some("s3://tables-elsewhere/t".into());
+        let d = desired(&req).unwrap();
+        let glue = d.glue.as_ref().unwrap();
+        assert_eq!(glue.databases, BTreeSet::from(["sluice".to_string()]));
+        assert_eq!(glue.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        let sids: Vec<&str> = d.policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "ClusterObjects",
+                "ListClusterPrefix",
+                "WarehouseObjects",
+                "ListWarehousePrefix",
+                "GlueTables"
+            ]
+        );
+        // Any other catalog: no Glue.
+        req.catalog.as_mut().unwrap().uri = "https://polaris.example/api/catalog".into();
+        assert!(desired(&req).unwrap().glue.is_none());
     }
 }
