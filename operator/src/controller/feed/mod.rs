@@ -5,6 +5,7 @@
 //! table.
 
 pub mod alert;
+mod duration;
 pub mod plan;
 mod register;
 mod rejections;

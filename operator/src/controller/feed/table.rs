@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use sluice_schema::table_config::{default_table_name, validate_config};
 
-use super::plan::parse_duration_ms;
+use super::duration::parse_duration_ms;
 use crate::crd::conditions::{self, LAKE_COMMIT_FAILING};
 use crate::crd::feed::{TableMode, TableStatus};
 use crate::crd::Feed;
