@@ -6,21 +6,21 @@
 //! moto missing is a failure, not a skip: set `SLUICE_MOTO_SERVER` or run `scripts/test`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 use serde_json::{json, Value};
 use sluice_operator::crd::cluster::GlueDatabaseStatus;
 use sluice_operator::crd::SecurityLakeCluster;
-use sluice_operator::provision::aws::calls::{is_mutating, CallLog};
+use sluice_operator::provision::aws::calls::CallLog;
 use sluice_operator::provision::aws::desired::{role_name, CLUSTER_TAG};
 use sluice_operator::provision::aws::AwsProvider;
-use sluice_operator::provision::{CloudProvider, CloudRequest};
+use sluice_operator::provision::CloudProvider;
 use sluice_testkit::Moto;
 
-const REGION: &str = "eu-west-1";
-const ACCOUNT: &str = "123456789012";
+mod common;
+use common::aws::{
+    mutating, oidc_provider, policy, request, sdk_config, statement_ids, ACCOUNT, REGION,
+};
+
 const ISSUER: &str = "oidc.eks.eu-west-1.amazonaws.com/id/SLUICEGLUE";
 
 struct Env {
@@ -34,31 +34,12 @@ struct Env {
 
 async fn env() -> Env {
     let moto = Moto::start();
-    let config: SdkConfig = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .load()
-        .await;
+    let config = sdk_config(moto.endpoint()).await;
     let calls = CallLog::recording();
     let provider = AwsProvider::with_config(config.clone(), calls.clone());
     let iam = aws_sdk_iam::Client::new(&config);
     let glue = aws_sdk_glue::Client::new(&config);
-    let oidc_arn = iam
-        .create_open_id_connect_provider()
-        .url(format!("https://{ISSUER}"))
-        .client_id_list("sts.amazonaws.com")
-        .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
-        .send()
-        .await
-        .expect("CreateOpenIDConnectProvider")
-        .open_id_connect_provider_arn
-        .unwrap();
+    let oidc_arn = oidc_provider(&iam, ISSUER).await;
     calls.take();
     Env {
         _moto: moto,
@@ -88,24 +69,6 @@ fn cluster(env: &Env, name: &str, bucket: &str, catalog: Value) -> SecurityLakeC
         },
     }))
     .unwrap()
-}
-
-fn request(c: &SecurityLakeCluster) -> CloudRequest {
-    CloudRequest::from_cluster(c).unwrap()
-}
-
-fn mutating(calls: &[String]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| is_mutating(c.split_once(':').unwrap().1))
-        .cloned()
-        .collect()
-}
-
-fn policy(text: &str) -> Value {
-    serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&urlencoding::decode(text).unwrap()))
-        .unwrap()
 }
 
 async fn role_policy(env: &Env, name: &str) -> Value {
@@ -278,12 +241,7 @@ async fn an_existing_database_is_used_as_it_is_and_only_the_operators_are_delete
     );
     // A warehouse outside the prefix gets its own S3 statements.
     let p = role_policy(&env, "lake").await;
-    let sids: Vec<&str> = p["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["Sid"].as_str().unwrap())
-        .collect();
+    let sids = statement_ids(&p);
     assert_eq!(
         sids,
         [

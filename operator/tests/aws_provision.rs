@@ -11,20 +11,18 @@
 //! moto missing is a failure, not a skip: set `SLUICE_MOTO_SERVER` or run `scripts/test`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 use serde_json::{json, Value};
 use sluice_operator::crd::SecurityLakeCluster;
-use sluice_operator::provision::aws::calls::{is_mutating, CallLog, FaultPoint};
+use sluice_operator::provision::aws::calls::{CallLog, FaultPoint};
 use sluice_operator::provision::aws::desired::{role_name, CLUSTER_TAG, ROLE_ARN_ANNOTATION};
 use sluice_operator::provision::aws::AwsProvider;
-use sluice_operator::provision::{CloudProvider, CloudRequest, ProvisionError};
+use sluice_operator::provision::{CloudProvider, ProvisionError};
 use sluice_testkit::Moto;
 
-const REGION: &str = "eu-west-1";
-const ACCOUNT: &str = "123456789012";
+mod common;
+use common::aws::{mutating, oidc_provider, policy, request, sdk_config, ACCOUNT, REGION};
+
 const ISSUER: &str = "oidc.eks.eu-west-1.amazonaws.com/id/SLUICETEST";
 
 /// The emulator, the provider under test and plain SDK clients to check its work.
@@ -42,20 +40,6 @@ struct Env {
     security_group: String,
 }
 
-async fn sdk_config(endpoint: String) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(30))
-                .build(),
-        )
-        .load()
-        .await
-}
-
 async fn env() -> Env {
     let moto = Moto::start();
     let config = sdk_config(moto.endpoint()).await;
@@ -70,16 +54,7 @@ async fn env() -> Env {
     let ec2 = aws_sdk_ec2::Client::new(&config);
 
     // What the customer's account already has: the EKS cluster's OIDC provider and a VPC.
-    let oidc_arn = iam
-        .create_open_id_connect_provider()
-        .url(format!("https://{ISSUER}"))
-        .client_id_list("sts.amazonaws.com")
-        .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
-        .send()
-        .await
-        .expect("CreateOpenIDConnectProvider")
-        .open_id_connect_provider_arn
-        .unwrap();
+    let oidc_arn = oidc_provider(&iam, ISSUER).await;
     assert_eq!(
         oidc_arn,
         format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER}")
@@ -191,24 +166,6 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (b, p) => *b = p,
     }
-}
-
-fn request(c: &SecurityLakeCluster) -> CloudRequest {
-    CloudRequest::from_cluster(c).unwrap()
-}
-
-fn mutating(calls: &[String]) -> Vec<String> {
-    calls
-        .iter()
-        .filter(|c| is_mutating(c.split_once(':').unwrap().1))
-        .cloned()
-        .collect()
-}
-
-fn policy(text: &str) -> Value {
-    serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&urlencoding::decode(text).unwrap()))
-        .unwrap()
 }
 
 const FIRST_RECONCILE: [&str; 11] = [
@@ -609,10 +566,8 @@ async fn dropping_the_endpoint_from_the_spec_deletes_it() {
 #[tokio::test]
 async fn a_failure_halfway_resumes_cleanly() {
     let env = env().await;
-    let steps = FIRST_RECONCILE
-        .iter()
-        .filter(|c| is_mutating(c.split_once(':').unwrap().1))
-        .count();
+    let first: Vec<String> = FIRST_RECONCILE.iter().map(|c| c.to_string()).collect();
+    let steps = mutating(&first).len();
     assert_eq!(steps, 8);
     for point in [FaultPoint::BeforeSend, FaultPoint::AfterSend] {
         for n in 1..=steps {

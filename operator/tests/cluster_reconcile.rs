@@ -1,5 +1,8 @@
 //! The cluster reconciler against a scripted API server (tower-test): which calls it
 //! makes, in which order, and what it does with conflicts, missing objects and errors.
+//!
+//! Long because: one concern, the cluster reconciler's conversation with the API server;
+//! each test is one scripted exchange and they share the fixtures above them.
 
 mod common;
 

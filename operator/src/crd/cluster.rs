@@ -1,4 +1,7 @@
 //! `SecurityLakeCluster`: a fleet of stateless Sluice brokers over one object store.
+//!
+//! Long because: one concern, the SecurityLakeCluster resource as the API server stores it
+//! (spec sections, their defaults and CEL rules, and the status); types only, each short.
 
 use std::collections::BTreeMap;
 

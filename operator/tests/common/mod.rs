@@ -2,6 +2,7 @@
 //! (tower-test), fixtures, and a real `sluice-broker` process.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod broker;
 pub mod feed;
 pub mod kafka;

@@ -1,3 +1,5 @@
+// Sluice note: upstream's file, kept whole (one concern: the record batch codec) so that
+// the changes marked "Sluice patch" stay a small diff against it (vendor/README.md).
 //! Provides utilities for working with records (Kafka messages).
 //!
 //! [`FetchResponse`](crate::messages::fetch_response::FetchResponse) and associated APIs for interacting with reading and writing

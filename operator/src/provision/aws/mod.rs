@@ -6,6 +6,10 @@
 //! pure) and applies them in order; the first failure stops it with an error naming the
 //! call and the resource, and the next reconcile observes again and carries on from
 //! there. A converged cluster costs read calls only (see `docs/operator.md`).
+//!
+//! Long because: one concern, the provider's calls to AWS (observe, apply, release) for
+//! its four resources; the decisions live in `desired.rs` and `plan.rs`, and each
+//! function here is one SDK conversation.
 
 pub mod calls;
 pub mod desired;
