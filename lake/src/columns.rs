@@ -22,6 +22,10 @@ pub const KEY: &str = "key";
 pub const VALUE: &str = "value";
 pub const HEADERS: &str = "headers";
 
+/// Field ids of the lineage columns a reader (compaction, evidence) looks up by id.
+pub const PARTITION_FIELD_ID: i32 = 2;
+pub const OFFSET_FIELD_ID: i32 = 3;
+
 fn primitive(p: PrimitiveType) -> Type {
     Type::Primitive(p)
 }
@@ -36,8 +40,8 @@ pub const INSTANT: PrimitiveType = PrimitiveType::Timestamp;
 pub fn lineage_fields() -> Vec<NestedField> {
     vec![
         NestedField::required(1, TOPIC, primitive(PrimitiveType::String)),
-        NestedField::required(2, PARTITION, primitive(PrimitiveType::Int)),
-        NestedField::required(3, OFFSET, primitive(PrimitiveType::Long)),
+        NestedField::required(PARTITION_FIELD_ID, PARTITION, primitive(PrimitiveType::Int)),
+        NestedField::required(OFFSET_FIELD_ID, OFFSET, primitive(PrimitiveType::Long)),
         NestedField::required(4, TIMESTAMP, primitive(INSTANT)),
         NestedField::optional(5, SCHEMA_ID, primitive(PrimitiveType::Int)),
         NestedField::optional(6, PRINCIPAL, primitive(PrimitiveType::String)),

@@ -10,19 +10,22 @@
 //! Layers, lowest first: `spec`, `lineage`, `columns`, `rows`, `evolution` (with
 //! `avro_columns`, `json_columns`) and `values` (with `avro_values`) are pure;
 //! `catalog`, `fence` and `table` talk to a catalog; `writer` writes data files;
-//! `commit` decides and makes a commit.
+//! `commit` decides and makes a commit; `rewrite` commits a snapshot that replaces
+//! files, which `compaction` uses.
 
 mod avro_columns;
 mod avro_values;
 pub mod catalog;
 pub mod columns;
 pub mod commit;
+pub mod compaction;
 pub mod error;
 pub mod evolution;
 pub mod fence;
 mod json_columns;
 pub mod lineage;
 pub mod maintenance;
+pub mod rewrite;
 pub mod rows;
 pub mod spec;
 pub mod table;

@@ -35,6 +35,17 @@ pub fn positions(summary: &HashMap<String, String>) -> Positions {
         .collect()
 }
 
+/// What a snapshot that adds no offsets (a compaction) carries over from its parent's
+/// summary: the positions, the topic and the generation, so the table's current
+/// snapshot still says where every partition stands.
+pub fn carried(summary: &HashMap<String, String>) -> HashMap<String, String> {
+    summary
+        .iter()
+        .filter(|(k, _)| k.starts_with(NEXT_PREFIX) || *k == TOPIC || *k == GENERATION)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Ranges a snapshot summary says it added: partition -> (first, last) inclusive.
 pub fn added_ranges(summary: &HashMap<String, String>) -> BTreeMap<i32, (i64, i64)> {
     summary
@@ -140,6 +151,21 @@ mod tests {
         );
         assert_eq!(s[GENERATION], "3");
         assert!(cov.already_in(&positions(&s)));
+    }
+
+    #[test]
+    fn a_replacing_snapshot_carries_positions_not_ranges() {
+        let cov = Coverage {
+            start: BTreeMap::from([(0, Some(10))]),
+            end: BTreeMap::from([(0, 25)]),
+        };
+        let s = cov.summary("t", &BTreeMap::new(), "c1", "node-1", Some(3));
+        let c = carried(&s);
+        assert_eq!(positions(&c), BTreeMap::from([(0, 25)]));
+        assert!(added_ranges(&c).is_empty());
+        assert_eq!(c[TOPIC], "t");
+        assert_eq!(c[GENERATION], "3");
+        assert!(!c.contains_key(COMMIT));
     }
 
     #[test]

@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sluice_schema::topic_configs::{
-    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MODE, TABLE_NAME,
-    TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MAINTENANCE_INTERVAL_MS,
+    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
 };
 // The values' parsers and checks live in `sluice-schema`, shared with the operator.
 pub use sluice_schema::table_config::{
-    default_table_name, parse_bool, validate_config, validate_identifier, CommitInterval,
-    FileBytes, Partitioning, TableMode, DEFAULT_COMMIT_INTERVAL_MS, DEFAULT_NAMESPACE,
-    DEFAULT_TARGET_FILE_BYTES, MIN_COMMIT_INTERVAL_MS,
+    default_table_name, parse_bool, parse_interval, validate_config, validate_identifier,
+    CommitInterval, FileBytes, Partitioning, TableMode, DEFAULT_COMMIT_INTERVAL_MS,
+    DEFAULT_MAINTENANCE_INTERVAL_MS, DEFAULT_NAMESPACE, DEFAULT_TARGET_FILE_BYTES,
+    MIN_COMMIT_INTERVAL_MS,
 };
 
 use crate::error::{LakeError, Result};
@@ -30,6 +31,8 @@ pub struct TableSpec {
     pub target_file_bytes: u64,
     /// The Feed's generation that asked for this table (recorded in every commit).
     pub generation: Option<i64>,
+    /// How often the table's upkeep (compaction, snapshot expiry) runs.
+    pub maintenance_interval: Duration,
 }
 
 impl TableSpec {
@@ -61,6 +64,10 @@ impl TableSpec {
             "" => DEFAULT_TARGET_FILE_BYTES,
             v => v.parse::<FileBytes>()?.0,
         };
+        let maintenance_interval = match get(TABLE_MAINTENANCE_INTERVAL_MS) {
+            "" => Duration::from_millis(DEFAULT_MAINTENANCE_INTERVAL_MS),
+            v => parse_interval(TABLE_MAINTENANCE_INTERVAL_MS, v)?,
+        };
         let generation = match get(TABLE_GENERATION) {
             "" => None,
             v => Some(
@@ -76,6 +83,7 @@ impl TableSpec {
             commit_interval,
             target_file_bytes,
             generation,
+            maintenance_interval,
         }))
     }
 

@@ -121,7 +121,10 @@ impl DataWriter {
         Ok(())
     }
 
-    async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Writes rows already in the table's columns (compaction rewriting the table's own
+    /// files; the batch's fields may differ in metadata only).
+    pub async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let batch = RecordBatch::try_new(self.arrow_schema.clone(), batch.columns().to_vec())?;
         match &mut self.sink {
             Sink::Unpartitioned(w) => w.write(batch).await?,
             Sink::Partitioned { splitter, writer } => {

@@ -62,6 +62,7 @@ fn spec(name: &str) -> TableSpec {
         commit_interval: Duration::from_secs(1),
         target_file_bytes: 1 << 20,
         generation: None,
+        maintenance_interval: Duration::from_secs(3600),
     }
 }
 

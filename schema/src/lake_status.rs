@@ -36,6 +36,8 @@ pub struct TableStatus {
     pub commits: u64,
     /// Windows dropped because another writer had committed their offsets already.
     pub superseded: u64,
+    /// Small data files this broker's upkeep merged into larger ones.
+    pub files_compacted: u64,
     /// Records the table can never have: deleted by retention before they were written.
     pub records_lost_to_retention: u64,
     /// The last failure (catalog unreachable, commit failing, incompatible table) and

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use crate::topic_configs::{
     TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MODE, TABLE_NAME,
-    TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    TABLE_MAINTENANCE_INTERVAL_MS, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
 };
 
 pub const DEFAULT_NAMESPACE: &str = "sluice";
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 60_000;
 pub const DEFAULT_TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+pub const DEFAULT_MAINTENANCE_INTERVAL_MS: u64 = 3_600_000;
 /// Shortest commit interval: a commit per second already makes 86,400 snapshots a day.
 pub const MIN_COMMIT_INTERVAL_MS: u64 = 1_000;
 /// Smallest target file size.
@@ -89,12 +90,18 @@ pub struct CommitInterval(pub Duration);
 impl FromStr for CommitInterval {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.parse::<u64>() {
-            Ok(ms) if ms >= MIN_COMMIT_INTERVAL_MS => Ok(CommitInterval(Duration::from_millis(ms))),
-            _ => Err(format!(
-                "{TABLE_COMMIT_INTERVAL_MS} {s:?} is not a number of milliseconds >= {MIN_COMMIT_INTERVAL_MS}"
-            )),
-        }
+        parse_interval(TABLE_COMMIT_INTERVAL_MS, s).map(CommitInterval)
+    }
+}
+
+/// The value of the interval config `name`: milliseconds, at least
+/// [`MIN_COMMIT_INTERVAL_MS`].
+pub fn parse_interval(name: &str, s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(ms) if ms >= MIN_COMMIT_INTERVAL_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "{name} {s:?} is not a number of milliseconds >= {MIN_COMMIT_INTERVAL_MS}"
+        )),
     }
 }
 
@@ -160,6 +167,7 @@ pub fn validate_config(name: &str, value: &str) -> Result<(), String> {
         TABLE_MODE => value.parse::<TableMode>().map(|_| ()),
         TABLE_PARTITIONING => value.parse::<Partitioning>().map(|_| ()),
         TABLE_COMMIT_INTERVAL_MS => value.parse::<CommitInterval>().map(|_| ()),
+        TABLE_MAINTENANCE_INTERVAL_MS => parse_interval(name, value).map(|_| ()),
         TABLE_TARGET_FILE_BYTES => value.parse::<FileBytes>().map(|_| ()),
         TABLE_GENERATION if value.is_empty() => Ok(()),
         TABLE_GENERATION => value
@@ -189,6 +197,7 @@ mod tests {
             (TABLE_PARTITIONING, "week"),
             (TABLE_PARTITIONING, "identity:"),
             (TABLE_COMMIT_INTERVAL_MS, "10"),
+            (TABLE_MAINTENANCE_INTERVAL_MS, "0"),
             (TABLE_TARGET_FILE_BYTES, "1"),
             (TABLE_MODE, "avro"),
         ] {

@@ -19,9 +19,11 @@ pub const TABLE_PARTITIONING: &str = "sluice.table.partitioning";
 pub const TABLE_COMMIT_INTERVAL_MS: &str = "sluice.table.commit.interval.ms";
 pub const TABLE_TARGET_FILE_BYTES: &str = "sluice.table.target.file.bytes";
 pub const TABLE_GENERATION: &str = "sluice.table.generation";
+/// How often the table's upkeep runs (compaction, snapshot expiry).
+pub const TABLE_MAINTENANCE_INTERVAL_MS: &str = "sluice.table.maintenance.interval.ms";
 
 /// The table configs.
-pub const TABLE_ALL: [&str; 8] = [
+pub const TABLE_ALL: [&str; 9] = [
     TABLE_ENABLED,
     TABLE_NAMESPACE,
     TABLE_NAME,
@@ -30,6 +32,7 @@ pub const TABLE_ALL: [&str; 8] = [
     TABLE_COMMIT_INTERVAL_MS,
     TABLE_TARGET_FILE_BYTES,
     TABLE_GENERATION,
+    TABLE_MAINTENANCE_INTERVAL_MS,
 ];
 
 /// The validation configs.

@@ -13,7 +13,7 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub use sluice_schema::topic_configs::{
     DEAD_LETTER_TOPIC, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE, SCHEMA_SUBJECT, SCHEMA_VERSION,
-    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MODE, TABLE_NAME,
+    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MAINTENANCE_INTERVAL_MS, TABLE_MODE, TABLE_NAME,
     TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
 };
 
@@ -197,6 +197,13 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: "134217728",
         kind: ConfigType::Long,
         doc: "Size at which a data file is closed and the next one begun.",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_MAINTENANCE_INTERVAL_MS,
+        default: "3600000",
+        kind: ConfigType::Long,
+        doc: "How often the table's upkeep runs: small files compacted, old snapshots expired and the files only they reached deleted (at least 1000).",
         validate: validate_table_config,
     },
     ConfigDef {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use iceberg::Catalog;
 use sluice_lake::commit::{Commit, Outcome};
+use sluice_lake::compaction::{compact, Policy};
 use sluice_lake::lineage::{Coverage, Positions};
-use sluice_lake::maintenance::expire_snapshots;
+use sluice_lake::maintenance::{delete_files, expire_snapshots};
 use sluice_lake::table::{evolve, ident, open_or_create_with, positions, FeedSchema};
 use sluice_lake::writer::DataWriter;
 use sluice_lake::{CatalogConfig, LakeError, TableSpec};
@@ -31,8 +32,6 @@ use crate::storage::{LogEngine, PartitionLog, ReadLimit, StorageError};
 const READ_BYTES: usize = 4 * 1024 * 1024;
 /// How long an idle writer waits before looking for new records.
 const IDLE_POLL: Duration = Duration::from_millis(200);
-/// How often the leader of partition 0 expires the table's old snapshots.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest wait between retries after a failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -68,6 +67,13 @@ pub enum CrashPoint {
 
 /// Why a window did not commit; the writer retries from the table's positions.
 type Failure = String;
+
+/// How a window's commit ended.
+struct Landed {
+    outcome: Outcome,
+    /// No attempt failed with an unknown outcome (a lost answer could still land).
+    cleanly: bool,
+}
 
 impl FeedWriter {
     /// Runs until `stop` fires; failures are retried with a growing pause.
@@ -116,7 +122,7 @@ impl FeedWriter {
                 .collect();
             if Instant::now() >= next_maintenance && parts.iter().any(|p| p.partition == 0) {
                 self.maintain().await;
-                next_maintenance = Instant::now() + MAINTENANCE_EVERY;
+                next_maintenance = Instant::now() + self.spec.maintenance_interval;
             }
             let start: BTreeMap<i32, Option<i64>> = parts
                 .iter()
@@ -210,15 +216,17 @@ impl FeedWriter {
                 start,
                 end: cursors,
             };
-            let outcome = self
-                .commit(&coverage, files, &window.to_string(), stop)
-                .await?;
-            match outcome {
-                None => return Ok(()),
-                Some(Outcome::Committed {
+            let Some(landed) = self
+                .commit(&coverage, files.clone(), &window.to_string(), stop)
+                .await?
+            else {
+                return Ok(());
+            };
+            match landed.outcome {
+                Outcome::Committed {
                     snapshot_id,
                     positions: p,
-                }) => {
+                } => {
                     self.crash_if(CrashPoint::Committed);
                     self.metrics
                         .lake_rows
@@ -239,8 +247,16 @@ impl FeedWriter {
                     });
                     table_positions = p;
                 }
-                Some(Outcome::Superseded { positions: p }) => {
+                Outcome::Superseded { positions: p } => {
                     info!(topic = %self.topic, table = %table_name, "another writer committed these offsets first; resuming from the table");
+                    if landed.cleanly {
+                        // No attempt had an unknown outcome, so the files are in no
+                        // snapshot, now or later (`commit.rs`).
+                        let paths: Vec<String> =
+                            files.iter().map(|f| f.file_path().to_string()).collect();
+                        delete_files(table.file_io(), table.metadata().location(), &paths)
+                            .await;
+                    }
                     self.status
                         .update(&self.topic, &table_name, |s| s.superseded += 1);
                     table_positions = p;
@@ -263,16 +279,30 @@ impl FeedWriter {
         })
     }
 
-    /// Table upkeep, by one broker per table (the leader of partition 0); a failure
-    /// only waits for the next round.
+    /// Table upkeep, by one broker per table (the leader of partition 0): small files
+    /// compacted, then old snapshots expired and the files only they reached deleted.
+    /// A failure only waits for the next round.
     async fn maintain(&self) {
-        match expire_snapshots(&self.catalog, &ident(&self.spec)).await {
+        let table = ident(&self.spec);
+        let policy = Policy::for_target(self.spec.target_file_bytes);
+        let prefix = format!("{}-{}", self.writer_id.replace('/', "-"), Uuid::new_v4());
+        match compact(&self.catalog, &table, policy, &prefix).await {
+            Ok(c) if c.partitions > 0 || c.stale > 0 => {
+                info!(topic = %self.topic, partitions = c.partitions, files_removed = c.files_removed, files_added = c.files_added, rows = c.rows, bytes_removed = c.bytes_removed, bytes_added = c.bytes_added, stale = c.stale, "compacted small files");
+                self.status.update(&self.topic, &self.spec.qualified_name(), |s| {
+                    s.files_compacted += c.files_removed as u64;
+                });
+            }
+            Ok(_) => {}
+            Err(e) => warn!(topic = %self.topic, error = %e, "compaction failed; next round later"),
+        }
+        match expire_snapshots(&self.catalog, &table).await {
             Ok(e) if e.before != e.after => {
-                info!(topic = %self.topic, snapshots = e.before, kept = e.after, "expired old snapshots")
+                info!(topic = %self.topic, snapshots = e.before, kept = e.after, files_deleted = e.files_deleted, "expired old snapshots")
             }
             Ok(_) => {}
             Err(e) => {
-                warn!(topic = %self.topic, error = %e, "snapshot expiry failed; next round in an hour")
+                warn!(topic = %self.topic, error = %e, "snapshot expiry failed; next round later")
             }
         }
     }
@@ -331,9 +361,10 @@ impl FeedWriter {
         files: Vec<iceberg::spec::DataFile>,
         commit_id: &str,
         stop: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Outcome>, Failure> {
+    ) -> Result<Option<Landed>, Failure> {
         let table_ident = ident(&self.spec);
         let mut backoff = Duration::from_millis(500);
+        let mut cleanly = true;
         loop {
             let began = Instant::now();
             let result = Commit {
@@ -363,13 +394,14 @@ impl FeedWriter {
                 })
                 .inc();
             match result {
-                Ok(o) => return Ok(Some(o)),
+                Ok(outcome) => return Ok(Some(Landed { outcome, cleanly })),
                 Err(LakeError::Iceberg(e)) if e.kind() == iceberg::ErrorKind::TableNotFound => {
                     return Err(format!(
                         "table dropped while writing, creating it again: {e}"
                     ))
                 }
                 Err(e) => {
+                    cleanly = false;
                     warn!(topic = %self.topic, table = %table_ident, error = %e, "lake commit failed; retrying the same files");
                     self.status.set_error(
                         &self.topic,

@@ -259,17 +259,65 @@ def test_a_catalog_outage_never_stops_producers_and_the_table_catches_up(broker_
     check_exactly_once(catalog, f"security.{topic.replace('-', '_')}", topic, acks)
 
 
-def enable_table(broker, topic: str) -> None:
+def live_files(table) -> list[str]:
+    return [t.file.file_path for t in table.scan().plan_files()]
+
+
+def test_compaction_merges_small_files_and_keeps_every_row_once(broker_factory, iceberg_rest):
+    """Commits every second leave small files; the table's upkeep (every 2 s here)
+    merges each hour partition's into one through a Replace snapshot, built by Sluice
+    and accepted by Apache Iceberg's REST catalog server. pyiceberg then reads the same
+    rows, each once, from fewer files, and the table still says where every partition
+    stands; the old files stay for the snapshots that still reach them."""
+    broker = broker_factory.start(extra_args=["--lake-catalog", iceberg_rest.uri])
+    topic = f"compact-{uuid.uuid4().hex[:6]}"
+    create_table_topic(broker, topic, 3, {"sluice.table.maintenance.interval.ms": "60000"})
+    acks = Acks()
+    catalog = load_catalog("rest", type="rest", uri=iceberg_rest.uri)
+    name = f"security.{topic.replace('-', '_')}"
+    for burst in range(6):
+        produce(broker, topic, 300, acks, start=burst * 300)
+        wait_caught_up(broker, topic, len(acks.ok))
+    assert not acks.failed, acks.failed[:3]
+    small = live_files(catalog.load_table(name))
+    # Three hour partitions, a file each per window: at least 5 per hour partition.
+    assert len(small) >= 15, small
+    # Upkeep every 2 s from now on: the next round compacts.
+    enable_maintenance = {"sluice.table.maintenance.interval.ms": "2000"}
+    alter_topic(broker, topic, enable_maintenance)
+    deadline = time.monotonic() + 60
+    status = lake_status(broker, topic)
+    while status["files_compacted"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = lake_status(broker, topic)
+    assert status["files_compacted"] >= 15, f"{status}\n{broker.log_tail()}"
+    table = catalog.load_table(name)
+    assert table.current_snapshot().summary.operation.value == "replace"
+    after = live_files(table)
+    assert len(after) <= 3 + (len(small) - status["files_compacted"]), (len(small), after)
+    check_exactly_once(catalog, name, topic, acks)
+    # Writing goes on after the compaction, from the positions it carried over.
+    produce(broker, topic, 300, acks, start=1800)
+    wait_table_rows(catalog, name, len(acks.ok))
+    check_exactly_once(catalog, name, topic, acks)
+
+
+def alter_topic(broker, topic: str, configs: dict) -> None:
     from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
-    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in {
-        "sluice.table.enabled": "true",
-        "sluice.table.namespace": "security",
-        "sluice.table.commit.interval.ms": COMMIT_MS,
-    }.items()]
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+               for k, v in configs.items()]
     fs = admin.incremental_alter_configs([ConfigResource("TOPIC", topic, incremental_configs=entries)])
     for f in fs.values():
         f.result(timeout=30)
+
+
+def enable_table(broker, topic: str) -> None:
+    alter_topic(broker, topic, {
+        "sluice.table.enabled": "true",
+        "sluice.table.namespace": "security",
+        "sluice.table.commit.interval.ms": COMMIT_MS,
+    })
 
 
 @pytest.mark.parametrize("point", ["window-read", "files-written", "committed"])

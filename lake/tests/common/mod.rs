@@ -28,6 +28,7 @@ pub fn spec() -> TableSpec {
         commit_interval: Duration::from_secs(1),
         target_file_bytes: 1 << 20,
         generation: Some(4),
+        maintenance_interval: Duration::from_secs(3600),
     }
 }
 
