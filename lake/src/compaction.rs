@@ -64,6 +64,8 @@ pub struct Compacted {
     pub bytes_added: u64,
     /// Partitions whose files another replacement took first.
     pub stale: usize,
+    /// Partitions whose files could not be rewritten (logged; tried again next round).
+    pub failed: usize,
 }
 
 /// Compacts the table's small files by `policy`. `file_prefix` must be unique per run.
@@ -95,35 +97,18 @@ pub async fn compact(
         .cloned()
         .unwrap_or_default();
     for (n, group) in groups.into_iter().enumerate() {
-        let mut writer = DataWriter::new(
-            &table,
-            &topic,
-            policy.target_file_bytes,
-            format!("{file_prefix}-c{n}"),
-        )
-        .await?;
-        let mut rows = 0;
-        for file in &group {
-            let Some(task) = tasks.remove(file.file_path()) else {
-                continue;
-            };
-            let reader = ArrowReaderBuilder::new(table.file_io().clone(), Runtime::current()).build();
-            let mut batches = reader
-                .read(Box::pin(futures::stream::iter([Ok(task)])))?
-                .stream();
-            while let Some(batch) = batches.try_next().await? {
-                rows += batch.num_rows() as u64;
-                writer.write_batch(batch).await?;
-            }
-        }
-        let added = writer.finish().await?;
-        let input_rows: u64 = group.iter().map(DataFile::record_count).sum();
-        if rows != input_rows {
-            // The files' manifests and their contents disagree: leave them alone.
-            tracing::warn!(table = %ident, rows, input_rows, "compaction read a different row count than the manifests record; skipped");
-            continue;
-        }
         let id = format!("{file_prefix}-c{n}");
+        let (added, rows) = match rewrite(&table, &topic, &group, &mut tasks, &policy, &id).await {
+            Ok(Some(written)) => written,
+            Ok(None) => continue,
+            Err(e) => {
+                // One table partition's files failing to read (or write) does not stop
+                // the others; it is retried next round.
+                tracing::warn!(table = %ident, error = %e, "compacting a table partition failed");
+                done.failed += 1;
+                continue;
+            }
+        };
         let replace = Replace {
             ident,
             removed: group.iter().map(|f| f.file_path().to_string()).collect(),
@@ -151,6 +136,48 @@ pub async fn compact(
         }
     }
     Ok(done)
+}
+
+/// Reads `group` in order and writes its rows into new files: the files and the row
+/// count, or None (nothing to commit) when the rows read are not the rows the manifests
+/// record.
+async fn rewrite(
+    table: &Table,
+    topic: &str,
+    group: &[DataFile],
+    tasks: &mut BTreeMap<String, FileScanTask>,
+    policy: &Policy,
+    prefix: &str,
+) -> Result<Option<(Vec<DataFile>, u64)>> {
+    let mut writer =
+        DataWriter::new(table, topic, policy.target_file_bytes, prefix.to_string()).await?;
+    let mut rows = 0;
+    for file in group {
+        let Some(task) = tasks.remove(file.file_path()) else {
+            continue;
+        };
+        let reader = ArrowReaderBuilder::new(table.file_io().clone(), Runtime::current()).build();
+        let mut batches = reader
+            .read(Box::pin(futures::stream::iter([Ok(task)])))?
+            .stream();
+        while let Some(batch) = batches.try_next().await? {
+            rows += batch.num_rows() as u64;
+            writer.write_batch(batch).await?;
+        }
+    }
+    let added = writer.finish().await?;
+    let input_rows: u64 = group.iter().map(DataFile::record_count).sum();
+    if rows != input_rows {
+        tracing::warn!(
+            rows,
+            input_rows,
+            "compaction read another row count than the manifests record; skipped"
+        );
+        let paths: Vec<String> = added.iter().map(|f| f.file_path().to_string()).collect();
+        delete_files(table.file_io(), table.metadata().location(), &paths).await;
+        return Ok(None);
+    }
+    Ok(Some((added, rows)))
 }
 
 /// The groups of files to rewrite, each within one table partition, in offset order.

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::spec::{
-    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter,
-    ManifestWriter, ManifestWriterBuilder, Operation, PartitionSpecRef, Snapshot,
-    SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriter,
+    ManifestWriterBuilder, Operation, PartitionSpecRef, Snapshot, SnapshotReference,
+    SnapshotRetention, SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
 use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableCommit, TableIdent, TableRequirement, TableUpdate};
@@ -52,10 +52,14 @@ pub struct Replace<'a> {
 /// What a replacement did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replaced {
-    Committed { snapshot_id: i64 },
+    Committed {
+        snapshot_id: i64,
+    },
     /// These files to remove are no longer live: nothing was committed, and the added
     /// files are not part of the table.
-    Stale { missing: Vec<String> },
+    Stale {
+        missing: Vec<String>,
+    },
 }
 
 impl Replace<'_> {
@@ -63,7 +67,11 @@ impl Replace<'_> {
         for attempt in 0..ATTEMPTS {
             let table = catalog.load_table(self.ident).await?;
             if let Some(s) = table.metadata().snapshots().find(|s| {
-                s.summary().additional_properties.get(COMMIT).map(String::as_str) == Some(self.id)
+                s.summary()
+                    .additional_properties
+                    .get(COMMIT)
+                    .map(String::as_str)
+                    == Some(self.id)
             }) {
                 return Ok(Replaced::Committed {
                     snapshot_id: s.snapshot_id(),
@@ -88,7 +96,10 @@ impl Replace<'_> {
         }
         Err(LakeError::Iceberg(iceberg::Error::new(
             ErrorKind::CatalogCommitConflicts,
-            format!("{}: still conflicting after {ATTEMPTS} attempts", self.ident),
+            format!(
+                "{}: still conflicting after {ATTEMPTS} attempts",
+                self.ident
+            ),
         )))
     }
 
@@ -263,7 +274,10 @@ impl Output<'_> {
 
 /// The table totals after this snapshot: the parent's, moved by what it adds and removes
 /// (what iceberg-java's `SnapshotProducer` records; engines show them as table stats).
-fn totals(parent: &HashMap<String, String>, own: &HashMap<String, String>) -> Vec<(String, String)> {
+fn totals(
+    parent: &HashMap<String, String>,
+    own: &HashMap<String, String>,
+) -> Vec<(String, String)> {
     let num = |m: &HashMap<String, String>, k: &str| -> Option<i64> { m.get(k)?.parse().ok() };
     let moved = [
         ("total-data-files", "added-data-files", "deleted-data-files"),

@@ -55,7 +55,12 @@ async fn small_files_of_a_table_partition_become_one_with_the_same_rows() {
         .await
         .unwrap();
     assert_eq!(
-        (done.partitions, done.files_removed, done.files_added, done.rows),
+        (
+            done.partitions,
+            done.files_removed,
+            done.files_added,
+            done.rows
+        ),
         (2, 12, 2, 107),
         "{done:?}"
     );
@@ -78,7 +83,13 @@ async fn small_files_of_a_table_partition_become_one_with_the_same_rows() {
         .unwrap();
     assert_eq!(again.partitions, 0);
     assert_eq!(
-        catalog.load_table(&id).await.unwrap().metadata().snapshots().count(),
+        catalog
+            .load_table(&id)
+            .await
+            .unwrap()
+            .metadata()
+            .snapshots()
+            .count(),
         14
     );
 
@@ -128,9 +139,15 @@ async fn a_replacement_whose_files_are_gone_commits_nothing() {
         id: "r1",
         properties: Default::default(),
     };
-    assert!(matches!(r1.run(&catalog).await.unwrap(), Replaced::Committed { .. }));
+    assert!(matches!(
+        r1.run(&catalog).await.unwrap(),
+        Replaced::Committed { .. }
+    ));
     // The same replacement again: recognised as landed, not applied twice.
-    assert!(matches!(r1.run(&catalog).await.unwrap(), Replaced::Committed { .. }));
+    assert!(matches!(
+        r1.run(&catalog).await.unwrap(),
+        Replaced::Committed { .. }
+    ));
     let r2 = Replace {
         ident: &id,
         removed: BTreeSet::from([first.clone()]),
@@ -148,4 +165,57 @@ async fn a_replacement_whose_files_are_gone_commits_nothing() {
     let t = catalog.load_table(&id).await.unwrap();
     assert_eq!(live_files(&t).await.unwrap().len(), files.len() - 1);
     assert_eq!(positions(&t), BTreeMap::from([(0, 25)]));
+}
+
+#[tokio::test]
+async fn expiry_deletes_the_files_only_expired_snapshots_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, cfg) = sql_catalog(dir.path()).await;
+    for w in 0..6i64 {
+        write_window(
+            &catalog,
+            &cfg,
+            BTreeMap::from([(0, (w > 0).then_some(w * 5))]),
+            rows(0, w * 5..w * 5 + 5),
+            &format!("w{w}"),
+        )
+        .await;
+    }
+    let id = ident(&spec());
+    let small: Vec<String> = live_files(&catalog.load_table(&id).await.unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, f)| f.file_path().to_string())
+        .collect();
+    assert_eq!(small.len(), 6);
+    let done = compact(&catalog, &id, Policy::for_target(1 << 20), "c")
+        .await
+        .unwrap();
+    assert_eq!(done.files_removed, 6);
+    let local = |p: &str| std::path::PathBuf::from(p.strip_prefix("file://").unwrap_or(p));
+    // Still reached by the snapshots before the compaction: kept.
+    assert!(small.iter().all(|p| local(p).exists()));
+
+    let t = catalog.load_table(&id).await.unwrap();
+    let tx = iceberg::transaction::Transaction::new(&t);
+    let tx = iceberg::transaction::ApplyTransactionAction::apply(
+        tx.update_table_properties()
+            .set("history.expire.max-snapshot-age-ms".into(), "1".into())
+            .set("history.expire.min-snapshots-to-keep".into(), "1".into()),
+        tx,
+    )
+    .unwrap();
+    tx.commit(catalog.as_ref()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let expired = sluice_lake::maintenance::expire_snapshots(&catalog, &id)
+        .await
+        .unwrap();
+    assert_eq!((expired.before, expired.after), (7, 1));
+    // The six small files, and the six appends' manifests and manifest lists.
+    assert_eq!(expired.files_deleted, 6 + 6 + 6, "{expired:?}");
+    assert!(small.iter().all(|p| !local(p).exists()));
+    let t = catalog.load_table(&id).await.unwrap();
+    assert_eq!(lineage(&t).await.len(), 30);
+    assert_eq!(positions(&t), BTreeMap::from([(0, 30)]));
 }

@@ -254,8 +254,7 @@ impl FeedWriter {
                         // snapshot, now or later (`commit.rs`).
                         let paths: Vec<String> =
                             files.iter().map(|f| f.file_path().to_string()).collect();
-                        delete_files(table.file_io(), table.metadata().location(), &paths)
-                            .await;
+                        delete_files(table.file_io(), table.metadata().location(), &paths).await;
                     }
                     self.status
                         .update(&self.topic, &table_name, |s| s.superseded += 1);
@@ -287,11 +286,12 @@ impl FeedWriter {
         let policy = Policy::for_target(self.spec.target_file_bytes);
         let prefix = format!("{}-{}", self.writer_id.replace('/', "-"), Uuid::new_v4());
         match compact(&self.catalog, &table, policy, &prefix).await {
-            Ok(c) if c.partitions > 0 || c.stale > 0 => {
-                info!(topic = %self.topic, partitions = c.partitions, files_removed = c.files_removed, files_added = c.files_added, rows = c.rows, bytes_removed = c.bytes_removed, bytes_added = c.bytes_added, stale = c.stale, "compacted small files");
-                self.status.update(&self.topic, &self.spec.qualified_name(), |s| {
-                    s.files_compacted += c.files_removed as u64;
-                });
+            Ok(c) if c.partitions > 0 || c.stale > 0 || c.failed > 0 => {
+                info!(topic = %self.topic, partitions = c.partitions, files_removed = c.files_removed, files_added = c.files_added, rows = c.rows, bytes_removed = c.bytes_removed, bytes_added = c.bytes_added, stale = c.stale, failed = c.failed, "compacted small files");
+                self.status
+                    .update(&self.topic, &self.spec.qualified_name(), |s| {
+                        s.files_compacted += c.files_removed as u64;
+                    });
             }
             Ok(_) => {}
             Err(e) => warn!(topic = %self.topic, error = %e, "compaction failed; next round later"),

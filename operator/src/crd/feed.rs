@@ -283,6 +283,11 @@ pub struct TableSpec {
     #[serde(default = "default_commit_interval")]
     #[schemars(regex(pattern = r"^([1-9][0-9]{0,9}(s|m|h|d|w)|[1-9][0-9]{3,9}ms)$"))]
     pub commit_interval: String,
+    /// How often the table's upkeep runs (small files compacted, old snapshots expired
+    /// and the files only they reached deleted), like `commitInterval`. Default `1h`.
+    #[serde(default = "default_maintenance_interval")]
+    #[schemars(regex(pattern = r"^([1-9][0-9]{0,9}(s|m|h|d|w)|[1-9][0-9]{3,9}ms)$"))]
+    pub maintenance_interval: String,
     /// Bytes at which a data file is closed and the next one begun. Default 128 MiB.
     #[serde(default = "default_target_file_size")]
     #[schemars(range(min = 1048576))]
@@ -305,6 +310,9 @@ fn default_table_partitioning() -> String {
 }
 fn default_commit_interval() -> String {
     "1m".into()
+}
+fn default_maintenance_interval() -> String {
+    "1h".into()
 }
 fn default_target_file_size() -> i64 {
     sluice_schema::table_config::DEFAULT_TARGET_FILE_BYTES as i64

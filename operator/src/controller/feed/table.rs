@@ -17,7 +17,8 @@ use crate::lake::TableFigures;
 
 pub use sluice_schema::topic_configs::{
     TABLE_ALL as TABLE_CONFIGS, TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION,
-    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    TABLE_MAINTENANCE_INTERVAL_MS, TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING,
+    TABLE_TARGET_FILE_BYTES,
 };
 
 /// The table topic configs of the feed's topic: all `None` (the broker's default: no
@@ -35,13 +36,15 @@ pub fn table_configs(
     if table.mode == TableMode::Schema && feed.spec.schema.is_none() {
         problems.push("table.mode schema needs spec.schema".into());
     }
-    let commit_interval = match parse_duration_ms("table.commitInterval", &table.commit_interval) {
+    let mut interval = |field: &str, value: &str| match parse_duration_ms(field, value) {
         Ok(ms) => Some(ms.to_string()),
         Err(e) => {
             problems.push(e);
             None
         }
     };
+    let commit_interval = interval("table.commitInterval", &table.commit_interval);
+    let maintenance_interval = interval("table.maintenanceInterval", &table.maintenance_interval);
     let mode = match table.mode {
         TableMode::Raw => "raw",
         TableMode::Schema => "schema",
@@ -61,6 +64,11 @@ pub fn table_configs(
             Some(table.partitioning.clone()),
         ),
         (TABLE_COMMIT_INTERVAL_MS, "commitInterval", commit_interval),
+        (
+            TABLE_MAINTENANCE_INTERVAL_MS,
+            "maintenanceInterval",
+            maintenance_interval,
+        ),
         (
             TABLE_TARGET_FILE_BYTES,
             "targetFileSize",
@@ -195,6 +203,7 @@ mod tests {
                 (TABLE_COMMIT_INTERVAL_MS, Some("60000")),
                 (TABLE_ENABLED, Some("true")),
                 (TABLE_GENERATION, Some("7")),
+                (TABLE_MAINTENANCE_INTERVAL_MS, Some("3600000")),
                 (TABLE_MODE, Some("raw")),
                 (TABLE_NAME, Some("dns_raw_v1")),
                 (TABLE_NAMESPACE, Some("sluice")),
