@@ -23,7 +23,7 @@ use crate::table;
 
 /// Commit attempts before giving up for now (each after the table moved for a reason
 /// that did not touch our partitions: another broker committing its own).
-const ATTEMPTS: usize = 10;
+pub(crate) const ATTEMPTS: usize = 10;
 
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,18 +99,25 @@ impl Commit<'_> {
                     })
                 }
                 Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
-                    tracing::debug!(table = %self.ident, attempt, "commit conflict, re-reading: {e}");
-                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                    pause_after_conflict(self.ident, attempt, &e).await
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(LakeError::Iceberg(iceberg::Error::new(
-            ErrorKind::CatalogCommitConflicts,
-            format!(
-                "{}: still conflicting after {ATTEMPTS} attempts",
-                self.ident
-            ),
-        )))
+        Err(still_conflicting(self.ident))
     }
+}
+
+/// Waits a little longer after each conflict, before reading the table again.
+pub(crate) async fn pause_after_conflict(ident: &TableIdent, attempt: usize, e: &iceberg::Error) {
+    tracing::debug!(table = %ident, attempt, "commit conflict, re-reading: {e}");
+    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+}
+
+/// The error after [`ATTEMPTS`] conflicts in a row.
+pub(crate) fn still_conflicting(ident: &TableIdent) -> LakeError {
+    LakeError::Iceberg(iceberg::Error::new(
+        ErrorKind::CatalogCommitConflicts,
+        format!("{ident}: still conflicting after {ATTEMPTS} attempts"),
+    ))
 }

@@ -16,7 +16,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use iceberg::spec::{
     DataFile, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter, ManifestWriter,
@@ -27,11 +26,9 @@ use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableCommit, TableIdent, TableRequirement, TableUpdate};
 use uuid::Uuid;
 
+use crate::commit::{pause_after_conflict, still_conflicting, ATTEMPTS};
 use crate::error::{LakeError, Result};
 use crate::lineage::{carried, COMMIT};
-
-/// Rebuilds on a moved table before giving up for now.
-const ATTEMPTS: usize = 10;
 
 /// One replacement of data files.
 pub struct Replace<'a> {
@@ -88,19 +85,12 @@ impl Replace<'_> {
                     })
                 }
                 Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
-                    tracing::debug!(table = %self.ident, attempt, "replacement conflicts, rebuilding: {e}");
-                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(6))).await;
+                    pause_after_conflict(self.ident, attempt, &e).await
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(LakeError::Iceberg(iceberg::Error::new(
-            ErrorKind::CatalogCommitConflicts,
-            format!(
-                "{}: still conflicting after {ATTEMPTS} attempts",
-                self.ident
-            ),
-        )))
+        Err(still_conflicting(self.ident))
     }
 
     /// The commit of this replacement on the table's current snapshot.

@@ -6,15 +6,44 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use arrow_array::{Int32Array, Int64Array};
 use common::{rows, scan_batches, spec, sql_catalog, summary_of, write_window};
 use iceberg::spec::Operation;
 use iceberg::table::Table;
+use iceberg::Catalog;
+use sluice_lake::catalog::CatalogConfig;
 use sluice_lake::commit::Outcome;
 use sluice_lake::compaction::{compact, live_files, Policy};
 use sluice_lake::rewrite::{Replace, Replaced};
 use sluice_lake::table::{ident, positions};
+
+/// `windows` commits of `size` rows each to partition 0, one file each unless they
+/// straddle an hour.
+async fn fill(catalog: &Arc<dyn Catalog>, cfg: &CatalogConfig, windows: i64, size: i64) {
+    for w in 0..windows {
+        let out = write_window(
+            catalog,
+            cfg,
+            BTreeMap::from([(0, (w > 0).then_some(w * size))]),
+            rows(0, w * size..w * size + size),
+            &format!("w{w}"),
+        )
+        .await;
+        assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    }
+}
+
+/// The paths of the table's live data files.
+async fn paths(t: &Table) -> Vec<String> {
+    live_files(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, f)| f.file_path().to_string())
+        .collect()
+}
 
 /// Every row's (partition, offset), in scan order.
 async fn lineage(t: &Table) -> Vec<(i32, i64)> {
@@ -34,17 +63,7 @@ async fn small_files_of_a_table_partition_become_one_with_the_same_rows() {
     let (catalog, cfg) = sql_catalog(dir.path()).await;
     // Twelve windows of ten rows, a minute apart per offset: three hour partitions with
     // 5, 7 and 2 files.
-    for w in 0..12i64 {
-        let out = write_window(
-            &catalog,
-            &cfg,
-            BTreeMap::from([(0, (w > 0).then_some(w * 10))]),
-            rows(0, w * 10..w * 10 + 10),
-            &format!("w{w}"),
-        )
-        .await;
-        assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
-    }
+    fill(&catalog, &cfg, 12, 10).await;
     let id = ident(&spec());
     let before = catalog.load_table(&id).await.unwrap();
     assert_eq!(live_files(&before).await.unwrap().len(), 14);
@@ -112,24 +131,10 @@ async fn small_files_of_a_table_partition_become_one_with_the_same_rows() {
 async fn a_replacement_whose_files_are_gone_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (catalog, cfg) = sql_catalog(dir.path()).await;
-    for w in 0..5i64 {
-        write_window(
-            &catalog,
-            &cfg,
-            BTreeMap::from([(0, (w > 0).then_some(w * 5))]),
-            rows(0, w * 5..w * 5 + 5),
-            &format!("w{w}"),
-        )
-        .await;
-    }
+    fill(&catalog, &cfg, 5, 5).await;
     let id = ident(&spec());
     let t = catalog.load_table(&id).await.unwrap();
-    let files: BTreeSet<String> = live_files(&t)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, f)| f.file_path().to_string())
-        .collect();
+    let files: BTreeSet<String> = paths(&t).await.into_iter().collect();
     let first = files.iter().next().unwrap().clone();
     let r1 = Replace {
         ident: &id,
@@ -171,23 +176,9 @@ async fn a_replacement_whose_files_are_gone_commits_nothing() {
 async fn expiry_deletes_the_files_only_expired_snapshots_reached() {
     let dir = tempfile::tempdir().unwrap();
     let (catalog, cfg) = sql_catalog(dir.path()).await;
-    for w in 0..6i64 {
-        write_window(
-            &catalog,
-            &cfg,
-            BTreeMap::from([(0, (w > 0).then_some(w * 5))]),
-            rows(0, w * 5..w * 5 + 5),
-            &format!("w{w}"),
-        )
-        .await;
-    }
+    fill(&catalog, &cfg, 6, 5).await;
     let id = ident(&spec());
-    let small: Vec<String> = live_files(&catalog.load_table(&id).await.unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, f)| f.file_path().to_string())
-        .collect();
+    let small = paths(&catalog.load_table(&id).await.unwrap()).await;
     assert_eq!(small.len(), 6);
     let done = compact(&catalog, &id, Policy::for_target(1 << 20), "c")
         .await
