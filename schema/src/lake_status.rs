@@ -40,6 +40,8 @@ pub struct TableStatus {
     pub files_compacted: u64,
     /// Records the table can never have: deleted by retention before they were written.
     pub records_lost_to_retention: u64,
+    /// The feed's replays, for the partitions this broker leads.
+    pub replays: Vec<crate::replay::ReplayStatus>,
     /// The last failure (catalog unreachable, commit failing, incompatible table) and
     /// since when it lasts; cleared by the next successful commit.
     pub error: Option<String>,

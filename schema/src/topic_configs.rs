@@ -22,6 +22,12 @@ pub const TABLE_GENERATION: &str = "sluice.table.generation";
 /// How often the table's upkeep runs (compaction, snapshot expiry).
 pub const TABLE_MAINTENANCE_INTERVAL_MS: &str = "sluice.table.maintenance.interval.ms";
 
+/// The feed's approved replays (`crate::replay`), set by the operator.
+pub const TABLE_REPLAYS: &str = "sluice.table.replays";
+/// The team that owns the feed (`Feed.spec.owner.team`), set by the operator; named in
+/// evidence reports.
+pub const FEED_OWNER: &str = "sluice.feed.owner";
+
 /// The table configs.
 pub const TABLE_ALL: [&str; 9] = [
     TABLE_ENABLED,
