@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::table_config::validate_identifier;
-
 /// Longest replay id: it names snapshot summary keys and Kubernetes Events.
 pub const MAX_ID_LEN: usize = 63;
 
@@ -53,7 +51,10 @@ pub fn parse_replays(value: &str) -> Result<Vec<ReplaySpec>, String> {
     for r in &replays {
         validate(r)?;
         if !seen.insert(r.id.as_str()) {
-            return Err(format!("sluice.table.replays: replay id {:?} appears twice", r.id));
+            return Err(format!(
+                "sluice.table.replays: replay id {:?} appears twice",
+                r.id
+            ));
         }
     }
     Ok(replays)
@@ -165,7 +166,10 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_bad_replays() {
         let value = replays_config(&[spec("r-1"), spec("r-2")]);
-        assert_eq!(parse_replays(&value).unwrap(), vec![spec("r-1"), spec("r-2")]);
+        assert_eq!(
+            parse_replays(&value).unwrap(),
+            vec![spec("r-1"), spec("r-2")]
+        );
         assert_eq!(parse_replays("").unwrap(), vec![]);
         assert!(parse_replays(&replays_config(&[spec("r"), spec("r")]))
             .unwrap_err()
