@@ -13,19 +13,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use iceberg::arrow::ArrowReaderBuilder;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{DataFile, ManifestContentType, Operation, PrimitiveLiteral};
+use iceberg::spec::{DataFile, ManifestContentType, Operation};
 use iceberg::table::Table;
-use iceberg::{Catalog, Runtime, TableIdent};
+use iceberg::{Catalog, TableIdent};
 
 use crate::columns::{OFFSET_FIELD_ID, PARTITION_FIELD_ID};
+use crate::copy_rows::{bound, copy_rows, scan_tasks, Ranges};
 use crate::error::Result;
 use crate::maintenance::delete_files;
 use crate::rewrite::{Replace, Replaced};
-use crate::table::TOPIC_PROPERTY;
-use crate::writer::DataWriter;
 
 /// Summary property naming what a compaction snapshot did.
 pub const COMPACTED: &str = "sluice.compacted-files";
@@ -81,24 +78,10 @@ pub async fn compact(
     if groups.is_empty() {
         return Ok(done);
     }
-    let mut tasks: BTreeMap<String, FileScanTask> = table
-        .scan()
-        .select_all()
-        .build()?
-        .plan_files()
-        .await?
-        .map_ok(|t| (t.data_file_path.clone(), t))
-        .try_collect()
-        .await?;
-    let topic = table
-        .metadata()
-        .properties()
-        .get(TOPIC_PROPERTY)
-        .cloned()
-        .unwrap_or_default();
+    let mut tasks = scan_tasks(&table).await?;
     for (n, group) in groups.into_iter().enumerate() {
         let id = format!("{file_prefix}-c{n}");
-        let (added, rows) = match rewrite(&table, &topic, &group, &mut tasks, &policy, &id).await {
+        let (added, rows) = match rewrite(&table, &group, &mut tasks, &policy, &id).await {
             Ok(Some(written)) => written,
             Ok(None) => continue,
             Err(e) => {
@@ -143,41 +126,36 @@ pub async fn compact(
 /// record.
 async fn rewrite(
     table: &Table,
-    topic: &str,
     group: &[DataFile],
     tasks: &mut BTreeMap<String, FileScanTask>,
     policy: &Policy,
     prefix: &str,
 ) -> Result<Option<(Vec<DataFile>, u64)>> {
-    let mut writer =
-        DataWriter::new(table, topic, policy.target_file_bytes, prefix.to_string()).await?;
-    let mut rows = 0;
-    for file in group {
-        let Some(task) = tasks.remove(file.file_path()) else {
-            continue;
-        };
-        let reader = ArrowReaderBuilder::new(table.file_io().clone(), Runtime::current()).build();
-        let mut batches = reader
-            .read(Box::pin(futures::stream::iter([Ok(task)])))?
-            .stream();
-        while let Some(batch) = batches.try_next().await? {
-            rows += batch.num_rows() as u64;
-            writer.write_batch(batch).await?;
-        }
-    }
-    let added = writer.finish().await?;
+    let copied = copy_rows(
+        table,
+        group,
+        tasks,
+        policy.target_file_bytes,
+        prefix,
+        &Ranges::new(),
+    )
+    .await?;
     let input_rows: u64 = group.iter().map(DataFile::record_count).sum();
-    if rows != input_rows {
+    if copied.rows_read != input_rows {
         tracing::warn!(
-            rows,
+            rows = copied.rows_read,
             input_rows,
             "compaction read another row count than the manifests record; skipped"
         );
-        let paths: Vec<String> = added.iter().map(|f| f.file_path().to_string()).collect();
+        let paths: Vec<String> = copied
+            .files
+            .iter()
+            .map(|f| f.file_path().to_string())
+            .collect();
         delete_files(table.file_io(), table.metadata().location(), &paths).await;
         return Ok(None);
     }
-    Ok(Some((added, rows)))
+    Ok(Some((copied.files, copied.rows_read)))
 }
 
 /// The groups of files to rewrite, each within one table partition, in offset order.
@@ -240,10 +218,9 @@ pub async fn live_files(table: &Table) -> Result<Vec<(i32, DataFile)>> {
 /// order, so the compacted file's row groups stay narrow in offsets for readers'
 /// pruning.
 fn first_offset(file: &DataFile) -> (i64, i64) {
-    let bound = |id| match file.lower_bounds().get(&id).map(|d| d.literal()) {
-        Some(PrimitiveLiteral::Int(v)) => *v as i64,
-        Some(PrimitiveLiteral::Long(v)) => *v,
-        _ => i64::MAX,
-    };
-    (bound(PARTITION_FIELD_ID), bound(OFFSET_FIELD_ID))
+    let lower = file.lower_bounds();
+    (
+        bound(lower, PARTITION_FIELD_ID).unwrap_or(i64::MAX),
+        bound(lower, OFFSET_FIELD_ID).unwrap_or(i64::MAX),
+    )
 }
