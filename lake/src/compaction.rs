@@ -99,6 +99,7 @@ pub async fn compact(
             operation: Operation::Replace,
             id: &id,
             properties: [(COMPACTED.to_string(), group.len().to_string())].into(),
+            table_properties: Default::default(),
         };
         match replace.run(catalog).await? {
             Replaced::Committed { .. } => {

@@ -39,6 +39,9 @@ pub struct Overwrite<'a> {
     pub id: &'a str,
     /// More summary properties (the replay's id, requester, approver, reason).
     pub properties: HashMap<String, String>,
+    /// Table properties set by the same commit: a record of the replay that outlives
+    /// the snapshot's expiry.
+    pub table_properties: HashMap<String, String>,
     pub target_file_bytes: u64,
     /// Names the rewritten files; unique per attempt is added here.
     pub file_prefix: &'a str,
@@ -62,7 +65,11 @@ impl Overwrite<'_> {
         for attempt in 0..ATTEMPTS {
             let table = catalog.load_table(self.ident).await?;
             if let Some(s) = table.metadata().snapshots().find(|s| {
-                s.summary().additional_properties.get(COMMIT).map(String::as_str) == Some(self.id)
+                s.summary()
+                    .additional_properties
+                    .get(COMMIT)
+                    .map(String::as_str)
+                    == Some(self.id)
             }) {
                 // Landed before (its answer lost): what it did, from its summary. Its
                 // added rows are the rows kept from rewritten files plus ours.
@@ -110,6 +117,7 @@ impl Overwrite<'_> {
                 operation: Operation::Overwrite,
                 id: self.id,
                 properties,
+                table_properties: self.table_properties.clone(),
             };
             match replace.run(catalog).await? {
                 Replaced::Committed { snapshot_id } => {
@@ -122,8 +130,11 @@ impl Overwrite<'_> {
                 }
                 Replaced::Stale { missing } => {
                     tracing::debug!(table = %self.ident, attempt, ?missing, "a file to rewrite was replaced meanwhile; rebuilding");
-                    let paths: Vec<String> =
-                        kept.files.iter().map(|f| f.file_path().to_string()).collect();
+                    let paths: Vec<String> = kept
+                        .files
+                        .iter()
+                        .map(|f| f.file_path().to_string())
+                        .collect();
                     delete_files(table.file_io(), table.metadata().location(), &paths).await;
                 }
             }

@@ -44,6 +44,8 @@ pub struct Replace<'a> {
     pub id: &'a str,
     /// More summary properties (e.g. what the replacement was for).
     pub properties: HashMap<String, String>,
+    /// Table properties set by the same commit (they outlive snapshot expiry).
+    pub table_properties: HashMap<String, String>,
 }
 
 /// What a replacement did.
@@ -205,18 +207,24 @@ impl Replace<'_> {
             .with_schema_id(meta.current_schema_id())
             .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
             .build();
+        let mut updates = vec![
+            TableUpdate::AddSnapshot { snapshot },
+            TableUpdate::SetSnapshotRef {
+                ref_name: MAIN_BRANCH.to_string(),
+                reference: SnapshotReference::new(
+                    snapshot_id,
+                    SnapshotRetention::branch(None, None, None),
+                ),
+            },
+        ];
+        if !self.table_properties.is_empty() {
+            updates.push(TableUpdate::SetProperties {
+                updates: self.table_properties.clone(),
+            });
+        }
         let commit = TableCommit::builder()
             .ident(self.ident.clone())
-            .updates(vec![
-                TableUpdate::AddSnapshot { snapshot },
-                TableUpdate::SetSnapshotRef {
-                    ref_name: MAIN_BRANCH.to_string(),
-                    reference: SnapshotReference::new(
-                        snapshot_id,
-                        SnapshotRetention::branch(None, None, None),
-                    ),
-                },
-            ])
+            .updates(updates)
             .requirements(vec![
                 TableRequirement::UuidMatch { uuid: meta.uuid() },
                 TableRequirement::RefSnapshotIdMatch {

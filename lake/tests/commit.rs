@@ -8,8 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use common::{rows, spec, sql_catalog, summary_of, write_window};
-use iceberg::transaction::ApplyTransactionAction;
+use common::{expire_all_but_current, rows, spec, sql_catalog, summary_of, write_window};
 use sluice_lake::commit::Outcome;
 use sluice_lake::lineage::added_ranges;
 use sluice_lake::table::{ident, open_or_create, positions};
@@ -115,17 +114,7 @@ async fn expiry_keeps_positions_and_drops_old_snapshots() {
         .await;
         assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
     }
-    // Everything older than now, at least one kept: only the current snapshot stays.
-    let t = catalog.load_table(&ident(&spec())).await.unwrap();
-    let tx = iceberg::transaction::Transaction::new(&t);
-    let tx = tx
-        .update_table_properties()
-        .set("history.expire.max-snapshot-age-ms".into(), "1".into())
-        .set("history.expire.min-snapshots-to-keep".into(), "1".into())
-        .apply(tx)
-        .unwrap();
-    tx.commit(catalog.as_ref()).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    expire_all_but_current(&catalog).await;
     let expired = sluice_lake::maintenance::expire_snapshots(&catalog, &ident(&spec()))
         .await
         .unwrap();

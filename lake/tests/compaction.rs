@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::{Int32Array, Int64Array};
-use common::{rows, scan_batches, spec, sql_catalog, summary_of, write_window};
+use common::{
+    expire_all_but_current, rows, scan_batches, spec, sql_catalog, summary_of, write_window,
+};
 use iceberg::spec::Operation;
 use iceberg::table::Table;
 use iceberg::Catalog;
@@ -136,14 +138,17 @@ async fn a_replacement_whose_files_are_gone_commits_nothing() {
     let t = catalog.load_table(&id).await.unwrap();
     let files: BTreeSet<String> = paths(&t).await.into_iter().collect();
     let first = files.iter().next().unwrap().clone();
-    let r1 = Replace {
-        ident: &id,
+    let id_ref = id.clone();
+    let remove_first = |id| Replace {
+        ident: &id_ref,
         removed: BTreeSet::from([first.clone()]),
         added: Vec::new(),
         operation: Operation::Overwrite,
-        id: "r1",
+        id,
         properties: Default::default(),
+        table_properties: Default::default(),
     };
+    let r1 = remove_first("r1");
     assert!(matches!(
         r1.run(&catalog).await.unwrap(),
         Replaced::Committed { .. }
@@ -153,14 +158,7 @@ async fn a_replacement_whose_files_are_gone_commits_nothing() {
         r1.run(&catalog).await.unwrap(),
         Replaced::Committed { .. }
     ));
-    let r2 = Replace {
-        ident: &id,
-        removed: BTreeSet::from([first.clone()]),
-        added: Vec::new(),
-        operation: Operation::Overwrite,
-        id: "r2",
-        properties: Default::default(),
-    };
+    let r2 = remove_first("r2");
     assert_eq!(
         r2.run(&catalog).await.unwrap(),
         Replaced::Stale {
@@ -188,17 +186,7 @@ async fn expiry_deletes_the_files_only_expired_snapshots_reached() {
     // Still reached by the snapshots before the compaction: kept.
     assert!(small.iter().all(|p| local(p).exists()));
 
-    let t = catalog.load_table(&id).await.unwrap();
-    let tx = iceberg::transaction::Transaction::new(&t);
-    let tx = iceberg::transaction::ApplyTransactionAction::apply(
-        tx.update_table_properties()
-            .set("history.expire.max-snapshot-age-ms".into(), "1".into())
-            .set("history.expire.min-snapshots-to-keep".into(), "1".into()),
-        tx,
-    )
-    .unwrap();
-    tx.commit(catalog.as_ref()).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    expire_all_but_current(&catalog).await;
     let expired = sluice_lake::maintenance::expire_snapshots(&catalog, &id)
         .await
         .unwrap();

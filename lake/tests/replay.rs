@@ -20,13 +20,23 @@ use sluice_lake::writer::DataWriter;
 /// Every row's (partition, offset) -> value.
 async fn values(t: &Table) -> BTreeMap<(i32, i64), Vec<u8>> {
     let mut out = BTreeMap::new();
-    for b in scan_batches(t.scan().select(["sluice_partition", "sluice_offset", "value"])).await {
+    for b in scan_batches(
+        t.scan()
+            .select(["sluice_partition", "sluice_offset", "value"]),
+    )
+    .await
+    {
         let p = b.column(0).as_any().downcast_ref::<Int32Array>().unwrap();
         let o = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-        let v = b.column(2).as_any().downcast_ref::<LargeBinaryArray>().unwrap();
+        let v = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<LargeBinaryArray>()
+            .unwrap();
         for i in 0..b.num_rows() {
             assert!(
-                out.insert((p.value(i), o.value(i)), v.value(i).to_vec()).is_none(),
+                out.insert((p.value(i), o.value(i)), v.value(i).to_vec())
+                    .is_none(),
                 "row {}/{} twice",
                 p.value(i),
                 o.value(i)
@@ -79,6 +89,7 @@ async fn a_window_is_replaced_once_and_nothing_else_moves() {
         added,
         id: "replay-r1-node-0",
         properties: HashMap::from([("sluice.replay.id".to_string(), "r1".to_string())]),
+        table_properties: HashMap::from([("sluice.replay.r1.0".to_string(), "30-59".to_string())]),
         target_file_bytes: 1 << 20,
         file_prefix: "replay-r1-node-0",
     };
@@ -104,6 +115,7 @@ async fn a_window_is_replaced_once_and_nothing_else_moves() {
     assert_eq!(summary["sluice.replay.id"], "r1");
     assert_eq!(summary["total-records"], "239");
     assert_eq!(positions(&t), BTreeMap::from([(0, 120), (1, 120)]));
+    assert_eq!(t.metadata().properties()["sluice.replay.r1.0"], "30-59");
 
     // Again (the operator re-applied the same spec, or the answer was lost): the same
     // snapshot, nothing added.

@@ -136,3 +136,20 @@ pub fn summary_of(t: &iceberg::table::Table) -> &HashMap<String, String> {
         .summary()
         .additional_properties
 }
+
+/// Sets the table's expiry properties so that the next expiry keeps only the current
+/// snapshot (everything older than now, at least one kept).
+#[allow(dead_code)] // not every test file expires snapshots
+pub async fn expire_all_but_current(catalog: &Arc<dyn Catalog>) {
+    use iceberg::transaction::{ApplyTransactionAction, Transaction};
+    let t = catalog.load_table(&ident(&spec())).await.unwrap();
+    let tx = Transaction::new(&t);
+    let tx = tx
+        .update_table_properties()
+        .set("history.expire.max-snapshot-age-ms".into(), "1".into())
+        .set("history.expire.min-snapshots-to-keep".into(), "1".into())
+        .apply(tx)
+        .unwrap();
+    tx.commit(catalog.as_ref()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
