@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use sluice_schema::replay::{parse_replays, ReplaySpec};
 use sluice_schema::topic_configs::{
     TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MAINTENANCE_INTERVAL_MS,
-    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_REPLAYS,
+    TABLE_TARGET_FILE_BYTES,
 };
 // The values' parsers and checks live in `sluice-schema`, shared with the operator.
 pub use sluice_schema::table_config::{
@@ -33,6 +35,8 @@ pub struct TableSpec {
     pub generation: Option<i64>,
     /// How often the table's upkeep (compaction, snapshot expiry) runs.
     pub maintenance_interval: Duration,
+    /// Approved replays of the feed's windows (`docs/replay.md`).
+    pub replays: Vec<ReplaySpec>,
 }
 
 impl TableSpec {
@@ -84,6 +88,7 @@ impl TableSpec {
             target_file_bytes,
             generation,
             maintenance_interval,
+            replays: parse_replays(get(TABLE_REPLAYS))?,
         }))
     }
 

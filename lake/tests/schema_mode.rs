@@ -63,6 +63,7 @@ fn spec(name: &str) -> TableSpec {
         target_file_bytes: 1 << 20,
         generation: None,
         maintenance_interval: Duration::from_secs(3600),
+        replays: Vec::new(),
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::topic_configs::{
     TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MAINTENANCE_INTERVAL_MS,
-    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_REPLAYS,
+    TABLE_TARGET_FILE_BYTES,
 };
 
 pub const DEFAULT_NAMESPACE: &str = "sluice";
@@ -168,6 +169,7 @@ pub fn validate_config(name: &str, value: &str) -> Result<(), String> {
         TABLE_PARTITIONING => value.parse::<Partitioning>().map(|_| ()),
         TABLE_COMMIT_INTERVAL_MS => value.parse::<CommitInterval>().map(|_| ()),
         TABLE_MAINTENANCE_INTERVAL_MS => parse_interval(name, value).map(|_| ()),
+        TABLE_REPLAYS => crate::replay::parse_replays(value).map(|_| ()),
         TABLE_TARGET_FILE_BYTES => value.parse::<FileBytes>().map(|_| ()),
         TABLE_GENERATION if value.is_empty() => Ok(()),
         TABLE_GENERATION => value

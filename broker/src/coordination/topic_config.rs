@@ -12,9 +12,10 @@ pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub use sluice_schema::topic_configs::{
-    DEAD_LETTER_TOPIC, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE, SCHEMA_SUBJECT, SCHEMA_VERSION,
-    TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION, TABLE_MAINTENANCE_INTERVAL_MS,
-    TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING, TABLE_TARGET_FILE_BYTES,
+    DEAD_LETTER_TOPIC, FEED_OWNER, SCHEMA_FORMAT, SCHEMA_LEVEL, SCHEMA_MODE, SCHEMA_SUBJECT,
+    SCHEMA_VERSION, TABLE_COMMIT_INTERVAL_MS, TABLE_ENABLED, TABLE_GENERATION,
+    TABLE_MAINTENANCE_INTERVAL_MS, TABLE_MODE, TABLE_NAME, TABLE_NAMESPACE, TABLE_PARTITIONING,
+    TABLE_REPLAYS, TABLE_TARGET_FILE_BYTES,
 };
 
 /// Kafka's config types, as DescribeConfigs v3+ reports them.
@@ -205,6 +206,20 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         kind: ConfigType::Long,
         doc: "How often the table's upkeep runs: small files compacted, old snapshots expired and the files only they reached deleted (at least 1000).",
         validate: validate_table_config,
+    },
+    ConfigDef {
+        name: TABLE_REPLAYS,
+        default: "",
+        kind: ConfigType::String,
+        doc: "The feed's approved replays, a JSON array (set by the operator from the Feed's spec.replays; docs/replay.md).",
+        validate: validate_table_config,
+    },
+    ConfigDef {
+        name: FEED_OWNER,
+        default: "",
+        kind: ConfigType::String,
+        doc: "The team that owns the feed (set by the operator from the Feed's spec.owner.team), named in evidence reports.",
+        validate: |_, _| Ok(()),
     },
     ConfigDef {
         name: TABLE_GENERATION,

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::feed_schema::FeedSchemaSource;
 use super::records;
+use super::replay::Replays;
 use super::status::{now_ms, LakeStatus, PartitionProgress};
 use crate::metrics::{Metrics, TopicLabel, TopicOutcomeLabel};
 use crate::storage::{LogEngine, PartitionLog, ReadLimit, StorageError};
@@ -113,6 +114,7 @@ impl FeedWriter {
         let mut columns_of: Option<i32> = None;
         let mut table_positions = positions(&table);
         let mut next_maintenance = Instant::now();
+        let mut replays = Replays::default();
         loop {
             let parts: Vec<Arc<PartitionLog>> = self
                 .engine
@@ -144,6 +146,12 @@ impl FeedWriter {
                         .map_err(|e| e.to_string())?;
                     columns_of = Some(id);
                 }
+            }
+            // Replays after the columns are brought to the newest version: a replay
+            // writes its rows through them.
+            if !self.spec.replays.is_empty() {
+                self.run_replays(&parts, &table_positions, &mut replays)
+                    .await;
             }
             let window = Uuid::new_v4();
             let writer = DataWriter::new(

@@ -13,6 +13,7 @@
 mod feed_schema;
 mod feed_writer;
 mod records;
+mod replay;
 pub mod status;
 
 use std::collections::BTreeMap;

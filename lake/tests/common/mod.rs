@@ -29,6 +29,7 @@ pub fn spec() -> TableSpec {
         target_file_bytes: 1 << 20,
         generation: Some(4),
         maintenance_interval: Duration::from_secs(3600),
+        replays: Vec::new(),
     }
 }
 
