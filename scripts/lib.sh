@@ -9,6 +9,9 @@ export SLUICE_ROOT
 
 # One target dir outside the work tree, shared by every checkout on the machine.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
+# No incremental state: a checkout builds once per test run, and incremental caches
+# (keyed by the checkout's path) only filled the disk with copies nothing reused.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Python tooling for the tests (pytest suite, and moto_server for the Rust S3 tests).
 # confluent-kafka's extras bring the Schema Registry client (httpx, authlib, cachetools,

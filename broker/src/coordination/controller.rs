@@ -108,7 +108,7 @@ impl Controller {
     }
 
     /// Registers this incarnation as a live node (keeping an operator's drain).
-    pub async fn register(&self, host: &str, port: i32) -> Result<()> {
+    pub async fn register(&self, host: &str, port: i32, http_port: Option<i32>) -> Result<()> {
         let (node, incarnation) = (self.node, self.incarnation);
         self.metadata
             .update(|m| {
@@ -121,6 +121,7 @@ impl Controller {
                         incarnation,
                         alive: true,
                         draining,
+                        http_port,
                     },
                 );
                 Ok::<_, StorageError>(())
@@ -336,7 +337,7 @@ mod tests {
                 .unwrap(),
         );
         let c = Controller::new(store.clone(), meta, id, incarnation, config());
-        c.register("127.0.0.1", 9000 + id).await.unwrap();
+        c.register("127.0.0.1", 9000 + id, None).await.unwrap();
         c
     }
 

@@ -58,6 +58,10 @@ pub struct NodeInfo {
     /// Asked to hand over every partition and take no new ones (scale-in).
     #[serde(default)]
     pub draining: bool,
+    /// The port of the node's HTTP API (same host), where peers ask for the parts of
+    /// an evidence report it holds. None from brokers of older versions.
+    #[serde(default)]
+    pub http_port: Option<i32>,
 }
 
 impl NodeInfo {
@@ -202,6 +206,7 @@ mod tests {
                             incarnation: 1,
                             alive: true,
                             draining: false,
+                            http_port: None,
                         },
                     );
                     Ok::<_, StorageError>(())

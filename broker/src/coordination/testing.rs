@@ -44,6 +44,7 @@ pub async fn fixture() -> Fixture {
                     incarnation: engine.incarnation(),
                     alive: true,
                     draining: false,
+                    http_port: None,
                 },
             );
             Ok::<_, StorageError>(())

@@ -10,6 +10,7 @@
 //! one partition led here, and connects to the catalog (retrying) when the first one
 //! is needed.
 
+mod catalog;
 mod feed_schema;
 mod feed_writer;
 mod records;
@@ -20,8 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iceberg::Catalog;
-use sluice_lake::{CatalogConfig, TableSpec};
+use sluice_lake::TableSpec;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -32,6 +32,7 @@ use crate::coordination::MetadataStore;
 use crate::governance::SchemaRegistry;
 use crate::metrics::Metrics;
 use crate::storage::LogEngine;
+pub use catalog::SharedCatalog;
 use feed_schema::FeedSchemaSource;
 pub use feed_writer::CrashPoint;
 use feed_writer::FeedWriter;
@@ -42,8 +43,8 @@ pub use status::{LakeStatus, TableStatus};
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct LakeService {
-    /// None: no catalog configured; topics asking for a table report it.
-    pub config: Option<CatalogConfig>,
+    /// Without a configured catalog, topics asking for a table report it.
+    pub catalog: Arc<SharedCatalog>,
     pub engine: Arc<LogEngine>,
     pub metadata: Arc<MetadataStore>,
     pub metrics: Arc<Metrics>,
@@ -69,9 +70,8 @@ impl LakeService {
     pub fn start(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut running: BTreeMap<String, Running> = BTreeMap::new();
-            let mut catalog: Option<Arc<dyn Catalog>> = None;
             loop {
-                self.supervise(&mut running, &mut catalog).await;
+                self.supervise(&mut running).await;
                 tokio::select! {
                     _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
                     _ = stop.changed() => break,
@@ -111,11 +111,7 @@ impl LakeService {
             .collect()
     }
 
-    async fn supervise(
-        &self,
-        running: &mut BTreeMap<String, Running>,
-        catalog: &mut Option<Arc<dyn Catalog>>,
-    ) {
+    async fn supervise(&self, running: &mut BTreeMap<String, Running>) {
         let wanted = self.wanted();
         let stale: Vec<String> = running
             .iter()
@@ -142,7 +138,7 @@ impl LakeService {
         if to_start.is_empty() {
             return;
         }
-        let Some(config) = &self.config else {
+        let Some(config) = self.catalog.config() else {
             for (topic, (_, spec)) in &to_start {
                 self.status.set_error(
                     topic,
@@ -152,22 +148,19 @@ impl LakeService {
             }
             return;
         };
-        let catalog = match catalog {
-            Some(c) => c.clone(),
-            None => match config.connect().await {
-                Ok(c) => catalog.insert(c).clone(),
-                Err(e) => {
-                    warn!(error = %e, "cannot connect to the Iceberg catalog; retrying");
-                    for (topic, (_, spec)) in &to_start {
-                        self.status.set_error(
-                            topic,
-                            &spec.qualified_name(),
-                            format!("catalog unreachable: {e}"),
-                        );
-                    }
-                    return;
+        let catalog = match self.catalog.get().await {
+            Ok(c) => c.expect("configured: checked above"),
+            Err(e) => {
+                warn!(error = %e, "cannot connect to the Iceberg catalog; retrying");
+                for (topic, (_, spec)) in &to_start {
+                    self.status.set_error(
+                        topic,
+                        &spec.qualified_name(),
+                        format!("catalog unreachable: {e}"),
+                    );
                 }
-            },
+                return;
+            }
         };
         let meta = self.metadata.current();
         for (topic, (topic_id, spec)) in to_start {

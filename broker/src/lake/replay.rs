@@ -311,7 +311,11 @@ mod tests {
         let mut budget = Budget::new(1000);
         budget.spent = 2500;
         assert_eq!(budget.due(), Duration::from_millis(2500));
-        assert_eq!(Budget::new(0).bytes_per_second, 1, "a zero rate would never finish");
+        assert_eq!(
+            Budget::new(0).bytes_per_second,
+            1,
+            "a zero rate would never finish"
+        );
     }
 
     #[test]

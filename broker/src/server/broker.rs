@@ -17,7 +17,7 @@ use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::topics::TopicAdmin;
 use crate::coordination::MetadataStore;
 use crate::governance::{DeadLetterWriter, SchemaRegistry};
-use crate::lake::LakeStatus;
+use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
 use crate::storage::{LogEngine, Store};
 
@@ -39,6 +39,8 @@ pub struct Broker {
     pub dead_letters: DeadLetterWriter,
     /// What this broker's lake writers report (`GET /v1/lake`).
     pub lake_status: LakeStatus,
+    /// The Iceberg catalog (`--lake-catalog`) of the lake writers and evidence reports.
+    pub lake_catalog: Arc<SharedCatalog>,
     ready: AtomicBool,
     /// Serialises leadership changes (take-over, release, close) on this broker.
     pub(crate) leadership: tokio::sync::Mutex<()>,
@@ -100,6 +102,10 @@ impl Broker {
             schemas,
             dead_letters: DeadLetterWriter::default(),
             lake_status: LakeStatus::default(),
+            lake_catalog: Arc::new(SharedCatalog::new(
+                args.lake_catalog()
+                    .context("configuring the lake catalog")?,
+            )),
             ready: AtomicBool::new(false),
             leadership: tokio::sync::Mutex::new(()),
             args,

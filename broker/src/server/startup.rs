@@ -43,7 +43,11 @@ pub async fn start_with_store(
     let broker = Broker::open(args, advertised, metrics, store).await?;
     broker
         .controller
-        .register(&broker.advertised_host, broker.advertised_port)
+        .register(
+            &broker.advertised_host,
+            broker.advertised_port,
+            Some(i32::from(broker.args.metrics_listen.port())),
+        )
         .await
         .context("registering this broker")?;
     fleet::beat(&broker, 0).await.context("first heartbeat")?;
@@ -188,16 +192,12 @@ fn start_lake(
     broker: &Arc<Broker>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let config = broker
-        .args
-        .lake_catalog()
-        .context("configuring the lake writer")?;
-    match &config {
+    match broker.lake_catalog.config() {
         Some(c) => info!(catalog = ?c.kind, warehouse = %c.warehouse, "lake writer on"),
         None => info!("lake writer off: no Iceberg catalog (--lake-catalog)"),
     }
     let service = Arc::new(LakeService {
-        config,
+        catalog: broker.lake_catalog.clone(),
         engine: broker.engine.clone(),
         metadata: broker.metadata.clone(),
         metrics: broker.metrics.clone(),
