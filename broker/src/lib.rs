@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod config;
 pub mod coordination;
+pub mod evidence;
 pub mod governance;
 pub mod lake;
 pub mod metrics;

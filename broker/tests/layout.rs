@@ -429,6 +429,7 @@ const BROKER_LAYERS: &[&[&str]] = &[
     &["coordination"],
     &["governance"],
     &["lake"],
+    &["evidence"],
     &["server", "config"],
 ];
 

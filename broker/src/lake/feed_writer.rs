@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::feed_schema::FeedSchemaSource;
 use super::records;
-use super::replay::Replays;
+use super::replay::{ReplayContext, Replays};
 use super::status::{now_ms, LakeStatus, PartitionProgress};
 use crate::metrics::{Metrics, TopicLabel, TopicOutcomeLabel};
 use crate::storage::{LogEngine, PartitionLog, ReadLimit, StorageError};
@@ -150,8 +150,18 @@ impl FeedWriter {
             // Replays after the columns are brought to the newest version: a replay
             // writes its rows through them.
             if !self.spec.replays.is_empty() {
-                self.run_replays(&parts, &table_positions, &mut replays)
-                    .await;
+                ReplayContext {
+                    topic: &self.topic,
+                    spec: &self.spec,
+                    catalog: &self.catalog,
+                    engine: &self.engine,
+                    status: &self.status,
+                    writer_id: &self.writer_id,
+                    schema: self.schema.as_ref(),
+                    framing: self.framing,
+                }
+                .run_replays(&parts, &table_positions, &mut replays)
+                .await;
             }
             let window = Uuid::new_v4();
             let writer = DataWriter::new(

@@ -13,7 +13,7 @@
 mod catalog;
 mod feed_schema;
 mod feed_writer;
-mod records;
+pub(crate) mod records;
 mod replay;
 pub mod status;
 

@@ -12,19 +12,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use iceberg::Catalog;
 use sluice_lake::copy_rows::Ranges;
 use sluice_lake::lineage::Positions;
 use sluice_lake::replay::Overwrite;
 use sluice_lake::table::ident;
 use sluice_lake::writer::DataWriter;
+use sluice_lake::TableSpec;
 use sluice_schema::replay::{summary, ReplayPhase, ReplaySpec, ReplayStatus};
+use sluice_schema::validate::Format;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::feed_writer::FeedWriter;
+use super::feed_schema::FeedSchemaSource;
 use super::records;
 use super::status::now_ms;
-use crate::storage::{PartitionLog, ReadLimit};
+use super::status::LakeStatus;
+use crate::storage::{LogEngine, PartitionLog, ReadLimit};
 
 /// Bytes read from one partition per step of a replay.
 const READ_BYTES: usize = 1024 * 1024;
@@ -44,6 +48,19 @@ pub struct Replays {
     retry_at: BTreeMap<String, Instant>,
 }
 
+/// What a replay needs of its feed's table writer.
+pub struct ReplayContext<'a> {
+    pub topic: &'a str,
+    pub spec: &'a TableSpec,
+    pub catalog: &'a Arc<dyn Catalog>,
+    pub engine: &'a LogEngine,
+    pub status: &'a LakeStatus,
+    pub writer_id: &'a str,
+    /// Schema mode: the columns rows are written through.
+    pub schema: Option<&'a FeedSchemaSource>,
+    pub framing: Option<Format>,
+}
+
 /// One partition's share of a replay, resolved.
 struct Share {
     part: Arc<PartitionLog>,
@@ -52,10 +69,10 @@ struct Share {
     end: i64,
 }
 
-impl FeedWriter {
+impl ReplayContext<'_> {
     /// Runs the replays not done yet for the partitions led here. A replay waiting for
     /// the table, or failing, does not hold up the others or the live windows.
-    pub(super) async fn run_replays(
+    pub async fn run_replays(
         &self,
         parts: &[Arc<PartitionLog>],
         positions: &Positions,
@@ -98,7 +115,7 @@ impl FeedWriter {
         parts: &[Arc<PartitionLog>],
         positions: &Positions,
     ) -> Result<bool, String> {
-        let table_ident = ident(&self.spec);
+        let table_ident = ident(self.spec);
         let table = self
             .catalog
             .load_table(&table_ident)
@@ -150,13 +167,13 @@ impl FeedWriter {
         );
         let writer = DataWriter::new(
             &table,
-            &self.topic,
+            self.topic,
             self.spec.target_file_bytes,
             prefix.clone(),
         )
         .await
         .map_err(|e| e.to_string())?;
-        let mut writer = match &self.schema {
+        let mut writer = match self.schema {
             Some(source) => writer.with_values(source.value_format()),
             None => writer,
         };
@@ -194,7 +211,7 @@ impl FeedWriter {
         ]);
         props.insert(
             sluice_lake::lineage::WRITER.to_string(),
-            self.writer_id.clone(),
+            self.writer_id.to_string(),
         );
         let table_properties = ranges
             .iter()
@@ -210,7 +227,7 @@ impl FeedWriter {
             target_file_bytes: self.spec.target_file_bytes,
             file_prefix: &prefix,
         }
-        .run(&self.catalog)
+        .run(self.catalog)
         .await
         .map_err(|e| e.to_string())?;
         info!(topic = %self.topic, replay = %spec.id, snapshot = done.snapshot_id, rows_removed = done.rows_removed, rows_added = done.rows_added, "replay committed");
@@ -246,7 +263,7 @@ impl FeedWriter {
 
     fn update_replay(&self, id: &str, f: impl FnOnce(&mut ReplayStatus)) {
         self.status
-            .update(&self.topic, &self.spec.qualified_name(), |s| {
+            .update(self.topic, &self.spec.qualified_name(), |s| {
                 let i = match s.replays.iter().position(|r| r.id == id) {
                     Some(i) => i,
                     None => {

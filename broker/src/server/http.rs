@@ -2,13 +2,15 @@
 //! (nodes, controller, partitions led) and `POST`/`DELETE /v1/nodes/{id}/drain` (move
 //! every partition off a broker before it is removed, or take it back into service),
 //! `GET /v1/lake` (the Iceberg tables this broker writes, their positions and lag),
+//! `GET /v1/evidence?topic=&from=&to=` (the evidence report of a feed's window,
+//! `crate::evidence`; `/v1/evidence/local` is this broker's part of it),
 //! and, for every other path, the Confluent-compatible schema registry API
 //! ([`super::registry_api`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -18,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Broker;
+use crate::evidence;
 use crate::metrics::Metrics;
 
 /// Set once the broker has recovered; until then /readyz answers 503.
@@ -68,6 +71,8 @@ pub async fn serve(
         )
         .route("/v1/cluster", get(cluster))
         .route("/v1/lake", get(lake))
+        .route("/v1/evidence", get(evidence))
+        .route("/v1/evidence/local", get(evidence_local))
         .route("/v1/nodes/{id}/drain", post(drain).delete(undrain))
         .fallback(schema_registry)
         .with_state((metrics, state));
@@ -125,6 +130,62 @@ async fn lake(
     State((_, s)): AppState,
 ) -> Result<Json<Vec<crate::lake::TableStatus>>, (StatusCode, String)> {
     Ok(Json(started(&s)?.lake_status.snapshot()))
+}
+
+/// The query of the evidence endpoints.
+#[derive(serde::Deserialize)]
+struct WindowQuery {
+    topic: String,
+    from: String,
+    to: String,
+}
+
+fn evidence_sources(broker: &Broker) -> evidence::Sources {
+    evidence::Sources {
+        node_id: broker.args.node_id,
+        engine: broker.engine.clone(),
+        metadata: broker.metadata.clone(),
+        schemas: broker.schemas.clone(),
+        catalog: broker.lake_catalog.clone(),
+        lake_status: broker.lake_status.clone(),
+    }
+}
+
+fn evidence_failure(e: evidence::EvidenceError) -> (StatusCode, String) {
+    let status = match &e {
+        evidence::EvidenceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        evidence::EvidenceError::UnknownTopic(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, e.to_string())
+}
+
+/// The evidence report of a feed's time window (`docs/replay.md`, "Evidence").
+async fn evidence(
+    State((_, s)): AppState,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<sluice_schema::evidence::Report>, (StatusCode, String)> {
+    let broker = started(&s)?;
+    let window = evidence::Window::parse(&q.topic, &q.from, &q.to).map_err(evidence_failure)?;
+    evidence_sources(broker)
+        .report(&window)
+        .await
+        .map(Json)
+        .map_err(evidence_failure)
+}
+
+/// This broker's part of an evidence report, for the broker building it.
+async fn evidence_local(
+    State((_, s)): AppState,
+    Query(q): Query<WindowQuery>,
+) -> Result<Json<evidence::log_scan::LocalPart>, (StatusCode, String)> {
+    let broker = started(&s)?;
+    let window = evidence::Window::parse(&q.topic, &q.from, &q.to).map_err(evidence_failure)?;
+    evidence_sources(broker)
+        .local(&window)
+        .await
+        .map(Json)
+        .map_err(evidence_failure)
 }
 
 async fn set_draining(
