@@ -1,10 +1,12 @@
 //! The brokers' lake writers as they report themselves at `GET /v1/lake` (one
 //! [`TableStatus`] per table-enabled topic whose partitions the broker leads), and the sum
-//! over a cluster's brokers per topic that a Feed's `status.table` is made from. Pure.
+//! over a cluster's brokers per topic that a Feed's `status.table` is made from, with each
+//! broker's report of the feed's replays (`status.replays`). Pure.
 
 use std::collections::BTreeMap;
 
 use sluice_schema::lake_status::TableStatus;
+use sluice_schema::replay::ReplayStatus;
 
 /// A failure one broker reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,15 @@ pub struct TableFigures {
     /// The snapshot of the latest commit.
     pub last_snapshot_id: Option<i64>,
     pub errors: Vec<TableError>,
+    /// The feed's replays by id, as each broker that reported one has it.
+    pub replays: BTreeMap<String, Vec<BrokerReplay>>,
+}
+
+/// One broker's report of one replay (for the partitions it leads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerReplay {
+    pub pod: String,
+    pub status: ReplayStatus,
 }
 
 impl TableFigures {
@@ -48,6 +59,15 @@ impl TableFigures {
                 message,
                 since_ms: entry.error_since_ms,
             });
+        }
+        for status in entry.replays {
+            self.replays
+                .entry(status.id.clone())
+                .or_default()
+                .push(BrokerReplay {
+                    pod: pod.to_string(),
+                    status,
+                });
         }
     }
 
@@ -73,13 +93,17 @@ pub fn add_tables(pod: &str, body: &str, into: &mut TopicTables) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_schema::replay::ReplayPhase;
 
     /// What two brokers answer (the broker's own serialization, one field it may add
     /// later included).
     const BROKER_0: &str = r#"[
         {"topic": "dns", "table": "sluice.dns", "partitions": {"0": {"table_position": 90, "high_watermark": 100, "lag": 10}},
          "last_commit_ms": 1700000000000, "last_snapshot_id": 11, "rows_committed": 90, "commits": 3,
-         "superseded": 0, "records_lost_to_retention": 0, "error": null, "error_since_ms": null, "new_field": 1},
+         "superseded": 0, "records_lost_to_retention": 0, "error": null, "error_since_ms": null, "new_field": 1,
+         "replays": [{"id": "fix-42", "phase": "Succeeded", "ranges": {"0": [10, 19]}, "records_read": 10,
+                      "rows_removed": 10, "rows_added": 10, "snapshot_ids": [13], "started_ms": 1700000070000,
+                      "finished_ms": 1700000071000, "error": null}]},
         {"topic": "edr", "table": "sec.edr", "partitions": {}, "last_commit_ms": null, "last_snapshot_id": null,
          "rows_committed": 0, "commits": 0, "superseded": 0, "records_lost_to_retention": 0,
          "error": "catalog unreachable: connection refused", "error_since_ms": 1700000005000}
@@ -87,7 +111,7 @@ mod tests {
     const BROKER_1: &str = r#"[
         {"topic": "dns", "table": "sluice.dns", "partitions": {"1": {"lag": 5}, "2": {"lag": 0}},
          "last_commit_ms": 1700000060000, "last_snapshot_id": 12, "rows_committed": 40, "commits": 1,
-         "error": null, "error_since_ms": null}
+         "error": null, "error_since_ms": null, "replays": [{"id": "fix-42", "phase": "Running"}]}
     ]"#;
 
     #[test]
@@ -103,6 +127,18 @@ mod tests {
             (Some(1_700_000_060_000), Some(12))
         );
         assert!(dns.errors.is_empty());
+        let fix: Vec<_> = dns.replays["fix-42"]
+            .iter()
+            .map(|r| (r.pod.as_str(), r.status.phase, r.status.rows_added))
+            .collect();
+        assert_eq!(
+            fix,
+            [
+                ("lake-broker-0", ReplayPhase::Succeeded, 10),
+                ("lake-broker-1", ReplayPhase::Running, 0),
+            ],
+            "each broker's report, kept for the Feed to sum"
+        );
         let edr = &all["edr"];
         assert_eq!(
             edr.errors,
@@ -114,6 +150,7 @@ mod tests {
         );
         assert_eq!(edr.failing_since_ms(), Some(1_700_000_005_000));
         assert_eq!((edr.last_commit_ms, edr.last_snapshot_id), (None, None));
+        assert!(edr.replays.is_empty());
     }
 
     #[test]

@@ -416,3 +416,79 @@ fn aws_provider_rules() {
             .contains(&"provider is immutable".to_string())
     );
 }
+
+/// The example Feed with `replays`.
+fn feed_with_replays(replays: Value) -> Value {
+    let mut f = feed();
+    f["spec"]["replays"] = replays;
+    f
+}
+
+fn replay(id: &str, from: &str, to: &str) -> Value {
+    json!({"id": id, "from": from, "to": to, "reason": "parser bug 42",
+           "requestedBy": "alice", "approvedBy": "cloud-security"})
+}
+
+#[test]
+fn replays_are_windows_of_the_table_with_unique_ids() {
+    let ok = feed_with_replays(json!([
+        replay("fix-42", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z"),
+        // 10:30 UTC to 11:00 UTC: compared as times, not as text.
+        replay(
+            "fix-43",
+            "2026-12-01T11:30:00+01:00",
+            "2026-12-01T11:00:00Z"
+        ),
+    ]));
+    assert_eq!(violations::<Feed>(&ok, None), Vec::<String>::new());
+    let typed: Feed = serde_json::from_value(ok.clone()).unwrap();
+    assert_eq!(
+        typed.spec.replays[0].bytes_per_second as u64,
+        sluice_schema::replay::DEFAULT_REPLAY_BYTES_PER_SECOND
+    );
+    assert!(!typed.spec.replays[0].dead_letters);
+    assert_eq!(
+        typed.spec.replays[0].approved_by.as_deref(),
+        Some("cloud-security")
+    );
+
+    let backwards = feed_with_replays(json!([replay(
+        "fix-42",
+        "2026-12-01T11:00:00Z",
+        "2026-12-01T11:00:00Z"
+    )]));
+    assert_eq!(
+        violations::<Feed>(&backwards, None),
+        ["a replay's from must be before its to"]
+    );
+    let twice = feed_with_replays(json!([
+        replay("fix-42", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z"),
+        replay("fix-42", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z"),
+    ]));
+    assert_eq!(
+        violations::<Feed>(&twice, None),
+        ["replay ids must be unique"]
+    );
+    let mut no_table = ok.clone();
+    no_table["spec"].as_object_mut().unwrap().remove("table");
+    assert_eq!(
+        violations::<Feed>(&no_table, None),
+        ["spec.replays needs spec.table: a replay replaces rows of the feed's table"]
+    );
+    no_table["spec"]["replays"] = json!([]);
+    assert!(violations::<Feed>(&no_table, None).is_empty());
+}
+
+#[test]
+fn the_replay_policy_defaults_to_the_feeds_own_team() {
+    let mut c = cluster();
+    c["spec"]["replayPolicy"] = json!({"approvers": ["secops-leads"]});
+    assert!(violations::<SecurityLakeCluster>(&c, None).is_empty());
+    let lake: SecurityLakeCluster = serde_json::from_value(c).unwrap();
+    let policy = lake.spec.replay_policy.unwrap();
+    assert_eq!(policy.approvers, ["secops-leads"]);
+    assert!(
+        policy.allow_feed_owner,
+        "the feed's team approves by default"
+    );
+}

@@ -99,6 +99,10 @@ pub struct SecurityLakeClusterSpec {
     /// and none (no tables are written) with an `s3://` url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lake: Option<LakeSpec>,
+    /// Who may approve the replays of the cluster's Feeds (`Feed.spec.replays`). Absent:
+    /// the defaults (only each Feed's own team).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_policy: Option<ReplayPolicy>,
 }
 
 fn default_replicas() -> i32 {
@@ -109,6 +113,29 @@ fn default_min_replicas() -> i32 {
 }
 fn default_max_replicas() -> i32 {
     10
+}
+
+/// Who may approve a Feed's replay (its `approvedBy`). Never its requester: a replay
+/// approved by the person or team that asked for it is refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayPolicy {
+    /// Names (teams or users) that may approve the replays of any Feed of the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    pub approvers: Vec<String>,
+    /// The Feed's own team (`spec.owner.team`) may approve its replays. Default `true`.
+    #[serde(default = "default_true")]
+    pub allow_feed_owner: bool,
+}
+
+impl Default for ReplayPolicy {
+    fn default() -> Self {
+        ReplayPolicy {
+            approvers: Vec::new(),
+            allow_feed_owner: true,
+        }
+    }
 }
 
 /// Feeds' Iceberg tables: the catalog the brokers commit them to.

@@ -109,11 +109,15 @@ impl Health {
 }
 
 /// The types [`Health::conditions`] sets; an object may have others besides (a Feed's
-/// [`LAKE_COMMIT_FAILING`]).
+/// [`LAKE_COMMIT_FAILING`] and [`REPLAY_REFUSED`]).
 pub const HEALTH_TYPES: [&str; 5] = [READY, PROGRESSING, RECONCILING, DEGRADED, STALLED];
 
 /// True while a broker reports that it cannot commit the Feed's Iceberg table.
 pub const LAKE_COMMIT_FAILING: &str = "LakeCommitFailing";
+
+/// True while a replay of the Feed is not approved under the cluster's `replayPolicy`
+/// (not handed to the brokers).
+pub const REPLAY_REFUSED: &str = "ReplayRefused";
 
 /// One condition. It keeps its `lastTransitionTime` from `previous` while its status
 /// does not change.

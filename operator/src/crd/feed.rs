@@ -13,6 +13,9 @@ use super::DeletionPolicy;
 /// Kafka's rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]` (and neither `.` nor `..`).
 pub const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,249}$";
 
+/// An RFC 3339 timestamp with its offset (`Z` or `±hh:mm`), as replay windows are written.
+pub const RFC3339_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+
 /// A feed: a topic on a `SecurityLakeCluster`, created and altered through the Kafka admin
 /// protocol.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -40,7 +43,8 @@ pub const TOPIC_NAME_PATTERN: &str = r"^[a-zA-Z0-9._-]{1,249}$";
     validation = Rule::new("(has(self.spec.topicName) ? self.spec.topicName : self.metadata.name) == (has(oldSelf.spec.topicName) ? oldSelf.spec.topicName : oldSelf.metadata.name)").message("the topic name is immutable: create a new Feed for a new topic"),
     validation = Rule::new("!has(self.spec.deadLetter) || !has(self.spec.deadLetter.topicName) || self.spec.deadLetter.topicName != (has(self.spec.topicName) ? self.spec.topicName : self.metadata.name)").message("the dead-letter topic must differ from the feed's topic"),
     validation = Rule::new("!has(self.spec.schema) || !has(self.spec.schema.mode) || self.spec.schema.mode != 'deadLetter' || has(self.spec.deadLetter)").message("schema.mode deadLetter needs spec.deadLetter: the dead-letter topic the broker writes invalid records to"),
-    validation = Rule::new("!has(self.spec.table) || !has(self.spec.table.mode) || self.spec.table.mode != 'schema' || has(self.spec.schema)").message("table.mode schema needs spec.schema: the table's columns come from the feed's schema")
+    validation = Rule::new("!has(self.spec.table) || !has(self.spec.table.mode) || self.spec.table.mode != 'schema' || has(self.spec.schema)").message("table.mode schema needs spec.schema: the table's columns come from the feed's schema"),
+    validation = Rule::new("!has(self.spec.replays) || size(self.spec.replays) == 0 || has(self.spec.table)").message("spec.replays needs spec.table: a replay replaces rows of the feed's table")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FeedSpec {
@@ -76,6 +80,15 @@ pub struct FeedSpec {
     /// writing; it never drops the table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<TableSpec>,
+    /// Replays of time windows of the table (needs `spec.table`): the brokers read each
+    /// window again from the topic and replace its rows in the table. Only replays
+    /// approved under the cluster's `replayPolicy` are handed to the brokers; the others
+    /// are refused (condition `ReplayRefused`). Removing one stops it; what it did to the
+    /// table stays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.id == r.id))").message("replay ids must be unique"))]
+    pub replays: Vec<Replay>,
     /// What happens to the topic (and the dead-letter topic) when the Feed is deleted.
     /// Default `Retain`.
     #[serde(default)]
@@ -327,6 +340,49 @@ pub enum TableMode {
     Schema,
 }
 
+/// One replay of a time window of the feed's table, declared in Git and approved by
+/// someone other than its requester.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("timestamp(self.from) < timestamp(self.to)").message("a replay's from must be before its to"))]
+#[serde(rename_all = "camelCase")]
+pub struct Replay {
+    /// Unique among the Feed's replays and for the table's lifetime: the brokers apply
+    /// one id once (to replay a window again, add a replay with a new id). Lower-case
+    /// letters, digits and `-`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9-]{1,63}$"))]
+    pub id: String,
+    /// Start of the window (inclusive), RFC 3339, e.g. `2026-12-01T10:00:00Z`.
+    #[schemars(length(max = 64), regex(pattern = RFC3339_PATTERN))]
+    pub from: String,
+    /// End of the window (exclusive), RFC 3339.
+    #[schemars(length(max = 64), regex(pattern = RFC3339_PATTERN))]
+    pub to: String,
+    /// Why the window is replayed, e.g. a ticket; recorded in the replay's snapshot.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+    /// Who asks for the replay (a user or a team).
+    #[schemars(length(min = 1, max = 256))]
+    pub requested_by: String,
+    /// Who approved it: allowed by the cluster's `replayPolicy`, and not the requester.
+    /// Absent: not approved, so not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub approved_by: Option<String>,
+    /// Also check the window's dead-letter records against the current schema again; the
+    /// valid ones become rows. Default `false`.
+    #[serde(default)]
+    pub dead_letters: bool,
+    /// Read budget of the replay on each broker, so live ingestion keeps its latency.
+    /// Default 33554432 (32 MiB/s).
+    #[serde(default = "default_replay_bytes_per_second")]
+    #[schemars(range(min = 1))]
+    pub bytes_per_second: i64,
+}
+
+fn default_replay_bytes_per_second() -> i64 {
+    sluice_schema::replay::DEFAULT_REPLAY_BYTES_PER_SECOND as i64
+}
+
 /// Observed state, written by the operator only.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -380,6 +436,9 @@ pub struct FeedStatus {
     /// The Iceberg table, as the brokers writing it report it (with `spec.table`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<TableStatus>,
+    /// Every replay of `spec.replays`: refused, or how far the brokers got with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replays: Vec<ReplayStatus>,
 }
 
 /// The feed's table, from every broker's `GET /v1/lake`.
@@ -401,6 +460,55 @@ pub struct TableStatus {
     /// Records of the topic not in the table yet, summed over the partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<i64>,
+}
+
+/// Where a replay is, over every broker.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReplayPhase {
+    /// Not approved under the cluster's `replayPolicy`: not handed to the brokers.
+    Refused,
+    /// Handed to the brokers; none runs it yet (they wait until the table holds the
+    /// whole window).
+    #[default]
+    Pending,
+    /// Some broker replaces the window's rows.
+    Running,
+    /// Every broker that reports it is done.
+    Succeeded,
+    /// Some broker failed it.
+    Failed,
+}
+
+/// One replay, summed over the brokers that report it at `GET /v1/lake`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayStatus {
+    pub id: String,
+    pub phase: ReplayPhase,
+    /// Records of the window read from the topic.
+    #[serde(default)]
+    pub records_read: i64,
+    /// Rows of the window the replay removed from the table.
+    #[serde(default)]
+    pub rows_removed: i64,
+    /// Rows it wrote in their place.
+    #[serde(default)]
+    pub rows_added: i64,
+    /// Dead-letter records that passed the current schema and became rows.
+    #[serde(default)]
+    pub dead_letters_added: i64,
+    /// The snapshots that replaced the window's rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_ids: Vec<i64>,
+    /// When the first broker started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_time: Option<Time>,
+    /// When the last broker finished it (once it succeeded or failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_time: Option<Time>,
+    /// Why it was refused, or the brokers' errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The reading of `rejectedRecords` that opened the current alert window.

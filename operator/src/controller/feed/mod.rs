@@ -1,6 +1,7 @@
-//! The `Feed` reconciler: dereference (cluster, other feeds) → validate → plan (pure) →
-//! register the inline schema → topic changes through the Kafka admin protocol → status
-//! (with the schema rejections and the table writers the cluster reconciler scraped).
+//! The `Feed` reconciler: dereference (cluster, other feeds) → validate (the replays
+//! against the cluster's policy too) → plan (pure) → register the inline schema → topic
+//! changes through the Kafka admin protocol → status (with the schema rejections, the
+//! table writers and the replays the cluster reconciler scraped).
 //! Deletion honours the Feed's `deletionPolicy`; nothing else ever deletes a topic or a
 //! table.
 
@@ -9,9 +10,13 @@ mod duration;
 pub mod plan;
 mod register;
 mod rejections;
+mod replay;
+mod replay_progress;
+mod replay_report;
 pub mod schema;
 pub mod table;
 mod table_report;
+mod timestamp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +39,8 @@ use self::plan::{
 };
 use self::register::register_schema;
 use self::rejections::report_rejections;
+use self::replay::{judge, replays_configs};
+use self::replay_report::report_replays;
 use self::table_report::report_table;
 use super::cluster::monotonic_ms;
 use super::reconcile::Reconciled;
@@ -139,6 +146,18 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         // The cluster's creation wakes this Feed (the controller watches clusters).
         return Ok(Action::requeue(Duration::from_secs(300)));
     };
+    // The replays under the cluster's policy: only the approved ones reach the brokers.
+    let replays = match judge(feed, cluster.spec.replay_policy.as_ref()) {
+        Ok(judged) => judged,
+        Err(problems) => {
+            let health = Health::stalled("InvalidSpec", problems.join("; "));
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(main) = desired.first_mut() {
+        main.configs.extend(replays_configs(&replays));
+    }
     let feeds = api
         .list(&ListParams::default())
         .await
@@ -258,6 +277,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     };
     report_rejections(feed, &cluster, ctx, &mut status, &now).await;
     report_table(feed, &cluster, ctx, &mut status, &now).await;
+    report_replays(feed, &cluster, ctx, &replays, &mut status, &now).await;
     write(feed, api, ctx, &health, status, &now).await?;
     let next = match health {
         Health::Stalled { .. } => Duration::from_secs(300),
@@ -389,20 +409,14 @@ async fn write(
             Health::Ready { .. } | Health::Progressing { .. } => {
                 (EventType::Normal, health.message().to_string())
             }
-            Health::Degraded { .. } | Health::Stalled { .. } => (
-                EventType::Warning,
-                format!(
-                    "{} (owner: {}, {})",
-                    health.message(),
-                    feed.spec.owner.team,
-                    feed.spec.owner.contact
-                ),
-            ),
+            Health::Degraded { .. } | Health::Stalled { .. } => {
+                (EventType::Warning, for_owner(feed, health.message()))
+            }
         };
         ctx.event(feed, type_, health.reason(), note).await;
     }
     status.observed_generation = feed.metadata.generation;
-    // Conditions of their own (the table's) stay as the caller left them.
+    // Conditions of their own (the table's, the replays') stay as the caller left them.
     let own: Vec<_> = std::mem::take(&mut status.conditions)
         .into_iter()
         .filter(|c| !conditions::HEALTH_TYPES.contains(&c.type_.as_str()))
@@ -410,6 +424,14 @@ async fn write(
     status.conditions = health.conditions(feed.metadata.generation, previous, now);
     status.conditions.extend(own);
     apply_status(api, feed, KIND, &status).await
+}
+
+/// `message` naming the feed's owner and how to reach them, as Warning Events do.
+fn for_owner(feed: &Feed, message: &str) -> String {
+    format!(
+        "{message} (owner: {}, {})",
+        feed.spec.owner.team, feed.spec.owner.contact
+    )
 }
 
 /// The Feed is being deleted: `Retain` keeps the topics; `Delete` deletes the topic and

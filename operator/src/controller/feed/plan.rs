@@ -9,11 +9,13 @@ use crate::crd::feed::{Retention, TOPIC_NAME_PATTERN};
 use crate::crd::Feed;
 use crate::kafka::{ConfigEntry, ConfigOp};
 
+pub use sluice_schema::topic_configs::FEED_OWNER;
+
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 /// The retention configs a Feed manages on both its topics; the topic also gets
-/// [`SCHEMA_CONFIGS`] and the table configs (`sluice.table.*`). Others are left as they
-/// are.
+/// [`SCHEMA_CONFIGS`], the table configs (`sluice.table.*`, `sluice.table.replays` once
+/// the replays are judged) and [`FEED_OWNER`]. Others are left as they are.
 pub const MANAGED_CONFIGS: [&str; 2] = [RETENTION_MS, RETENTION_BYTES];
 /// Kafka's longest topic name.
 pub const MAX_TOPIC_NAME: usize = 249;
@@ -69,6 +71,7 @@ pub fn desired_topics(feed: &Feed) -> Result<Vec<DesiredTopic>, Vec<String>> {
     let mut configs = managed_configs(feed.spec.retention.as_ref(), &mut problems);
     configs.extend(schema_configs(feed, &mut problems));
     configs.extend(table_configs(feed, &mut problems));
+    configs.insert(FEED_OWNER, Some(feed.spec.owner.team.clone()));
     let mut topics = vec![DesiredTopic {
         name: topic.clone(),
         partitions: feed.spec.partitions,
@@ -280,6 +283,11 @@ mod tests {
             assert_eq!(topic.configs.get(key), Some(&None), "{key}");
         }
         assert_eq!(super::super::table::table_name(&feed), None);
+        assert_eq!(
+            topic.configs.get(FEED_OWNER),
+            Some(&Some("t".to_string())),
+            "the owner is named on every feed's topic"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use kube::runtime::events::EventType;
 use tracing::warn;
 
 use super::alert::assess;
+use super::for_owner;
 use crate::controller::{object_key, Context};
 use crate::crd::feed::FeedStatus;
 use crate::crd::{Feed, SecurityLakeCluster};
@@ -63,13 +64,12 @@ fn alert_note(feed: &Feed, rejected: i64, by_reason: &BTreeMap<String, i64>) -> 
         .map(|s| s.rejection_alert.clone())
         .unwrap_or_default();
     let reasons: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
-    format!(
-        "{rejected} records of topic {} failed schema validation within {} s (threshold {}); all rejections by reason: {} (owner: {}, {})",
+    let message = format!(
+        "{rejected} records of topic {} failed schema validation within {} s (threshold {}); all rejections by reason: {}",
         feed.topic_name(),
         alert.window_seconds,
         alert.threshold,
         reasons.join(", "),
-        feed.spec.owner.team,
-        feed.spec.owner.contact
-    )
+    );
+    for_owner(feed, &message)
 }

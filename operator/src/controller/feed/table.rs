@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use sluice_schema::table_config::{default_table_name, validate_config};
 
 use super::duration::parse_duration_ms;
+use super::timestamp::time_from_ms;
 use crate::crd::conditions::{self, LAKE_COMMIT_FAILING};
 use crate::crd::feed::{TableMode, TableStatus};
 use crate::crd::Feed;
@@ -122,10 +122,7 @@ pub fn table_status(
     }
     TableStatus {
         name,
-        last_commit_time: f
-            .last_commit_ms
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-            .map(Time),
+        last_commit_time: f.last_commit_ms.and_then(time_from_ms),
         last_snapshot_id: f.last_snapshot_id,
         rows: Some(i64::try_from(f.rows).unwrap_or(i64::MAX)),
         lag: Some(f.lag),
@@ -150,8 +147,8 @@ pub fn commit_condition(
     } else {
         let since = figures
             .failing_since_ms()
-            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
-            .map(|t| format!(" since {t}"))
+            .and_then(time_from_ms)
+            .map(|t| format!(" since {}", t.0))
             .unwrap_or_default();
         let errors: Vec<String> = figures
             .errors
@@ -261,7 +258,7 @@ mod tests {
     }
 
     fn t(ms: i64) -> Time {
-        Time(Timestamp::from_millisecond(ms).unwrap())
+        time_from_ms(ms).unwrap()
     }
 
     #[test]
@@ -273,7 +270,7 @@ mod tests {
             lag: 15,
             last_commit_ms: Some(1_700_000_060_000),
             last_snapshot_id: Some(12),
-            errors: vec![],
+            ..TableFigures::default()
         };
         let status = table_status("sluice.dns".into(), Some(&figures), None);
         assert_eq!(

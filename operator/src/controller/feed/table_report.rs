@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
 use tracing::warn;
 
+use super::for_owner;
 use super::table::{commit_condition, table_name, table_status};
 use crate::controller::{object_key, Context};
 use crate::crd::conditions::{self, LAKE_COMMIT_FAILING};
@@ -46,10 +47,7 @@ pub async fn report_table(
     let was_failing = conditions::is_true(&before, LAKE_COMMIT_FAILING);
     let failing = condition.status == "True";
     if failing && !was_failing {
-        let note = format!(
-            "{} (owner: {}, {})",
-            condition.message, feed.spec.owner.team, feed.spec.owner.contact
-        );
+        let note = for_owner(feed, &condition.message);
         warn!(%note, "lake commits failing");
         ctx.event(feed, EventType::Warning, "LakeCommitFailing", note)
             .await;
