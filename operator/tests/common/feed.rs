@@ -50,11 +50,21 @@ pub fn condition(status: &Value, type_: &str) -> (String, String) {
     )
 }
 
+/// The Ready cluster as stored with `spec.replayPolicy`.
+pub fn cluster_with_replay_policy(bootstrap: &str, policy: Value) -> Value {
+    let mut c = cluster(bootstrap, true);
+    c["spec"]["replayPolicy"] = policy;
+    c
+}
+
 /// Cluster lookup and Feed list, answered.
 pub async fn expect_dereference(api: &mut ApiServer, bootstrap: &str, others: Vec<Value>) {
-    api.expect(Method::GET, CLUSTER)
-        .await
-        .ok(cluster(bootstrap, true));
+    expect_dereference_of(api, cluster(bootstrap, true), others).await;
+}
+
+/// Cluster lookup (answered with `cluster`) and Feed list.
+async fn expect_dereference_of(api: &mut ApiServer, cluster: Value, others: Vec<Value>) {
+    api.expect(Method::GET, CLUSTER).await.ok(cluster);
     let mut items = vec![stored_feed()];
     items.extend(others);
     api.expect(Method::GET, FEEDS).await.ok(feed_list(items));
@@ -72,13 +82,21 @@ pub async fn expect_status(api: &mut ApiServer) -> Value {
 /// reasons must be `reasons` (in order), the status apply, then silence. The task returns
 /// the Events and the status.
 pub fn answer_apply(
-    mut api: ApiServer,
+    api: ApiServer,
     bootstrap: &str,
     reasons: &'static [&'static str],
 ) -> tokio::task::JoinHandle<(Vec<Value>, Value)> {
-    let bootstrap = bootstrap.to_string();
+    answer_apply_of(api, cluster(bootstrap, true), reasons)
+}
+
+/// [`answer_apply`] with the cluster as stored given.
+pub fn answer_apply_of(
+    mut api: ApiServer,
+    cluster: Value,
+    reasons: &'static [&'static str],
+) -> tokio::task::JoinHandle<(Vec<Value>, Value)> {
     tokio::spawn(async move {
-        expect_dereference(&mut api, &bootstrap, vec![]).await;
+        expect_dereference_of(&mut api, cluster, vec![]).await;
         let mut events = Vec::new();
         for reason in reasons {
             let event = api.expect_event(NS).await;

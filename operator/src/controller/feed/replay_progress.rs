@@ -110,8 +110,11 @@ pub struct ReplayEvent {
     pub note: String,
 }
 
-/// The Events of the replays whose phase changed from `previous` to `current`: one when
-/// a replay first shows Running, one when it succeeds, one when it fails.
+/// The Events of the replays whose phase changed from `previous` to `current`: when a
+/// replay is refused, when it first shows Running (not when the brokers retry it after
+/// a failure), when it succeeds, each time it fails. One Event a reason, naming every
+/// replay it concerns: the Event recorder folds Events of one reason into a series that
+/// keeps the first note.
 pub fn replay_events(
     judged: &[Judged],
     previous: &[ReplayStatus],
@@ -121,7 +124,7 @@ pub fn replay_events(
         .iter()
         .filter_map(|j| Some((j.id.as_str(), j.approval.as_ref().ok()?)))
         .collect();
-    let mut events = Vec::new();
+    let mut events: Vec<ReplayEvent> = Vec::new();
     for status in current {
         let before = previous.iter().find(|p| p.id == status.id).map(|p| p.phase);
         if before == Some(status.phase) {
@@ -130,7 +133,11 @@ pub fn replay_events(
         let id = &status.id;
         let event = match status.phase {
             ReplayPhase::Running => {
-                let Some(spec) = specs.get(id.as_str()) else {
+                let first = matches!(
+                    before,
+                    None | Some(ReplayPhase::Pending | ReplayPhase::Refused)
+                );
+                let Some(spec) = specs.get(id.as_str()).filter(|_| first) else {
                     continue;
                 };
                 let at = |ms| time_from_ms(ms).map(|t| t.0.to_string()).unwrap_or_default();
@@ -167,9 +174,20 @@ pub fn replay_events(
                     status.message.as_deref().unwrap_or("no error reported")
                 ),
             },
-            ReplayPhase::Pending | ReplayPhase::Refused => continue,
+            ReplayPhase::Refused => ReplayEvent {
+                warning: true,
+                reason: "ReplayRefused",
+                note: status.message.clone().unwrap_or_default(),
+            },
+            ReplayPhase::Pending => continue,
         };
-        events.push(event);
+        match events.iter_mut().find(|e| e.reason == event.reason) {
+            Some(same) => {
+                same.note.push_str("; ");
+                same.note.push_str(&event.note);
+            }
+            None => events.push(event),
+        }
     }
     events
 }
@@ -344,6 +362,33 @@ mod tests {
             status("c", ReplayPhase::Running),
         ];
         assert_eq!(replay_events(&judged, &[], &pending[..2]), []);
+        // Refused: once, until it is approved and refused again.
+        let mut refused = status("a", ReplayPhase::Refused);
+        refused.message = Some("replay a has no approvedBy: it is not approved".into());
+        let refused = vec![refused];
+        assert_eq!(
+            replay_events(&judged, &pending, &refused),
+            [ReplayEvent {
+                warning: true,
+                reason: "ReplayRefused",
+                note: "replay a has no approvedBy: it is not approved".into(),
+            }]
+        );
+        assert_eq!(replay_events(&judged, &refused, &refused), []);
+        // Two at once: one Event naming both.
+        let mut both = refused.clone();
+        both.push(ReplayStatus {
+            id: "b".into(),
+            ..both[0].clone()
+        });
+        both[1].message = Some("replay b has no approvedBy: it is not approved".into());
+        let events = replay_events(&judged, &[], &both);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(
+            events[0].note,
+            "replay a has no approvedBy: it is not approved; \
+             replay b has no approvedBy: it is not approved"
+        );
         let mut failed = status("c", ReplayPhase::Failed);
         failed.message = Some("lake-broker-1: commit refused".into());
         let mut done = status("b", ReplayPhase::Succeeded);
@@ -380,6 +425,14 @@ mod tests {
             replay_events(&judged, &next, &next),
             [],
             "no change, no Event"
+        );
+        // The brokers retry a failed replay: no second start, a second failure.
+        let retried = vec![status("c", ReplayPhase::Running)];
+        assert_eq!(replay_events(&judged, &next, &retried), []);
+        let again = replay_events(&judged, &retried, &next[2..]);
+        assert_eq!(
+            again.iter().map(|e| e.reason).collect::<Vec<_>>(),
+            ["ReplayFailed"]
         );
     }
 }

@@ -1,6 +1,6 @@
-//! The Feed's replays in its status: the `ReplayRefused` condition (with a Warning Event
-//! when replays are newly refused) and `status.replays` from the brokers' reports the
-//! cluster reconciler scraped (`GET /v1/lake`), with an Event per change of phase.
+//! The Feed's replays in its status: the `ReplayRefused` condition, and `status.replays`
+//! from the brokers' reports the cluster reconciler scraped (`GET /v1/lake`), with an
+//! Event per change of phase (Warnings, naming the owner, when one is refused or fails).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::EventType;
@@ -10,12 +10,12 @@ use super::for_owner;
 use super::replay::{refused_condition, Judged};
 use super::replay_progress::{replay_events, replay_statuses};
 use crate::controller::{object_key, Context};
-use crate::crd::conditions::{self, REPLAY_REFUSED};
+use crate::crd::conditions::REPLAY_REFUSED;
 use crate::crd::feed::FeedStatus;
 use crate::crd::{Feed, SecurityLakeCluster};
 
-/// Sets the `ReplayRefused` condition and `replays` in `status` for the replays as
-/// `judged`, and publishes the Events of what changed.
+/// Sets the `ReplayRefused` condition (none without replays) and `replays` in `status`
+/// for the replays as `judged`, and publishes the Events of what changed.
 pub async fn report_replays(
     feed: &Feed,
     cluster: &SecurityLakeCluster,
@@ -28,18 +28,12 @@ pub async fn report_replays(
         .into_iter()
         .partition(|c| c.type_ == REPLAY_REFUSED);
     status.conditions = others;
-    if let Some(condition) = refused_condition(judged, feed.metadata.generation, &before, now) {
-        let was = conditions::find(&before, REPLAY_REFUSED)
-            .filter(|c| c.status == "True")
-            .map(|c| c.message.as_str());
-        if condition.status == "True" && was != Some(condition.message.as_str()) {
-            let note = for_owner(feed, &condition.message);
-            warn!(%note, "replays refused");
-            ctx.event(feed, EventType::Warning, REPLAY_REFUSED, note)
-                .await;
-        }
-        status.conditions.push(condition);
-    }
+    status.conditions.extend(refused_condition(
+        judged,
+        feed.metadata.generation,
+        &before,
+        now,
+    ));
 
     let figures = ctx.tables(&object_key(cluster), &feed.topic_name());
     let replays = replay_statuses(
@@ -49,7 +43,7 @@ pub async fn report_replays(
     );
     for event in replay_events(judged, &status.replays, &replays) {
         let (type_, note) = if event.warning {
-            warn!(note = %event.note, "replay failed");
+            warn!(reason = event.reason, note = %event.note, "replay not run");
             (EventType::Warning, for_owner(feed, &event.note))
         } else {
             (EventType::Normal, event.note)
