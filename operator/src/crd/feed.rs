@@ -368,8 +368,9 @@ pub struct Replay {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub approved_by: Option<String>,
-    /// Also check the window's dead-letter records against the current schema again; the
-    /// valid ones become rows. Default `false`.
+    /// Also check the window's dead-letter records against the current schema again, the
+    /// valid ones becoming rows (the brokers record it but do not do it yet:
+    /// `docs/replay.md`). Default `false`.
     #[serde(default)]
     pub dead_letters: bool,
     /// Read budget of the replay on each broker, so live ingestion keeps its latency.
