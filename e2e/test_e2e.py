@@ -8,6 +8,7 @@ invalid input → deletion. Each is bounded in time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -317,6 +318,143 @@ def test_04_produce_and_consume_with_a_real_client(env):
     assert table.get("lastSnapshotId") and table.get("lastCommitTime"), table
     lake = condition(feed, "LakeCommitFailing")
     assert lake and lake["status"] == "False", lake
+
+
+DRILL_FEED = "vpn"
+HOUR_MS = 3_600_000
+DRILL_T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+DRILL_PER_HOUR = 2000
+DRILL_INVALID = 40
+
+
+def drill_feed_yaml(schema: dict, replays: str = "") -> str:
+    schema_json = json.dumps(json.dumps(schema))
+    return feed_yaml(DRILL_FEED, 4, extra=f"""  deadLetter:
+    partitions: 1
+  schema:
+    format: json
+    mode: deadLetter
+    compatibility: NONE
+    schema: {schema_json}
+  table:
+    mode: schema
+    commitInterval: 2s
+{replays}""")
+
+
+def test_04b_recovery_drill_replay_and_evidence(env):
+    """The mission's drill on the real API server and real brokers: a feed with a
+    schema whose first version lacks a field the producers send (the parser bug), an
+    incident hour with records the schema refuses (dead-lettered); the schema is fixed,
+    a replay of the hour is declared, refused while unapproved, run once approved; then
+    `kubectl sluice evidence` names the offsets, records, table snapshots, dead letters,
+    owner and approver of the hour, and finds nothing amiss."""
+    needs_kafka(env)
+    v1 = {"type": "object", "required": ["user", "n"],
+          "properties": {"user": {"type": "string"}, "n": {"type": "integer"}}}
+    env.kubectl.apply(drill_feed_yaml(v1))
+    env.kubectl.wait_for("Feed vpn Ready", lambda: is_true(env.kubectl.get("feed", DRILL_FEED, NS),
+                                                           "Ready"), 120)
+    acked: dict[tuple[int, int], int] = {}
+    invalid: set[tuple[int, int]] = set()
+    errors: list = []
+    p = Producer({"bootstrap.servers": bootstrap(env), "enable.idempotence": True,
+                  "acks": "all", "linger.ms": 5, "message.timeout.ms": 60000})
+
+    def on_delivery(n):
+        def cb(err, msg):
+            if err is not None:
+                errors.append(err)
+            elif n is None:
+                invalid.add((msg.partition(), msg.offset()))
+            else:
+                acked[(msg.partition(), msg.offset())] = n
+        return cb
+    for hour in range(3):
+        for i in range(DRILL_PER_HOUR):
+            n = hour * DRILL_PER_HOUR + i
+            ts = DRILL_T0 + hour * HOUR_MS + i
+            p.produce(DRILL_FEED, value=json.dumps({"user": f"u{n}", "n": n, "src": "vpn"}),
+                      partition=n % 4, timestamp=ts, on_delivery=on_delivery(n))
+            if hour == 1 and i % (DRILL_PER_HOUR // DRILL_INVALID) == 7:
+                p.produce(DRILL_FEED, value=json.dumps({"user": "bad", "n": "x"}),
+                          partition=n % 4, timestamp=ts, on_delivery=on_delivery(None))
+            p.poll(0)
+    assert p.flush(90) == 0 and not errors, errors[:5]
+    assert len(invalid) == DRILL_INVALID
+
+    def table_rows(rows):
+        def check():
+            t = env.kubectl.get("feed", DRILL_FEED, NS).get("status", {}).get("table", {})
+            return t.get("rows", 0) >= rows and t.get("lag") == 0
+        return check
+    env.kubectl.wait_for("vpn table written", table_rows(len(acked)), 180)
+
+    # The fix: version 2 knows the field. An unapproved replay of the incident hour is
+    # refused and reaches no broker.
+    v2 = {**v1, "properties": {**v1["properties"], "src": {"type": "string"}}}
+    replay = """  replays:
+  - id: fix-src
+    from: "2026-01-01T01:00:00Z"
+    to: "2026-01-01T02:00:00Z"
+    reason: src dropped by schema v1
+    requestedBy: alice
+"""
+    env.kubectl.apply(drill_feed_yaml(v2, replay))
+
+    def refused():
+        f = env.kubectl.get("feed", DRILL_FEED, NS)
+        c = condition(f, "ReplayRefused")
+        return c and c["status"] == "True" and c
+    c = env.kubectl.wait_for("ReplayRefused", refused, 60)
+    assert "fix-src" in c["message"], c
+    res = ConfigResource(ResourceType.TOPIC, DRILL_FEED)
+    client = admin(env)
+    configs = client.describe_configs([res])[res].result(timeout=15)
+    assert not configs["sluice.table.replays"].value, configs["sluice.table.replays"].value
+
+    # Approved by the owning team: the brokers replace the hour's rows.
+    env.kubectl.apply(drill_feed_yaml(v2, replay + "    approvedBy: detection\n"))
+
+    seen: list = []
+
+    def succeeded():
+        f = env.kubectl.get("feed", DRILL_FEED, NS)
+        rs = f.get("status", {}).get("replays", [])
+        seen[:] = [rs, f.get("status", {}).get("conditions")]
+        return rs and rs[0].get("phase") == "Succeeded" and rs[0]
+    try:
+        done = env.kubectl.wait_for("replay Succeeded", succeeded, 180)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; status.replays and conditions: {seen}") from None
+    in_hour = {k for k, n in acked.items() if DRILL_PER_HOUR <= n < 2 * DRILL_PER_HOUR}
+    assert done["rowsRemoved"] == done["rowsAdded"] == len(in_hour), done
+    assert done["snapshotIds"], done
+
+    pod = [p for p in broker_pods(env) if not p["metadata"].get("deletionTimestamp")][0]
+    cli = Path(tool("SLUICE_BROKER_BIN")).with_name("kubectl-sluice")
+    run = subprocess.run(
+        [str(cli), "evidence", DRILL_FEED, "-n", NS, "--broker", metrics_url(env, pod),
+         "--from", "2026-01-01T01:00:00Z", "--to", "2026-01-01T02:00:00Z", "-o", "json"],
+        capture_output=True, timeout=120, env=dict(os.environ, KUBECONFIG=env.kubectl.kubeconfig))
+    assert run.returncode == 0, (run.returncode, run.stderr.decode(), run.stdout[:2000])
+    report = json.loads(run.stdout)
+    assert report["topic"] == DRILL_FEED and report["owner"] == "detection"
+    assert report["findings"] == [], report["findings"]
+    for part in report["partitions"]:
+        mine = sorted(o for (q, o) in in_hour if q == part["partition"])
+        assert (part["first_offset"], part["last_offset"]) == (mine[0], mine[-1]), part
+        assert part["records"] == part["table_rows"] == len(mine), part
+    assert sum(p["records"] for p in report["partitions"]) == len(in_hour)
+    assert report["dead_letters"]["count"] == DRILL_INVALID, report["dead_letters"]
+    assert sorted(report["dead_letters"]["reasons"].values()) == [DRILL_INVALID]
+    replayed = [s for s in report["snapshots"] if s["replay_id"] == "fix-src"]
+    assert {s["snapshot_id"] for s in replayed} == set(done["snapshotIds"]), report["snapshots"]
+    assert all(s["operation"] == "overwrite" for s in replayed)
+    [r] = report["replays"]
+    assert r["spec"]["approvedBy"] == "detection" and r["spec"]["requestedBy"] == "alice"
+    assert r["status"]["phase"] == "Succeeded"
+    STATE["drill_report"] = report
 
 
 def test_05_scale_out_and_in_moves_partitions_metadata_only(env):

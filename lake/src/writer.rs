@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{new_null_array, RecordBatch};
 use arrow_schema::Schema as ArrowSchema;
 use iceberg::arrow::{schema_to_arrow_schema, RecordBatchPartitionSplitter};
 use iceberg::spec::{DataFile, DataFileFormat};
@@ -121,10 +121,22 @@ impl DataWriter {
         Ok(())
     }
 
-    /// Writes rows already in the table's columns (compaction rewriting the table's own
-    /// files; the batch's fields may differ in metadata only).
+    /// Writes rows read back from the table (compaction, a replay keeping the rows
+    /// around a window), brought to the table's current columns by name: a column the
+    /// batch lacks is null. (A scan reads a snapshot with that snapshot's columns, so
+    /// the rows of a table evolved since its last commit come one column short.)
     pub async fn write_batch(&mut self, batch: RecordBatch) -> Result<()> {
-        let batch = RecordBatch::try_new(self.arrow_schema.clone(), batch.columns().to_vec())?;
+        let rows = batch.num_rows();
+        let columns = self
+            .arrow_schema
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(c) => c.clone(),
+                None => new_null_array(f.data_type(), rows),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(self.arrow_schema.clone(), columns)?;
         match &mut self.sink {
             Sink::Unpartitioned(w) => w.write(batch).await?,
             Sink::Partitioned { splitter, writer } => {
