@@ -205,7 +205,11 @@ async fn main() {
     }])
     .to_string();
     let resource = ResourceSpecifier::Topic("feed");
-    let alter = AlterConfig::new(resource).set("sluice.table.replays", &replay);
+    // rdkafka's AlterConfigs is Kafka's legacy API: it replaces the whole set.
+    let alter = AlterConfig::new(resource)
+        .set("sluice.table.enabled", "true")
+        .set("sluice.table.commit.interval.ms", "2000")
+        .set("sluice.table.replays", &replay);
     for r in admin(&broker)
         .await
         .alter_configs([&alter], &AdminOptions::new())

@@ -35,6 +35,7 @@ pub const SUPPORTED: &[Api] = &[
     api(ApiKey::InitProducerId, 0, 4, "init_producer_id"),
     api(ApiKey::DescribeConfigs, 1, 4, "describe_configs"),
     api(ApiKey::CreatePartitions, 0, 3, "create_partitions"),
+    api(ApiKey::AlterConfigs, 0, 2, "alter_configs"),
     api(
         ApiKey::IncrementalAlterConfigs,
         0,

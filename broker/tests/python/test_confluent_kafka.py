@@ -278,6 +278,20 @@ def test_admin_topic_lifecycle(broker):
     assert "retention.ms" in configs, sorted(configs)
     assert configs["retention.ms"].value == "3600000"
 
+    # The legacy AlterConfigs (librdkafka's alter_configs) replaces the whole set: what
+    # it does not name goes back to its default; a bad value is refused, changing nothing.
+    res = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.bytes": "1048576"})
+    admin.alter_configs([res], request_timeout=REQUEST_TIMEOUT_S)[res].result(
+        timeout=REQUEST_TIMEOUT_S)
+    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)],
+                                     request_timeout=REQUEST_TIMEOUT_S)
+    configs = next(iter(configs.values())).result(timeout=REQUEST_TIMEOUT_S)
+    assert configs["retention.bytes"].value == "1048576"
+    assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000), configs["retention.ms"]
+    bad = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "soon"})
+    err = future_error(admin.alter_configs([bad], request_timeout=REQUEST_TIMEOUT_S)[bad])
+    assert err is not None and err.code() == KafkaError.INVALID_CONFIG, err
+
     # creating it again is refused
     fs = admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)],
                              request_timeout=REQUEST_TIMEOUT_S)

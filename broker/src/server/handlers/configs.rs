@@ -1,15 +1,16 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics; broker configs are static
-//! (command line) and described read-only.
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics;
+//! broker configs are static (command line) and described read-only.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as LegacyResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{
-    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -155,36 +156,50 @@ const REPLICATION_THROTTLES: [&str; 5] = [
     "follower.replication.throttled.replicas",
 ];
 
+/// What one resource's alteration came to: an error code and message (0: done).
+type Outcome = (i16, Option<String>);
+
+/// Alters one resource's configs by `change` (refused unless it is a topic), the same
+/// for both APIs.
+async fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    names: &[&str],
+    validate_only: bool,
+    change: impl Fn(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
+) -> Outcome {
+    // kafka-reassign-partitions sets and clears replication throttles around a move;
+    // moves copy no data here, so there is nothing to throttle.
+    if !names.is_empty() && names.iter().all(|n| REPLICATION_THROTTLES.contains(n)) {
+        return (0, None);
+    }
+    if resource_type != RESOURCE_TOPIC {
+        return (
+            ResponseError::InvalidRequest.code(),
+            Some("only topic configs can be altered; broker configs are static".into()),
+        );
+    }
+    match broker
+        .topics
+        .alter_configs(name, validate_only, change)
+        .await
+    {
+        Ok(()) => (0, None),
+        Err(TopicError::Unknown) => (ResponseError::UnknownTopicOrPartition.code(), None),
+        Err(TopicError::Invalid(msg)) => (ResponseError::InvalidConfig.code(), Some(msg)),
+        Err(e) => (ResponseError::KafkaStorageError.code(), Some(e.to_string())),
+    }
+}
+
+/// IncrementalAlterConfigs: each config set or deleted, the others kept.
 pub async fn alter(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
-        let resp = AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name.clone());
-        // kafka-reassign-partitions sets and clears replication throttles around a
-        // move; moves copy no data here, so there is nothing to throttle.
-        if !r.configs.is_empty()
-            && r.configs
-                .iter()
-                .all(|c| REPLICATION_THROTTLES.contains(&c.name.as_str()))
-        {
-            responses.push(resp);
-            continue;
-        }
-        if r.resource_type != RESOURCE_TOPIC {
-            responses.push(
-                resp.with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(
-                        "only topic configs can be altered; broker configs are static",
-                    ))),
-            );
-            continue;
-        }
-        let name = r.resource_name.to_string();
-        let validate_only = req.validate_only;
+        let names: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
         let change = |configs: &mut BTreeMap<String, String>| -> Result<(), TopicError> {
             for c in &r.configs {
                 let key = c.name.to_string();
@@ -209,22 +224,62 @@ pub async fn alter(
             }
             Ok(())
         };
-        let outcome = broker
-            .topics
-            .alter_configs(&name, validate_only, change)
-            .await;
-        responses.push(match outcome {
-            Ok(()) => resp,
-            Err(TopicError::Unknown) => {
-                resp.with_error_code(ResponseError::UnknownTopicOrPartition.code())
-            }
-            Err(TopicError::Invalid(msg)) => resp
-                .with_error_code(ResponseError::InvalidConfig.code())
-                .with_error_message(Some(str_bytes(msg))),
-            Err(e) => resp
-                .with_error_code(ResponseError::KafkaStorageError.code())
-                .with_error_message(Some(str_bytes(e.to_string()))),
-        });
+        let (code, message) = alter_resource(
+            broker,
+            r.resource_type,
+            r.resource_name.as_str(),
+            &names,
+            req.validate_only,
+            change,
+        )
+        .await;
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes)),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// The legacy AlterConfigs (v0-2): the resource's configs become exactly the ones
+/// given, every other one back to its default, as Kafka does (librdkafka's
+/// `AlterConfigs` and older tools still send it).
+pub async fn alter_legacy(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let names: Vec<&str> = r.configs.iter().map(|c| c.name.as_str()).collect();
+        let change = |configs: &mut BTreeMap<String, String>| -> Result<(), TopicError> {
+            let mut replaced = BTreeMap::new();
+            for c in &r.configs {
+                let (key, value) = (
+                    c.name.to_string(),
+                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                );
+                topic_config::validate(&key, &value).map_err(TopicError::Invalid)?;
+                replaced.insert(key, value);
+            }
+            *configs = replaced;
+            Ok(())
+        };
+        let (code, message) = alter_resource(
+            broker,
+            r.resource_type,
+            r.resource_name.as_str(),
+            &names,
+            req.validate_only,
+            change,
+        )
+        .await;
+        responses.push(
+            LegacyResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message.map(str_bytes)),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
 }

@@ -47,6 +47,7 @@ fn default_request(key: ApiKey, version: i16) -> Option<Bytes> {
         DescribeConfigs => DescribeConfigsRequest,
         CreatePartitions => CreatePartitionsRequest,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
+        AlterConfigs => AlterConfigsRequest,
         DescribeCluster => DescribeClusterRequest,
         FindCoordinator => FindCoordinatorRequest,
         JoinGroup => JoinGroupRequest,

@@ -108,6 +108,11 @@ pub async fn dispatch(
         RequestKind::DescribeConfigs(r) => {
             ready(ResponseKind::DescribeConfigs(configs::describe(&broker, r)))
         }
+        RequestKind::AlterConfigs(r) => Box::pin(async move {
+            reply(ResponseKind::AlterConfigs(
+                configs::alter_legacy(&broker, r).await,
+            ))
+        }),
         RequestKind::IncrementalAlterConfigs(r) => Box::pin(async move {
             reply(ResponseKind::IncrementalAlterConfigs(
                 configs::alter(&broker, r).await,
