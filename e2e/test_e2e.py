@@ -454,7 +454,15 @@ def test_04b_recovery_drill_replay_and_evidence(env):
     [r] = report["replays"]
     assert r["spec"]["approvedBy"] == "detection" and r["spec"]["requestedBy"] == "alice"
     assert r["status"]["phase"] == "Succeeded"
-    STATE["drill_report"] = report
+    # The report as a person reads it, in the suite's log.
+    began = time.monotonic()
+    table = subprocess.run(
+        [str(cli), "evidence", DRILL_FEED, "-n", NS, "--broker", metrics_url(env, pod),
+         "--from", "2026-01-01T01:00:00Z", "--to", "2026-01-01T02:00:00Z"],
+        capture_output=True, timeout=120, env=dict(os.environ, KUBECONFIG=env.kubectl.kubeconfig))
+    assert table.returncode == 0, table.stderr.decode()
+    print(f"\n--- kubectl sluice evidence ({time.monotonic() - began:.2f} s) ---\n"
+          f"{table.stdout.decode()}")
 
 
 def test_05_scale_out_and_in_moves_partitions_metadata_only(env):
