@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use iceberg::spec::DataFile;
+use iceberg::spec::{DataFile, SnapshotRef};
+use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, ErrorKind, TableIdent};
 
@@ -56,13 +57,7 @@ impl Commit<'_> {
         for attempt in 0..ATTEMPTS {
             let t = catalog.load_table(self.ident).await?;
             let parent = table::positions(&t);
-            if let Some(s) = t.metadata().snapshots().find(|s| {
-                s.summary()
-                    .additional_properties
-                    .get(COMMIT)
-                    .map(String::as_str)
-                    == Some(self.commit_id)
-            }) {
+            if let Some(s) = snapshot_of_commit(&t, self.commit_id) {
                 return Ok(Outcome::Committed {
                     snapshot_id: s.snapshot_id(),
                     positions: parent,
@@ -106,6 +101,17 @@ impl Commit<'_> {
         }
         Err(still_conflicting(self.ident))
     }
+}
+
+/// The snapshot a commit with this `sluice.commit` id made, if the table has it.
+pub fn snapshot_of_commit<'a>(table: &'a Table, commit_id: &str) -> Option<&'a SnapshotRef> {
+    table.metadata().snapshots().find(|s| {
+        s.summary()
+            .additional_properties
+            .get(COMMIT)
+            .map(String::as_str)
+            == Some(commit_id)
+    })
 }
 
 /// Waits a little longer after each conflict, before reading the table again.

@@ -17,10 +17,10 @@ use iceberg::spec::{DataFile, Operation};
 use iceberg::{Catalog, TableIdent};
 use sluice_schema::replay::summary::REPLACED_PREFIX;
 
+use crate::commit::snapshot_of_commit;
 use crate::compaction::live_files;
 use crate::copy_rows::{copy_rows, may_hold, scan_tasks, Ranges};
 use crate::error::{LakeError, Result};
-use crate::lineage::COMMIT;
 use crate::maintenance::delete_files;
 use crate::rewrite::{Replace, Replaced};
 
@@ -64,13 +64,7 @@ impl Overwrite<'_> {
         let rows_added: u64 = self.added.iter().map(DataFile::record_count).sum();
         for attempt in 0..ATTEMPTS {
             let table = catalog.load_table(self.ident).await?;
-            if let Some(s) = table.metadata().snapshots().find(|s| {
-                s.summary()
-                    .additional_properties
-                    .get(COMMIT)
-                    .map(String::as_str)
-                    == Some(self.id)
-            }) {
+            if let Some(s) = snapshot_of_commit(&table, self.id) {
                 // Landed before (its answer lost): what it did, from its summary. Its
                 // added rows are the rows kept from rewritten files plus ours.
                 let summary = &s.summary().additional_properties;

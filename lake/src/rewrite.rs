@@ -26,7 +26,7 @@ use iceberg::table::Table;
 use iceberg::{Catalog, ErrorKind, TableCommit, TableIdent, TableRequirement, TableUpdate};
 use uuid::Uuid;
 
-use crate::commit::{pause_after_conflict, still_conflicting, ATTEMPTS};
+use crate::commit::{pause_after_conflict, snapshot_of_commit, still_conflicting, ATTEMPTS};
 use crate::error::{LakeError, Result};
 use crate::lineage::{carried, COMMIT};
 
@@ -65,13 +65,7 @@ impl Replace<'_> {
     pub async fn run(&self, catalog: &Arc<dyn Catalog>) -> Result<Replaced> {
         for attempt in 0..ATTEMPTS {
             let table = catalog.load_table(self.ident).await?;
-            if let Some(s) = table.metadata().snapshots().find(|s| {
-                s.summary()
-                    .additional_properties
-                    .get(COMMIT)
-                    .map(String::as_str)
-                    == Some(self.id)
-            }) {
+            if let Some(s) = snapshot_of_commit(&table, self.id) {
                 return Ok(Replaced::Committed {
                     snapshot_id: s.snapshot_id(),
                 });

@@ -156,14 +156,7 @@ async fn scan_partition(
     };
     scan.evidence.first_offset = Some(first);
     scan.evidence.last_offset = Some(end - 1);
-    let mut offset = first;
-    while offset < end {
-        let data = engine
-            .read(log, offset, ReadLimit::at_least_one(READ_BYTES))
-            .await?;
-        if data.is_empty() {
-            break;
-        }
+    read_range(engine, log, first, end, |data| {
         let (rows, next) =
             records::rows(&data, log.partition, framing).map_err(EvidenceError::Log)?;
         for row in rows.iter().filter(|r| r.offset >= first && r.offset < end) {
@@ -172,9 +165,32 @@ async fn scan_partition(
                 *scan.schemas.entry(id).or_default() += 1;
             }
         }
-        offset = next.unwrap_or(end).max(offset + 1);
-    }
+        Ok(next)
+    })
+    .await?;
     Ok(scan)
+}
+
+/// Reads `[first, end)` of `log` a chunk of whole batches at a time; `each` takes a
+/// chunk and answers the offset after it.
+async fn read_range(
+    engine: &LogEngine,
+    log: &PartitionLog,
+    first: i64,
+    end: i64,
+    mut each: impl FnMut(bytes::Bytes) -> Result<Option<i64>, EvidenceError>,
+) -> Result<(), EvidenceError> {
+    let mut offset = first;
+    while offset < end {
+        let data = engine
+            .read(log, offset, ReadLimit::at_least_one(READ_BYTES))
+            .await?;
+        if data.is_empty() {
+            break;
+        }
+        offset = each(data)?.unwrap_or(end).max(offset + 1);
+    }
+    Ok(())
 }
 
 /// The feed's dead-letter records in `log` whose timestamp is in the window.
@@ -187,14 +203,7 @@ async fn scan_dead_letters(
     let Some((first, end)) = window_offsets(engine, log, window).await? else {
         return Ok(());
     };
-    let mut offset = first;
-    while offset < end {
-        let data = engine
-            .read(log, offset, ReadLimit::at_least_one(READ_BYTES))
-            .await?;
-        if data.is_empty() {
-            break;
-        }
+    read_range(engine, log, first, end, |data| {
         let mut next = None;
         for (h, bytes) in record_batch::split_bytes(&data) {
             next = Some(h.next_offset());
@@ -235,7 +244,7 @@ async fn scan_dead_letters(
                 }
             }
         }
-        offset = next.unwrap_or(end).max(offset + 1);
-    }
-    Ok(())
+        Ok(next)
+    })
+    .await
 }

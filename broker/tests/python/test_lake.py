@@ -430,6 +430,22 @@ def test_dead_lettered_records_are_not_rows(broker_factory):
     check_exactly_once(catalog, name, topic, acks, rows_expected=valid)
 
 
+# The schema-mode tests' first version: a user and a number.
+USER_V1 = {"type": "object", "properties": {"user": {"type": "string"}, "n": {"type": "integer"}},
+           "required": ["user", "n"]}
+
+
+def register(broker, subject: str, schema: dict, compatibility: str | None = None) -> None:
+    """Registers a JSON Schema version (after setting the subject's compatibility)."""
+    if compatibility:
+        status, body = http_send_json("PUT", broker.url(f"/config/{subject}"),
+                                      {"compatibility": compatibility})
+        assert status == 200, body
+    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
+                                  {"schemaType": "JSON", "schema": json.dumps(schema)})
+    assert status == 200, body
+
+
 def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     """sluice.table.mode=schema: the table's columns are the feed's JSON Schema
     properties; a new version adding a field adds a column before any row carrying it
@@ -437,12 +453,7 @@ def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     broker = broker_factory.start()
     topic = f"login-{uuid.uuid4().hex[:4]}"
     subject = f"{topic}-value"
-    v1 = {"type": "object", "properties": {"user": {"type": "string"}, "n": {"type": "integer"}},
-          "required": ["user", "n"]}
-    assert http_send_json("PUT", broker.url(f"/config/{subject}"), {"compatibility": "NONE"})[0] == 200
-    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
-                                  {"schemaType": "JSON", "schema": json.dumps(v1)})
-    assert status == 200, body
+    register(broker, subject, USER_V1, compatibility="NONE")
     create_table_topic(broker, topic, 2, {
         "sluice.table.mode": "schema",
         "sluice.schema.subject": subject,
@@ -457,10 +468,8 @@ def test_schema_mode_columns_follow_the_subject_and_evolve(broker_factory):
     catalog, name = sql_catalog(broker), f"security.{topic.replace('-', '_')}"
     wait_table_rows(catalog, name, 200)
 
-    v2 = {**v1, "properties": {**v1["properties"], "src": {"type": "string"}}}
-    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
-                                  {"schemaType": "JSON", "schema": json.dumps(v2)})
-    assert status == 200, body
+    register(broker, subject, {**USER_V1, "properties": {**USER_V1["properties"],
+                                                          "src": {"type": "string"}}})
     for i in range(200, 300):
         p.produce(topic, value=json.dumps({"user": f"u{i}", "n": i, "src": "vpn"}).encode(),
                   partition=i % 2, on_delivery=acks)

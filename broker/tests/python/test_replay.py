@@ -23,16 +23,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import http_get
-from test_lake import (T0_MS, Acks, alter_topic, create_table_topic, http_send_json, lake_status,
-                       sql_catalog, table_rows, wait_table_rows)
+from test_lake import (T0_MS, USER_V1, Acks, alter_topic, create_table_topic, lake_status,
+                       register, sql_catalog, table_rows, wait_table_rows)
 
 HOUR = 3_600_000
-
-
-def register(broker, subject: str, schema: dict) -> None:
-    status, body = http_send_json("POST", broker.url(f"/subjects/{subject}/versions"),
-                                  {"schemaType": "JSON", "schema": json.dumps(schema)})
-    assert status == 200, body
 
 
 INVALID = json.dumps({"user": "bad", "n": "x"}).encode()
@@ -68,10 +62,8 @@ def test_an_approved_replay_fixes_the_window_and_nothing_else(broker_factory):
     broker = broker_factory.start()
     topic = f"vpn-{uuid.uuid4().hex[:4]}"
     subject = f"{topic}-value"
-    v1 = {"type": "object", "properties": {"user": {"type": "string"}, "n": {"type": "integer"}},
-          "required": ["user", "n"]}
-    assert http_send_json("PUT", broker.url(f"/config/{subject}"), {"compatibility": "NONE"})[0] == 200
-    register(broker, subject, v1)
+    v1 = USER_V1
+    register(broker, subject, v1, compatibility="NONE")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
     admin.create_topics([NewTopic(f"{topic}-dlq", num_partitions=1, replication_factor=1)])[
         f"{topic}-dlq"].result(30)

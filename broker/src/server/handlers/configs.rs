@@ -159,12 +159,48 @@ const REPLICATION_THROTTLES: [&str; 5] = [
 /// What one resource's alteration came to: an error code and message (0: done).
 type Outcome = (i16, Option<String>);
 
+/// The resource of an alteration request, in either API.
+trait Resource {
+    fn kind(&self) -> i8;
+    fn name(&self) -> &str;
+}
+
+impl Resource
+    for kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource
+{
+    fn kind(&self) -> i8 {
+        self.resource_type
+    }
+    fn name(&self) -> &str {
+        self.resource_name.as_str()
+    }
+}
+
+impl Resource for kafka_protocol::messages::alter_configs_request::AlterConfigsResource {
+    fn kind(&self) -> i8 {
+        self.resource_type
+    }
+    fn name(&self) -> &str {
+        self.resource_name.as_str()
+    }
+}
+
+/// A resource's response of either API (the two are the same fields in two types).
+macro_rules! resource_response {
+    ($response:ty, $resource:expr, $outcome:expr) => {
+        <$response>::default()
+            .with_resource_type($resource.resource_type)
+            .with_resource_name($resource.resource_name.clone())
+            .with_error_code($outcome.0)
+            .with_error_message($outcome.1.map(str_bytes))
+    };
+}
+
 /// Alters one resource's configs by `change` (refused unless it is a topic), the same
 /// for both APIs.
 async fn alter_resource(
     broker: &Broker,
-    resource_type: i8,
-    name: &str,
+    resource: &impl Resource,
     names: &[&str],
     validate_only: bool,
     change: impl Fn(&mut BTreeMap<String, String>) -> Result<(), TopicError>,
@@ -174,7 +210,7 @@ async fn alter_resource(
     if !names.is_empty() && names.iter().all(|n| REPLICATION_THROTTLES.contains(n)) {
         return (0, None);
     }
-    if resource_type != RESOURCE_TOPIC {
+    if resource.kind() != RESOURCE_TOPIC {
         return (
             ResponseError::InvalidRequest.code(),
             Some("only topic configs can be altered; broker configs are static".into()),
@@ -182,7 +218,7 @@ async fn alter_resource(
     }
     match broker
         .topics
-        .alter_configs(name, validate_only, change)
+        .alter_configs(resource.name(), validate_only, change)
         .await
     {
         Ok(()) => (0, None),
@@ -224,22 +260,8 @@ pub async fn alter(
             }
             Ok(())
         };
-        let (code, message) = alter_resource(
-            broker,
-            r.resource_type,
-            r.resource_name.as_str(),
-            &names,
-            req.validate_only,
-            change,
-        )
-        .await;
-        responses.push(
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes)),
-        );
+        let outcome = alter_resource(broker, &r, &names, req.validate_only, change).await;
+        responses.push(resource_response!(AlterConfigsResourceResponse, r, outcome));
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
@@ -264,22 +286,8 @@ pub async fn alter_legacy(broker: &Broker, req: AlterConfigsRequest) -> AlterCon
             *configs = replaced;
             Ok(())
         };
-        let (code, message) = alter_resource(
-            broker,
-            r.resource_type,
-            r.resource_name.as_str(),
-            &names,
-            req.validate_only,
-            change,
-        )
-        .await;
-        responses.push(
-            LegacyResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes)),
-        );
+        let outcome = alter_resource(broker, &r, &names, req.validate_only, change).await;
+        responses.push(resource_response!(LegacyResourceResponse, r, outcome));
     }
     AlterConfigsResponse::default().with_responses(responses)
 }
