@@ -72,6 +72,18 @@ pub fn exit_on_usage(error: clap::Error) -> ExitCode {
     }
 }
 
+/// A binary's whole `main`: parse its command line (a usage error exits 1, `--help` 0),
+/// let the binary say what to report on, and run the command.
+pub fn main_with<C: clap::Parser>(source_of: impl FnOnce(C) -> (Source, ReportArgs)) -> ExitCode {
+    match C::try_parse() {
+        Ok(cli) => {
+            let (source, args) = source_of(cli);
+            execute(source, args)
+        }
+        Err(e) => exit_on_usage(e),
+    }
+}
+
 /// Runs the command to its exit code; errors go to standard error.
 pub fn execute(source: Source, args: ReportArgs) -> ExitCode {
     let result = tokio::runtime::Builder::new_current_thread()

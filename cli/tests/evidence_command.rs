@@ -37,9 +37,21 @@ fn broker() -> FakeServer {
     })
 }
 
+/// `sluice evidence` on `topic` over the usual window [FROM, TO).
 fn evidence(broker: &str, topic: &str, extra: &[&str]) -> std::process::Output {
+    evidence_over(broker, topic, FROM, TO, extra)
+}
+
+/// `sluice evidence` on `topic` over the window `from`..`to`, as given on the command line.
+fn evidence_over(
+    broker: &str,
+    topic: &str,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut args = vec![
-        "evidence", "--broker", broker, "--topic", topic, "--from", FROM, "--to", TO,
+        "evidence", "--broker", broker, "--topic", topic, "--from", from, "--to", to,
     ];
     args.extend_from_slice(extra);
     run(SLUICE, &args, None)
@@ -90,22 +102,12 @@ fn json_output_round_trips_and_exits_0_without_findings() {
 #[test]
 fn markdown_output_and_epoch_millisecond_times() {
     let server = broker();
-    let out = run(
-        SLUICE,
-        &[
-            "evidence",
-            "--broker",
-            &server.url(),
-            "--topic",
-            "clean",
-            "--from",
-            &FROM_MS.to_string(),
-            "--to",
-            &TO_MS.to_string(),
-            "--output",
-            "markdown",
-        ],
-        None,
+    let out = evidence_over(
+        &server.url(),
+        "clean",
+        &FROM_MS.to_string(),
+        &TO_MS.to_string(),
+        &["--output", "markdown"],
     );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -162,21 +164,7 @@ fn a_refused_connection_is_a_clear_error() {
 #[test]
 fn a_reversed_window_is_refused_before_asking_the_broker() {
     let server = broker();
-    let out = run(
-        SLUICE,
-        &[
-            "evidence",
-            "--broker",
-            &server.url(),
-            "--topic",
-            "clean",
-            "--from",
-            TO,
-            "--to",
-            FROM,
-        ],
-        None,
-    );
+    let out = evidence_over(&server.url(), "clean", TO, FROM, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::process::Output;
 
 use common::{query_param, report, run, stderr, stdout, Answer, FakeServer, FROM, TO};
 use serde_json::json;
@@ -89,24 +90,26 @@ impl Drop for Kubeconfig {
     }
 }
 
+/// `bin evidence <args>` over the window [FROM, TO), reaching Kubernetes through a
+/// kubeconfig that points at `server`; `test` names the kubeconfig file, so that tests
+/// running at the same time do not share one.
+fn evidence(bin: &str, server: &FakeServer, test: &str, args: &[&str]) -> Output {
+    let kubeconfig = Kubeconfig::new(server, test);
+    let mut all = vec!["evidence"];
+    all.extend_from_slice(args);
+    all.extend(["--from", FROM, "--to", TO]);
+    run(bin, &all, Some(&kubeconfig.0))
+}
+
 #[test]
 fn the_plugin_reports_on_the_feeds_topic() {
     let server = api_server();
-    let kubeconfig = Kubeconfig::new(&server, "plugin");
     // No -n: the context's namespace.
-    let out = run(
+    let out = evidence(
         KUBECTL_SLUICE,
-        &[
-            "evidence",
-            "dns",
-            "--broker",
-            &server.url(),
-            "--from",
-            FROM,
-            "--to",
-            TO,
-        ],
-        Some(&kubeconfig.0),
+        &server,
+        "plugin",
+        &["dns", "--broker", &server.url()],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
@@ -127,25 +130,20 @@ fn the_plugin_reports_on_the_feeds_topic() {
 #[test]
 fn sluice_reads_a_feed_in_the_namespace_given() {
     let server = api_server();
-    let kubeconfig = Kubeconfig::new(&server, "sluice");
-    let out = run(
+    let out = evidence(
         SLUICE,
+        &server,
+        "sluice",
         &[
-            "evidence",
             "--feed",
             "dns",
             "-n",
             "security",
             "--broker",
             &server.url(),
-            "--from",
-            FROM,
-            "--to",
-            TO,
             "-o",
             "json",
         ],
-        Some(&kubeconfig.0),
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let printed: sluice_schema::evidence::Report = serde_json::from_str(&stdout(&out)).unwrap();
@@ -155,13 +153,11 @@ fn sluice_reads_a_feed_in_the_namespace_given() {
 #[test]
 fn an_unknown_feed_is_named_in_the_error() {
     let server = api_server();
-    let kubeconfig = Kubeconfig::new(&server, "unknown");
-    let out = run(
+    let out = evidence(
         KUBECTL_SLUICE,
-        &[
-            "evidence", "other", "-n", "security", "--from", FROM, "--to", TO,
-        ],
-        Some(&kubeconfig.0),
+        &server,
+        "unknown",
+        &["other", "-n", "security"],
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "");

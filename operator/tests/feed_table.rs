@@ -85,33 +85,11 @@ async fn the_brokers_write_the_table_and_its_progress_reaches_the_status() {
     // its /v1/lake with its /metrics.
     produce(&bootstrap, "cloudtrail", 0, 20).await;
     produce(&bootstrap, "cloudtrail", 2, 5).await;
-    let observer = BrokerObserver {
-        timeout: Duration::from_secs(10),
-    };
-    let target = ObserveTarget {
-        brokers: vec![("lake-broker-0".into(), broker.metrics.clone())],
-        bootstrap: None,
-        autoscaling: false,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let tables = loop {
-        let obs = observer.observe(&target).await;
-        assert!(obs.problems.is_empty(), "{:?}", obs.problems);
-        let tables = obs.tables.expect("the broker answers /v1/lake");
-        if tables.get("cloudtrail").is_some_and(|t| t.rows >= 25) {
-            break tables;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "25 rows not committed within 60 s: {tables:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let tables = scrape_until(&broker, Duration::from_secs(60), |t| t.rows >= 25).await;
 
     let mut f = feed_with_table();
     f.status = serde_json::from_value(status).unwrap();
-    let (ctx2, api) = context(Observation::default());
-    ctx2.record_tables(CLUSTER_KEY, tables);
+    let (ctx2, api) = scraped_context(tables);
     let verifier = answer_apply(api, &bootstrap, &[]);
     reconcile(f.into(), ctx2).await.unwrap();
     let (_, status) = verifier.await.unwrap();
@@ -127,13 +105,74 @@ async fn the_brokers_write_the_table_and_its_progress_reaches_the_status() {
     );
 }
 
-/// A context whose cluster's last scrape found the table of `cloudtrail` failing.
-fn failing_context() -> (
+/// Condition `type_` is True for `reason` while the Feed stays Ready: the topic serves,
+/// and what the table or the replays lack is that condition's business, not the health's.
+fn assert_true_while_ready(status: &Value, type_: &str, reason: &str) {
+    assert_eq!(
+        condition(status, type_),
+        ("True".into(), reason.into()),
+        "{status}"
+    );
+    assert_eq!(
+        condition(status, "Ready"),
+        ("True".into(), "TopicReady".into()),
+        "the topic serves; {type_} is the condition's business"
+    );
+}
+
+/// Scrapes `broker` as the cluster reconciler's observer does (its /v1/lake with its
+/// /metrics) until the table of `cloudtrail` is `done`, for at most `within`; returns
+/// the last scrape's tables.
+async fn scrape_until(
+    broker: &Broker,
+    within: Duration,
+    done: impl Fn(&TableFigures) -> bool,
+) -> BTreeMap<String, TableFigures> {
+    let observer = BrokerObserver {
+        timeout: Duration::from_secs(10),
+    };
+    let target = ObserveTarget {
+        brokers: vec![("lake-broker-0".into(), broker.metrics.clone())],
+        bootstrap: None,
+        autoscaling: false,
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let obs = observer.observe(&target).await;
+        assert!(obs.problems.is_empty(), "{:?}", obs.problems);
+        let tables = obs.tables.expect("the broker answers /v1/lake");
+        if tables.get("cloudtrail").is_some_and(&done) {
+            return tables;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not reached within {within:?}: {tables:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A reconcile context and its API server.
+type TestContext = (
     std::sync::Arc<sluice_operator::controller::Context>,
     ApiServer,
-) {
+);
+
+/// A context whose cluster's last scrape of the brokers' `/v1/lake` found `tables`.
+fn scraped_context(tables: BTreeMap<String, TableFigures>) -> TestContext {
     let (ctx, api) = context(Observation::default());
-    let failing = TableFigures {
+    ctx.record_tables(CLUSTER_KEY, tables);
+    (ctx, api)
+}
+
+/// A context whose cluster's last scrape found `figures` for the table of `cloudtrail`.
+fn cloudtrail_scraped(figures: TableFigures) -> TestContext {
+    scraped_context(BTreeMap::from([("cloudtrail".to_string(), figures)]))
+}
+
+/// A context whose cluster's last scrape found the table of `cloudtrail` failing.
+fn failing_context() -> TestContext {
+    cloudtrail_scraped(TableFigures {
         brokers: 2,
         table: "sluice.cloudtrail".into(),
         rows: 10,
@@ -143,12 +182,7 @@ fn failing_context() -> (
             since_ms: Some(1_700_000_000_000),
         }],
         ..TableFigures::default()
-    };
-    ctx.record_tables(
-        CLUSTER_KEY,
-        BTreeMap::from([("cloudtrail".to_string(), failing)]),
-    );
-    (ctx, api)
+    })
 }
 
 #[tokio::test]
@@ -170,15 +204,7 @@ async fn failing_commits_warn_the_owner_and_removing_the_table_turns_it_off() {
          lake-broker-1: catalog unreachable: connection refused \
          (owner: cloud-security, #cloudsec-oncall)"
     );
-    assert_eq!(
-        condition(&status, "LakeCommitFailing"),
-        ("True".into(), "CommitFailed".into())
-    );
-    assert_eq!(
-        condition(&status, "Ready"),
-        ("True".into(), "TopicReady".into()),
-        "the topic serves; the table is the condition's business"
-    );
+    assert_true_while_ready(&status, "LakeCommitFailing", "CommitFailed");
     assert_eq!(status["table"]["rows"], 10);
 
     // Still failing at the next reconcile: no second Warning.
@@ -330,15 +356,7 @@ async fn an_approved_replay_is_run_by_the_broker_and_an_unapproved_one_never_rea
         "replay fix-42 has no approvedBy: it is not approved; replay self-approved is approved by its own requester alice: it needs a second person \
          (four eyes) (owner: cloud-security, #cloudsec-oncall)"
     );
-    assert_eq!(
-        condition(&status, "ReplayRefused"),
-        ("True".into(), "NotApproved".into())
-    );
-    assert_eq!(
-        condition(&status, "Ready"),
-        ("True".into(), "TopicReady".into()),
-        "the topic serves; the replays are the condition's business"
-    );
+    assert_true_while_ready(&status, "ReplayRefused", "NotApproved");
     assert_eq!(
         phases(&status),
         [pair("fix-42", "Refused"), pair("self-approved", "Refused")]
@@ -357,34 +375,9 @@ async fn an_approved_replay_is_run_by_the_broker_and_an_unapproved_one_never_rea
 
     // Records of the window reach the table.
     produce(&bootstrap, "cloudtrail", 0, 20).await;
-    let observer = BrokerObserver {
-        timeout: Duration::from_secs(10),
-    };
-    let target = ObserveTarget {
-        brokers: vec![("lake-broker-0".into(), broker.metrics.clone())],
-        bootstrap: None,
-        autoscaling: false,
-    };
-    let scrape_until = |done: fn(&TableFigures) -> bool| {
-        let (observer, target) = (&observer, &target);
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(90);
-            loop {
-                let obs = observer.observe(target).await;
-                assert!(obs.problems.is_empty(), "{:?}", obs.problems);
-                let tables = obs.tables.expect("the broker answers /v1/lake");
-                if tables.get("cloudtrail").is_some_and(done) {
-                    return tables;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "not reached within 90 s: {tables:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    };
-    scrape_until(|t| t.rows >= 20).await;
+    let replay_scrape =
+        |done: fn(&TableFigures) -> bool| scrape_until(&broker, Duration::from_secs(90), done);
+    replay_scrape(|t| t.rows >= 20).await;
 
     // The feed's team approves fix-42: it is handed over (and only it), and run.
     let approved = json!([
@@ -419,7 +412,7 @@ async fn an_approved_replay_is_run_by_the_broker_and_an_unapproved_one_never_rea
         "True",
         "self-approved is still refused"
     );
-    let tables = scrape_until(|t| {
+    let tables = replay_scrape(|t| {
         t.replays
             .get("fix-42")
             .is_some_and(|r| r.iter().all(|b| b.status.phase == ReplayPhase::Succeeded))
@@ -428,8 +421,7 @@ async fn an_approved_replay_is_run_by_the_broker_and_an_unapproved_one_never_rea
 
     // The broker's report reaches the status, with its Event.
     f.status = serde_json::from_value(status).unwrap();
-    let (ctx, api) = context(Observation::default());
-    ctx.record_tables(CLUSTER_KEY, tables);
+    let (ctx, api) = scraped_context(tables);
     let verifier = answer_apply(api, &bootstrap, &["ReplaySucceeded"]);
     reconcile(f.clone().into(), ctx).await.unwrap();
     let (events, status) = verifier.await.unwrap();
@@ -471,13 +463,7 @@ async fn an_approved_replay_is_run_by_the_broker_and_an_unapproved_one_never_rea
 
 /// A context whose cluster's last scrape found `reports` (pod, phase, error) of replay
 /// `fix-42` of `cloudtrail`.
-fn replay_context(
-    reports: &[(&str, ReplayPhase, Option<&str>)],
-) -> (
-    std::sync::Arc<sluice_operator::controller::Context>,
-    ApiServer,
-) {
-    let (ctx, api) = context(Observation::default());
+fn replay_context(reports: &[(&str, ReplayPhase, Option<&str>)]) -> TestContext {
     let reports = reports
         .iter()
         .map(|(pod, phase, error)| BrokerReplay {
@@ -491,17 +477,12 @@ fn replay_context(
             },
         })
         .collect();
-    let figures = TableFigures {
+    cloudtrail_scraped(TableFigures {
         brokers: 2,
         table: "sluice.cloudtrail".into(),
         replays: BTreeMap::from([("fix-42".to_string(), reports)]),
         ..TableFigures::default()
-    };
-    ctx.record_tables(
-        CLUSTER_KEY,
-        BTreeMap::from([("cloudtrail".to_string(), figures)]),
-    );
-    (ctx, api)
+    })
 }
 
 #[tokio::test]

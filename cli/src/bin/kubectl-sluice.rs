@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sluice_cli::command::{execute, exit_on_usage, ReportArgs, Source};
+use sluice_cli::command::{main_with, ReportArgs, Source};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,17 +43,13 @@ struct EvidenceArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return exit_on_usage(e),
-    };
-    let Command::Evidence(args) = cli.command;
-    execute(
-        Source::Feed {
+    main_with(|cli: Cli| {
+        let Command::Evidence(args) = cli.command;
+        let source = Source::Feed {
             name: args.feed,
             namespace: args.namespace,
             broker: args.broker,
-        },
-        args.report,
-    )
+        };
+        (source, args.report)
+    })
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
-use sluice_cli::command::{execute, exit_on_usage, ReportArgs, Source};
+use sluice_cli::command::{main_with, ReportArgs, Source};
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "Sluice command-line tools")]
@@ -42,23 +42,21 @@ struct EvidenceArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return exit_on_usage(e),
-    };
-    let Command::Evidence(args) = cli.command;
-    let source = match (args.topic, args.feed) {
-        (Some(topic), _) => Source::Topic {
-            topic,
-            // `requires = "broker"` makes it present.
-            broker: args.broker.unwrap_or_default(),
-        },
-        (None, Some(name)) => Source::Feed {
-            name,
-            namespace: args.namespace,
-            broker: args.broker,
-        },
-        (None, None) => unreachable!("clap requires --topic or --feed"),
-    };
-    execute(source, args.report)
+    main_with(|cli: Cli| {
+        let Command::Evidence(args) = cli.command;
+        let source = match (args.topic, args.feed) {
+            (Some(topic), _) => Source::Topic {
+                topic,
+                // `requires = "broker"` makes it present.
+                broker: args.broker.unwrap_or_default(),
+            },
+            (None, Some(name)) => Source::Feed {
+                name,
+                namespace: args.namespace,
+                broker: args.broker,
+            },
+            (None, None) => unreachable!("clap requires --topic or --feed"),
+        };
+        (source, args.report)
+    })
 }

@@ -72,24 +72,13 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::sample;
+    use crate::render::sample::{self, has_line};
     use crate::render::sections::document;
     use sluice_schema::evidence::Report;
 
-    fn printed() -> String {
-        render(&document(&sample::report()))
-    }
-
-    fn has_line(text: &str, line: &str) {
-        assert!(
-            text.lines().any(|l| l == line),
-            "no line {line:?} in:\n{text}"
-        );
-    }
-
     #[test]
     fn prints_the_header_as_a_field_table() {
-        let text = printed();
+        let text = sample::printed(render);
         assert!(
             text.starts_with(
                 "## Evidence report\n\n| Field | Value |\n| --- | --- |\n| Topic | dns-events |\n"
@@ -104,7 +93,7 @@ mod tests {
 
     #[test]
     fn prints_sections_as_tables_with_header_and_alignment_rows() {
-        let text = printed();
+        let text = sample::printed(render);
         let partitions = "### Partitions\n\n\
             | Partition | First | Last | Records | Table rows | Table position | Node |\n\
             | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n\
@@ -126,7 +115,7 @@ mod tests {
 
     #[test]
     fn escapes_pipes_and_markup_in_values() {
-        let text = printed();
+        let text = sample::printed(render);
         // The replay's reason is "parser bug | 42".
         has_line(
             &text,
@@ -141,7 +130,7 @@ mod tests {
 
     #[test]
     fn lists_dead_letters_and_ends_with_the_findings() {
-        let text = printed();
+        let text = sample::printed(render);
         has_line(&text, "| schema-id-unknown | 25 |");
         has_line(&text, "| 0 | 119 | 2 | schema-id-unknown |");
         has_line(

@@ -8,11 +8,27 @@ use sluice_schema::evidence::{
 };
 use sluice_schema::replay::{ReplayPhase, ReplaySpec, ReplayStatus};
 
+use super::document::Document;
+use super::sections::document;
+
 /// 2026-12-01T10:00:00Z
 pub const FROM_MS: i64 = 1_796_119_200_000;
 const HOUR_MS: i64 = 3_600_000;
 
 pub const FINDING: &str = "partition 0: the table holds 88 rows for offsets 10-99, the log 90";
+
+/// The sample report as one renderer (`text::render`, `markdown::render`) prints it.
+pub fn printed(render: fn(&Document) -> String) -> String {
+    render(&document(&report()))
+}
+
+/// Fails, showing the whole text, unless `line` is one of its lines exactly.
+pub fn has_line(text: &str, line: &str) {
+    assert!(
+        text.lines().any(|l| l == line),
+        "no line {line:?} in:\n{text}"
+    );
+}
 
 pub fn report() -> Report {
     Report {

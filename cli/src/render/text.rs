@@ -103,24 +103,13 @@ fn pad(text: &str, width_: usize, align: Align) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::sample;
+    use crate::render::sample::{self, has_line};
     use crate::render::sections::document;
     use sluice_schema::evidence::Report;
 
-    fn printed() -> String {
-        render(&document(&sample::report()))
-    }
-
-    fn has_line(text: &str, line: &str) {
-        assert!(
-            text.lines().any(|l| l == line),
-            "no line {line:?} in:\n{text}"
-        );
-    }
-
     #[test]
     fn prints_the_header_with_aligned_labels_and_utc_times() {
-        let text = printed();
+        let text = sample::printed(render);
         assert!(text.starts_with("Evidence report\n  Topic      dns-events\n"));
         has_line(&text, "  Table      security.dns");
         has_line(&text, "  Owner      team-dns");
@@ -134,7 +123,7 @@ mod tests {
 
     #[test]
     fn aligns_partition_columns_numbers_to_the_right() {
-        let text = printed();
+        let text = sample::printed(render);
         has_line(
             &text,
             "  PARTITION  FIRST  LAST  RECORDS  TABLE ROWS  TABLE POSITION  NODE",
@@ -151,7 +140,7 @@ mod tests {
 
     #[test]
     fn prints_snapshot_ranges_schemas_and_principals() {
-        let text = printed();
+        let text = sample::printed(render);
         has_line(
             &text,
             "    ID  TIME                  OPERATION  RANGES          FILES  ROWS ADDED  ROWS DELETED  REPLAY",
@@ -166,7 +155,7 @@ mod tests {
 
     #[test]
     fn lists_dead_letters_reasons_then_records_then_how_many_more() {
-        let text = printed();
+        let text = sample::printed(render);
         has_line(&text, "  Topic    dns-events.dlq");
         has_line(&text, "  Records  30");
         has_line(&text, "  schema-id-unknown     25");
@@ -187,7 +176,7 @@ mod tests {
 
     #[test]
     fn ends_with_the_findings() {
-        let text = printed();
+        let text = sample::printed(render);
         assert!(
             text.ends_with(&format!("Findings (1)\n  - {}\n", sample::FINDING)),
             "{text}"

@@ -146,6 +146,30 @@ pub fn condition(
     }
 }
 
+/// What the conditions written in one status update share: the generation they observe,
+/// the conditions before the update (for `lastTransitionTime`) and its time.
+#[derive(Debug, Clone, Copy)]
+pub struct Update<'a> {
+    pub generation: Option<i64>,
+    pub previous: &'a [Condition],
+    pub now: &'a Time,
+}
+
+impl Update<'_> {
+    /// [`condition`] as of this update.
+    pub fn condition(&self, type_: &str, on: bool, reason: &str, message: &str) -> Condition {
+        condition(
+            type_,
+            on,
+            reason,
+            message,
+            self.generation,
+            self.previous,
+            self.now,
+        )
+    }
+}
+
 /// The condition of `type_` in `conditions`, if any.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sluice_schema::replay::{replays_config, validate, ReplaySpec};
 
 use super::timestamp::parse_timestamp_ms;
@@ -159,12 +159,7 @@ pub fn replays_configs(judged: &[Judged]) -> BTreeMap<&'static str, Option<Strin
 
 /// The `ReplayRefused` condition: True while any replay is refused, naming each one and
 /// why; `None` for a Feed without replays.
-pub fn refused_condition(
-    judged: &[Judged],
-    generation: Option<i64>,
-    previous: &[Condition],
-    now: &Time,
-) -> Option<Condition> {
+pub fn refused_condition(judged: &[Judged], update: &conditions::Update) -> Option<Condition> {
     if judged.is_empty() {
         return None;
     }
@@ -179,20 +174,13 @@ pub fn refused_condition(
         let whys: Vec<&str> = refused.iter().map(|(_, why)| *why).collect();
         (true, "NotApproved", whys.join("; "))
     };
-    Some(conditions::condition(
-        REPLAY_REFUSED,
-        on,
-        reason,
-        &message,
-        generation,
-        previous,
-        now,
-    ))
+    Some(update.condition(REPLAY_REFUSED, on, reason, &message))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use sluice_schema::replay::{parse_replays, DEFAULT_REPLAY_BYTES_PER_SECOND};
 
     use crate::controller::feed::testing;
@@ -321,6 +309,11 @@ mod tests {
     #[test]
     fn refused_replays_stay_out_of_the_config_and_in_the_condition() {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap());
+        let update = conditions::Update {
+            generation: Some(7),
+            previous: &[],
+            now: &now,
+        };
         let f = feed(&format!(
             "[{}, {}, {}]",
             replay("a", Some("t")),
@@ -341,7 +334,7 @@ mod tests {
         );
         let value = replays_configs(&judged)[TABLE_REPLAYS].clone().unwrap();
         assert_eq!(parse_replays(&value).unwrap().len(), 1);
-        let c = refused_condition(&judged, Some(7), &[], &now).unwrap();
+        let c = refused_condition(&judged, &update).unwrap();
         assert_eq!(
             (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
             (REPLAY_REFUSED, "True", "NotApproved")
@@ -359,13 +352,13 @@ mod tests {
         assert_eq!(replays_configs(&judged)[TABLE_REPLAYS], None);
         // All approved: False; no replays at all: no condition.
         let judged = judge(&feed(&format!("[{}]", replay("a", Some("t")))), None).unwrap();
-        let c = refused_condition(&judged, Some(7), &[], &now).unwrap();
+        let c = refused_condition(&judged, &update).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "AllApproved")
         );
         let none = judge(&feed("[]"), None).unwrap();
-        assert_eq!(refused_condition(&none, Some(7), &[], &now), None);
+        assert_eq!(refused_condition(&none, &update), None);
         assert_eq!(replays_configs(&none)[TABLE_REPLAYS], None);
     }
 

@@ -10,7 +10,7 @@ use super::for_owner;
 use super::replay::{refused_condition, Judged};
 use super::replay_progress::{replay_events, replay_statuses};
 use crate::controller::{object_key, Context};
-use crate::crd::conditions::REPLAY_REFUSED;
+use crate::crd::conditions::{self, REPLAY_REFUSED};
 use crate::crd::feed::FeedStatus;
 use crate::crd::{Feed, SecurityLakeCluster};
 
@@ -30,9 +30,11 @@ pub async fn report_replays(
     status.conditions = others;
     status.conditions.extend(refused_condition(
         judged,
-        feed.metadata.generation,
-        &before,
-        now,
+        &conditions::Update {
+            generation: feed.metadata.generation,
+            previous: &before,
+            now,
+        },
     ));
 
     let figures = ctx.tables(&object_key(cluster), &feed.topic_name());

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sluice_schema::table_config::{default_table_name, validate_config};
 
 use super::duration::parse_duration_ms;
@@ -134,9 +134,7 @@ pub fn table_status(
 pub fn commit_condition(
     table: &str,
     figures: &TableFigures,
-    generation: Option<i64>,
-    previous: &[Condition],
-    now: &Time,
+    update: &conditions::Update,
 ) -> Condition {
     let (on, reason, message) = if figures.errors.is_empty() {
         (
@@ -164,21 +162,14 @@ pub fn commit_condition(
             ),
         )
     };
-    conditions::condition(
-        LAKE_COMMIT_FAILING,
-        on,
-        reason,
-        &message,
-        generation,
-        previous,
-        now,
-    )
+    update.condition(LAKE_COMMIT_FAILING, on, reason, &message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lake::TableError;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use crate::controller::feed::testing::values;
 
@@ -257,6 +248,15 @@ mod tests {
         );
     }
 
+    /// An update of generation 3.
+    fn update<'a>(previous: &'a [Condition], now: &'a Time) -> conditions::Update<'a> {
+        conditions::Update {
+            generation: Some(3),
+            previous,
+            now,
+        }
+    }
+
     fn t(ms: i64) -> Time {
         time_from_ms(ms).unwrap()
     }
@@ -300,7 +300,7 @@ mod tests {
     fn commit_failing_names_every_broker_and_the_oldest_failure() {
         let now = t(1_700_000_100_000);
         let mut figures = TableFigures::default();
-        let ok = commit_condition("sluice.dns", &figures, Some(3), &[], &now);
+        let ok = commit_condition("sluice.dns", &figures, &update(&[], &now));
         assert_eq!(
             (ok.status.as_str(), ok.reason.as_str()),
             ("False", "NoErrors")
@@ -317,7 +317,7 @@ mod tests {
                 since_ms: Some(1_700_000_040_000),
             },
         ];
-        let failing = commit_condition("sluice.dns", &figures, Some(3), &[ok], &now);
+        let failing = commit_condition("sluice.dns", &figures, &update(&[ok], &now));
         assert_eq!(
             (failing.status.as_str(), failing.reason.as_str()),
             ("True", "CommitFailed")
@@ -329,7 +329,7 @@ mod tests {
         );
         assert_eq!(failing.last_transition_time, now);
         assert_eq!(failing.observed_generation, Some(3));
-        let later = commit_condition("sluice.dns", &figures, Some(3), &[failing], &t(0));
+        let later = commit_condition("sluice.dns", &figures, &update(&[failing], &t(0)));
         assert_eq!(later.last_transition_time, now, "no flip, no new time");
     }
 }

@@ -43,7 +43,12 @@ pub async fn report_table(
         status.conditions.extend(before);
         return;
     };
-    let condition = commit_condition(&name, &figures, feed.metadata.generation, &before, now);
+    let update = conditions::Update {
+        generation: feed.metadata.generation,
+        previous: &before,
+        now,
+    };
+    let condition = commit_condition(&name, &figures, &update);
     let was_failing = conditions::is_true(&before, LAKE_COMMIT_FAILING);
     let failing = condition.status == "True";
     if failing && !was_failing {
