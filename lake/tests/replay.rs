@@ -95,6 +95,9 @@ async fn a_window_is_replaced_once_and_nothing_else_moves() {
     };
     let done = overwrite.run(&catalog).await.unwrap();
     assert_eq!((done.rows_removed, done.rows_added), (30, 29), "{done:?}");
+    // Only the files whose lineage bounds overlap the range are rewritten: windows 1
+    // and 2, the latter in two hour partitions.
+    assert_eq!(done.files_rewritten, 3, "{done:?}");
 
     let t = catalog.load_table(&id).await.unwrap();
     let after = values(&t).await;
