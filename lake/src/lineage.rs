@@ -48,14 +48,22 @@ pub fn carried(summary: &HashMap<String, String>) -> HashMap<String, String> {
 
 /// Ranges a snapshot summary says it added: partition -> (first, last) inclusive.
 pub fn added_ranges(summary: &HashMap<String, String>) -> BTreeMap<i32, (i64, i64)> {
+    ranges(summary, OFFSETS_PREFIX)
+}
+
+/// The ranges a summary records under `<prefix><partition>` = `<first>-<last>`
+/// (`sluice.offsets.` added, `sluice.replaced.` replaced by a replay).
+pub fn ranges(summary: &HashMap<String, String>, prefix: &str) -> BTreeMap<i32, (i64, i64)> {
     summary
         .iter()
-        .filter_map(|(k, v)| {
-            let p = k.strip_prefix(OFFSETS_PREFIX)?.parse().ok()?;
-            let (a, b) = v.split_once('-')?;
-            Some((p, (a.parse().ok()?, b.parse().ok()?)))
-        })
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.parse().ok()?, parse_range(v)?)))
         .collect()
+}
+
+/// `<first>-<last>`, as summaries and replay records write a range.
+pub fn parse_range(v: &str) -> Option<(i64, i64)> {
+    let (a, b) = v.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// What one commit covers: per partition, from its start position to its end position.

@@ -36,8 +36,6 @@ pub struct LocalPart {
     pub dead_letter_count: u64,
     pub dead_letter_reasons: BTreeMap<String, u64>,
     pub dead_letters: Vec<DeadLetterRecord>,
-    /// Dead-letter partitions this broker scanned.
-    pub dead_letter_partitions: Vec<i32>,
     /// This broker's progress of the topic's replays.
     pub replays: Vec<ReplayStatus>,
 }
@@ -58,8 +56,6 @@ impl LocalPart {
         }
         self.dead_letters.extend(other.dead_letters);
         self.dead_letters.truncate(MAX_LISTED_DEAD_LETTERS);
-        self.dead_letter_partitions
-            .extend(other.dead_letter_partitions);
         self.replays.extend(other.replays);
     }
 }
@@ -101,7 +97,6 @@ pub async fn local_part(
     if let Some(dlq) = dlq.and_then(|name| meta.topics.get(name)) {
         for log in led(engine, dlq.id) {
             scan_dead_letters(engine, &log, window, &mut part).await?;
-            part.dead_letter_partitions.push(log.partition);
         }
     }
     Ok(part)

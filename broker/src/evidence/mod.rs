@@ -226,7 +226,7 @@ impl Sources {
         let t = catalog.load_table(&ident(spec)).await?;
         Ok((
             table::snapshots(&t, ranges),
-            table::table_positions(&t),
+            sluice_lake::table::positions(&t),
             table::rows_in(&t, ranges).await?,
         ))
     }

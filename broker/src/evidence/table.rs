@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
-use sluice_lake::lineage::{added_ranges, positions, Positions, WRITER};
+use sluice_lake::lineage::{self, added_ranges, WRITER};
 use sluice_schema::evidence::SnapshotEvidence;
 use sluice_schema::replay::summary::{REPLACED_PREFIX, REPLAY_ID};
 
@@ -27,7 +27,7 @@ pub fn snapshots(table: &Table, window: &Ranges) -> Vec<SnapshotEvidence> {
         .filter_map(|s| {
             let summary = &s.summary().additional_properties;
             let mut ranges = added_ranges(summary);
-            ranges.extend(replaced_ranges(summary));
+            ranges.extend(lineage::ranges(summary, REPLACED_PREFIX));
             if !overlaps(&ranges, window) {
                 return None;
             }
@@ -49,31 +49,10 @@ pub fn snapshots(table: &Table, window: &Ranges) -> Vec<SnapshotEvidence> {
     out
 }
 
-/// `sluice.replaced.<partition>` = `<first>-<last>` of a replay's snapshot.
-fn replaced_ranges(summary: &std::collections::HashMap<String, String>) -> Ranges {
-    summary
-        .iter()
-        .filter_map(|(k, v)| {
-            let p = k.strip_prefix(REPLACED_PREFIX)?.parse().ok()?;
-            let (a, b) = v.split_once('-')?;
-            Some((p, (a.parse().ok()?, b.parse().ok()?)))
-        })
-        .collect()
-}
-
 fn overlaps(ranges: &Ranges, window: &Ranges) -> bool {
     ranges
         .iter()
         .any(|(p, (a, b))| window.get(p).is_some_and(|(wa, wb)| *a <= *wb && *wa <= *b))
-}
-
-/// Where each partition stands in the table's current snapshot.
-pub fn table_positions(table: &Table) -> Positions {
-    table
-        .metadata()
-        .current_snapshot()
-        .map(|s| positions(&s.summary().additional_properties))
-        .unwrap_or_default()
 }
 
 /// Rows the table holds for each partition's range.
@@ -113,6 +92,9 @@ mod tests {
             ("sluice.replaced.3".to_string(), "5-9".to_string()),
             ("sluice.replay.id".to_string(), "r".to_string()),
         ]);
-        assert_eq!(replaced_ranges(&summary), Ranges::from([(3, (5, 9))]));
+        assert_eq!(
+            lineage::ranges(&summary, REPLACED_PREFIX),
+            Ranges::from([(3, (5, 9))])
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use iceberg::Catalog;
 use sluice_lake::copy_rows::Ranges;
-use sluice_lake::lineage::Positions;
+use sluice_lake::lineage::{parse_range, Positions};
 use sluice_lake::replay::Overwrite;
 use sluice_lake::table::ident;
 use sluice_lake::writer::DataWriter;
@@ -126,12 +126,10 @@ impl ReplayContext<'_> {
         let mut ranges = Ranges::new();
         for part in parts.iter().filter(|p| !p.is_closed()) {
             if let Some(done) = properties.get(&done_property(&spec.id, part.partition)) {
-                if let Some((a, b)) = done.split_once('-') {
-                    if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
-                        self.update_replay(&spec.id, |r| {
-                            r.ranges.insert(part.partition, (a, b));
-                        });
-                    }
+                if let Some(range) = parse_range(done) {
+                    self.update_replay(&spec.id, |r| {
+                        r.ranges.insert(part.partition, range);
+                    });
                 }
                 continue;
             }
