@@ -20,11 +20,12 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # pyiceberg (with pyarrow, and SQLAlchemy for its SQL catalog on sqlite) and DuckDB are
 # Iceberg readers that nobody here wrote, for the tests that read the broker's tables
 # (broker/tests/python/test_iceberg_readers.py proves them against Iceberg's REST catalog).
+# cryptography makes the certificates of the TLS tests (broker/tests/python/tls_certs.py).
 SLUICE_VENV="${SLUICE_VENV:-$HOME/.cache/sluice/venv}"
 SLUICE_PY_PACKAGES=(pytest pytest-timeout "confluent-kafka[avro,json,schemaregistry]>=2.4" "moto[server]"
-	"pyiceberg[sql-sqlite,pyarrow]>=0.9" duckdb)
+	"pyiceberg[sql-sqlite,pyarrow]>=0.9" duckdb cryptography)
 # What the venv check imports: a venv made before a package was added gets it installed.
-SLUICE_PY_IMPORTS="import pytest, pytest_timeout, confluent_kafka, moto.server, fastavro, avro, jsonschema, cachetools, authlib"
+SLUICE_PY_IMPORTS="import pytest, pytest_timeout, confluent_kafka, moto.server, fastavro, avro, jsonschema, cachetools, authlib, cryptography"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry import SchemaRegistryClient"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.avro import AvroSerializer"
 SLUICE_PY_IMPORTS+="; from confluent_kafka.schema_registry.json_schema import JSONSerializer"

@@ -9,6 +9,9 @@ use clap::{Parser, ValueEnum};
 use sluice_lake::catalog::sqlite_uri;
 use sluice_lake::CatalogConfig;
 
+use crate::security::listener::{self, ListenerSpec};
+use crate::security::sasl::SaslMechanism;
+use crate::security::tls::TlsSettings;
 use crate::storage::EngineConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +139,84 @@ pub struct BrokerArgs {
     #[cfg(debug_assertions)]
     #[arg(long, env = "SLUICE_INJECT_LAKE_CRASH", hide = true)]
     pub inject_lake_crash: Option<crate::lake::CrashPoint>,
+    /// Kafka listeners, `NAME://HOST:PORT` comma-separated, e.g.
+    /// `INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9093` (Kafka's `listeners`). A name
+    /// that is not in `--listener-security-protocol-map` must be a security protocol
+    /// (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`). Default: one PLAINTEXT
+    /// listener on `--listen`, advertised as `--advertise`.
+    #[arg(long, env = "SLUICE_LISTENERS", value_delimiter = ',')]
+    pub listeners: Vec<String>,
+    /// `NAME://HOST:PORT` per listener given to clients in Metadata (default: the bound
+    /// address). Clients are always sent to the listener they connected through.
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENERS", value_delimiter = ',')]
+    pub advertised_listeners: Vec<String>,
+    /// `NAME:PROTOCOL` pairs, e.g. `INTERNAL:SASL_SSL,EXTERNAL:SSL`.
+    #[arg(
+        long,
+        env = "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
+        value_delimiter = ','
+    )]
+    pub listener_security_protocol_map: Vec<String>,
+    /// PEM certificate chain of SSL and SASL_SSL listeners (read again when it changes).
+    #[arg(long, env = "SLUICE_SSL_CERTIFICATE_FILE")]
+    pub ssl_certificate_file: Option<std::path::PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "SLUICE_SSL_KEY_FILE")]
+    pub ssl_key_file: Option<std::path::PathBuf>,
+    /// PEM bundle of the CAs that client certificates must chain to (mTLS).
+    #[arg(long, env = "SLUICE_SSL_CLIENT_CA_FILE")]
+    pub ssl_client_ca_file: Option<std::path::PathBuf>,
+    /// Client certificates: none, requested or required (Kafka's `ssl.client.auth`).
+    #[arg(
+        long,
+        env = "SLUICE_SSL_CLIENT_AUTH",
+        value_enum,
+        default_value = "none"
+    )]
+    pub ssl_client_auth: crate::security::tls::ClientAuth,
+    /// Kafka's `ssl.principal.mapping.rules`: turns a client certificate's subject into
+    /// the principal's name, e.g. `RULE:^CN=([^,]+).*$/$1/,DEFAULT`.
+    #[arg(
+        long,
+        env = "SLUICE_SSL_PRINCIPAL_MAPPING_RULES",
+        default_value = "DEFAULT"
+    )]
+    pub ssl_principal_mapping_rules: String,
+    /// How often the certificate, key and CA files are checked for changes.
+    #[arg(long, env = "SLUICE_SSL_RELOAD_INTERVAL_MS", default_value_t = 10_000)]
+    pub ssl_reload_interval_ms: u64,
+    /// SASL mechanisms offered on SASL listeners.
+    #[arg(
+        long,
+        env = "SLUICE_SASL_ENABLED_MECHANISMS",
+        value_delimiter = ',',
+        default_value = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+    )]
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// A file of `USER=PASSWORD` lines (a mounted Secret): users that have no SCRAM
+    /// credential yet get one for each SCRAM mechanism at start-up, so a new cluster has
+    /// someone who can log in and create the others (`kafka-configs.sh`).
+    #[arg(long, env = "SLUICE_SASL_BOOTSTRAP_USERS_FILE")]
+    pub sasl_bootstrap_users_file: Option<std::path::PathBuf>,
+    /// Longest a SASL login lasts before the client must log in again on the same
+    /// connection (KIP-368; Kafka's `connections.max.reauth.ms`); 0: forever.
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
+    /// Delay before a failed login is answered; doubles for each failure in a row
+    /// from the same address (Kafka's `connection.failed.authentication.delay.ms`).
+    #[arg(
+        long,
+        env = "SLUICE_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = 100
+    )]
+    pub failed_authentication_delay_ms: u64,
+    /// A connection must finish its TLS handshake and SASL login within this long.
+    #[arg(
+        long,
+        env = "SLUICE_AUTHENTICATION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub authentication_timeout_ms: u64,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -180,20 +261,10 @@ impl BrokerArgs {
                 self.storage
             ),
         };
-        let mut props = HashMap::new();
-        if let Some(path) = &self.lake_catalog_props_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            for line in text.lines().map(str::trim) {
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let (k, v) = line.split_once('=').with_context(|| {
-                    format!("{}: line {line:?} is not KEY=VALUE", path.display())
-                })?;
-                props.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
+        let mut props = match &self.lake_catalog_props_file {
+            Some(path) => key_values(path)?,
+            None => HashMap::new(),
+        };
         for kv in &self.lake_catalog_props {
             let (k, v) = kv
                 .split_once('=')
@@ -217,6 +288,60 @@ impl BrokerArgs {
         Ok(Some(CatalogConfig::new(&uri, &warehouse, props)?))
     }
 
+    /// The Kafka listeners to bind (`--listeners`, or one PLAINTEXT listener on
+    /// `--listen` advertised as `--advertise`).
+    pub fn listener_specs(&self) -> anyhow::Result<Vec<ListenerSpec>> {
+        if self.listeners.is_empty() {
+            let advertised = match &self.advertise {
+                Some(a) => vec![format!("PLAINTEXT://{a}")],
+                None => Vec::new(),
+            };
+            let bind = vec![format!("PLAINTEXT://{}", self.listen)];
+            return listener::parse(&bind, &advertised, &[]).map_err(anyhow::Error::msg);
+        }
+        let specs = listener::parse(
+            &self.listeners,
+            &self.advertised_listeners,
+            &self.listener_security_protocol_map,
+        )
+        .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(!specs.is_empty(), "--listeners names no listener");
+        Ok(specs)
+    }
+
+    /// TLS settings from the `--ssl-*` options, or None without a certificate.
+    pub fn tls_settings(&self) -> anyhow::Result<Option<TlsSettings>> {
+        match (&self.ssl_certificate_file, &self.ssl_key_file) {
+            (None, None) => Ok(None),
+            (Some(certificate), Some(key)) => Ok(Some(TlsSettings {
+                certificate: certificate.clone(),
+                key: key.clone(),
+                client_ca: self.ssl_client_ca_file.clone(),
+                client_auth: self.ssl_client_auth,
+            })),
+            _ => anyhow::bail!("--ssl-certificate-file and --ssl-key-file go together"),
+        }
+    }
+
+    pub fn sasl_mechanisms(&self) -> anyhow::Result<Vec<SaslMechanism>> {
+        self.sasl_enabled_mechanisms
+            .iter()
+            .map(|name| {
+                SaslMechanism::parse(name.trim()).with_context(|| {
+                    format!("SASL mechanism {name:?} is not offered (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN)")
+                })
+            })
+            .collect()
+    }
+
+    /// `USER=PASSWORD` pairs of `--sasl-bootstrap-users-file`.
+    pub fn bootstrap_users(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let Some(path) = &self.sasl_bootstrap_users_file else {
+            return Ok(Vec::new());
+        };
+        Ok(key_values(path)?.into_iter().collect())
+    }
+
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms.max(10))
     }
@@ -224,6 +349,23 @@ impl BrokerArgs {
     pub fn session_timeout(&self) -> Duration {
         Duration::from_millis(self.session_timeout_ms.max(self.heartbeat_interval_ms * 2))
     }
+}
+
+/// The `KEY=VALUE` lines of a file (blank lines and `#` comments skipped).
+fn key_values(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .with_context(|| format!("{}: a line is not KEY=VALUE", path.display()))?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
 }
 
 /// The table files' S3 settings, from the variables the broker's own S3 storage reads.

@@ -2,6 +2,7 @@
 //!
 //! - [`clock`]: wall-clock time for timestamps and expiry
 //! - [`storage`]: the log engine on object storage (WAL, segments, manifests)
+//! - [`security`]: listeners' TLS and SASL logins, credentials kept in the bucket
 //! - [`coordination`]: cluster metadata (topics, configs, assignment) kept by CAS
 //! - [`server`]: connections, request handlers, the metrics endpoint
 //!
@@ -15,5 +16,6 @@ pub mod evidence;
 pub mod governance;
 pub mod lake;
 pub mod metrics;
+pub mod security;
 pub mod server;
 pub mod storage;

@@ -22,6 +22,15 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// One login attempt: the listener, the mechanism (`SSL` for a client certificate)
+/// and `ok`, `failed` or `timeout`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabel {
+    pub listener: String,
+    pub mechanism: &'static str,
+    pub result: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabel {
     pub topic: String,
@@ -66,6 +75,7 @@ pub struct Metrics {
     pub object_latency: HistogramFamily<OpLabel>,
     pub requests: Family<ApiLabel, Counter>,
     pub protocol_errors: Family<KindLabel, Counter>,
+    pub authentications: Family<AuthLabel, Counter>,
     pub produce_errors: Family<KindLabel, Counter>,
     pub produce_bytes: Counter,
     pub produce_records: Counter,
@@ -115,6 +125,7 @@ impl Metrics {
             object_latency: Family::new_with_constructor(latency_histogram),
             requests: Family::default(),
             protocol_errors: Family::default(),
+            authentications: Family::default(),
             produce_errors: Family::default(),
             produce_bytes: Counter::default(),
             produce_records: Counter::default(),
@@ -168,6 +179,11 @@ impl Metrics {
             "protocol_errors",
             "Connections closed for malformed or unsupported requests",
             m.protocol_errors.clone(),
+        );
+        r.register(
+            "authentications",
+            "TLS and SASL logins by listener, mechanism and result",
+            m.authentications.clone(),
         );
         r.register(
             "produce_errors",

@@ -426,6 +426,7 @@ fn crate_src(dir: &str) -> PathBuf {
 const BROKER_LAYERS: &[&[&str]] = &[
     &["clock", "metrics"],
     &["storage"],
+    &["security"],
     &["coordination"],
     &["governance"],
     &["lake"],

@@ -66,6 +66,11 @@ impl FrameDecoder {
         }
     }
 
+    /// Changes the size limit for frames not yet started (e.g. once a client logged in).
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+    }
+
     /// Where the next bytes of the stream go: the rest of the size prefix, then the rest
     /// of the body. Never empty.
     pub fn unfilled(&mut self) -> &mut [u8] {

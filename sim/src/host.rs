@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_broker::config::BrokerArgs;
+use sluice_broker::coordination::metadata::Endpoint;
 use sluice_broker::coordination::topics::TopicError;
 use sluice_broker::metrics::Metrics;
 use sluice_broker::server::handlers::{self, Reply};
@@ -62,6 +63,9 @@ fn args(node: i32, partitions: i32) -> BrokerArgs {
     BrokerArgs::try_parse_from(list).expect("simulated broker arguments parse")
 }
 
+/// The one listener simulated brokers have.
+const LISTENER: &str = "PLAINTEXT";
+
 /// The software of broker host `node`; turmoil runs it again on every restart.
 pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
     let boot = world.boot(node);
@@ -73,17 +77,21 @@ pub async fn broker(world: Arc<World>, node: i32) -> turmoil::Result {
     )
     .with_jitter_seed(world.seed ^ ((node as u64) << 40) ^ boot);
     let args = args(node, world.shape.partitions);
-    let broker =
-        match startup::start_with_store(args, (host_name(node), 9092), metrics, store).await {
-            Ok(b) => b,
-            Err(e) => {
-                world
-                    .trace
-                    .record(Kind::Fault, format!("broker {node} failed to start: {e:#}"));
-                world.want_restart(node);
-                return Ok(());
-            }
-        };
+    let main = Endpoint {
+        host: host_name(node),
+        port: 9092,
+    };
+    let listeners = vec![(LISTENER.to_string(), main)];
+    let broker = match startup::start_with_store(args, listeners, metrics, store).await {
+        Ok(b) => b,
+        Err(e) => {
+            world
+                .trace
+                .record(Kind::Fault, format!("broker {node} failed to start: {e:#}"));
+            world.want_restart(node);
+            return Ok(());
+        }
+    };
     let incarnation = broker.engine.incarnation();
     world.trace.record(
         Kind::Fault,
@@ -270,7 +278,7 @@ async fn serve(world: &World, broker: &Arc<Broker>, me: Acker, request: Request)
             let req = FindCoordinatorRequest::default()
                 .with_key(StrBytes::from_static_str(GROUP))
                 .with_key_type(0);
-            let r = handlers::groups::coordinator::find(broker, 3, req).await;
+            let r = handlers::groups::coordinator::find(broker, 3, LISTENER, req).await;
             Response::Coordinator((r.error_code == 0).then_some(r.node_id.0))
         }
         Request::Commit { offsets } => {

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::liveness::{read_heartbeat, LivenessTracker};
-use super::metadata::{ClusterMetadata, ControllerLease, MetadataStore, NodeInfo};
+use super::metadata::{ClusterMetadata, ControllerLease, Endpoint, MetadataStore, NodeInfo};
 use super::placement::{self, Move};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::{wal_gc, Store};
@@ -108,8 +108,18 @@ impl Controller {
     }
 
     /// Registers this incarnation as a live node (keeping an operator's drain).
-    pub async fn register(&self, host: &str, port: i32, http_port: Option<i32>) -> Result<()> {
+    /// `listeners` are the advertised endpoints by listener name; the first is the
+    /// node's main address.
+    pub async fn register(
+        &self,
+        listeners: &[(String, Endpoint)],
+        http_port: Option<i32>,
+    ) -> Result<()> {
         let (node, incarnation) = (self.node, self.incarnation);
+        let Some((_, main)) = listeners.first() else {
+            return Ok(());
+        };
+        let (host, port) = (main.host.as_str(), main.port);
         self.metadata
             .update(|m| {
                 let draining = m.nodes.get(&node).is_some_and(|n| n.draining);
@@ -122,6 +132,7 @@ impl Controller {
                         alive: true,
                         draining,
                         http_port,
+                        listeners: listeners.iter().cloned().collect(),
                     },
                 );
                 Ok::<_, StorageError>(())
@@ -337,7 +348,13 @@ mod tests {
                 .unwrap(),
         );
         let c = Controller::new(store.clone(), meta, id, incarnation, config());
-        c.register("127.0.0.1", 9000 + id, None).await.unwrap();
+        let main = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 9000 + id,
+        };
+        c.register(&[("PLAINTEXT".into(), main)], None)
+            .await
+            .unwrap();
         c
     }
 

@@ -47,7 +47,7 @@ pub struct TopicMetadata {
 }
 
 /// A broker as registered in the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub host: String,
     pub port: i32,
@@ -62,9 +62,32 @@ pub struct NodeInfo {
     /// an evidence report it holds. None from brokers of older versions.
     #[serde(default)]
     pub http_port: Option<i32>,
+    /// Where clients reach the node, by listener name (`--advertised-listeners`). Clients
+    /// are sent to the endpoints of the listener they connected through, as with Kafka.
+    /// Empty from brokers of older versions: `host` and `port` then serve every listener.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listeners: BTreeMap<String, Endpoint>,
+}
+
+/// A host and port clients connect to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: i32,
 }
 
 impl NodeInfo {
+    /// The node's endpoint on `listener`, or None when it has no such listener.
+    pub fn endpoint(&self, listener: &str) -> Option<Endpoint> {
+        if self.listeners.is_empty() {
+            return Some(Endpoint {
+                host: self.host.clone(),
+                port: self.port,
+            });
+        }
+        self.listeners.get(listener).cloned()
+    }
+
     /// Can lead partitions: alive and not being drained.
     pub fn is_eligible(&self) -> bool {
         self.alive && !self.draining
@@ -101,6 +124,15 @@ impl ClusterMetadata {
             .iter()
             .filter(|(_, n)| n.alive)
             .map(|(i, n)| (*i, n))
+    }
+
+    /// Live nodes that clients of `listener` can reach, with their endpoint on it.
+    pub fn live_endpoints<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (i32, Endpoint)> + 'a {
+        self.live_nodes()
+            .filter_map(move |(id, n)| n.endpoint(listener).map(|e| (id, e)))
     }
 
     /// Whether `p` is led by a live incarnation of its leader.
@@ -206,7 +238,7 @@ mod tests {
                             incarnation: 1,
                             alive: true,
                             draining: false,
-                            http_port: None,
+                            ..NodeInfo::default()
                         },
                     );
                     Ok::<_, StorageError>(())

@@ -222,7 +222,7 @@ mod tests {
             incarnation,
             alive,
             draining,
-            http_port: None,
+            ..NodeInfo::default()
         }
     }
 

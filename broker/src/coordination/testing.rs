@@ -44,7 +44,7 @@ pub async fn fixture() -> Fixture {
                     incarnation: engine.incarnation(),
                     alive: true,
                     draining: false,
-                    http_port: None,
+                    ..NodeInfo::default()
                 },
             );
             Ok::<_, StorageError>(())

@@ -13,18 +13,26 @@ use tracing::warn;
 use crate::config::BrokerArgs;
 use crate::coordination::controller::{Controller, ControllerConfig};
 use crate::coordination::groups::GroupCoordinator;
+use crate::coordination::metadata::Endpoint;
 use crate::coordination::producer_ids::ProducerIdAllocator;
 use crate::coordination::topics::TopicAdmin;
 use crate::coordination::MetadataStore;
 use crate::governance::{DeadLetterWriter, SchemaRegistry};
 use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
-use crate::storage::{LogEngine, Store};
+use crate::security::credentials::bootstrap;
+use crate::security::login_guard::LoginGuard;
+use crate::security::tls::TlsConfig;
+use crate::security::{Security, SecurityStore};
+use crate::storage::{LogEngine, StorageError, Store};
+use sluice_auth::mapping::PrincipalMapper;
 
 pub struct Broker {
     pub args: BrokerArgs,
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// Where clients reach this broker, by listener name; the first is its main address.
+    pub advertised: Vec<(String, Endpoint)>,
+    /// Credentials, TLS and the login guard of the listeners.
+    pub security: Security,
     pub store: Store,
     pub engine: Arc<LogEngine>,
     pub metadata: Arc<MetadataStore>,
@@ -51,10 +59,11 @@ impl Broker {
     /// not joined the cluster yet and leads nothing.
     pub(super) async fn open(
         args: BrokerArgs,
-        advertised: (String, i32),
+        advertised: Vec<(String, Endpoint)>,
         metrics: Arc<Metrics>,
         store: Store,
     ) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(!advertised.is_empty(), "a broker needs a listener");
         #[cfg(debug_assertions)]
         let store = match &args.inject_faults {
             Some(faults) => {
@@ -87,10 +96,11 @@ impl Broker {
                 .await
                 .context("loading the schema registry")?,
         );
+        let security = open_security(&args, store.clone()).await?;
         let owner = format!("{}/{}", args.node_id, engine.incarnation());
         Ok(Arc::new(Broker {
-            advertised_host: advertised.0,
-            advertised_port: advertised.1,
+            advertised,
+            security,
             store: store.clone(),
             topics: TopicAdmin::new(metadata.clone(), engine.clone()),
             engine,
@@ -131,4 +141,35 @@ impl Broker {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(30)
     }
+}
+
+/// The credential store (with the bootstrap users added), TLS and SASL settings.
+async fn open_security(args: &BrokerArgs, store: Store) -> anyhow::Result<Security> {
+    let credentials = SecurityStore::open(store)
+        .await
+        .context("loading the security state")?;
+    let users = args.bootstrap_users()?;
+    if !users.is_empty() {
+        credentials
+            .update_if(|s| Ok::<_, StorageError>(bootstrap(s, &users).then_some(())))
+            .await
+            .context("adding the bootstrap users")?;
+    }
+    let tls = match args.tls_settings()? {
+        Some(settings) => Some(Arc::new(
+            TlsConfig::load(settings).context("loading the TLS certificate")?,
+        )),
+        None => None,
+    };
+    Ok(Security {
+        store: credentials,
+        login_guard: LoginGuard::new(Duration::from_millis(args.failed_authentication_delay_ms)),
+        principal_mapper: PrincipalMapper::parse(&args.ssl_principal_mapping_rules)
+            .context("--ssl-principal-mapping-rules")?,
+        sasl_mechanisms: args.sasl_mechanisms()?,
+        reauth: (args.connections_max_reauth_ms > 0)
+            .then(|| Duration::from_millis(args.connections_max_reauth_ms)),
+        tls,
+        authentication_timeout: Duration::from_millis(args.authentication_timeout_ms.max(100)),
+    })
 }

@@ -7,26 +7,102 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use kafka_protocol::ResponseError;
 use sluice_protocol::codec::peek_key_version;
 use sluice_protocol::ProtocolError;
 use sluice_protocol::{decode_request, encode_response, versions, FrameDecoder};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
-use super::handlers::{self, Reply};
+use super::handlers::{self, Client, Reply};
+use super::session::{AfterLogin, Gate, ListenerInfo, Session};
 use super::Broker;
 use crate::metrics::KindLabel;
+use crate::security::tls::certificate_principal;
+use crate::security::Principal;
 
 /// Requests of one connection being handled at once.
 const MAX_IN_FLIGHT: usize = 32;
 
-pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
-    let (mut reader, mut writer) = socket.into_split();
+/// Largest frame before a SASL login (Kafka's `sasl.server.max.receive.size`): an
+/// unauthenticated client cannot make the broker buffer a large request.
+const MAX_UNAUTHENTICATED_FRAME: usize = 512 * 1024;
+
+/// Serves one accepted connection of `listener`: the TLS handshake first where the
+/// listener uses TLS (bounded by the authentication timeout), then Kafka requests.
+pub async fn serve(
+    broker: Arc<Broker>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+) {
+    let deadline = Instant::now() + broker.security.authentication_timeout;
+    if !listener.protocol.uses_tls() {
+        let session = Session::new(listener, peer, Principal::anonymous());
+        return serve_stream(broker, socket, session, deadline).await;
+    }
+    let Some(tls) = broker.security.tls.clone() else {
+        // startup refuses a TLS listener without a certificate.
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(socket)).await;
+    let probe = Session::new(listener.clone(), peer, Principal::anonymous());
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            probe.count(&broker, "SSL", "failed");
+            debug!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            probe.count(&broker, "SSL", "timeout");
+            debug!(%peer, listener = %listener.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first());
+    let principal = match certificate {
+        None => Principal::anonymous(),
+        Some(cert) => match certificate_principal(cert, &broker.security.principal_mapper) {
+            Ok(p) => {
+                probe.count(&broker, "SSL", "ok");
+                info!(target: "sluice::audit", event = "authentication", result = "ok",
+                    mechanism = "SSL", principal = %p, listener = %listener.name, source = %peer);
+                p
+            }
+            Err(reason) => {
+                probe.count(&broker, "SSL", "failed");
+                warn!(target: "sluice::audit", event = "authentication", result = "failed",
+                    mechanism = "SSL", listener = %listener.name, source = %peer, %reason);
+                return;
+            }
+        },
+    };
+    serve_stream(
+        broker,
+        stream,
+        Session::new(listener, peer, principal),
+        deadline,
+    )
+    .await
+}
+
+async fn serve_stream<S>(broker: Arc<Broker>, stream: S, mut session: Session, deadline: Instant)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = session.peer;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Outgoing>>(MAX_IN_FLIGHT);
     let write_loop = tokio::spawn(async move {
         while let Some(task) = rx.recv().await {
@@ -37,6 +113,11 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
                     }
                 }
                 Ok(Outgoing::Nothing) => {}
+                Ok(Outgoing::Final(bytes)) => {
+                    let _ = writer.write_all(&bytes).await;
+                    let _ = writer.shutdown().await;
+                    return;
+                }
                 Ok(Outgoing::Close) => {
                     let _ = writer.shutdown().await;
                     return;
@@ -48,9 +129,25 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
             }
         }
     });
-    let mut frames = FrameDecoder::new(broker.args.max_request_bytes);
+    let mut frames = FrameDecoder::new(if session.authenticated() {
+        broker.args.max_request_bytes
+    } else {
+        MAX_UNAUTHENTICATED_FRAME
+    });
     loop {
-        let frame = match read_frame(&mut reader, &mut frames).await {
+        let read = if session.authenticated() {
+            read_frame(&mut reader, &mut frames).await
+        } else {
+            match tokio::time::timeout_at(deadline, read_frame(&mut reader, &mut frames)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    session.count(&broker, "SASL", "timeout");
+                    debug!(%peer, "closing connection: no SASL login in time");
+                    break;
+                }
+            }
+        };
+        let frame = match read {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -58,14 +155,18 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let task = match handle_frame(&broker, frame, peer).await {
-            Ok(task) => task,
+        let was_authenticated = session.authenticated();
+        let (task, last) = match handle_frame(&broker, frame, &mut session).await {
+            Ok(handled) => handled,
             Err(e) => {
                 reject(&broker, peer, &e);
                 break;
             }
         };
-        if tx.send(task).await.is_err() {
+        if !was_authenticated && session.authenticated() {
+            frames.set_max_len(broker.args.max_request_bytes);
+        }
+        if tx.send(task).await.is_err() || last {
             break;
         }
     }
@@ -105,12 +206,12 @@ fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
 }
 
 /// Decodes a frame and starts its handler; the returned task yields the encoded
-/// response (`None` for acks=0 produce).
+/// response (`None` for acks=0 produce), and the flag says it is the connection's last.
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
-    peer: SocketAddr,
-) -> Result<JoinHandle<Outgoing>, ProtocolError> {
+    session: &mut Session,
+) -> Result<(JoinHandle<Outgoing>, bool), ProtocolError> {
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -125,7 +226,7 @@ async fn handle_frame(
                     .with_api_keys(handlers::api_versions::supported()),
             );
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            return Ok(tokio::spawn(async move { Outgoing::Bytes(bytes) }));
+            return Ok((tokio::spawn(async move { Outgoing::Bytes(bytes) }), false));
         }
         Err(e) => return Err(e),
     };
@@ -139,7 +240,6 @@ async fn handle_frame(
             api: versions::name(key),
         })
         .inc();
-    let pending = handlers::dispatch(broker.clone(), request, peer).await;
     let encode = move |reply: Reply| -> Outgoing {
         match reply {
             Reply::Send(body) => match encode_response(key, version, correlation_id, &body) {
@@ -154,20 +254,67 @@ async fn handle_frame(
             Reply::Close => Outgoing::Close,
         }
     };
+    match session.gate(key, Instant::now()) {
+        Gate::Serve => {}
+        Gate::Close(reason) => {
+            debug!(peer = %session.peer, api = versions::name(key), reason, "closing connection");
+            return Ok((tokio::spawn(async { Outgoing::Close }), true));
+        }
+        Gate::Login => {
+            let (body, after) = match request.body {
+                RequestKind::SaslHandshake(r) => (
+                    ResponseKind::SaslHandshake(session.handshake(broker, &r)),
+                    AfterLogin::Continue,
+                ),
+                RequestKind::SaslAuthenticate(r) => {
+                    let (resp, after) = session.authenticate(broker, &r, Instant::now());
+                    (ResponseKind::SaslAuthenticate(resp), after)
+                }
+                _ => unreachable!("the gate lets only SASL requests log in"),
+            };
+            let out = encode(handlers::reply(body));
+            return Ok(match (after, out) {
+                (AfterLogin::Close(delay), Outgoing::Bytes(bytes)) => {
+                    // The refusal waits, so guessing passwords costs time; no later
+                    // request of this connection is read.
+                    let task = tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        Outgoing::Final(bytes)
+                    });
+                    (task, true)
+                }
+                (_, out) => (tokio::spawn(async move { out }), false),
+            });
+        }
+    }
+    let client = Client {
+        id: request
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        host: format!("/{}", session.peer.ip()),
+        principal: session.principal.clone(),
+        listener: session.listener.name.clone(),
+    };
+    let pending = handlers::dispatch(broker.clone(), request, client).await;
     if key == ApiKey::Produce {
         // Offsets are already assigned in request order; only the durability wait runs
         // beside later requests, so pipelined produces share WAL objects.
-        return Ok(tokio::spawn(async move { encode(pending.await) }));
+        return Ok((tokio::spawn(async move { encode(pending.await) }), false));
     }
     // Everything else takes effect in request order, as on a Kafka broker, which handles
     // one request of a connection at a time.
     let out = encode(pending.await);
-    Ok(tokio::spawn(async move { out }))
+    Ok((tokio::spawn(async move { out }), false))
 }
 
 /// What the write loop does for one request, in request order.
 enum Outgoing {
     Bytes(Bytes),
     Nothing,
+    /// The last response: send it, then close.
+    Final(Bytes),
     Close,
 }

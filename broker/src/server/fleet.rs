@@ -92,8 +92,18 @@ async fn controller_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn follow_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_millis(broker.args.metadata_poll_ms.max(10));
+/// Follows a polled document: the next versions every `every`, and a full listing
+/// every [`FULL_REFRESH`] as a backstop against having fallen far behind.
+async fn follow<F, Fut, E>(
+    what: &'static str,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    refresh: F,
+) where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+    E: std::fmt::Display,
+{
     let mut last_full = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -105,28 +115,41 @@ async fn follow_metadata(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         if full {
             last_full = tokio::time::Instant::now();
         }
-        if let Err(e) = broker.metadata.refresh(full).await {
-            debug!(error = %e, "metadata refresh failed");
+        if let Err(e) = refresh(full).await {
+            debug!(error = %e, what, "refresh failed");
         }
     }
 }
 
-async fn follow_schemas(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let mut last_full = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            biased;
-            _ = tokio::time::sleep(SCHEMA_POLL) => {}
-            _ = stop.changed() => return,
-        }
-        let full = last_full.elapsed() >= FULL_REFRESH;
-        if full {
-            last_full = tokio::time::Instant::now();
-        }
-        if let Err(e) = broker.schemas.refresh(full).await {
-            debug!(error = %e, "schema registry refresh failed");
-        }
-    }
+fn metadata_poll(broker: &Broker) -> Duration {
+    Duration::from_millis(broker.args.metadata_poll_ms.max(10))
+}
+
+async fn follow_metadata(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let every = metadata_poll(&broker);
+    follow("cluster metadata", every, stop, |full| {
+        broker.metadata.refresh(full)
+    })
+    .await
+}
+
+async fn follow_schemas(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    follow("schema registry", SCHEMA_POLL, stop, |full| {
+        broker.schemas.refresh(full)
+    })
+    .await
+}
+
+/// Follows the security document (credentials) at the metadata poll interval, so a
+/// credential changed through any broker is used by this one within one poll.
+pub fn follow_security(broker: Arc<Broker>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = metadata_poll(&broker);
+        follow("security state", every, stop, |full| {
+            broker.security.store.refresh(full)
+        })
+        .await
+    })
 }
 
 async fn lead_loop(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {

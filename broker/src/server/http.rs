@@ -71,6 +71,7 @@ pub async fn serve(
         )
         .route("/v1/cluster", get(cluster))
         .route("/v1/lake", get(lake))
+        .route("/v1/security/logins", get(failed_logins))
         .route("/v1/evidence", get(evidence))
         .route("/v1/evidence/local", get(evidence_local))
         .route("/v1/nodes/{id}/drain", post(drain).delete(undrain))
@@ -130,6 +131,19 @@ async fn lake(
     State((_, s)): AppState,
 ) -> Result<Json<Vec<crate::lake::TableStatus>>, (StatusCode, String)> {
     Ok(Json(started(&s)?.lake_status.snapshot()))
+}
+
+/// The source addresses with the most failed logins on this broker since it started
+/// (docs/security.md): who is guessing passwords.
+async fn failed_logins(
+    State((_, s)): AppState,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let top = started(&s)?.security.login_guard.top_sources(20);
+    let sources: Vec<serde_json::Value> = top
+        .into_iter()
+        .map(|(ip, failures)| serde_json::json!({"source": ip.to_string(), "failures": failures}))
+        .collect();
+    Ok(Json(serde_json::json!({ "failed_logins": sources })))
 }
 
 /// The query of the evidence endpoints.

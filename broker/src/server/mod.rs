@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod handlers;
 pub mod http;
 mod registry_api;
+pub mod session;
 pub mod startup;
 
 pub use broker::Broker;

@@ -10,11 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::session::ListenerInfo;
 use super::{connection, fleet, http, Broker};
 use crate::config::BrokerArgs;
 use crate::coordination::groups::{offsets_topic, ConsumerGroupTiming, GroupCoordinator};
+use crate::coordination::metadata::Endpoint;
 use crate::lake::LakeService;
 use crate::metrics::Metrics;
+use crate::security::tls::TlsConfig;
 use crate::storage::Store;
 
 /// Exit status of a broker whose incarnation was fenced or declared dead: it must be
@@ -25,7 +28,7 @@ pub const EXIT_FENCED: i32 = 75;
 /// heartbeat, a controller round) and takes over the partitions assigned to it.
 pub async fn start(
     args: BrokerArgs,
-    advertised: (String, i32),
+    advertised: Vec<(String, Endpoint)>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Broker>> {
     let store = Store::from_url(&args.storage, metrics.clone()).context("opening storage")?;
@@ -36,7 +39,7 @@ pub async fn start(
 /// simulated host its own view of one in-memory bucket).
 pub async fn start_with_store(
     args: BrokerArgs,
-    advertised: (String, i32),
+    advertised: Vec<(String, Endpoint)>,
     metrics: Arc<Metrics>,
     store: Store,
 ) -> anyhow::Result<Arc<Broker>> {
@@ -44,8 +47,7 @@ pub async fn start_with_store(
     broker
         .controller
         .register(
-            &broker.advertised_host,
-            broker.advertised_port,
+            &broker.advertised,
             Some(i32::from(broker.args.metrics_listen.port())),
         )
         .await
@@ -83,25 +85,48 @@ pub async fn start_with_store(
 /// Exits the process with [`EXIT_FENCED`] if another broker fences this incarnation.
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding Kafka listener {}", args.listen))?;
-    let bound = listener.local_addr()?;
-    let advertised = match &args.advertise {
-        Some(a) => {
-            let (h, p) = a
-                .rsplit_once(':')
-                .with_context(|| format!("--advertise {a:?} is not HOST:PORT"))?;
-            (h.to_string(), p.parse::<i32>().context("advertised port")?)
-        }
-        // Clients connect to what Metadata says: an unspecified address would send them
-        // to 0.0.0.0, which only works on this host.
-        None if bound.ip().is_unspecified() => anyhow::bail!(
-            "--listen {} binds every interface: give --advertise HOST:PORT for clients",
-            args.listen
-        ),
-        None => (bound.ip().to_string(), bound.port() as i32),
-    };
+    let specs = args.listener_specs()?;
+    if let Some(spec) = specs.iter().find(|s| s.protocol.uses_tls()) {
+        anyhow::ensure!(
+            args.ssl_certificate_file.is_some(),
+            "listener {} uses {}: give --ssl-certificate-file and --ssl-key-file",
+            spec.name,
+            spec.protocol
+        );
+    }
+    let mut bound = Vec::new();
+    for spec in specs {
+        let socket = TcpListener::bind(spec.bind)
+            .await
+            .with_context(|| format!("binding listener {} on {}", spec.name, spec.bind))?;
+        let addr = socket.local_addr()?;
+        let endpoint = match &spec.advertised {
+            Some((host, port)) => Endpoint {
+                host: host.clone(),
+                port: i32::from(*port),
+            },
+            // Clients connect to what Metadata says: an unspecified address would send
+            // them to 0.0.0.0, which only works on this host.
+            None if addr.ip().is_unspecified() => anyhow::bail!(
+                "listener {} binds every interface ({addr}): give it an advertised address (--advertise or --advertised-listeners)",
+                spec.name
+            ),
+            None => Endpoint {
+                host: addr.ip().to_string(),
+                port: i32::from(addr.port()),
+            },
+        };
+        info!(listener = %spec.name, protocol = %spec.protocol, %addr, advertised = %format!("{}:{}", endpoint.host, endpoint.port), "listening");
+        let info = Arc::new(ListenerInfo {
+            name: spec.name,
+            protocol: spec.protocol,
+        });
+        bound.push((info, socket, endpoint));
+    }
+    let advertised = bound
+        .iter()
+        .map(|(info, _, e)| (info.name.clone(), e.clone()))
+        .collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_state = http::HttpState::default();
     let http = http::serve(
@@ -112,7 +137,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     )
     .await
     .context("binding metrics listener")?;
-    info!(listen = %bound, storage = %args.storage, node = args.node_id, "starting sluice-broker");
+    info!(storage = %args.storage, node = args.node_id, "starting sluice-broker");
     let broker = start(args, advertised, metrics).await?;
     http_state.set_broker(broker.clone());
     info!(
@@ -139,24 +164,18 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
             }
         })
     };
-    let acceptor = {
-        let broker = broker.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((socket, peer)) => {
-                            let _ = socket.set_nodelay(true);
-                            tokio::spawn(connection::serve(broker.clone(), socket, peer));
-                        }
-                        Err(e) => warn!(error = %e, "accept failed"),
-                    },
-                    _ = stop.changed() => return,
-                }
-            }
-        })
-    };
+    let mut acceptors: Vec<tokio::task::JoinHandle<()>> = bound
+        .into_iter()
+        .map(|(info, socket, _)| accept_loop(broker.clone(), info, socket, stop_rx.clone()))
+        .collect();
+    if let Some(tls) = broker.security.tls.clone() {
+        acceptors.push(reload_tls(
+            tls,
+            broker.args.ssl_reload_interval_ms,
+            stop_rx.clone(),
+        ));
+    }
+    acceptors.push(fleet::follow_security(broker.clone(), stop_rx.clone()));
 
     tokio::select! {
         _ = wait_for_signal() => {}
@@ -167,7 +186,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     info!("shutting down: handing partitions over");
     stop_tx.send_replace(true);
-    let _ = acceptor.await;
+    for a in acceptors {
+        let _ = a.await;
+    }
     let _ = retention.await;
     let _ = group_timers.await;
     let _ = lake.await;
@@ -185,6 +206,51 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let _ = http.await;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Accepts the connections of one listener until stopped.
+fn accept_loop(
+    broker: Arc<Broker>,
+    listener: Arc<ListenerInfo>,
+    socket: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = socket.accept() => match accepted {
+                    Ok((conn, peer)) => {
+                        let _ = conn.set_nodelay(true);
+                        tokio::spawn(connection::serve(broker.clone(), conn, peer, listener.clone()));
+                    }
+                    Err(e) => warn!(listener = %listener.name, error = %e, "accept failed"),
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Reads the TLS files again whenever they change, so renewed certificates are served
+/// without a restart.
+fn reload_tls(
+    tls: Arc<TlsConfig>,
+    every_ms: u64,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(every_ms.max(100));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => match tls.reload_if_changed() {
+                    Ok(true) => info!("TLS certificate reloaded"),
+                    Ok(false) => {}
+                    Err(e) => error!(error = %e, "TLS files changed but cannot be used; still serving the previous certificate"),
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    })
 }
 
 /// The lake writer (`crate::lake`), with the catalog `--lake-catalog` names.

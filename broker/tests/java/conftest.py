@@ -10,8 +10,10 @@ through /readyz, SIGTERM then SIGKILL at teardown.
 Environment:
   SLUICE_BROKER_BIN      the broker binary (required unless KAFKA_BOOTSTRAP is set)
   SLUICE_KAFKA_LIBS      folder with the Kafka jars; default: what
-                         `scripts/tools kafka-jars` prints (it downloads them
-                         once into ~/.cache/sluice/kafka-<version>/libs)
+                         `scripts/tools kafka-server-jars` prints (it downloads them
+                         once into ~/.cache/sluice/kafka-<version>/server-libs): the
+                         clients and tools, plus kafka_2.13 for ConfigCommand
+                         (kafka-configs.sh)
   KAFKA_BOOTSTRAP        run against an already running broker instead (e.g. a
                          real Apache Kafka, to check the suite itself); its node
                          id is KAFKA_NODE_ID (default 0)
@@ -343,7 +345,7 @@ def kafka_libs() -> Path:
         script = REPO / "scripts" / "tools"
         try:
             proc = subprocess.run(
-                [str(script), "kafka-jars"], capture_output=True, text=True, timeout=900,
+                [str(script), "kafka-server-jars"], capture_output=True, text=True, timeout=900,
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
@@ -354,7 +356,7 @@ def kafka_libs() -> Path:
             )
         # One NAME=PATH line, the path quoted for the shell.
         printed = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-        libs = Path(shlex.split(printed["KAFKA_LIBS"])[0])
+        libs = Path(shlex.split(printed["KAFKA_SERVER_LIBS"])[0])
     if not any(libs.glob("kafka-tools-*.jar")) or not any(libs.glob("kafka-clients-*.jar")):
         pytest.fail(f"no kafka-tools/kafka-clients jars in {libs}", pytrace=False)
     return libs

@@ -248,9 +248,14 @@ class BrokerFactory:
         self.base = Path(base)
         self.brokers: list[Broker] = []
 
-    def start(self, extra_args=(), name: str | None = None, data_dir: Path | None = None) -> Broker:
+    def start(self, extra_args=(), name: str | None = None, data_dir: Path | None = None,
+              ports: tuple[int, int] | None = None) -> Broker:
+        """`ports`: the (Kafka, metrics) ports, when `extra_args` must name them (e.g.
+        in `--listeners`); free ones otherwise."""
         name = name or f"broker{len(self.brokers)}"
         b = Broker(self.binary, self.base / name, extra_args, name=name, data_dir=data_dir)
+        if ports is not None:
+            b.kafka_port, b.metrics_port = ports
         self.brokers.append(b)
         _ACTIVE.append(b)
         return b.start()

@@ -11,7 +11,11 @@ use crate::server::Broker;
 /// Endpoint type 1: brokers (2 would be controllers, which clients cannot reach here).
 const BROKER_ENDPOINTS: i8 = 1;
 
-pub fn describe(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe(
+    broker: &Broker,
+    listener: &str,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let meta = broker.metadata.current();
     let resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(meta.cluster_id.clone()))
@@ -24,12 +28,12 @@ pub fn describe(broker: &Broker, req: DescribeClusterRequest) -> DescribeCluster
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
     resp.with_brokers(
-        meta.live_nodes()
-            .map(|(id, n)| {
+        meta.live_endpoints(listener)
+            .map(|(id, e)| {
                 DescribeClusterBroker::default()
                     .with_broker_id(id.into())
-                    .with_host(str_bytes(n.host.clone()))
-                    .with_port(n.port)
+                    .with_host(str_bytes(e.host))
+                    .with_port(e.port)
             })
             .collect(),
     )

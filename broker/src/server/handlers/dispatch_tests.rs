@@ -13,9 +13,11 @@ use sluice_protocol::frame::SIZE_LEN;
 use sluice_protocol::versions::SUPPORTED;
 use sluice_protocol::{decode_request, encode_request};
 
-use super::dispatch;
+use super::{dispatch, Client};
 use crate::config::BrokerArgs;
+use crate::coordination::metadata::Endpoint;
 use crate::metrics::Metrics;
+use crate::security::Principal;
 use crate::server::startup;
 
 /// A default request of `key` as `version`, without the size prefix; `None` for a key
@@ -65,16 +67,30 @@ fn default_request(key: ApiKey, version: i16) -> Option<Bytes> {
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
         ListPartitionReassignments => ListPartitionReassignmentsRequest,
+        SaslHandshake => SaslHandshakeRequest,
+        SaslAuthenticate => SaslAuthenticateRequest,
+        DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+        AlterUserScramCredentials => AlterUserScramCredentialsRequest,
     )
 }
 
 #[tokio::test]
 async fn every_supported_api_is_dispatched_to_a_handler() {
     let args = BrokerArgs::try_parse_from(["sluice-broker", "--storage=memory://"]).unwrap();
-    let broker = startup::start(args, ("localhost".into(), 9092), Arc::new(Metrics::new()))
+    let main = Endpoint {
+        host: "localhost".into(),
+        port: 9092,
+    };
+    let listeners = vec![("PLAINTEXT".to_string(), main)];
+    let broker = startup::start(args, listeners, Arc::new(Metrics::new()))
         .await
         .unwrap();
-    let peer = "127.0.0.1:50000".parse().unwrap();
+    let client = Client {
+        id: "dispatch-test".into(),
+        host: "/127.0.0.1".into(),
+        principal: Principal::anonymous(),
+        listener: "PLAINTEXT".into(),
+    };
     for api in SUPPORTED {
         for version in [api.min, api.max] {
             let frame = default_request(api.key, version)
@@ -82,7 +98,7 @@ async fn every_supported_api_is_dispatched_to_a_handler() {
             let request = decode_request(frame)
                 .unwrap_or_else(|e| panic!("{:?} v{version} decodes: {e}", api.key));
             // Only the routing is checked: the reply future is dropped unfinished.
-            let routed = AssertUnwindSafe(dispatch(broker.clone(), request, peer))
+            let routed = AssertUnwindSafe(dispatch(broker.clone(), request, client.clone()))
                 .catch_unwind()
                 .await;
             assert!(

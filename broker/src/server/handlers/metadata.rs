@@ -13,7 +13,14 @@ use crate::coordination::topics::TopicError;
 use crate::coordination::{ClusterMetadata, TopicMetadata};
 use crate::server::{fleet, Broker};
 
-pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// `listener`: the one the client connected through; brokers are given by their
+/// endpoints on it.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    listener: &str,
+    req: MetadataRequest,
+) -> MetadataResponse {
     // v0: an empty list means all topics; v1+: null means all.
     // Topics are asked for by name, or (v10+, KIP-516) by id with a null name.
     let mut unknown_ids = Vec::new();
@@ -81,12 +88,12 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
     }));
     MetadataResponse::default()
         .with_brokers(
-            meta.live_nodes()
-                .map(|(id, n)| {
+            meta.live_endpoints(listener)
+                .map(|(id, e)| {
                     MetadataResponseBroker::default()
                         .with_node_id(id.into())
-                        .with_host(str_bytes(n.host.clone()))
-                        .with_port(n.port)
+                        .with_host(str_bytes(e.host))
+                        .with_port(e.port)
                 })
                 .collect(),
         )

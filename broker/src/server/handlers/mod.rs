@@ -13,6 +13,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod reassignments;
+pub mod scram_credentials;
 pub mod topics;
 
 #[cfg(test)]
@@ -21,13 +22,16 @@ mod dispatch_tests;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_protocol::DecodedRequest;
 
 use super::Broker;
 use crate::coordination::TopicMetadata;
+use crate::security::Principal;
 use crate::storage::PartitionLog;
 
 /// What a connection does once a request is handled.
@@ -51,28 +55,22 @@ pub type PendingResponse = BoxFuture<'static, Reply>;
 
 /// Routes a request to its handler. Produce does its ordering-sensitive part (offset
 /// assignment) before this returns; everything else runs inside the returned future.
-/// Who sent a request, as group APIs report it (client id and `/ip`, like Kafka).
+/// Who sent a request: client id and `/ip` as group APIs report them (like Kafka), the
+/// authenticated principal, and the listener it came through.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
     pub host: String,
+    pub principal: Principal,
+    pub listener: String,
 }
 
 pub async fn dispatch(
     broker: Arc<Broker>,
     request: DecodedRequest,
-    peer: std::net::SocketAddr,
+    client: Client,
 ) -> PendingResponse {
     let v = request.version;
-    let client = Client {
-        id: request
-            .header
-            .client_id
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        host: format!("/{}", peer.ip()),
-    };
     let ready = |r: ResponseKind| -> PendingResponse { Box::pin(async move { reply(r) }) };
     match request.body {
         RequestKind::Produce(r) => produce::handle(broker, v, r, &client.id).await,
@@ -82,7 +80,7 @@ pub async fn dispatch(
         RequestKind::ApiVersions(_) => ready(ResponseKind::ApiVersions(api_versions::handle())),
         RequestKind::Metadata(r) => Box::pin(async move {
             reply(ResponseKind::Metadata(
-                metadata::handle(&broker, v, r).await,
+                metadata::handle(&broker, v, &client.listener, r).await,
             ))
         }),
         RequestKind::ListOffsets(r) => Box::pin(async move {
@@ -118,9 +116,11 @@ pub async fn dispatch(
                 configs::alter(&broker, r).await,
             ))
         }),
-        RequestKind::DescribeCluster(r) => {
-            ready(ResponseKind::DescribeCluster(cluster::describe(&broker, r)))
-        }
+        RequestKind::DescribeCluster(r) => ready(ResponseKind::DescribeCluster(cluster::describe(
+            &broker,
+            &client.listener,
+            r,
+        ))),
         RequestKind::DeleteRecords(r) => Box::pin(async move {
             reply(ResponseKind::DeleteRecords(
                 delete_records::handle(&broker, r).await,
@@ -133,7 +133,7 @@ pub async fn dispatch(
         }),
         RequestKind::FindCoordinator(r) => Box::pin(async move {
             reply(ResponseKind::FindCoordinator(
-                groups::coordinator::find(&broker, v, r).await,
+                groups::coordinator::find(&broker, v, &client.listener, r).await,
             ))
         }),
         RequestKind::JoinGroup(r) => Box::pin(async move {
@@ -195,6 +195,25 @@ pub async fn dispatch(
         RequestKind::ListPartitionReassignments(r) => ready(
             ResponseKind::ListPartitionReassignments(reassignments::list(&broker, r)),
         ),
+        // A SASL listener's connection handles its own login; anywhere else there is
+        // none to do (Kafka answers ILLEGAL_SASL_STATE too).
+        RequestKind::SaslHandshake(_) => ready(ResponseKind::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        )),
+        RequestKind::SaslAuthenticate(_) => ready(ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(str_bytes("this listener does not use SASL"))),
+        )),
+        RequestKind::DescribeUserScramCredentials(r) => ready(
+            ResponseKind::DescribeUserScramCredentials(scram_credentials::describe(&broker, r)),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => Box::pin(async move {
+            reply(ResponseKind::AlterUserScramCredentials(
+                scram_credentials::alter(&broker, &client, r).await,
+            ))
+        }),
         other => {
             // decode_request only lets through the APIs in sluice_protocol's table of
             // supported APIs; dispatch_tests checks each of them has an arm here.

@@ -19,6 +19,7 @@ const BATCHED_VERSION: i16 = 4;
 pub async fn find(
     broker: &Broker,
     version: i16,
+    listener: &str,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let created = if req.key_type == KEY_TYPE_GROUP {
@@ -49,11 +50,13 @@ pub async fn find(
         }
         let meta = broker.metadata.current();
         let p = broker.groups().partition_for(&c.key);
-        match offsets_topic::coordinator_of(&meta, p) {
-            Some((id, n)) => c
+        let coordinator = offsets_topic::coordinator_of(&meta, p)
+            .and_then(|(id, n)| n.endpoint(listener).map(|e| (id, e)));
+        match coordinator {
+            Some((id, e)) => c
                 .with_node_id(id.into())
-                .with_host(str_bytes(n.host.clone()))
-                .with_port(n.port),
+                .with_host(str_bytes(e.host))
+                .with_port(e.port),
             None => c
                 .with_node_id((-1).into())
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code())

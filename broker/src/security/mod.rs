@@ -1,0 +1,41 @@
+//! The security boundary at the Kafka listeners (docs/security.md): what each listener
+//! asks of a client ([`SecurityProtocol`]), TLS with certificates reloaded from disk
+//! ([`tls`]), SASL logins ([`sasl`]) against credentials kept in the bucket
+//! ([`store`], [`credentials`]), and the slowing down of failed logins ([`login_guard`]).
+//! The mechanisms themselves are pure code in `sluice-auth`.
+
+pub mod credentials;
+pub mod listener;
+pub mod login_guard;
+pub mod principal;
+pub mod protocol;
+pub mod sasl;
+pub mod store;
+pub mod tls;
+
+pub use principal::Principal;
+pub use protocol::SecurityProtocol;
+pub use store::SecurityStore;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_auth::mapping::PrincipalMapper;
+
+use login_guard::LoginGuard;
+use sasl::SaslMechanism;
+use tls::TlsConfig;
+
+/// Everything a listener needs to authenticate a connection.
+pub struct Security {
+    pub store: SecurityStore,
+    pub login_guard: LoginGuard,
+    pub principal_mapper: PrincipalMapper,
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// KIP-368: a login lasts this long, then the client logs in again.
+    pub reauth: Option<Duration>,
+    /// TLS of the SSL and SASL_SSL listeners; None when no listener uses TLS.
+    pub tls: Option<Arc<TlsConfig>>,
+    /// A connection's TLS handshake and SASL login must be done within this.
+    pub authentication_timeout: Duration,
+}
