@@ -32,6 +32,11 @@ pub struct AuthLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabel {
+    pub quota: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabel {
     pub topic: String,
     pub partition: i32,
@@ -76,6 +81,7 @@ pub struct Metrics {
     pub requests: Family<ApiLabel, Counter>,
     pub protocol_errors: Family<KindLabel, Counter>,
     pub authentications: Family<AuthLabel, Counter>,
+    pub throttled: Family<QuotaLabel, Counter>,
     pub produce_errors: Family<KindLabel, Counter>,
     pub produce_bytes: Counter,
     pub produce_records: Counter,
@@ -126,6 +132,7 @@ impl Metrics {
             requests: Family::default(),
             protocol_errors: Family::default(),
             authentications: Family::default(),
+            throttled: Family::default(),
             produce_errors: Family::default(),
             produce_bytes: Counter::default(),
             produce_records: Counter::default(),
@@ -184,6 +191,11 @@ impl Metrics {
             "authentications",
             "TLS and SASL logins by listener, mechanism and result",
             m.authentications.clone(),
+        );
+        r.register(
+            "throttled",
+            "Requests throttled by a client quota, by quota",
+            m.throttled.clone(),
         );
         r.register(
             "produce_errors",

@@ -100,6 +100,8 @@ pub const SUPPORTED: &[Api] = &[
         0,
         "alter_user_scram_credentials",
     ),
+    api(ApiKey::DescribeClientQuotas, 0, 1, "describe_client_quotas"),
+    api(ApiKey::AlterClientQuotas, 0, 1, "alter_client_quotas"),
 ];
 
 /// The table's entry for `key`, if it is implemented at all.

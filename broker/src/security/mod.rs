@@ -1,7 +1,8 @@
 //! The security boundary at the Kafka listeners (docs/security.md): what each listener
 //! asks of a client ([`SecurityProtocol`]), TLS with certificates reloaded from disk
 //! ([`tls`]), SASL logins ([`sasl`]) against credentials kept in the bucket
-//! ([`store`], [`credentials`]), and the slowing down of failed logins ([`login_guard`]).
+//! ([`store`], [`credentials`]), the slowing down of failed logins ([`login_guard`]),
+//! and client quotas ([`quotas`]) enforced by throttling ([`throttle`]).
 //! The mechanisms themselves are pure code in `sluice-auth`.
 
 pub mod credentials;
@@ -9,8 +10,10 @@ pub mod listener;
 pub mod login_guard;
 pub mod principal;
 pub mod protocol;
+pub mod quotas;
 pub mod sasl;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 
 pub use principal::Principal;
@@ -24,6 +27,7 @@ use sluice_auth::mapping::PrincipalMapper;
 
 use login_guard::LoginGuard;
 use sasl::SaslMechanism;
+use throttle::Throttler;
 use tls::TlsConfig;
 
 /// Everything a listener needs to authenticate a connection.
@@ -38,4 +42,6 @@ pub struct Security {
     pub tls: Option<Arc<TlsConfig>>,
     /// A connection's TLS handshake and SASL login must be done within this.
     pub authentication_timeout: Duration,
+    /// The rates of the holders of client quotas.
+    pub throttler: Throttler,
 }

@@ -1,4 +1,4 @@
-//! The cluster's security state (SCRAM credentials) as one document in the bucket: every
+//! The cluster's security state (SCRAM credentials, client quotas) as one document in the bucket: every
 //! broker follows it by polling, changes are compare-and-swap, so a credential altered
 //! through any broker is used by all of them within one metadata poll.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sluice_auth::scram::{Mechanism, ScramCredential};
 
+use super::quotas::QuotaEntry;
 use crate::storage::document::Document;
 use crate::storage::error::Result;
 use crate::storage::Store;
@@ -21,6 +22,9 @@ pub struct SecurityState {
     /// iteration count and the derived keys are stored, never a password.
     #[serde(default)]
     pub scram: BTreeMap<String, Vec<ScramCredential>>,
+    /// Client quotas (`kafka-configs.sh --entity-type users|clients`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaEntry>,
 }
 
 impl SecurityState {

@@ -22,6 +22,7 @@ use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
 use crate::security::credentials::bootstrap;
 use crate::security::login_guard::LoginGuard;
+use crate::security::throttle::Throttler;
 use crate::security::tls::TlsConfig;
 use crate::security::{Security, SecurityStore};
 use crate::storage::{LogEngine, StorageError, Store};
@@ -171,5 +172,6 @@ async fn open_security(args: &BrokerArgs, store: Store) -> anyhow::Result<Securi
             .then(|| Duration::from_millis(args.connections_max_reauth_ms)),
         tls,
         authentication_timeout: Duration::from_millis(args.authentication_timeout_ms.max(100)),
+        throttler: Throttler::default(),
     })
 }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::handlers::{self, Client, Reply};
+use super::quota::{self, Usage};
 use super::session::{AfterLogin, Gate, ListenerInfo, Session};
 use super::Broker;
 use crate::metrics::KindLabel;
@@ -156,7 +158,7 @@ where
             }
         };
         let was_authenticated = session.authenticated();
-        let (task, last) = match handle_frame(&broker, frame, &mut session).await {
+        let handled = match handle_frame(&broker, frame, &mut session).await {
             Ok(handled) => handled,
             Err(e) => {
                 reject(&broker, peer, &e);
@@ -166,8 +168,12 @@ where
         if !was_authenticated && session.authenticated() {
             frames.set_max_len(broker.args.max_request_bytes);
         }
-        if tx.send(task).await.is_err() || last {
+        if tx.send(handled.task).await.is_err() || handled.last {
             break;
+        }
+        if !handled.mute.is_zero() {
+            // KIP-219: an over-quota client is not read from until its throttle ends.
+            tokio::time::sleep(handled.mute).await;
         }
     }
     drop(tx);
@@ -205,13 +211,33 @@ fn reject(broker: &Broker, peer: SocketAddr, e: &ProtocolError) {
         .inc();
 }
 
-/// Decodes a frame and starts its handler; the returned task yields the encoded
-/// response (`None` for acks=0 produce), and the flag says it is the connection's last.
+/// A request started: the task yielding its encoded response (nothing for acks=0
+/// produce), whether it is the connection's last, and how long to wait before reading
+/// the next request (a client quota's throttle).
+struct Handled {
+    task: JoinHandle<Outgoing>,
+    last: bool,
+    mute: Duration,
+}
+
+impl Handled {
+    fn ready(out: Outgoing, last: bool) -> Self {
+        Handled {
+            task: tokio::spawn(async move { out }),
+            last,
+            mute: Duration::ZERO,
+        }
+    }
+}
+
+/// Decodes a frame and starts its handler.
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Bytes,
     session: &mut Session,
-) -> Result<(JoinHandle<Outgoing>, bool), ProtocolError> {
+) -> Result<Handled, ProtocolError> {
+    let started = std::time::Instant::now();
+    let frame_len = frame.len();
     let request = match decode_request(frame.clone()) {
         Ok(r) => r,
         Err(ProtocolError::UnsupportedVersion {
@@ -226,7 +252,7 @@ async fn handle_frame(
                     .with_api_keys(handlers::api_versions::supported()),
             );
             let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)?;
-            return Ok((tokio::spawn(async move { Outgoing::Bytes(bytes) }), false));
+            return Ok(Handled::ready(Outgoing::Bytes(bytes), false));
         }
         Err(e) => return Err(e),
     };
@@ -240,16 +266,14 @@ async fn handle_frame(
             api: versions::name(key),
         })
         .inc();
-    let encode = move |reply: Reply| -> Outgoing {
+    let encode = move |reply: Reply, wait: Duration| -> Outgoing {
         match reply {
-            Reply::Send(body) => match encode_response(key, version, correlation_id, &body) {
-                Ok(bytes) => Outgoing::Bytes(bytes),
-                Err(e) => {
-                    // Never skip a response: the client would pair later ones wrongly.
-                    warn!(error = %e, "closing connection: response failed to encode");
-                    Outgoing::Close
+            Reply::Send(mut body) => {
+                if !wait.is_zero() {
+                    quota::set_throttle(&mut body, wait);
                 }
-            },
+                encode_body(key, version, correlation_id, &body)
+            }
             Reply::Silent => Outgoing::Nothing,
             Reply::Close => Outgoing::Close,
         }
@@ -258,7 +282,7 @@ async fn handle_frame(
         Gate::Serve => {}
         Gate::Close(reason) => {
             debug!(peer = %session.peer, api = versions::name(key), reason, "closing connection");
-            return Ok((tokio::spawn(async { Outgoing::Close }), true));
+            return Ok(Handled::ready(Outgoing::Close, true));
         }
         Gate::Login => {
             let (body, after) = match request.body {
@@ -272,7 +296,7 @@ async fn handle_frame(
                 }
                 _ => unreachable!("the gate lets only SASL requests log in"),
             };
-            let out = encode(handlers::reply(body));
+            let out = encode(handlers::reply(body), Duration::ZERO);
             return Ok(match (after, out) {
                 (AfterLogin::Close(delay), Outgoing::Bytes(bytes)) => {
                     // The refusal waits, so guessing passwords costs time; no later
@@ -281,9 +305,13 @@ async fn handle_frame(
                         tokio::time::sleep(delay).await;
                         Outgoing::Final(bytes)
                     });
-                    (task, true)
+                    Handled {
+                        task,
+                        last: true,
+                        mute: Duration::ZERO,
+                    }
                 }
-                (_, out) => (tokio::spawn(async move { out }), false),
+                (_, out) => Handled::ready(out, false),
             });
         }
     }
@@ -298,16 +326,51 @@ async fn handle_frame(
         principal: session.principal.clone(),
         listener: session.listener.name.clone(),
     };
+    let user = session.principal.name.clone();
+    let client_id = client.id.clone();
     let pending = handlers::dispatch(broker.clone(), request, client).await;
     if key == ApiKey::Produce {
         // Offsets are already assigned in request order; only the durability wait runs
         // beside later requests, so pipelined produces share WAL objects.
-        return Ok((tokio::spawn(async move { encode(pending.await) }), false));
+        let usage = Usage {
+            produce_bytes: frame_len,
+            fetch_bytes: 0,
+            handling: started.elapsed(),
+        };
+        let wait = quota::throttle(broker, &user, &client_id, &usage);
+        return Ok(Handled {
+            task: tokio::spawn(async move { encode(pending.await, wait) }),
+            last: false,
+            mute: wait,
+        });
     }
     // Everything else takes effect in request order, as on a Kafka broker, which handles
     // one request of a connection at a time.
-    let out = encode(pending.await);
-    Ok((tokio::spawn(async move { out }), false))
+    let reply = pending.await;
+    let usage = Usage {
+        produce_bytes: 0,
+        fetch_bytes: match &reply {
+            Reply::Send(body) => quota::fetch_bytes(body),
+            _ => 0,
+        },
+        handling: started.elapsed(),
+    };
+    let wait = quota::throttle(broker, &user, &client_id, &usage);
+    Ok(Handled {
+        mute: wait,
+        ..Handled::ready(encode(reply, wait), false)
+    })
+}
+
+fn encode_body(key: ApiKey, version: i16, correlation_id: i32, body: &ResponseKind) -> Outgoing {
+    match encode_response(key, version, correlation_id, body) {
+        Ok(bytes) => Outgoing::Bytes(bytes),
+        Err(e) => {
+            // Never skip a response: the client would pair later ones wrongly.
+            warn!(error = %e, "closing connection: response failed to encode");
+            Outgoing::Close
+        }
+    }
 }
 
 /// What the write loop does for one request, in request order.

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod fleet;
 pub mod handlers;
 pub mod http;
+mod quota;
 mod registry_api;
 pub mod session;
 pub mod startup;

@@ -127,7 +127,7 @@ impl Session {
         req: &SaslAuthenticateRequest,
         now: Instant,
     ) -> (SaslAuthenticateResponse, AfterLogin) {
-        let resp = SaslAuthenticateResponse::default();
+        let resp = SaslAuthenticateResponse::default().with_error_message(None);
         let Some(login) = &mut self.login else {
             let resp = resp
                 .with_error_code(ResponseError::IllegalSaslState.code())

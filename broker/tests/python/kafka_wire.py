@@ -18,6 +18,7 @@ API_VERSIONS = 18
 METADATA = 3
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
+ALTER_CLIENT_QUOTAS = 49
 
 # Kafka error codes the tests look for.
 SASL_AUTHENTICATION_FAILED = 58
@@ -114,6 +115,29 @@ class Conn:
         pos += 4 + max(alen, 0)
         (lifetime,) = struct.unpack(">q", body[pos:pos + 8])
         return err, message, auth, lifetime
+
+
+def knullable(s: str | None) -> bytes:
+    return struct.pack(">h", -1) if s is None else kstring(s)
+
+
+def alter_client_quotas(conn: "Conn", entity: list[tuple[str, str | None]],
+                        ops: list[tuple[str, float | None]]) -> tuple[int, str | None]:
+    """AlterClientQuotas v0 for one entity (a None name is the default entity; a None
+    value removes the key): the entry's (error code, message)."""
+    body = struct.pack(">i", 1) + struct.pack(">i", len(entity))
+    for kind, name in entity:
+        body += kstring(kind) + knullable(name)
+    body += struct.pack(">i", len(ops))
+    for key, value in ops:
+        body += kstring(key) + struct.pack(">d?", value or 0.0, value is None)
+    body += struct.pack(">?", False)
+    conn.send(ALTER_CLIENT_QUOTAS, 0, body)
+    resp = conn.response()
+    # throttle, entries count, then the first entry's error code and message.
+    err, mlen = struct.unpack(">hh", resp[8:12])
+    message = resp[12:12 + mlen].decode() if mlen >= 0 else None
+    return err, message
 
 
 class ScramClient:

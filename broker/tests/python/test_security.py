@@ -397,3 +397,43 @@ def test_required_client_certificate(broker_bin, certs, tmp_path):
         assert c.api_versions() == 0
     finally:
         factory.close()
+
+
+# -- client quotas --------------------------------------------------------------------
+def test_produce_byte_rate_quota_throttles_only_its_user(secure):
+    admin = wire.Conn(secure.sasl_plain)
+    (err, _, _, _), _, _ = wire.scram_login(admin, *ADMIN)
+    assert err == 0
+    # Refused like Kafka: an unsupported key, a non-positive value, ip entities.
+    assert wire.alter_client_quotas(admin, [("user", "alice")],
+                                    [("controller_mutation_rate", 1.0)])[0] == 42
+    assert wire.alter_client_quotas(admin, [("user", "alice")],
+                                    [("producer_byte_rate", -5.0)])[0] == 42
+    assert wire.alter_client_quotas(admin, [("ip", None)],
+                                    [("producer_byte_rate", 5.0)])[0] == 42
+    assert wire.alter_client_quotas(admin, [("user", "alice")],
+                                    [("producer_byte_rate", 300_000.0)]) == (0, None)
+    time.sleep(0.5)
+    throttles = []
+
+    def produce_timed(user) -> float:
+        topic = f"quota-{uuid.uuid4().hex[:8]}"
+        p = Producer({**secure.conf("SCRAM-SHA-256", user=user), "linger.ms": 5,
+                      "batch.size": 100_000, "throttle_cb": throttles.append})
+        start = time.monotonic()
+        for i in range(120):
+            p.produce(topic, value=os.urandom(10_000))
+            p.poll(0)
+        assert p.flush(60) == 0
+        return time.monotonic() - start
+
+    fast = produce_timed(ADMIN)
+    assert not throttles
+    slow = produce_timed(ALICE)
+    # 1.2 MB at 300 KB/s cannot take much under 3 s; the admin, without a quota, is
+    # not slowed down.
+    assert slow > 2.5 and slow > 3 * fast, (slow, fast)
+    assert throttles and max(t.throttle_time for t in throttles) > 0
+    assert secure.metric("throttled_total", quota="producer_byte_rate") > 0
+    assert wire.alter_client_quotas(admin, [("user", "alice")],
+                                    [("producer_byte_rate", None)]) == (0, None)

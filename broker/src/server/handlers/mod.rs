@@ -2,6 +2,7 @@
 //! requests and build responses; they never touch sockets or codec details.
 
 pub mod api_versions;
+pub mod client_quotas;
 pub mod cluster;
 pub mod configs;
 pub mod delete_records;
@@ -212,6 +213,14 @@ pub async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => Box::pin(async move {
             reply(ResponseKind::AlterUserScramCredentials(
                 scram_credentials::alter(&broker, &client, r).await,
+            ))
+        }),
+        RequestKind::DescribeClientQuotas(r) => ready(ResponseKind::DescribeClientQuotas(
+            client_quotas::describe(&broker, r),
+        )),
+        RequestKind::AlterClientQuotas(r) => Box::pin(async move {
+            reply(ResponseKind::AlterClientQuotas(
+                client_quotas::alter(&broker, &client, r).await,
             ))
         }),
         other => {

@@ -41,7 +41,9 @@ pub fn describe(
     let results = credentials::describe(&state, users.as_deref())
         .into_iter()
         .map(|(user, result)| {
-            let r = DescribeUserScramCredentialsResult::default().with_user(str_bytes(user));
+            let r = DescribeUserScramCredentialsResult::default()
+                .with_user(str_bytes(user))
+                .with_error_message(None);
             match result {
                 Ok(infos) => r.with_credential_infos(
                     infos
@@ -59,7 +61,9 @@ pub fn describe(
             }
         })
         .collect();
-    DescribeUserScramCredentialsResponse::default().with_results(results)
+    DescribeUserScramCredentialsResponse::default()
+        .with_error_message(None)
+        .with_results(results)
 }
 
 pub async fn alter(
@@ -130,7 +134,9 @@ pub async fn alter(
             info!(target: "sluice::audit", event = "scram_credentials_altered",
                 principal = %client.principal, source = %client.host, %user,
                 result = %r.as_ref().map_or_else(|e| e.to_string(), |()| "ok".into()));
-            let res = AlterUserScramCredentialsResult::default().with_user(str_bytes(user));
+            let res = AlterUserScramCredentialsResult::default()
+                .with_user(str_bytes(user))
+                .with_error_message(None);
             match r {
                 Ok(()) => res,
                 Err(e) => res
