@@ -20,6 +20,13 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthorizerMode {
+    Auto,
+    On,
+    Off,
+}
+
 /// A Kafka-compatible broker whose only durable store is an object store.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sluice-broker", version)]
@@ -217,6 +224,18 @@ pub struct BrokerArgs {
         default_value_t = 10_000
     )]
     pub authentication_timeout_ms: u64,
+    /// Whether requests are checked against ACLs: `auto` turns the authorizer on when
+    /// any listener authenticates its clients (SASL, or SSL with client certificates).
+    #[arg(long, env = "SLUICE_AUTHORIZER", value_enum, default_value = "auto")]
+    pub authorizer: AuthorizerMode,
+    /// Principals allowed everything, `;`-separated (Kafka's `super.users`), e.g.
+    /// `User:admin;User:operator`.
+    #[arg(long, env = "SLUICE_SUPER_USERS", value_delimiter = ';')]
+    pub super_users: Vec<String>,
+    /// Allow a request on a resource no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`).
+    #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_everyone_if_no_acl_found: bool,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -340,6 +359,19 @@ impl BrokerArgs {
             return Ok(Vec::new());
         };
         Ok(key_values(path)?.into_iter().collect())
+    }
+
+    /// Whether the authorizer is on (see `--authorizer`).
+    pub fn authorizer_enabled(&self) -> anyhow::Result<bool> {
+        Ok(match self.authorizer {
+            AuthorizerMode::On => true,
+            AuthorizerMode::Off => false,
+            AuthorizerMode::Auto => self.listener_specs()?.iter().any(|l| {
+                l.protocol.uses_sasl()
+                    || (l.protocol.uses_tls()
+                        && self.ssl_client_auth != crate::security::tls::ClientAuth::None)
+            }),
+        })
     }
 
     pub fn heartbeat_interval(&self) -> Duration {

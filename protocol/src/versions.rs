@@ -100,6 +100,9 @@ pub const SUPPORTED: &[Api] = &[
         0,
         "alter_user_scram_credentials",
     ),
+    api(ApiKey::DescribeAcls, 1, 3, "describe_acls"),
+    api(ApiKey::CreateAcls, 1, 3, "create_acls"),
+    api(ApiKey::DeleteAcls, 1, 3, "delete_acls"),
     api(ApiKey::DescribeClientQuotas, 0, 1, "describe_client_quotas"),
     api(ApiKey::AlterClientQuotas, 0, 1, "alter_client_quotas"),
 ];

@@ -2,9 +2,12 @@
 //! asks of a client ([`SecurityProtocol`]), TLS with certificates reloaded from disk
 //! ([`tls`]), SASL logins ([`sasl`]) against credentials kept in the bucket
 //! ([`store`], [`credentials`]), the slowing down of failed logins ([`login_guard`]),
-//! and client quotas ([`quotas`]) enforced by throttling ([`throttle`]).
+//! client quotas ([`quotas`]) enforced by throttling ([`throttle`]), and ACLs
+//! ([`acl`]) with the authorizer that applies them ([`authorizer`]).
 //! The mechanisms themselves are pure code in `sluice-auth`.
 
+pub mod acl;
+pub mod authorizer;
 pub mod credentials;
 pub mod listener;
 pub mod login_guard;
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use sluice_auth::mapping::PrincipalMapper;
 
+use authorizer::Authorizer;
 use login_guard::LoginGuard;
 use sasl::SaslMechanism;
 use throttle::Throttler;
@@ -44,4 +48,6 @@ pub struct Security {
     pub authentication_timeout: Duration,
     /// The rates of the holders of client quotas.
     pub throttler: Throttler,
+    /// Who may do what (ACLs in the store).
+    pub authorizer: Authorizer,
 }

@@ -1,4 +1,4 @@
-//! The cluster's security state (SCRAM credentials, client quotas) as one document in the bucket: every
+//! The cluster's security state (SCRAM credentials, client quotas, ACLs) as one document in the bucket: every
 //! broker follows it by polling, changes are compare-and-swap, so a credential altered
 //! through any broker is used by all of them within one metadata poll.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sluice_auth::scram::{Mechanism, ScramCredential};
 
+use super::acl::AclBinding;
 use super::quotas::QuotaEntry;
 use crate::storage::document::Document;
 use crate::storage::error::Result;
@@ -25,6 +26,9 @@ pub struct SecurityState {
     /// Client quotas (`kafka-configs.sh --entity-type users|clients`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quotas: Vec<QuotaEntry>,
+    /// ACLs (`kafka-acls.sh`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<AclBinding>,
 }
 
 impl SecurityState {

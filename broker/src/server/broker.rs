@@ -20,6 +20,7 @@ use crate::coordination::MetadataStore;
 use crate::governance::{DeadLetterWriter, SchemaRegistry};
 use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
+use crate::security::authorizer::Authorizer;
 use crate::security::credentials::bootstrap;
 use crate::security::login_guard::LoginGuard;
 use crate::security::throttle::Throttler;
@@ -173,5 +174,15 @@ async fn open_security(args: &BrokerArgs, store: Store) -> anyhow::Result<Securi
         tls,
         authentication_timeout: Duration::from_millis(args.authentication_timeout_ms.max(100)),
         throttler: Throttler::default(),
+        authorizer: Authorizer {
+            enabled: args.authorizer_enabled()?,
+            super_users: args
+                .super_users
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            allow_everyone_if_no_acl_found: args.allow_everyone_if_no_acl_found,
+        },
     })
 }

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::authorization::{self, Check};
 use super::handlers::{self, Client, Reply};
 use super::quota::{self, Usage};
 use super::session::{AfterLogin, Gate, ListenerInfo, Session};
@@ -325,10 +326,26 @@ async fn handle_frame(
         host: format!("/{}", session.peer.ip()),
         principal: session.principal.clone(),
         listener: session.listener.name.clone(),
+        address: session.peer.ip(),
     };
     let user = session.principal.name.clone();
     let client_id = client.id.clone();
+    let mut request = request;
+    let patch = match authorization::check(broker, &client, version, &mut request.body) {
+        Check::Allow => None,
+        Check::Narrowed(patch) => Some(patch),
+        Check::Deny(body) => {
+            let out = encode(Reply::Send(body), Duration::ZERO);
+            return Ok(Handled::ready(out, false));
+        }
+    };
     let pending = handlers::dispatch(broker.clone(), request, client).await;
+    let encode = move |mut reply: Reply, wait: Duration| {
+        if let (Some(patch), Reply::Send(body)) = (patch, &mut reply) {
+            patch(body);
+        }
+        encode(reply, wait)
+    };
     if key == ApiKey::Produce {
         // Offsets are already assigned in request order; only the durability wait runs
         // beside later requests, so pipelined produces share WAL objects.

@@ -2,6 +2,7 @@
 //! ([`startup`]), its part in the fleet ([`fleet`]), the Kafka listener ([`connection`])
 //! with its request handlers ([`handlers`]), and the metrics and admin endpoint ([`http`]).
 
+mod authorization;
 pub mod broker;
 pub mod connection;
 pub mod fleet;

@@ -71,6 +71,9 @@ fn default_request(key: ApiKey, version: i16) -> Option<Bytes> {
         SaslAuthenticate => SaslAuthenticateRequest,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+        DescribeAcls => DescribeAclsRequest,
+        CreateAcls => CreateAclsRequest,
+        DeleteAcls => DeleteAclsRequest,
         DescribeClientQuotas => DescribeClientQuotasRequest,
         AlterClientQuotas => AlterClientQuotasRequest,
     )
@@ -92,6 +95,7 @@ async fn every_supported_api_is_dispatched_to_a_handler() {
         host: "/127.0.0.1".into(),
         principal: Principal::anonymous(),
         listener: "PLAINTEXT".into(),
+        address: "127.0.0.1".parse().unwrap(),
     };
     for api in SUPPORTED {
         for version in [api.min, api.max] {

@@ -1,6 +1,7 @@
 //! One module per Kafka API or family of APIs ([`groups`]). Handlers see decoded
 //! requests and build responses; they never touch sockets or codec details.
 
+pub mod acls;
 pub mod api_versions;
 pub mod client_quotas;
 pub mod cluster;
@@ -64,6 +65,8 @@ pub struct Client {
     pub host: String,
     pub principal: Principal,
     pub listener: String,
+    /// The client's address, as ACL hosts name it.
+    pub address: std::net::IpAddr,
 }
 
 pub async fn dispatch(
@@ -213,6 +216,19 @@ pub async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => Box::pin(async move {
             reply(ResponseKind::AlterUserScramCredentials(
                 scram_credentials::alter(&broker, &client, r).await,
+            ))
+        }),
+        RequestKind::DescribeAcls(r) => {
+            ready(ResponseKind::DescribeAcls(acls::describe(&broker, r)))
+        }
+        RequestKind::CreateAcls(r) => Box::pin(async move {
+            reply(ResponseKind::CreateAcls(
+                acls::create(&broker, &client, r).await,
+            ))
+        }),
+        RequestKind::DeleteAcls(r) => Box::pin(async move {
+            reply(ResponseKind::DeleteAcls(
+                acls::delete(&broker, &client, r).await,
             ))
         }),
         RequestKind::DescribeClientQuotas(r) => ready(ResponseKind::DescribeClientQuotas(
