@@ -1,6 +1,6 @@
 """Apache Kafka's own tools on a SASL_SSL listener: SCRAM users and client quotas
 managed with `kafka-configs.sh` (ConfigCommand: Alter/DescribeUserScramCredentials,
-Alter/DescribeClientQuotas), then the console producer and consumer logging in as
+Alter/DescribeClientQuotas), ACLs with `kafka-acls.sh` (AclCommand), then the console producer and consumer logging in as
 the new user with the Java client's SCRAM and a PEM trust store, and refused with a
 wrong password (docs/security.md)."""
 
@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 from tls_certs import Certs  # noqa: E402
 
 CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
 
 
 def client_properties(path: Path, ca: str, mechanism: str, user: str, password: str) -> str:
@@ -42,6 +43,7 @@ def sasl_ssl_broker(broker_bin, tmp_path):
         "--listeners", f"PLAINTEXT://127.0.0.1:{kafka},SASL_SSL://127.0.0.1:{sasl}",
         "--ssl-certificate-file", certs.server, "--ssl-key-file", certs.server_key,
         "--sasl-bootstrap-users-file", str(users),
+        "--super-users", "User:admin",
     ]
     factory = _fx.BrokerFactory(broker_bin, tmp_path / "broker")
     try:
@@ -82,6 +84,10 @@ def test_scram_users_with_kafka_configs_and_console_tools(kafka_libs, sasl_ssl_b
 
     bob = client_properties(tmp_path / "bob.properties", certs.ca, "SCRAM-SHA-256",
                             "bob", "bob-secret")
+    for rule in (("--topic", "scram-", "--operation", "All"),
+                 ("--group", "g-scram-", "--operation", "Read")):
+        tools.run(ACL_COMMAND, "--command-config", admin, "--add", "--allow-principal",
+                  "User:bob", "--resource-pattern-type", "prefixed", *rule)
     topic = f"scram-{uuid.uuid4().hex[:8]}"
     tools.run(TOPICS, "--command-config", bob, "--create", "--topic", topic,
               "--partitions", "1")
@@ -92,6 +98,20 @@ def test_scram_users_with_kafka_configs_and_console_tools(kafka_libs, sasl_ssl_b
                     "--from-beginning", "--max-messages", str(len(lines)),
                     "--timeout-ms", "30000", "--group", f"g-{topic}")
     assert res.stdout.split() == lines, res.describe()
+
+    # kafka-acls.sh: bob may read nothing until an ACL says so.
+    acls = ("--command-config", admin)
+    tools.run(ACL_COMMAND, *acls, "--add", "--allow-principal", "User:bob", "--operation",
+              "Read", "--topic", "audit-", "--resource-pattern-type", "prefixed")
+    listed = tools.run(ACL_COMMAND, *acls, "--list", "--topic", "audit-",
+                       "--resource-pattern-type", "prefixed")
+    assert "principal=User:bob" in listed.stdout and "operation=READ" in listed.stdout, \
+        listed.describe()
+    tools.run(ACL_COMMAND, *acls, "--remove", "--force", "--allow-principal", "User:bob",
+              "--operation", "Read", "--topic", "audit-", "--resource-pattern-type", "prefixed")
+    listed = tools.run(ACL_COMMAND, *acls, "--list", "--topic", "audit-",
+                       "--resource-pattern-type", "prefixed")
+    assert "User:bob" not in listed.stdout, listed.describe()
 
     wrong = client_properties(tmp_path / "wrong.properties", certs.ca, "SCRAM-SHA-256",
                               "bob", "not-bob")

@@ -19,6 +19,8 @@ METADATA = 3
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
 ALTER_CLIENT_QUOTAS = 49
+DESCRIBE_ACLS = 29
+DESCRIBE_CLUSTER = 60
 
 # Kafka error codes the tests look for.
 SASL_AUTHENTICATION_FAILED = 58
@@ -138,6 +140,27 @@ def alter_client_quotas(conn: "Conn", entity: list[tuple[str, str | None]],
     err, mlen = struct.unpack(">hh", resp[8:12])
     message = resp[12:12 + mlen].decode() if mlen >= 0 else None
     return err, message
+
+
+def describe_acls(conn: "Conn") -> int:
+    """DescribeAcls v1 matching every ACL: the response's error code."""
+    any_, null = struct.pack(">b", 1), struct.pack(">h", -1)
+    conn.send(DESCRIBE_ACLS, 1, any_ + null + any_ + null + null + any_ + any_)
+    (err,) = struct.unpack(">h", conn.response()[4:6])
+    return err
+
+
+def describe_cluster(conn: "Conn") -> int:
+    """DescribeCluster v0 (flexible: header v2 with an empty tag buffer): the error code."""
+    conn.corr += 1
+    header = struct.pack(">hhi", DESCRIBE_CLUSTER, 0, conn.corr) + kstring("raw-test") + b"\x00"
+    msg = header + b"\x00" + b"\x00"  # include_cluster_authorized_operations=false, tags
+    conn.sock.sendall(struct.pack(">i", len(msg)) + msg)
+    (size,) = struct.unpack(">i", conn.recv_exact(4))
+    data = conn.recv_exact(size)
+    # correlation id, response header tags, throttle, then the error code.
+    (err,) = struct.unpack(">h", data[9:11])
+    return err
 
 
 class ScramClient:

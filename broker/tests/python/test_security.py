@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                   AdminClient, NewTopic, ResourcePatternType, ResourceType,
+                                   ScramCredentialInfo, ScramMechanism,
                                    UserScramCredentialDeletion, UserScramCredentialUpsertion)
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -42,7 +44,8 @@ class SecureBroker:
     """A broker with four listeners: PLAINTEXT (the fixture's own port), SASL_SSL,
     SASL_PLAINTEXT, and MTLS (SSL, client certificates requested)."""
 
-    def __init__(self, factory, certs: Certs, tmp: Path, extra=(), client_auth="requested"):
+    def __init__(self, factory, certs: Certs, tmp: Path, extra=(), client_auth="requested",
+                 open_acls=True):
         kafka, metrics, self.sasl_ssl, self.sasl_plain, self.mtls = free_ports(5)
         users = tmp / "users.txt"
         users.write_text(f"# bootstrap users\n{ADMIN[0]}={ADMIN[1]}\n{ALICE[0]}={ALICE[1]}\n")
@@ -65,10 +68,21 @@ class SecureBroker:
             "--sasl-bootstrap-users-file", str(users),
             "--authentication-timeout-ms", "2000",
             "--failed-authentication-delay-ms", "50",
+            "--super-users", "User:admin",
             *extra,
         ]
         self.certs = certs
         self.broker = factory.start(args, ports=(kafka, metrics))
+        if open_acls:
+            # Everyone may use every topic and group here; the authorisation matrix
+            # below has a broker of its own with narrow ACLs.
+            admin = AdminClient(self.conf("SCRAM-SHA-512", user=ADMIN, listener="SASL_PLAINTEXT"))
+            grants = [AclBinding(kind, "*", ResourcePatternType.LITERAL, "User:*", "*",
+                                 AclOperation.ALL, AclPermissionType.ALLOW)
+                      for kind in (ResourceType.TOPIC, ResourceType.GROUP)]
+            for f in admin.create_acls(grants).values():
+                f.result(timeout=10)
+            time.sleep(0.3)
 
     def conf(self, mechanism="SCRAM-SHA-256", user=ALICE, listener="SASL_SSL", **extra) -> dict:
         port = {"SASL_SSL": self.sasl_ssl, "SASL_PLAINTEXT": self.sasl_plain}[listener]
