@@ -191,8 +191,14 @@ mod tests {
         };
         assert!(open.authorize(&acls, &who, Operation::Write, ResourceType::Topic, "other"));
         assert!(!open.authorize(&acls, &who, Operation::Write, ResourceType::Topic, "logs-a"));
-        assert!(!z.authorize_any(&acls, &who, Operation::Write, ResourceType::Topic));
-        assert!(z.authorize_any(&acls, &who, Operation::Read, ResourceType::Topic));
+        // WRITE somewhere: alice may do ALL on `audit`; bob has no ACL at all.
+        assert!(z.authorize_any(&acls, &who, Operation::Write, ResourceType::Topic));
+        let bob = Principal::user("bob");
+        let nobody = Requester {
+            principal: &bob,
+            host: "10.0.0.1".parse().unwrap(),
+        };
+        assert!(!z.authorize_any(&acls, &nobody, Operation::Write, ResourceType::Topic));
         let mut host_bound = acl(
             "h",
             PatternType::Literal,

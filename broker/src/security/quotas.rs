@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::store::SecurityState;
-
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
 pub const REQUEST_PERCENTAGE: &str = "request_percentage";
@@ -102,27 +100,25 @@ pub fn validate(ops: &[Op]) -> Result<(), InvalidQuota> {
 }
 
 /// Applies validated `ops` to `entity`'s quotas; returns whether anything changed.
-pub fn alter(state: &mut SecurityState, entity: &QuotaEntity, ops: &[Op]) -> bool {
-    let pos = state.quotas.iter().position(|q| &q.entity == entity);
-    let mut values = pos
-        .map(|i| state.quotas[i].values.clone())
-        .unwrap_or_default();
+pub fn alter(quotas: &mut Vec<QuotaEntry>, entity: &QuotaEntity, ops: &[Op]) -> bool {
+    let pos = quotas.iter().position(|q| &q.entity == entity);
+    let mut values = pos.map(|i| quotas[i].values.clone()).unwrap_or_default();
     for (key, value) in ops {
         match value {
             Some(v) => values.insert(key.clone(), *v),
             None => values.remove(key),
         };
     }
-    let before = pos.map(|i| &state.quotas[i].values);
+    let before = pos.map(|i| &quotas[i].values);
     if before == Some(&values) || (before.is_none() && values.is_empty()) {
         return false;
     }
     match (pos, values.is_empty()) {
         (Some(i), true) => {
-            state.quotas.remove(i);
+            quotas.remove(i);
         }
-        (Some(i), false) => state.quotas[i].values = values,
-        (None, _) => state.quotas.push(QuotaEntry {
+        (Some(i), false) => quotas[i].values = values,
+        (None, _) => quotas.push(QuotaEntry {
             entity: entity.clone(),
             values,
         }),
@@ -146,12 +142,11 @@ pub enum Match {
 /// The entries matching every filter; with `strict`, entries may not have entity
 /// types the filters do not name.
 pub fn describe<'a>(
-    state: &'a SecurityState,
+    quotas: &'a [QuotaEntry],
     filters: &[Filter],
     strict: bool,
 ) -> Vec<&'a QuotaEntry> {
-    state
-        .quotas
+    quotas
         .iter()
         .filter(|q| {
             let parts = [(USER, &q.entity.user), (CLIENT_ID, &q.entity.client_id)];
@@ -189,7 +184,7 @@ pub struct QuotaKey {
 /// user+client, user+default client, user, default user+client, default user+default
 /// client, default user, client, default client.
 pub fn applicable(
-    state: &SecurityState,
+    quotas: &[QuotaEntry],
     user: &str,
     client_id: &str,
     key: &str,
@@ -207,8 +202,7 @@ pub fn applicable(
         (None, Some(&Default)),
     ];
     let found = order.into_iter().find_map(|(eu, ec)| {
-        let entry = state
-            .quotas
+        let entry = quotas
             .iter()
             .find(|q| q.entity.user.as_ref() == eu && q.entity.client_id.as_ref() == ec)?;
         let quota = *entry.values.get(key)?;
@@ -227,7 +221,7 @@ pub fn applicable(
 mod tests {
     use super::*;
 
-    fn set(state: &mut SecurityState, parts: &[(&str, Option<&str>)], key: &str, v: f64) {
+    fn set(state: &mut Vec<QuotaEntry>, parts: &[(&str, Option<&str>)], key: &str, v: f64) {
         let parts: Vec<(String, Option<String>)> = parts
             .iter()
             .map(|(k, n)| (k.to_string(), n.map(str::to_string)))
@@ -240,7 +234,7 @@ mod tests {
 
     #[test]
     fn precedence_follows_kafka() {
-        let mut s = SecurityState::default();
+        let mut s: Vec<QuotaEntry> = Vec::new();
         set(&mut s, &[("client-id", None)], PRODUCER_BYTE_RATE, 1.0);
         let q = applicable(&s, "alice", "app", PRODUCER_BYTE_RATE).unwrap();
         assert_eq!(q.0, 1.0);
@@ -277,7 +271,7 @@ mod tests {
 
     #[test]
     fn alter_validate_and_describe() {
-        let mut s = SecurityState::default();
+        let mut s: Vec<QuotaEntry> = Vec::new();
         assert!(validate(&[("controller_mutation_rate".into(), Some(1.0))]).is_err());
         assert!(validate(&[(PRODUCER_BYTE_RATE.into(), Some(-1.0))]).is_err());
         assert!(entity(&[("ip".into(), None)]).is_err());
@@ -295,9 +289,9 @@ mod tests {
         };
         assert_eq!(describe(&s, std::slice::from_ref(&alice), false).len(), 2);
         assert_eq!(describe(&s, &[alice], true).len(), 1);
-        let e = s.quotas[0].entity.clone();
+        let e = s[0].entity.clone();
         assert!(alter(&mut s, &e, &[(PRODUCER_BYTE_RATE.into(), None)]));
-        assert_eq!(s.quotas.len(), 1, "an entity without values is removed");
+        assert_eq!(s.len(), 1, "an entity without values is removed");
         assert!(!alter(&mut s, &e, &[(PRODUCER_BYTE_RATE.into(), None)]));
     }
 }

@@ -48,7 +48,7 @@ pub fn throttle(broker: &Broker, user: &str, client_id: &str, usage: &Usage) -> 
         .into_iter()
         .filter(|(m, _, value)| *value > 0.0 || *m == Measure::RequestPercent)
         .filter_map(|(measure, key, value)| {
-            let (quota, holder) = quotas::applicable(&state, user, client_id, key)?;
+            let (quota, holder) = quotas::applicable(&state.quotas, user, client_id, key)?;
             let wait = broker
                 .security
                 .throttler

@@ -54,7 +54,7 @@ pub fn describe(broker: &Broker, req: DescribeClientQuotasRequest) -> DescribeCl
         });
     }
     let state = broker.security.store.current();
-    let entries = quotas::describe(&state, &filters, req.strict)
+    let entries = quotas::describe(&state.quotas, &filters, req.strict)
         .into_iter()
         .map(|q| {
             EntryData::default()
@@ -116,7 +116,7 @@ pub async fn alter(
                 let mut changed = false;
                 for (_, result, ops) in &checked {
                     if let Ok(entity) = result {
-                        changed |= quotas::alter(state, entity, ops);
+                        changed |= quotas::alter(&mut state.quotas, entity, ops);
                     }
                 }
                 Ok::<_, StorageError>(changed.then_some(()))
