@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{patch, refuse, take_denied, Check, Ctx};
+use super::{narrow, patch, refuse, take_denied, Check, Ctx};
 use crate::security::acl::{Operation, ResourceType};
 
 const CLUSTER: ResponseError = ResponseError::ClusterAuthorizationFailed;
@@ -146,49 +146,37 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
             )))
         }
         RequestKind::DescribeConfigs(r) => {
-            let denied = take_denied(&mut r.resources, |res| {
+            narrow!(&mut r.resources, |res| {
                 config_allowed(ctx, res.resource_type, &res.resource_name, Operation::DescribeConfigs)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(DescribeConfigs, |d| d.results.extend(denied.into_iter().map(|res| {
+            }, DescribeConfigs.results, |res| {
                 DescribeConfigsResult::default()
                     .with_error_code(config_error(res.resource_type).code())
                     .with_error_message(None)
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name)
-            })))
+            })
         }
         RequestKind::AlterConfigs(r) => {
-            let denied = take_denied(&mut r.resources, |res| {
+            narrow!(&mut r.resources, |res| {
                 config_allowed(ctx, res.resource_type, &res.resource_name, Operation::AlterConfigs)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(AlterConfigs, |a| a.responses.extend(denied.into_iter().map(|res| {
+            }, AlterConfigs.responses, |res| {
                 alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_error_code(config_error(res.resource_type).code())
                     .with_error_message(None)
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name)
-            })))
+            })
         }
         RequestKind::IncrementalAlterConfigs(r) => {
-            let denied = take_denied(&mut r.resources, |res| {
+            narrow!(&mut r.resources, |res| {
                 config_allowed(ctx, res.resource_type, &res.resource_name, Operation::AlterConfigs)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(IncrementalAlterConfigs, |a| a.responses.extend(denied.into_iter().map(|res| {
+            }, IncrementalAlterConfigs.responses, |res| {
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_error_code(config_error(res.resource_type).code())
                     .with_error_message(None)
                     .with_resource_type(res.resource_type)
                     .with_resource_name(res.resource_name)
-            })))
+            })
         }
         _ => return None,
     })

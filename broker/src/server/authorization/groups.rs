@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::{patch, refuse, take_denied, Check, Ctx};
+use super::{narrow, patch, refuse, take_denied, Check, Ctx};
 use crate::security::acl::{Operation, ResourceType};
 
 const GROUP: ResponseError = ResponseError::GroupAuthorizationFailed;
@@ -136,35 +136,29 @@ pub fn check(ctx: &Ctx<'_>, version: i16, request: &mut RequestKind) -> Option<C
             })
         }
         RequestKind::ConsumerGroupDescribe(r) => {
-            let denied = take_denied(&mut r.group_ids, |g| {
-                ctx.allows_group(Operation::Describe, g)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(ConsumerGroupDescribe, |d| d.groups.extend(
-                denied.into_iter().map(|g| {
+            narrow!(
+                &mut r.group_ids,
+                |g| { ctx.allows_group(Operation::Describe, g) },
+                ConsumerGroupDescribe.groups,
+                |g| {
                     Kip848Group::default()
                         .with_group_id(g)
                         .with_error_code(GROUP.code())
                         .with_authorized_operations(i32::MIN)
-                })
-            ))
+                }
+            )
         }
         RequestKind::DeleteGroups(r) => {
-            let denied = take_denied(&mut r.groups_names, |g| {
-                ctx.allows_group(Operation::Delete, g)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(DeleteGroups, |d| d.results.extend(denied.into_iter().map(
+            narrow!(
+                &mut r.groups_names,
+                |g| { ctx.allows_group(Operation::Delete, g) },
+                DeleteGroups.results,
                 |g| {
                     DeletableGroupResult::default()
                         .with_group_id(g)
                         .with_error_code(GROUP.code())
                 }
-            )))
+            )
         }
         RequestKind::ListGroups(_) => {
             if ctx.allows_cluster(Operation::Describe) {
@@ -203,19 +197,18 @@ pub fn check(ctx: &Ctx<'_>, version: i16, request: &mut RequestKind) -> Option<C
                         .with_port(-1),
                 ))));
             }
-            let denied = take_denied(&mut r.coordinator_keys, |k| allowed(k));
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(FindCoordinator, |f| f.coordinators.extend(
-                denied.into_iter().map(|k| {
+            narrow!(
+                &mut r.coordinator_keys,
+                |k| allowed(k),
+                FindCoordinator.coordinators,
+                |k| {
                     Coordinator::default()
                         .with_key(k)
                         .with_node_id((-1).into())
                         .with_port(-1)
                         .with_error_code(code.code())
-                })
-            ))
+                }
+            )
         }
         _ => return None,
     })

@@ -127,6 +127,20 @@ macro_rules! patch {
 }
 pub(crate) use patch;
 
+/// Takes the refused items out of a request's list and answers each with `$answer`,
+/// appended to the response's `$field`: the common shape of a narrowed request.
+macro_rules! narrow {
+    ($items:expr, $allowed:expr, $kind:ident . $field:ident, $answer:expr) => {{
+        let denied = take_denied($items, $allowed);
+        if denied.is_empty() {
+            Check::Allow
+        } else {
+            patch!($kind, |r| r.$field.extend(denied.into_iter().map($answer)))
+        }
+    }};
+}
+pub(crate) use narrow;
+
 /// A whole-request refusal: the response's default with `code` in its error field.
 macro_rules! refuse {
     ($kind:ident, $resp:ty, $code:expr) => {

@@ -22,7 +22,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 
-use super::{patch, take_denied, Check, Ctx};
+use super::{narrow, patch, take_denied, Check, Ctx};
 use crate::security::acl::{Operation, ResourceType};
 
 const DENIED: ResponseError = ResponseError::TopicAuthorizationFailed;
@@ -30,13 +30,10 @@ const DENIED: ResponseError = ResponseError::TopicAuthorizationFailed;
 pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
     Some(match request {
         RequestKind::Produce(r) => {
-            let denied = take_denied(&mut r.topic_data, |t| {
-                ctx.allows_topic(Operation::Write, &t.name)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(Produce, |p| p.responses.extend(denied.into_iter().map(
+            narrow!(
+                &mut r.topic_data,
+                |t| { ctx.allows_topic(Operation::Write, &t.name) },
+                Produce.responses,
                 |t| {
                     TopicProduceResponse::default()
                         .with_name(t.name)
@@ -54,7 +51,7 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
                                 .collect(),
                         )
                 }
-            )))
+            )
         }
         RequestKind::Fetch(r) => {
             let meta = ctx.broker.metadata.current();
@@ -66,39 +63,35 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
                 }
             };
             // An unknown topic id is the handler's to answer (UNKNOWN_TOPIC_ID).
-            let denied = take_denied(&mut r.topics, |t| {
-                name_of(t).is_none_or(|n| ctx.allows_topic(Operation::Read, &n))
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(Fetch, |f| f.responses.extend(denied.into_iter().map(|t| {
-                FetchableTopicResponse::default()
-                    .with_topic(t.topic)
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                PartitionData::default()
-                                    .with_partition_index(p.partition)
-                                    .with_error_code(DENIED.code())
-                                    .with_high_watermark(-1)
-                                    .with_last_stable_offset(-1)
-                                    .with_log_start_offset(-1)
-                            })
-                            .collect(),
-                    )
-            })))
+            narrow!(
+                &mut r.topics,
+                |t| { name_of(t).is_none_or(|n| ctx.allows_topic(Operation::Read, &n)) },
+                Fetch.responses,
+                |t| {
+                    FetchableTopicResponse::default()
+                        .with_topic(t.topic)
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    PartitionData::default()
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(DENIED.code())
+                                        .with_high_watermark(-1)
+                                        .with_last_stable_offset(-1)
+                                        .with_log_start_offset(-1)
+                                })
+                                .collect(),
+                        )
+                }
+            )
         }
         RequestKind::ListOffsets(r) => {
-            let denied = take_denied(&mut r.topics, |t| {
-                ctx.allows_topic(Operation::Describe, &t.name)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(ListOffsets, |l| l.topics.extend(denied.into_iter().map(
+            narrow!(
+                &mut r.topics,
+                |t| { ctx.allows_topic(Operation::Describe, &t.name) },
+                ListOffsets.topics,
                 |t| {
                     ListOffsetsTopicResponse::default()
                         .with_name(t.name)
@@ -115,17 +108,14 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
                                 .collect(),
                         )
                 }
-            )))
+            )
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            let denied = take_denied(&mut r.topics, |t| {
-                ctx.allows_topic(Operation::Describe, &t.topic)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(OffsetForLeaderEpoch, |o| o.topics.extend(
-                denied.into_iter().map(|t| {
+            narrow!(
+                &mut r.topics,
+                |t| { ctx.allows_topic(Operation::Describe, &t.topic) },
+                OffsetForLeaderEpoch.topics,
+                |t| {
                     OffsetForLeaderTopicResult::default()
                         .with_topic(t.topic)
                         .with_partitions(
@@ -140,8 +130,8 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
                                 })
                                 .collect(),
                         )
-                })
-            ))
+                }
+            )
         }
         RequestKind::Metadata(r) => metadata(ctx, r),
         RequestKind::CreateTopics(r) => {
@@ -195,29 +185,23 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
             patch!(DeleteTopics, |d| d.responses.extend(results))
         }
         RequestKind::CreatePartitions(r) => {
-            let denied = take_denied(&mut r.topics, |t| {
-                ctx.allows_topic(Operation::Alter, &t.name)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(CreatePartitions, |c| c.results.extend(
-                denied.into_iter().map(|t| {
+            narrow!(
+                &mut r.topics,
+                |t| { ctx.allows_topic(Operation::Alter, &t.name) },
+                CreatePartitions.results,
+                |t| {
                     CreatePartitionsTopicResult::default()
                         .with_name(t.name)
                         .with_error_code(DENIED.code())
                         .with_error_message(Some(denied_message()))
-                })
-            ))
+                }
+            )
         }
         RequestKind::DeleteRecords(r) => {
-            let denied = take_denied(&mut r.topics, |t| {
-                ctx.allows_topic(Operation::Delete, &t.name)
-            });
-            if denied.is_empty() {
-                return Some(Check::Allow);
-            }
-            patch!(DeleteRecords, |d| d.topics.extend(denied.into_iter().map(
+            narrow!(
+                &mut r.topics,
+                |t| { ctx.allows_topic(Operation::Delete, &t.name) },
+                DeleteRecords.topics,
                 |t| {
                     DeleteRecordsTopicResult::default()
                         .with_name(t.name)
@@ -233,7 +217,7 @@ pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
                                 .collect(),
                         )
                 }
-            )))
+            )
         }
         _ => return None,
     })
