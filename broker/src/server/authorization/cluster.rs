@@ -1,5 +1,5 @@
-//! Cluster operations and configs: DescribeCluster, ListPartitionReassignments and
-//! DescribeAcls need DESCRIBE on the cluster; reassignments, credentials and ACL changes
+//! Cluster operations and configs: ListPartitionReassignments and DescribeAcls need
+//! DESCRIBE on the cluster (DescribeCluster, like Metadata, is open to all); reassignments, credentials and ACL changes
 //! ALTER; client quotas DESCRIBE_CONFIGS / ALTER_CONFIGS; an idempotent producer id
 //! IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679). Topic configs need
 //! DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic, broker configs on the cluster.
@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterClientQuotasResponse,
     AlterPartitionReassignmentsResponse, AlterUserScramCredentialsResponse, CreateAclsResponse,
     DeleteAclsResponse, DescribeAclsResponse, DescribeClientQuotasResponse,
-    DescribeClusterResponse, DescribeUserScramCredentialsResponse, InitProducerIdResponse,
+    DescribeUserScramCredentialsResponse, InitProducerIdResponse,
     ListPartitionReassignmentsResponse, RequestKind, ResponseKind,
 };
 use kafka_protocol::ResponseError;
@@ -27,10 +27,8 @@ const TOPIC_RESOURCE: i8 = 2;
 pub fn check(ctx: &Ctx<'_>, request: &mut RequestKind) -> Option<Check> {
     let cluster = |op| ctx.allows_cluster(op);
     Some(match request {
+        // Open to every client, like Metadata (Kafka checks nothing here either).
         RequestKind::DescribeCluster(r) => {
-            if !cluster(Operation::Describe) {
-                return Some(refuse!(DescribeCluster, DescribeClusterResponse, CLUSTER));
-            }
             if !r.include_cluster_authorized_operations {
                 return Some(Check::Allow);
             }
