@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark runner: Sluice (file bucket, S3 on loopback), Apache Kafka
-(KRaft) and Tansu (S3 on loopback), one at a time, on the same CPUs and memory cap,
+(KRaft) and Tansu (S3 on loopback), and Sluice and Kafka again with their clients on
+SASL_SSL (TLS + SCRAM-SHA-512), one at a time, on the same CPUs and memory cap,
 driven by the same load generator (sluice-bench, librdkafka).
 
 Run it through `benches/compare`, which builds and fetches the binaries and sets:
@@ -41,23 +42,31 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CGROUP_MEM = Path("/sys/fs/cgroup/memory")
 
-BROKERS = ["sluice-file", "sluice-s3", "kafka", "tansu-s3"]
+BROKERS = ["sluice-file", "sluice-s3", "kafka", "tansu-s3", "sluice-file-sasl-ssl", "kafka-sasl-ssl"]
 # --short (CI) runs only these: Tansu is a peer only the full run needs, and building it
 # costs 20-30 minutes on a cold machine.
-SHORT_BROKERS = ["sluice-file", "sluice-s3", "kafka"]
+SHORT_BROKERS = ["sluice-file", "sluice-s3", "kafka", "sluice-file-sasl-ssl", "kafka-sasl-ssl"]
 LABELS = {
     "sluice-file": "Sluice (file)",
     "sluice-s3": "Sluice (S3)",
     "kafka": "Kafka",
     "tansu-s3": "Tansu (S3)",
+    "sluice-file-sasl-ssl": "Sluice (file, SASL_SSL)",
+    "kafka-sasl-ssl": "Kafka (SASL_SSL)",
 }
-# Ratios reported: (numerator, denominator).
+# Ratios reported: (numerator, denominator). The last three: what TLS and SCRAM cost each
+# broker of its own plaintext figures, and the two secured brokers side by side.
 RATIOS = [
     ("sluice-file", "kafka"),
     ("sluice-s3", "kafka"),
     ("sluice-s3", "tansu-s3"),
     ("sluice-file", "tansu-s3"),
+    ("sluice-file-sasl-ssl", "sluice-file"),
+    ("kafka-sasl-ssl", "kafka"),
+    ("sluice-file-sasl-ssl", "kafka-sasl-ssl"),
 ]
+# The SCRAM user of the SASL_SSL runs.
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-secret"
 
 
 def log(msg):
@@ -262,6 +271,29 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    # Set by `secure()`: the certificates, and the client settings of the SASL_SSL listener.
+    certs = None
+
+    def secure(self):
+        """Makes a certificate for 127.0.0.1 (the test suite's tls_certs, one CA)."""
+        sys.path.insert(0, str(ROOT / "broker" / "tests" / "python"))
+        from tls_certs import Certs
+
+        self.certs = Certs(self.workdir)
+
+    def client_args(self):
+        """The load generator's `--client-config` arguments for this broker."""
+        if self.certs is None:
+            return []
+        settings = {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": BENCH_USER,
+            "sasl.password": BENCH_PASSWORD,
+            "ssl.ca.location": self.certs.ca,
+        }
+        return [a for k, v in settings.items() for a in ("--client-config", f"{k}={v}")]
+
     def object_counts(self):
         return self.moto.counts() if self.moto else None
 
@@ -274,9 +306,23 @@ class Broker:
 
 
 class Sluice(Broker):
-    def __init__(self, args, workdir, storage):
-        self.kind = f"sluice-{storage}"
+    def __init__(self, args, workdir, storage, sasl_ssl=False):
+        self.kind = f"sluice-{storage}" + ("-sasl-ssl" if sasl_ssl else "")
         super().__init__(args, workdir)
+        security = []
+        if sasl_ssl:
+            # One SASL_SSL listener, SCRAM-SHA-512; the bench user is a super user, so
+            # the authorizer (on with SASL) allows it everything after one check.
+            self.secure()
+            users = self.workdir / "users.txt"
+            users.write_text(f"{BENCH_USER}={BENCH_PASSWORD}\n")
+            security = [
+                "--listeners", f"SASL_SSL://{self.bootstrap}",
+                "--ssl-certificate-file", self.certs.server,
+                "--ssl-key-file", self.certs.server_key,
+                "--sasl-bootstrap-users-file", str(users),
+                "--super-users", f"User:{BENCH_USER}",
+            ]
         self.metrics_port = free_port()
         binary = os.environ["SLUICE_BROKER_BIN"]
         self.version = subprocess.run(
@@ -302,6 +348,7 @@ class Sluice(Broker):
                 "--storage", url,
                 "--node-id", "0",
                 "--default-partitions", str(args.partitions),
+                *security,
             ],
             env,
             self.workdir / "broker.log",
@@ -337,24 +384,52 @@ class Sluice(Broker):
 class Kafka(Broker):
     kind = "kafka"
 
-    def __init__(self, args, workdir):
+    def __init__(self, args, workdir, sasl_ssl=False):
+        if sasl_ssl:
+            self.kind = "kafka-sasl-ssl"
         super().__init__(args, workdir)
         libs = os.environ["KAFKA_SERVER_LIBS"]
         self.version = f"Apache Kafka {os.environ.get('KAFKA_VERSION', '?')} (KRaft, combined broker+controller)"
         ctl = free_port()
         logs = self.workdir / "kafka-logs"
         props = self.workdir / "server.properties"
+        if sasl_ssl:
+            # Clients on SASL_SSL (SCRAM-SHA-512, a PEM key store), the broker's own
+            # traffic on a PLAINTEXT listener of its own; no authorizer, like the
+            # plaintext run.
+            self.secure()
+            keystore = self.workdir / "keystore.pem"
+            keystore.write_text(Path(self.certs.server_key).read_text() + Path(self.certs.server).read_text())
+            internal = free_port()
+            listeners = [
+                f"listeners=INTERNAL://127.0.0.1:{internal},SASL_SSL://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{ctl}",
+                f"advertised.listeners=INTERNAL://127.0.0.1:{internal},SASL_SSL://127.0.0.1:{self.port}",
+                "listener.security.protocol.map=INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=INTERNAL",
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "ssl.keystore.type=PEM",
+                f"ssl.keystore.location={keystore}",
+            ]
+            scram = ["--add-scram", f"SCRAM-SHA-512=[name={BENCH_USER},password={BENCH_PASSWORD}]"]
+        else:
+            listeners = [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctl}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+            ]
+            scram = []
         props.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{ctl}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{ctl}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    *listeners,
                     "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
                     f"log.dirs={logs}",
                     f"num.partitions={args.partitions}",
                     "offsets.topic.replication.factor=1",
@@ -371,7 +446,7 @@ class Kafka(Broker):
         heap = f"-Xmx{args.kafka_heap_mib}m"
         java = ["java", heap, f"-Xms{args.kafka_heap_mib}m", "-XX:+UseG1GC", "-cp", f"{libs}/*"]
         fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", random_cluster_id(), "-c", str(props)],
+            [*java, "kafka.tools.StorageTool", "format", "-t", random_cluster_id(), "-c", str(props), *scram],
             capture_output=True,
             text=True,
         )
@@ -439,6 +514,10 @@ def start_broker(name, args, workdir):
         return Sluice(args, workdir, "s3")
     if name == "kafka":
         return Kafka(args, workdir)
+    if name == "sluice-file-sasl-ssl":
+        return Sluice(args, workdir, "file", sasl_ssl=True)
+    if name == "kafka-sasl-ssl":
+        return Kafka(args, workdir, sasl_ssl=True)
     if name == "tansu-s3":
         return Tansu(args, workdir)
     raise ValueError(name)
@@ -479,6 +558,7 @@ def run_workload(broker, name, wl_args, args, workdir, attempt=1):
         "taskset", "-c", args.client_cpus,
         os.environ["SLUICE_BENCH_BIN"],
         "--bootstrap", broker.bootstrap,
+        *broker.client_args(),
         "--topic-prefix", f"bench-{name}" + (f"-try{attempt}" if attempt > 1 else ""),
         "--partitions", str(args.partitions),
         "--record-size", str(args.record_size),
@@ -642,7 +722,7 @@ def write_report(results, args, out):
     ratios = [(a, b) for a, b in RATIOS if a in brokers and b in brokers]
     m = results["machine"]
     lines = [
-        "# Sluice vs Apache Kafka vs Tansu",
+        "# Sluice vs Apache Kafka vs Tansu (and both over SASL_SSL)",
         "",
         f"Generated by `{results['command'].strip()}` on {results['finished']} "
         f"({'short CI mode: figures prove the harness works, not the brokers' if args.short else 'full run'}).",
@@ -749,7 +829,8 @@ def plot(results, args, out):
     brokers = [b for b in BROKERS if b in results["brokers"]]
     rows = {b: {r["workload"]: r for r in results["brokers"][b]["workloads"] if r.get("ok")} for b in brokers}
     names = [n for n, _ in workloads(args)]
-    colors = {"sluice-file": "#1f77b4", "sluice-s3": "#6baed6", "kafka": "#d62728", "tansu-s3": "#2ca02c"}
+    colors = {"sluice-file": "#1f77b4", "sluice-s3": "#6baed6", "kafka": "#d62728", "tansu-s3": "#2ca02c",
+              "sluice-file-sasl-ssl": "#08306b", "kafka-sasl-ssl": "#fc9272"}
     subtitle = f"{results['machine']['cpu']}, broker on CPU {args.broker_cpus}, {args.memory_mib} MiB cap"
     made = []
 

@@ -56,6 +56,11 @@ struct Common {
     /// librdkafka linger.ms of the throughput producers.
     #[arg(long, global = true, default_value_t = 5)]
     linger_ms: u32,
+    /// More librdkafka settings for every client, `KEY=VALUE`, repeatable: how to reach a
+    /// secured listener (`security.protocol=SASL_SSL`, `sasl.mechanism`, credentials,
+    /// `ssl.ca.location`).
+    #[arg(long = "client-config", global = true)]
+    client_config: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +138,22 @@ fn run(cli: &Cli) -> Result<Value> {
     Ok(out)
 }
 
+/// The settings every client of a run shares: the broker, no Nagle delay, and the
+/// `--client-config` pairs.
+fn client_config(c: &Common) -> Result<ClientConfig> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &c.bootstrap)
+        .set("socket.nagle.disable", "true");
+    for kv in &c.client_config {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--client-config {kv:?} is not KEY=VALUE"))?;
+        config.set(k, v);
+    }
+    Ok(config)
+}
+
 // ---------------------------------------------------------------- clocks and stats
 
 fn start() -> Instant {
@@ -179,9 +200,7 @@ fn topic_name(c: &Common, workload: &str) -> String {
 
 /// Creates the topic and waits until every partition has a leader that answers.
 fn create_topic(c: &Common, topic: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &c.bootstrap)
-        .set("socket.nagle.disable", "true")
+    let admin: AdminClient<DefaultClientContext> = client_config(c)?
         .create()
         .context("admin client")?;
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -302,9 +321,7 @@ impl Acks {
 }
 
 fn producer(c: &Common, linger_ms: u32) -> Result<ThreadedProducer<Acks>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &c.bootstrap)
-        .set("socket.nagle.disable", "true")
+    client_config(c)?
         .set("acks", "all")
         .set("enable.idempotence", c.idempotence.to_string())
         .set("linger.ms", linger_ms.to_string())
@@ -490,9 +507,7 @@ fn latency(c: &Common, rate: f64) -> Result<Value> {
 }
 
 fn plain_consumer(c: &Common, group: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &c.bootstrap)
-        .set("socket.nagle.disable", "true")
+    client_config(c)?
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
