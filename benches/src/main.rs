@@ -200,9 +200,8 @@ fn topic_name(c: &Common, workload: &str) -> String {
 
 /// Creates the topic and waits until every partition has a leader that answers.
 fn create_topic(c: &Common, topic: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(c)?
-        .create()
-        .context("admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(c)?.create().context("admin client")?;
     let deadline = Instant::now() + Duration::from_secs(90);
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     loop {

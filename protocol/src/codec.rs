@@ -184,7 +184,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            header_only(ApiKey::SaslHandshake, 1),
+            header_only(ApiKey::EndTxn, 1),
             Err(ProtocolError::UnsupportedVersion { .. })
         ));
     }
