@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -1004,6 +1005,10 @@ def main():
             finally:
                 if broker:
                     broker.stop()
+                # The data each broker wrote (GBs at full speed) goes before the next
+                # broker starts, so a run needs the disk of one broker, not of all.
+                for data in ("bucket", "kafka-logs"):
+                    shutil.rmtree(workdir / data, ignore_errors=True)
                 for f in ("broker.log", "moto.log"):
                     p = workdir / f
                     if p.exists() and (failed or args.short):
