@@ -114,6 +114,12 @@ where
                     if writer.write_all(&bytes).await.is_err() {
                         return;
                     }
+                    // TLS keeps the tail of a write buffered until flushed: a client
+                    // would wait for the rest of its response. Flush once nothing else
+                    // is queued (a no-op on plain TCP).
+                    if rx.is_empty() && writer.flush().await.is_err() {
+                        return;
+                    }
                 }
                 Ok(Outgoing::Nothing) => {}
                 Ok(Outgoing::Final(bytes)) => {
