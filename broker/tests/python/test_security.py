@@ -445,7 +445,7 @@ def test_produce_byte_rate_quota_throttles_only_its_user(secure):
     assert not throttles
     slow = produce_timed(ALICE)
     print(f"\n1.2 MB: admin (no quota) {fast:.2f} s, alice (300 KB/s) {slow:.2f} s, "
-          f"largest throttle_time {max(t.throttle_time for t in throttles)} ms")
+          f"largest throttle_time {max(t.throttle_time for t in throttles):.2f} s")
     # 1.2 MB at 300 KB/s cannot take much under 3 s; the admin, without a quota, is
     # not slowed down.
     assert slow > 2.5 and slow > 3 * fast, (slow, fast)
