@@ -1,6 +1,7 @@
 //! The SASL mechanisms and the TLS principal mapping of the broker's security boundary:
 //! SCRAM-SHA-256/512 (RFC 5802, RFC 7677) and PLAIN (RFC 4616) as Apache Kafka speaks them,
-//! and Kafka's `ssl.principal.mapping.rules` (KIP-371).
+//! Kafka's `ssl.principal.mapping.rules` (KIP-371), and Kafka's ACL model ([`acl`]), which
+//! the broker enforces and the operator reconciles from Feeds.
 //!
 //! Everything here is pure: bytes in, bytes or a decision out, no I/O and no runtime. The
 //! inputs are unauthenticated network bytes, so every parser is bounded
@@ -24,6 +25,7 @@
 //! # Ok::<(), sluice_auth::SaslError>(())
 //! ```
 
+pub mod acl;
 mod b64;
 pub mod error;
 pub mod mapping;

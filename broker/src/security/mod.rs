@@ -6,7 +6,7 @@
 //! ([`acl`]) with the authorizer that applies them ([`authorizer`]).
 //! The mechanisms themselves are pure code in `sluice-auth`.
 
-pub mod acl;
+pub use sluice_auth::acl;
 pub mod authorizer;
 pub mod credentials;
 pub mod listener;
