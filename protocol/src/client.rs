@@ -2,6 +2,9 @@
 //! and encoded by this crate, responses decoded with the kafka-protocol crate, versions
 //! negotiated with ApiVersions, every call bounded in time. The only I/O in this crate;
 //! the operator's admin client and the broker's forwarding to other brokers use it.
+//!
+//! The connection runs over any byte stream ([`Stream`]): plain TCP ([`Conn::connect`]),
+//! or whatever the caller layers on it first (TLS) and hands to [`Conn::handshake`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::codec::api_key_of;
@@ -56,10 +59,33 @@ pub struct ClientSpec {
     pub versions: &'static [(ApiKey, i16, i16)],
 }
 
+/// A byte stream a connection runs over: TCP, or TLS over TCP. Sync so that a `Conn`
+/// stays as shareable as it was over a bare `TcpStream`.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// Opens a TCP connection to `addr` (`host:port`) within `timeout`, with Nagle off:
+/// requests are single writes that wait for their answer.
+pub async fn tcp_connect(addr: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout {
+            addr: addr.to_string(),
+            what: "connect".into(),
+        })?
+        .map_err(|source| ClientError::Io {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 /// A connection to one broker with the API versions negotiated on it.
 pub struct Conn {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     timeout: Duration,
     client_id: &'static str,
     next_correlation_id: i32,
@@ -67,23 +93,25 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `addr` (`host:port`) and negotiates versions with ApiVersions.
+    /// Connects to `addr` (`host:port`) over plain TCP and negotiates versions with
+    /// ApiVersions.
     pub async fn connect(
         addr: &str,
         timeout: Duration,
         spec: ClientSpec,
     ) -> Result<Conn, ClientError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout {
-                addr: addr.to_string(),
-                what: "connect".into(),
-            })?
-            .map_err(|source| ClientError::Io {
-                addr: addr.to_string(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
+        let stream = tcp_connect(addr, timeout).await?;
+        Self::handshake(addr, Box::new(stream), timeout, spec).await
+    }
+
+    /// Negotiates versions with ApiVersions over `stream`, already connected to `addr`
+    /// (and secured, if it is to be): `addr` only names the broker in errors.
+    pub async fn handshake(
+        addr: &str,
+        stream: Box<dyn Stream>,
+        timeout: Duration,
+        spec: ClientSpec,
+    ) -> Result<Conn, ClientError> {
         let mut conn = Conn {
             addr: addr.to_string(),
             stream,
@@ -200,7 +228,7 @@ impl Conn {
 }
 
 /// Reads one response frame; the broker closing the connection first is an error.
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin + ?Sized)) -> std::io::Result<Bytes> {
     let mut frames = FrameDecoder::new(MAX_RESPONSE_BYTES);
     loop {
         let n = stream.read(frames.unfilled()).await?;
@@ -213,5 +241,56 @@ async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
         if let Some(frame) = frame {
             return Ok(frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::ResponseKind;
+
+    use super::*;
+    use crate::{decode_request, encode_response};
+
+    /// A stream that is not TCP (as TLS is not) carries the ApiVersions negotiation.
+    #[tokio::test]
+    async fn handshake_runs_over_any_stream() {
+        let (client, mut broker) = tokio::io::duplex(64 * 1024);
+        let broker = tokio::spawn(async move {
+            let frame = read_frame(&mut broker).await.unwrap();
+            let request = decode_request(frame).unwrap();
+            assert_eq!(request.api_key, ApiKey::ApiVersions);
+            let body =
+                ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(vec![
+                    ApiVersion::default()
+                        .with_api_key(ApiKey::ApiVersions as i16)
+                        .with_max_version(3),
+                    ApiVersion::default()
+                        .with_api_key(ApiKey::Metadata as i16)
+                        .with_min_version(0)
+                        .with_max_version(10),
+                ]));
+            let response = encode_response(
+                request.api_key,
+                request.version,
+                request.header.correlation_id,
+                &body,
+            )
+            .unwrap();
+            broker.write_all(&response).await.unwrap();
+        });
+        let spec = ClientSpec {
+            client_id: "test",
+            versions: &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 9, 12)],
+        };
+        let conn = Conn::handshake("duplex", Box::new(client), Duration::from_secs(5), spec)
+            .await
+            .unwrap();
+        broker.await.unwrap();
+        assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 10);
+        assert!(matches!(
+            conn.version(ApiKey::Produce),
+            Err(ClientError::Unsupported { .. })
+        ));
     }
 }
