@@ -19,6 +19,23 @@ pub const MIN_ITERATIONS: i32 = 4096;
 /// The most iterations Kafka accepts for a credential (AlterUserScramCredentials).
 pub const MAX_ITERATIONS: i32 = 16384;
 
+/// SaltedPassword = Hi(password, salt, iterations) (RFC 5802), of the password's UTF-8
+/// bytes: what AlterUserScramCredentials carries instead of the password, so an admin
+/// client derives it with the same code the broker checks logins with.
+pub fn salted_password(
+    mechanism: Mechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Vec<u8> {
+    crypto::hi(mechanism, password.as_bytes(), salt, iterations)
+}
+
+/// A fresh random 32-byte salt for a new credential.
+pub fn random_salt() -> Vec<u8> {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
 /// A SCRAM hash function, named as in SASL and in Kafka's admin APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mechanism {

@@ -96,7 +96,7 @@ impl ScramClient {
             ));
         }
         let m = self.mechanism;
-        let salted = crypto::hi(m, self.password.as_bytes(), &salt, iterations);
+        let salted = super::salted_password(m, &self.password, &salt, iterations);
         let client_key = crypto::client_key(m, &salted);
         let stored_key = crypto::hash(m, &client_key);
         let without_proof = format!("c={},r={nonce}", STANDARD.encode(&self.gs2_header));

@@ -28,7 +28,7 @@ impl ScramCredential {
         salt: &[u8],
         iterations: u32,
     ) -> Self {
-        let salted = crypto::hi(mechanism, password.as_bytes(), salt, iterations);
+        let salted = super::salted_password(mechanism, password, salt, iterations);
         Self::from_salted_password(mechanism, &salted, salt.to_vec(), iterations)
     }
 
@@ -52,19 +52,13 @@ impl ScramCredential {
 
     /// A credential with a fresh random 32-byte salt.
     pub fn generate(mechanism: Mechanism, password: &str, iterations: u32) -> Self {
-        let salt: [u8; 32] = rand::random();
-        Self::from_password(mechanism, password, &salt, iterations)
+        Self::from_password(mechanism, password, &super::random_salt(), iterations)
     }
 
     /// Whether `password` derives this credential's StoredKey: SASL/PLAIN against a stored
     /// SCRAM credential. Costs `iterations` HMACs; compares in constant time.
     pub fn verify_password(&self, password: &str) -> bool {
-        let salted = crypto::hi(
-            self.mechanism,
-            password.as_bytes(),
-            &self.salt,
-            self.iterations,
-        );
+        let salted = super::salted_password(self.mechanism, password, &self.salt, self.iterations);
         let client_key = crypto::client_key(self.mechanism, &salted);
         let stored_key = crypto::hash(self.mechanism, &client_key);
         stored_key.ct_eq(&self.stored_key).into()
