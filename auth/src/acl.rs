@@ -147,6 +147,22 @@ impl AclFilter {
     }
 }
 
+/// The filter that matches `acl` and nothing else, when `acl` is valid (a binding with
+/// ANY or MATCH in it would be a wildcard): DeleteAcls of exactly one binding.
+impl From<&AclBinding> for AclFilter {
+    fn from(acl: &AclBinding) -> Self {
+        AclFilter {
+            resource_type: acl.resource_type,
+            resource_name: Some(acl.resource_name.clone()),
+            pattern_type: acl.pattern_type,
+            principal: Some(acl.principal.clone()),
+            host: Some(acl.host.clone()),
+            operation: acl.operation,
+            permission: acl.permission,
+        }
+    }
+}
+
 /// Adds `acls` to `all` (an ACL already there is not added twice); returns whether
 /// anything changed.
 pub fn create(all: &mut Vec<AclBinding>, acls: &[AclBinding]) -> bool {
@@ -251,6 +267,45 @@ mod tests {
         let removed = delete(&mut all, &[literal]);
         assert_eq!(removed, vec![vec![lit]]);
         assert_eq!(all, vec![pre]);
+    }
+
+    #[test]
+    fn a_bindings_own_filter_matches_it_alone() {
+        let lit = acl(
+            ResourceType::Topic,
+            "*",
+            PatternType::Literal,
+            "User:a",
+            Operation::Read,
+            Permission::Allow,
+        );
+        let exact = AclFilter::from(&lit);
+        assert!(exact.matches(&lit));
+        let others = [
+            AclBinding {
+                pattern_type: PatternType::Prefixed,
+                ..lit.clone()
+            },
+            AclBinding {
+                resource_name: "logs".into(),
+                ..lit.clone()
+            },
+            AclBinding {
+                host: "10.0.0.1".into(),
+                ..lit.clone()
+            },
+            AclBinding {
+                operation: Operation::Write,
+                ..lit.clone()
+            },
+            AclBinding {
+                permission: Permission::Deny,
+                ..lit.clone()
+            },
+        ];
+        for other in &others {
+            assert!(!exact.matches(other), "{other:?}");
+        }
     }
 
     #[test]
