@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use sluice_operator::kafka::{topic_lag, AdminClient, ConfigOp};
+use sluice_operator::kafka::{topic_lag, AdminClient, ClientSecurity, ConfigOp};
 
 use common::broker::Broker;
 use common::kafka::{commit, produce};
@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn creates_describes_grows_and_deletes_a_topic() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT)
+    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
         .await
         .unwrap();
     assert_eq!(admin.brokers(), vec![0], "one broker, node 0");
@@ -79,7 +79,7 @@ async fn creates_describes_grows_and_deletes_a_topic() {
 #[tokio::test]
 async fn sets_and_resets_topic_configs() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT)
+    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
         .await
         .unwrap();
     admin
@@ -129,7 +129,7 @@ async fn sets_and_resets_topic_configs() {
 #[tokio::test]
 async fn reads_offsets_groups_and_lag() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT)
+    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
         .await
         .unwrap();
     admin
@@ -171,10 +171,14 @@ async fn an_unreachable_cluster_is_a_transient_error_not_a_hang() {
         .unwrap()
         .port();
     let started = std::time::Instant::now();
-    let err = AdminClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(2))
-        .await
-        .err()
-        .expect("nothing listens there");
+    let err = AdminClient::connect(
+        &format!("127.0.0.1:{port}"),
+        Duration::from_secs(2),
+        &ClientSecurity::default(),
+    )
+    .await
+    .err()
+    .expect("nothing listens there");
     assert!(err.is_transient(), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -29,7 +29,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::conn::{connect, Conn};
+use super::conn::{connect, ClientSecurity, Conn};
 use super::AdminError;
 
 /// Kafka's resource type for topics in DescribeConfigs / IncrementalAlterConfigs.
@@ -83,8 +83,12 @@ pub struct GroupOffsets {
 
 /// An admin connection to one cluster.
 pub struct AdminClient {
-    bootstrap: Conn,
+    /// Cluster-wide requests (ACLs, SCRAM credentials) go here too: any broker serves
+    /// them, and the one that wrote a change reads it back at once.
+    pub(super) bootstrap: Conn,
     timeout: Duration,
+    /// How every broker of the cluster is reached, the bootstrap as the others.
+    security: ClientSecurity,
     brokers: BTreeMap<i32, String>,
     controller: Option<i32>,
     conns: HashMap<i32, Conn>,
@@ -92,12 +96,18 @@ pub struct AdminClient {
 
 impl AdminClient {
     /// Connects to `bootstrap` (`host:port`) and reads the cluster's brokers. Every call
-    /// on the client, connects included, is bounded by `timeout`.
-    pub async fn connect(bootstrap: &str, timeout: Duration) -> Result<AdminClient, AdminError> {
-        let conn = connect(bootstrap, timeout).await?;
+    /// on the client, connects included, is bounded by `timeout`; every connection is
+    /// secured as `security` says.
+    pub async fn connect(
+        bootstrap: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<AdminClient, AdminError> {
+        let conn = connect(bootstrap, timeout, security).await?;
         let mut client = AdminClient {
             bootstrap: conn,
             timeout,
+            security: security.clone(),
             brokers: BTreeMap::new(),
             controller: None,
             conns: HashMap::new(),
@@ -139,7 +149,7 @@ impl AdminClient {
             let addr = self.brokers.get(&node).cloned().ok_or_else(|| {
                 AdminError::Metadata(format!("node {node} is not in the cluster's metadata"))
             })?;
-            let conn = connect(&addr, self.timeout).await?;
+            let conn = connect(&addr, self.timeout, &self.security).await?;
             self.conns.insert(node, conn);
         }
         Ok(self.conns.get_mut(&node).expect("inserted above"))
@@ -610,7 +620,7 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(str_bytes(name))
 }
 
-fn str_bytes(s: &str) -> StrBytes {
+pub(super) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 

@@ -1,5 +1,6 @@
 //! A small Kafka admin client over the wire protocol (kafka-protocol crate): what the
-//! operator needs to manage topics and read offsets and consumer lag.
+//! operator needs to manage topics, read offsets and consumer lag, and manage a secured
+//! cluster's ACLs and SCRAM credentials, over TLS and SASL/SCRAM when the listener asks.
 
 mod admin;
 mod conn;
@@ -7,7 +8,7 @@ mod conn;
 pub use admin::{
     partition_lags, topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription,
 };
-pub use conn::{connect, Conn, CLIENT_VERSIONS};
+pub use conn::{connect, ClientSecurity, Conn, ScramLogin, TlsClient, CLIENT_VERSIONS};
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
@@ -26,6 +27,21 @@ pub enum AdminError {
     },
     #[error("{0}")]
     Metadata(String),
+    /// The broker refused the login (wrong password, unknown user, mechanism not
+    /// offered) or could not prove it knows the credential. Retrying will not help.
+    #[error("SASL login as {user:?} to {addr} failed: {reason}")]
+    Authentication {
+        addr: String,
+        user: String,
+        reason: String,
+    },
+    /// The TLS handshake failed: the broker's certificate is not trusted or does not
+    /// name it, or the broker refused us.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    /// The TLS settings cannot be used (a CA bundle without certificates, a bad name).
+    #[error("TLS client settings: {0}")]
+    TlsSettings(String),
 }
 
 impl AdminError {
@@ -58,7 +74,7 @@ impl AdminError {
     }
 }
 
-fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
         Some(e) => format!("{e:?}"),
         None => format!("error code {code}"),

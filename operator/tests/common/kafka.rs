@@ -15,18 +15,21 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use sluice_operator::kafka::Conn;
+use sluice_operator::kafka::{ClientSecurity, Conn};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
+/// A PLAINTEXT connection as the operator.
+async fn connect(addr: &str) -> Result<Conn, sluice_operator::kafka::AdminError> {
+    sluice_operator::kafka::connect(addr, Duration::from_secs(10), &ClientSecurity::default()).await
+}
+
 /// Produces `count` records to `topic`/`partition` (acks=all), one batch a request (the
 /// encoder makes one batch a record without producer sequences), and checks each answer.
 pub async fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize) {
-    let mut conn = sluice_operator::kafka::connect(bootstrap, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut conn = connect(bootstrap).await.unwrap();
     for i in 0..count {
         produce_one(&mut conn, topic, partition, i).await;
     }
@@ -89,9 +92,7 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
                 .with_partition_index(partition)
                 .with_committed_offset(offset)])]);
     // As every client does: ask where the group's coordinator is, then commit there.
-    let mut conn = sluice_operator::kafka::connect(bootstrap, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut conn = connect(bootstrap).await.unwrap();
     let found = conn
         .call_version(
             &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
@@ -100,12 +101,9 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
         .await
         .unwrap();
     assert_eq!(found.error_code, 0, "FindCoordinator for {group}");
-    let mut conn = sluice_operator::kafka::connect(
-        &format!("{}:{}", found.host, found.port),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let mut conn = connect(&format!("{}:{}", found.host, found.port))
+        .await
+        .unwrap();
     let response = conn.call_version(&request, 8).await.unwrap();
     let p = &response.topics[0].partitions[0];
     assert_eq!(

@@ -12,7 +12,7 @@ use super::build::ClusterModel;
 use crate::autoscale::FleetView;
 use crate::controller::Context;
 use crate::http::{self, request};
-use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError};
+use crate::kafka::{partition_lags, topic_lag, AdminClient, AdminError, ClientSecurity};
 use crate::lake::{add_tables, TopicTables};
 use hyper::Method;
 
@@ -252,9 +252,10 @@ impl ClusterObserver for BrokerObserver {
         moves: &'a [(String, i32, i32)],
     ) -> BoxFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
-            let mut admin = AdminClient::connect(bootstrap, self.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut admin =
+                AdminClient::connect(bootstrap, self.timeout, &ClientSecurity::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
             admin
                 .move_partitions(moves)
                 .await
@@ -287,7 +288,7 @@ async fn read_offsets(
     timeout: Duration,
     with_leaders: bool,
 ) -> Result<Offsets, AdminError> {
-    let mut admin = AdminClient::connect(bootstrap, timeout).await?;
+    let mut admin = AdminClient::connect(bootstrap, timeout, &ClientSecurity::default()).await?;
     let mut out = Offsets::default();
     if with_leaders {
         for topic in admin.describe_all_topics().await? {

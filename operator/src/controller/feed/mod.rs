@@ -49,7 +49,7 @@ use crate::crd::conditions::{self, Health};
 use crate::crd::feed::{FeedStatus, GroupLag};
 use crate::crd::{DeletionPolicy, Feed, SecurityLakeCluster};
 use crate::error::KubeContext;
-use crate::kafka::{topic_lag, AdminClient, AdminError};
+use crate::kafka::{topic_lag, AdminClient, AdminError, ClientSecurity};
 use crate::metrics::{counter_rate, CounterSample};
 use crate::{Error, Result};
 
@@ -293,7 +293,7 @@ async fn sync_topics(
     desired: &[DesiredTopic],
     timeout: Duration,
 ) -> Result<SyncReport, AdminError> {
-    let mut admin = AdminClient::connect(bootstrap, timeout).await?;
+    let mut admin = AdminClient::connect(bootstrap, timeout, &ClientSecurity::default()).await?;
     let mut report = SyncReport::default();
     let mut descriptions = Vec::new();
     for want in desired {
@@ -497,9 +497,13 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         source,
     };
     let bootstrap = ctx.address(&bootstrap).await;
-    let mut admin = AdminClient::connect(&bootstrap, ctx.config.io_timeout)
-        .await
-        .map_err(admin_error)?;
+    let mut admin = AdminClient::connect(
+        &bootstrap,
+        ctx.config.io_timeout,
+        &ClientSecurity::default(),
+    )
+    .await
+    .map_err(admin_error)?;
     admin.delete_topics(&topics).await.map_err(admin_error)?;
     info!(?topics, "topics deleted");
     ctx.event(
