@@ -2,6 +2,7 @@
 //! operator needs to manage topics, read offsets and consumer lag, and manage a secured
 //! cluster's ACLs and SCRAM credentials, over TLS and SASL/SCRAM when the listener asks.
 
+mod acls;
 mod admin;
 mod conn;
 
