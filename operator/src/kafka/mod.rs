@@ -5,6 +5,7 @@
 mod acls;
 mod admin;
 mod conn;
+mod scram;
 
 pub use admin::{
     partition_lags, topic_lag, AdminClient, ConfigEntry, ConfigOp, GroupOffsets, TopicDescription,
