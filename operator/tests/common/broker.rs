@@ -39,16 +39,23 @@ pub fn broker_bin() -> PathBuf {
 }
 
 impl Broker {
-    /// Starts a broker with `--storage file://<tempdir>` and waits (at most 30 s) until
-    /// `/readyz` answers.
+    /// Starts a broker with `--storage file://<tempdir>` and one PLAINTEXT listener, and
+    /// waits (at most 30 s) until `/readyz` answers.
     pub fn start() -> Broker {
+        Broker::start_with(|bootstrap| vec!["--listen".into(), bootstrap.into()])
+    }
+
+    /// As `start`, with the listener and the other arguments `args` gives for the Kafka
+    /// address `bootstrap` (a free port on 127.0.0.1).
+    pub fn start_with(args: impl FnOnce(&str) -> Vec<String>) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2);
         let (kafka, metrics) = (ports[0], ports[1]);
         let bootstrap = format!("127.0.0.1:{kafka}");
         let metrics = format!("127.0.0.1:{metrics}");
         let mut cmd = Command::new(broker_bin());
-        cmd.args(["--listen", &bootstrap, "--metrics-listen", &metrics])
+        cmd.args(args(&bootstrap))
+            .args(["--metrics-listen", &metrics])
             .arg("--storage")
             .arg(format!("file://{}", dir.path().display()))
             .args(["--auto-create-topics", "false", "--wal-linger-ms", "2"])
