@@ -21,6 +21,9 @@ pub enum Error {
         #[source]
         source: AdminError,
     },
+    /// A Feed's ACLs or credentials could not be brought to its spec.
+    #[error("access of Feed {feed}: {reason}")]
+    Access { feed: String, reason: String },
     /// Scraping a broker's metrics failed.
     #[error("scraping {url}: {reason}")]
     Scrape { url: String, reason: String },
@@ -52,6 +55,7 @@ impl Error {
         match self {
             Error::Kube { .. } => "kube",
             Error::Admin { .. } => "kafka_admin",
+            Error::Access { .. } => "access",
             Error::Scrape { .. } => "scrape",
             Error::Finalizer { .. } => "finalizer",
             Error::MissingField(_) => "missing_field",

@@ -32,6 +32,7 @@ async fn reads_what_the_autoscaler_needs_and_drains_through_the_fleet_endpoint()
     let target = ObserveTarget {
         brokers: vec![("b-0".into(), broker.metrics.clone())],
         bootstrap: Some(broker.bootstrap.clone()),
+        security: Default::default(),
         autoscaling: true,
     };
     let obs = observer.observe(&target).await;
@@ -90,7 +91,11 @@ async fn reads_what_the_autoscaler_needs_and_drains_through_the_fleet_endpoint()
 
     // A move to a broker that is not in the fleet is refused with the reason.
     let refused = observer
-        .move_partitions(&broker.bootstrap, &[("edr".into(), 0, 5)])
+        .move_partitions(
+            &broker.bootstrap,
+            &Default::default(),
+            &[("edr".into(), 0, 5)],
+        )
         .await
         .unwrap();
     assert_eq!(refused.len(), 1, "{refused:?}");

@@ -23,14 +23,19 @@ fn config() -> OperatorConfig {
 
 fn objects_yaml(cluster: &SecurityLakeCluster, monitor: bool) -> String {
     let config = config();
-    let model = ClusterModel::new(cluster, &config).unwrap();
+    let mut model = ClusterModel::new(cluster, &config).unwrap();
+    // What the reconciler reads or generates; only a secured cluster uses it.
+    model.operator_password = Some("fixture-password".into());
     let o = build::build(&model, monitor);
-    let mut docs = vec![
-        serde_yaml::to_string(&o.service_account).unwrap(),
+    let mut docs = vec![serde_yaml::to_string(&o.service_account).unwrap()];
+    if let Some(secret) = &o.operator_credentials {
+        docs.push(serde_yaml::to_string(secret).unwrap());
+    }
+    docs.extend([
         serde_yaml::to_string(&o.config_map).unwrap(),
         serde_yaml::to_string(&o.headless_service).unwrap(),
         serde_yaml::to_string(&o.bootstrap_service).unwrap(),
-    ];
+    ]);
     if let Some(claim) = &o.bucket_claim {
         docs.push(serde_yaml::to_string(claim).unwrap());
     }
@@ -72,6 +77,62 @@ fn bucket_cluster_builds_the_expected_objects() {
 #[test]
 fn lake_cluster_builds_the_expected_objects() {
     check_golden("lake", false);
+}
+
+#[test]
+fn secure_cluster_builds_the_expected_objects() {
+    check_golden("secure", false);
+}
+
+#[test]
+fn a_secure_cluster_gives_the_operator_its_own_listener_and_nobody_else() {
+    let cluster: SecurityLakeCluster = fixture("clusters/secure.yaml");
+    let config = config();
+    let mut model = ClusterModel::new(&cluster, &config).unwrap();
+    model.operator_password = Some("pw".into());
+    let o = build::build(&model, false);
+    let env = o.config_map.data.as_ref().unwrap();
+    assert_eq!(
+        env["SLUICE_LISTENER_SECURITY_PROTOCOL_MAP"],
+        "CLIENT:SASL_SSL,CONTROL:SASL_SSL"
+    );
+    assert_eq!(env["SLUICE_SUPER_USERS"], "User:sluice-operator;User:admin");
+    assert_eq!(env["SLUICE_AUTHORIZER"], "on");
+    assert_eq!(env["SLUICE_SASL_ENABLED_MECHANISMS"], "SCRAM-SHA-512");
+    assert!(
+        !env.values().any(|v| v.contains("pw")),
+        "no password in the ConfigMap"
+    );
+    // The control port admits the operator's pods only.
+    let rules = o.network_policy.spec.unwrap().ingress.unwrap();
+    let control = rules
+        .iter()
+        .find(|r| {
+            r.ports.as_ref().unwrap()[0].port
+                == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(9093))
+        })
+        .expect("a rule for the control port");
+    let from = control.from.as_ref().unwrap();
+    assert_eq!(from.len(), 1);
+    let pods = from[0]
+        .pod_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .as_ref()
+        .unwrap();
+    assert_eq!(pods["app.kubernetes.io/name"], "sluice-operator");
+    // The operator's password reaches the brokers as a mounted file, never as env.
+    let users = o.operator_credentials.unwrap().data.unwrap()["users"]
+        .0
+        .clone();
+    assert_eq!(String::from_utf8(users).unwrap(), "sluice-operator=pw\n");
+    let pod = o.stateful_set.spec.unwrap().template.spec.unwrap();
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    for path in ["/etc/sluice/tls", "/etc/sluice/operator"] {
+        let m = mounts.iter().find(|m| m.mount_path == path).unwrap();
+        assert_eq!(m.read_only, Some(true), "{path}");
+    }
 }
 
 fn pod_template(cluster: &SecurityLakeCluster) -> PodTemplateSpec {

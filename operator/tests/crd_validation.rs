@@ -84,6 +84,11 @@ fn the_examples_pass_every_rule() {
             "SecurityLakeCluster",
         ),
         ("examples/feed.yaml", "Feed"),
+        (
+            "examples/secure/security-lake-cluster.yaml",
+            "SecurityLakeCluster",
+        ),
+        ("examples/secure/feed.yaml", "Feed"),
         ("examples/ocsf/dns-activity-feed.yaml", "Feed"),
     ] {
         let object = yaml(&repo_file(file));
@@ -491,4 +496,39 @@ fn the_replay_policy_defaults_to_the_feeds_own_team() {
         policy.allow_feed_owner,
         "the feed's team approves by default"
     );
+}
+
+#[test]
+fn client_certificates_need_tls_and_ports_differ() {
+    let mut c = cluster();
+    c["spec"]["listeners"] = json!({"kafka": {"port": 9092, "authentication": {"type": "tls"}}});
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&c, None),
+        ["authentication type tls needs listeners.kafka.tls: client certificates are checked in the TLS handshake"]
+    );
+    c["spec"]["listeners"]["kafka"]["tls"] = json!({"secretName": "lake-tls"});
+    assert!(violations::<SecurityLakeCluster>(&c, None).is_empty());
+    c["spec"]["listeners"]["control"] = json!({"port": 9092});
+    assert_eq!(
+        violations::<SecurityLakeCluster>(&c, None),
+        ["the kafka, control and metrics listeners need different ports"]
+    );
+}
+
+#[test]
+fn a_consumer_group_is_a_name_or_a_prefix() {
+    let mut f = feed();
+    f["spec"]["access"] =
+        json!({"consumers": [{"user": "siem", "groups": [{"name": "a", "prefix": "b"}]}]});
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["a group is given by exactly one of name or prefix"]
+    );
+    f["spec"]["access"]["consumers"][0]["groups"] = json!([{}]);
+    assert_eq!(
+        violations::<Feed>(&f, None),
+        ["a group is given by exactly one of name or prefix"]
+    );
+    f["spec"]["access"]["consumers"][0]["groups"] = json!([{"prefix": "siem-"}]);
+    assert!(violations::<Feed>(&f, None).is_empty());
 }

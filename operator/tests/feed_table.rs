@@ -138,6 +138,7 @@ async fn scrape_until(
     let target = ObserveTarget {
         brokers: vec![("lake-broker-0".into(), broker.metrics.clone())],
         bootstrap: None,
+        security: Default::default(),
         autoscaling: false,
     };
     let deadline = Instant::now() + within;

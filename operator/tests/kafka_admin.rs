@@ -156,9 +156,13 @@ async fn reads_offsets_groups_and_lag() {
     assert_eq!(offsets.offsets[&("edr".to_string(), 0)], 5);
     assert_eq!(topic_lag(&offsets, "edr", &ends), Some(2));
 
-    let max = sluice_operator::controller::cluster::max_consumer_lag(&broker.bootstrap, TIMEOUT)
-        .await
-        .unwrap();
+    let max = sluice_operator::controller::cluster::max_consumer_lag(
+        &broker.bootstrap,
+        &Default::default(),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
     assert_eq!(max, Some(2));
 }
 

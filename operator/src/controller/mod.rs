@@ -2,6 +2,7 @@
 //! writes; the reconcile wrapper and error policy are in [`reconcile`].
 
 pub mod cluster;
+pub mod cluster_client;
 pub mod feed;
 pub mod reconcile;
 pub mod resolve;

@@ -103,6 +103,9 @@ pub struct SecurityLakeClusterSpec {
     /// the defaults (only each Feed's own team).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_policy: Option<ReplayPolicy>,
+    /// Super users of a secured cluster (`listeners.kafka.authentication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -524,17 +527,22 @@ fn default_max_moves() -> i32 {
     8
 }
 
-/// The brokers' two listeners.
+/// The brokers' listeners.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("self.kafka.port != self.metrics.port").message("the kafka and metrics listeners need different ports"))]
+#[x_kube(validation = Rule::new("self.kafka.port != self.metrics.port && self.control.port != self.kafka.port && self.control.port != self.metrics.port").message("the kafka, control and metrics listeners need different ports"))]
 #[serde(rename_all = "camelCase")]
 pub struct ListenersSpec {
-    /// The Kafka protocol listener.
+    /// The Kafka protocol listener clients use.
     #[serde(default = "default_kafka_listener")]
-    pub kafka: ListenerSpec,
+    pub kafka: KafkaListenerSpec,
     /// `/metrics`, `/healthz` and `/readyz`.
     #[serde(default = "default_metrics_listener")]
     pub metrics: ListenerSpec,
+    /// The operator's own Kafka listener, opened only when `kafka.authentication` is
+    /// set: SASL (SCRAM-SHA-512) as the operator's generated user, over TLS when
+    /// `kafka.tls` is set. Reachable from the operator only.
+    #[serde(default = "default_control_listener")]
+    pub control: ControlListenerSpec,
 }
 
 impl Default for ListenersSpec {
@@ -542,14 +550,17 @@ impl Default for ListenersSpec {
         ListenersSpec {
             kafka: default_kafka_listener(),
             metrics: default_metrics_listener(),
+            control: default_control_listener(),
         }
     }
 }
 
-fn default_kafka_listener() -> ListenerSpec {
-    ListenerSpec {
+fn default_kafka_listener() -> KafkaListenerSpec {
+    KafkaListenerSpec {
         port: 9092,
         allow_from: Vec::new(),
+        tls: None,
+        authentication: None,
     }
 }
 fn default_metrics_listener() -> ListenerSpec {
@@ -557,6 +568,9 @@ fn default_metrics_listener() -> ListenerSpec {
         port: 9644,
         allow_from: Vec::new(),
     }
+}
+fn default_control_listener() -> ControlListenerSpec {
+    ControlListenerSpec { port: 9093 }
 }
 
 /// One listener: its port and the NetworkPolicy peers allowed to reach it.
@@ -570,6 +584,92 @@ pub struct ListenerSpec {
     /// always allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_from: Vec<NetworkPolicyPeer>,
+}
+
+/// The client listener: a port, who may reach it, and how it is secured. Neither `tls`
+/// nor `authentication`: PLAINTEXT with no ACLs, the local default.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.authentication) || self.authentication.type != 'tls' || has(self.tls)").message("authentication type tls needs listeners.kafka.tls: client certificates are checked in the TLS handshake"))]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaListenerSpec {
+    /// Container and Service port.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// Who may connect (NetworkPolicy `from` peers). Empty: everyone. The operator is
+    /// always allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<NetworkPolicyPeer>,
+    /// TLS on the listener, with the certificate of a Secret. A renewed certificate is
+    /// picked up by the running brokers (no restart, no dropped connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    /// How clients prove who they are. Set: the brokers check every request against
+    /// ACLs (Feeds' `spec.access` and the ones made by hand) and only
+    /// `authorization.superUsers` and the operator bypass them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+}
+
+impl KafkaListenerSpec {
+    /// Whether clients authenticate (and so the brokers enforce ACLs).
+    pub fn is_secured(&self) -> bool {
+        self.authentication.is_some()
+    }
+}
+
+/// The listener's certificate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// A Secret in the cluster's namespace with `tls.crt` (the chain), `tls.key` and
+    /// `ca.crt` (the CA clients verify it with, and that signs client certificates with
+    /// `authentication.type: tls`), as cert-manager and `kubectl create secret tls`
+    /// write them. The certificate names the bootstrap Service and
+    /// `*.<cluster>-brokers.<namespace>.svc[.<domain>]` (each broker's name).
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// The client authentication of the kafka listener.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerAuthentication {
+    #[serde(rename = "type")]
+    pub type_: AuthenticationType,
+}
+
+/// How clients authenticate.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AuthenticationType {
+    /// SASL SCRAM-SHA-512: users with passwords (Feeds' `access` with
+    /// `credentials: scram` get a generated one in a Secret).
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// TLS client certificates signed by the `ca.crt` of `tls.secretName`; the principal
+    /// is the certificate's subject (`User:CN=…,O=…`). A client without one is
+    /// `User:ANONYMOUS`, which no ACL names.
+    #[serde(rename = "tls")]
+    Tls,
+}
+
+/// The operator's listener.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlListenerSpec {
+    /// Container and Service port.
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+}
+
+/// Who may do what on a secured cluster, beyond the ACLs of Feeds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationSpec {
+    /// Principals allowed everything (Kafka's `super.users`), e.g. `User:admin`. The
+    /// operator's own user is always one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^User:[^;\s]{1,256}$")))]
+    pub super_users: Vec<String>,
 }
 
 /// Observed state, written by the operator only.

@@ -8,6 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::access::{AccessSpec, AccessStatus};
 use super::DeletionPolicy;
 
 /// Kafka's rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]` (and neither `.` nor `..`).
@@ -89,6 +90,10 @@ pub struct FeedSpec {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.all(r, self.exists_one(s, s.id == r.id))").message("replay ids must be unique"))]
     pub replays: Vec<Replay>,
+    /// Who may write and read the topic (Kafka ACLs the operator owns), on a cluster
+    /// whose kafka listener authenticates clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessSpec>,
     /// What happens to the topic (and the dead-letter topic) when the Feed is deleted.
     /// Default `Retain`.
     #[serde(default)]
@@ -440,6 +445,9 @@ pub struct FeedStatus {
     /// Every replay of `spec.replays`: refused, or how far the brokers got with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replays: Vec<ReplayStatus>,
+    /// The ACLs and credentials made for `spec.access`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessStatus>,
 }
 
 /// The feed's table, from every broker's `GET /v1/lake`.

@@ -4,6 +4,7 @@
 //! the code that honours it. Cross-field rules are CEL (`x-kubernetes-validations`), so the
 //! API server refuses bad input before the operator sees it.
 
+pub mod access;
 pub mod cluster;
 pub mod conditions;
 pub mod feed;

@@ -203,6 +203,7 @@ impl ClusterObserver for FixedObserver {
     fn move_partitions<'a>(
         &'a self,
         _bootstrap: &'a str,
+        _security: &'a sluice_operator::kafka::ClientSecurity,
         moves: &'a [(String, i32, i32)],
     ) -> BoxFuture<'a, Result<Vec<String>, String>> {
         let mut calls = self.calls.lock().unwrap();

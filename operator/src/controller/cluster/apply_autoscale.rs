@@ -15,6 +15,7 @@ use crate::autoscale::{
     plan_moves, scale_step, Autoscaler, Decision, PartitionLoad, Phase, Policy, Signals,
 };
 use crate::controller::cluster::build::ClusterModel;
+use crate::controller::cluster_client::cluster_client;
 use crate::controller::Context;
 use crate::crd::cluster::{AutoscalingSpec, AutoscalingStatus};
 use crate::crd::SecurityLakeCluster;
@@ -322,8 +323,16 @@ pub async fn autoscale(
                 .iter()
                 .map(|m| (m.topic.clone(), m.partition, m.to))
                 .collect();
-            let bootstrap = ctx.address(&model.bootstrap_address()).await;
-            match ctx.observer.move_partitions(&bootstrap, &wanted).await {
+            let moved = match cluster_client(ctx, model.cluster).await {
+                Ok(Ok(client)) => {
+                    ctx.observer
+                        .move_partitions(&client.bootstrap, &client.security, &wanted)
+                        .await
+                }
+                Ok(Err(health)) => Err(health.message().to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match moved {
                 Ok(refused) => {
                     for r in &refused {
                         warn!(refused = %r, "a balancing move was refused");

@@ -5,6 +5,7 @@
 pub mod apply_autoscale;
 pub mod build;
 mod observe;
+pub mod secrets;
 pub mod status;
 pub mod validate;
 
@@ -18,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,6 +37,7 @@ use tracing::{info, instrument, warn};
 
 use self::build::{ClusterModel, ClusterObjects};
 use self::status::{cluster_status, scale_event, workload_health, Figures};
+use super::cluster_client::cluster_client;
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples, MANAGER};
 use crate::crd::cluster::Provider;
@@ -89,20 +93,7 @@ async fn apply(
     // Validate: an invalid spec stalls until the spec changes; nothing is applied.
     if let Err(problems) = validate::validate(&model.name, &cluster.spec) {
         let health = Health::stalled("InvalidSpec", problems.join("; "));
-        announce(ctx, cluster, &health).await;
-        let status = cluster_status(
-            generation,
-            &health,
-            None,
-            model.selector_string(),
-            model.bootstrap_address(),
-            model.storage_url(),
-            &Figures::default(),
-            None,
-            previous,
-            &now,
-        );
-        apply_status(api, cluster, KIND, &status).await?;
+        stall(ctx, api, &model, &health, &now).await?;
         return Ok(Action::await_change());
     }
 
@@ -140,6 +131,16 @@ async fn apply(
         }
     };
     model.service_account_annotations = cloud.service_account_annotations.clone();
+
+    // The Secrets of a secured cluster: a missing or broken TLS Secret stalls before any
+    // broker mounts it (Secrets are not watched: look again in a minute).
+    match secrets::dereference(&ctx.client, &model).await? {
+        Ok(password) => model.operator_password = password,
+        Err(health) => {
+            stall(ctx, api, &model, &health, &now).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    }
 
     // Observe the brokers as they run now; with autoscaling, decide how many to run.
     let current = before
@@ -226,6 +227,31 @@ async fn apply(
     Ok(Action::requeue(next))
 }
 
+/// Reports a cluster that cannot progress until a person acts; nothing is applied.
+async fn stall(
+    ctx: &Context,
+    api: &Api<SecurityLakeCluster>,
+    model: &ClusterModel<'_>,
+    health: &Health,
+    now: &Time,
+) -> Result<()> {
+    let cluster = model.cluster;
+    announce(ctx, cluster, health).await;
+    let status = cluster_status(
+        cluster.metadata.generation,
+        health,
+        None,
+        model.selector_string(),
+        model.bootstrap_address(),
+        model.storage_url(),
+        &Figures::default(),
+        None,
+        cluster.status.as_ref(),
+        now,
+    );
+    apply_status(api, cluster, KIND, &status).await
+}
+
 /// Runs the cluster's cloud provider. On failure: the health to report and what the
 /// reconcile returns (an error to back off and retry, or a long wait when a person must
 /// act first).
@@ -293,6 +319,9 @@ async fn apply_objects(
 ) -> Result<StatefulSet> {
     let ns = &model.namespace;
     ssa::<ServiceAccount>(client, ns, &objects.service_account).await?;
+    if let Some(secret) = &objects.operator_credentials {
+        ssa::<Secret>(client, ns, secret).await?;
+    }
     ssa::<ConfigMap>(client, ns, &objects.config_map).await?;
     ssa::<Service>(client, ns, &objects.headless_service).await?;
     ssa::<Service>(client, ns, &objects.bootstrap_service).await?;
@@ -360,9 +389,15 @@ async fn observe(
     if ready == 0 {
         return Observation::default();
     }
+    // A secured cluster whose Secrets cannot be read yet is observed without Kafka.
+    let kafka = cluster_client(ctx, model.cluster)
+        .await
+        .ok()
+        .and_then(|c| c.ok());
     let target = ObserveTarget {
         brokers: broker_http_addresses(ctx, model, replicas).await,
-        bootstrap: Some(ctx.address(&model.bootstrap_address()).await),
+        bootstrap: kafka.as_ref().map(|c| c.bootstrap.clone()),
+        security: kafka.map(|c| c.security).unwrap_or_default(),
         autoscaling,
     };
     let observation = ctx.observer.observe(&target).await;

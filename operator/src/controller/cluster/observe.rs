@@ -26,12 +26,14 @@ use crate::registry::{self, Registration, RegistryError};
 pub const MAX_GROUPS: usize = 200;
 
 /// Where a cluster's figures come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ObserveTarget {
     /// (pod name, `host:port` of its metrics listener) of every broker that should exist.
     pub brokers: Vec<(String, String)>,
     /// The Kafka bootstrap address; `None` while no broker is ready.
     pub bootstrap: Option<String>,
+    /// How the operator logs in there (see [`crate::controller::cluster_client`]).
+    pub security: ClientSecurity,
     /// Also read what the autoscaler and balancer need: per-partition load, leaders and
     /// the fleet's view of its brokers.
     pub autoscaling: bool,
@@ -83,6 +85,7 @@ pub trait ClusterObserver: Send + Sync {
     fn move_partitions<'a>(
         &'a self,
         bootstrap: &'a str,
+        security: &'a ClientSecurity,
         moves: &'a [(String, i32, i32)],
     ) -> BoxFuture<'a, Result<Vec<String>, String>>;
 
@@ -214,7 +217,14 @@ impl ClusterObserver for BrokerObserver {
                 None
             };
             if let Some(bootstrap) = &target.bootstrap {
-                match read_offsets(bootstrap, self.timeout, target.autoscaling).await {
+                match read_offsets(
+                    bootstrap,
+                    &target.security,
+                    self.timeout,
+                    target.autoscaling,
+                )
+                .await
+                {
                     Ok(offsets) => {
                         obs.max_consumer_lag = offsets.max_lag;
                         obs.lag = offsets.lag;
@@ -249,13 +259,13 @@ impl ClusterObserver for BrokerObserver {
     fn move_partitions<'a>(
         &'a self,
         bootstrap: &'a str,
+        security: &'a ClientSecurity,
         moves: &'a [(String, i32, i32)],
     ) -> BoxFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
-            let mut admin =
-                AdminClient::connect(bootstrap, self.timeout, &ClientSecurity::default())
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let mut admin = AdminClient::connect(bootstrap, self.timeout, security)
+                .await
+                .map_err(|e| e.to_string())?;
             admin
                 .move_partitions(moves)
                 .await
@@ -285,10 +295,11 @@ struct Offsets {
 
 async fn read_offsets(
     bootstrap: &str,
+    security: &ClientSecurity,
     timeout: Duration,
     with_leaders: bool,
 ) -> Result<Offsets, AdminError> {
-    let mut admin = AdminClient::connect(bootstrap, timeout, &ClientSecurity::default()).await?;
+    let mut admin = AdminClient::connect(bootstrap, timeout, security).await?;
     let mut out = Offsets::default();
     if with_leaders {
         for topic in admin.describe_all_topics().await? {
@@ -331,7 +342,10 @@ async fn read_offsets(
 /// committed offsets.
 pub async fn max_consumer_lag(
     bootstrap: &str,
+    security: &ClientSecurity,
     timeout: Duration,
 ) -> Result<Option<i64>, AdminError> {
-    Ok(read_offsets(bootstrap, timeout, false).await?.max_lag)
+    Ok(read_offsets(bootstrap, security, timeout, false)
+        .await?
+        .max_lag)
 }

@@ -3,7 +3,9 @@
 //! CEL, or an object stored before a rule existed, still gets a clear condition here.
 
 use super::build::BUCKET_MOUNT_PATH;
-use crate::crd::cluster::{CatalogSpec, Provider, SecurityLakeClusterSpec, VpcEndpointType};
+use crate::crd::cluster::{
+    AuthenticationType, CatalogSpec, Provider, SecurityLakeClusterSpec, VpcEndpointType,
+};
 use crate::crd::DeletionPolicy;
 
 /// Longest cluster name: `<name>-broker-<ordinal>` pods and their
@@ -105,16 +107,43 @@ pub fn validate(name: &str, spec: &SecurityLakeClusterSpec) -> Result<(), Vec<St
     if let Some(lake) = &spec.lake {
         check_catalog(&lake.catalog, storage.bucket.is_some(), &mut problems);
     }
-    if spec.listeners.kafka.port == spec.listeners.metrics.port {
-        problems.push(format!(
-            "the kafka and metrics listeners share port {}",
-            spec.listeners.kafka.port
-        ));
-    }
+    check_listeners(spec, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// Distinct ports; mTLS needs the CA of a TLS Secret; super users are `User:` principals.
+fn check_listeners(spec: &SecurityLakeClusterSpec, problems: &mut Vec<String>) {
+    let listeners = &spec.listeners;
+    let ports = [
+        ("kafka", listeners.kafka.port),
+        ("metrics", listeners.metrics.port),
+        ("control", listeners.control.port),
+    ];
+    for (i, (a, port)) in ports.iter().enumerate() {
+        if let Some((b, _)) = ports[i + 1..].iter().find(|(_, p)| p == port) {
+            problems.push(format!("the {a} and {b} listeners share port {port}"));
+        }
+    }
+    let kafka = &listeners.kafka;
+    if kafka.authentication.as_ref().map(|a| a.type_) == Some(AuthenticationType::Tls)
+        && kafka.tls.is_none()
+    {
+        problems.push(
+            "authentication type tls needs listeners.kafka.tls: client certificates are checked in the TLS handshake".into(),
+        );
+    }
+    let super_users = spec.authorization.iter().flat_map(|a| &a.super_users);
+    for user in super_users {
+        let name = user.strip_prefix("User:").unwrap_or_default();
+        if name.is_empty() || name.contains(';') || name.chars().any(char::is_whitespace) {
+            problems.push(format!(
+                "super user {user:?} is not a principal like User:admin (no spaces or ';')"
+            ));
+        }
     }
 }
 

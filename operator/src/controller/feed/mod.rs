@@ -5,6 +5,7 @@
 //! Deletion honours the Feed's `deletionPolicy`; nothing else ever deletes a topic or a
 //! table.
 
+pub mod access;
 pub mod alert;
 mod duration;
 pub mod plan;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kafka_protocol::ResponseError;
@@ -43,13 +45,15 @@ use self::replay::{judge, replays_configs};
 use self::replay_report::report_replays;
 use self::table_report::report_table;
 use super::cluster::monotonic_ms;
+use super::cluster_client::{cluster_client, ClusterClient};
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples};
+use crate::crd::access::AccessStatus;
 use crate::crd::conditions::{self, Health};
 use crate::crd::feed::{FeedStatus, GroupLag};
 use crate::crd::{DeletionPolicy, Feed, SecurityLakeCluster};
 use crate::error::KubeContext;
-use crate::kafka::{topic_lag, AdminClient, AdminError, ClientSecurity};
+use crate::kafka::{topic_lag, AdminClient, AdminError};
 use crate::metrics::{counter_rate, CounterSample};
 use crate::{Error, Result};
 
@@ -170,16 +174,34 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         write(feed, api, ctx, &health, base, &now).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
+    // Access: checked before anything is applied, so a bad entry never half-applies.
+    if let Some(access) = &feed.spec.access {
+        let authentication = cluster
+            .spec
+            .listeners
+            .kafka
+            .authentication
+            .as_ref()
+            .map(|a| a.type_);
+        if let Err(problems) = access::validate::check(access, authentication) {
+            let health = Health::stalled("InvalidAccess", problems.join("; "));
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::await_change());
+        }
+    }
+    if let Some(other) = access::validate::earlier_group_claimant(&feeds.items, feed) {
+        let health = Health::stalled(
+            "GroupClaimed",
+            format!("Feed {other} already declares a consumer group (or prefix) of this Feed's spec.access on cluster {cluster_name}"),
+        );
+        write(feed, api, ctx, &health, base, &now).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
     let ready = cluster
         .status
         .as_ref()
         .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
-    let Some(bootstrap) = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.bootstrap.clone())
-        .filter(|_| ready)
-    else {
+    if !ready {
         let health = Health::progressing(
             "WaitingForCluster",
             format!("SecurityLakeCluster {cluster_name} is not ready yet"),
@@ -197,11 +219,32 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         }
     }
 
-    // Plan and carry out the topic changes.
-    let bootstrap = ctx.address(&bootstrap).await;
-    let report = match sync_topics(&bootstrap, &desired, ctx.config.io_timeout).await {
-        Ok(report) => report,
-        Err(e) => {
+    // Plan and carry out the topic changes, then the access.
+    let client = match cluster_client(ctx, &cluster).await? {
+        Ok(client) => client,
+        Err(health) => {
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::requeue(Duration::from_secs(15)));
+        }
+    };
+    let others: Vec<&Feed> = feeds
+        .items
+        .iter()
+        .filter(|f| f.metadata.uid != feed.metadata.uid)
+        .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
+        .filter(|f| f.metadata.deletion_timestamp.is_none())
+        .collect();
+    let synced = sync_feed(&client, ctx, feed, &desired, &others).await;
+    let (report, access_report) = match synced {
+        Ok(reports) => reports,
+        Err(SyncError::Access(e)) => {
+            ctx.metrics.failed(CONTROLLER, "access");
+            warn!(error = %e, "access sync failed");
+            let health = Health::degraded("AccessFailed", format!("{cluster_name}: {e}"));
+            write(feed, api, ctx, &health, base, &now).await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+        Err(SyncError::Admin(e)) => {
             ctx.metrics.failed(CONTROLLER, "kafka_admin");
             let (health, retry) = if e.is_transient() || e.code().is_none() {
                 (
@@ -219,6 +262,45 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
             return Ok(Action::requeue(retry));
         }
     };
+    if let Some(access) = &access_report {
+        if !access.done.is_empty() {
+            let changes = access.done.join("; ");
+            info!(%changes, "access changed");
+            ctx.event(feed, EventType::Normal, "AccessChanged", changes)
+                .await;
+        }
+        if !access.status.drift.is_empty() {
+            let drift: Vec<String> = access
+                .status
+                .drift
+                .iter()
+                .filter_map(access::acls::binding)
+                .map(|a| access::line(&a))
+                .collect();
+            ctx.event(
+                feed,
+                EventType::Warning,
+                "AccessDrift",
+                for_owner(
+                    feed,
+                    &format!(
+                        "ACLs removed outside the Feed were put back: {}",
+                        drift.join("; ")
+                    ),
+                ),
+            )
+            .await;
+        }
+    }
+    if feed.spec.access.is_some() && !client.secured {
+        ctx.event(
+            feed,
+            EventType::Warning,
+            "AccessNotEnforced",
+            format!("SecurityLakeCluster {cluster_name} does not authenticate clients (listeners.kafka.authentication): spec.access makes no ACLs there"),
+        )
+        .await;
+    }
     if !report.done.is_empty() {
         // One Event for all changes: the recorder folds Events of one reason into a
         // series that keeps the first note.
@@ -273,6 +355,10 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
         consumer_lag: report.consumer_lag,
         max_consumer_lag: max_lag,
         schema_id,
+        access: match access_report {
+            Some(a) => Some(a.status).filter(|s| *s != AccessStatus::default()),
+            None => base.access.clone(),
+        },
         ..base
     };
     report_rejections(feed, &cluster, ctx, &mut status, &now).await;
@@ -286,19 +372,47 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
     Ok(Action::requeue(next))
 }
 
+/// Why a sync with the cluster stopped.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error(transparent)]
+    Access(#[from] access::credentials::CredentialError),
+}
+
+/// The topics, then (on a secured cluster, or to undo what an earlier one made) the
+/// access, over one admin connection.
+async fn sync_feed(
+    client: &ClusterClient,
+    ctx: &Context,
+    feed: &Feed,
+    desired: &[DesiredTopic],
+    others: &[&Feed],
+) -> Result<(SyncReport, Option<access::AccessReport>), SyncError> {
+    let mut admin =
+        AdminClient::connect(&client.bootstrap, ctx.config.io_timeout, &client.security).await?;
+    let report = sync_topics(&mut admin, desired).await?;
+    let made_before = feed.status.as_ref().is_some_and(|s| s.access.is_some());
+    if !client.secured || (feed.spec.access.is_none() && !made_before) {
+        return Ok((report, None));
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &client.settings.namespace);
+    let access = access::sync(&mut admin, &secrets, feed, &client.settings, others).await?;
+    Ok((report, Some(access)))
+}
+
 /// Brings every desired topic to its spec, then reads the figures of the main topic and
 /// the dead-letter topic.
 async fn sync_topics(
-    bootstrap: &str,
+    admin: &mut AdminClient,
     desired: &[DesiredTopic],
-    timeout: Duration,
 ) -> Result<SyncReport, AdminError> {
-    let mut admin = AdminClient::connect(bootstrap, timeout, &ClientSecurity::default()).await?;
     let mut report = SyncReport::default();
     let mut descriptions = Vec::new();
     for want in desired {
         let mut created = false;
-        let observed = observe_topic(&mut admin, &want.name).await?;
+        let observed = observe_topic(admin, &want.name).await?;
         let topic_plan = plan(want, observed.as_ref().map(|(_, o)| o));
         report.diverged.extend(topic_plan.diverged);
         for action in topic_plan.actions {
@@ -439,6 +553,7 @@ fn for_owner(feed: &Feed, message: &str) -> String {
 async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<Action> {
     let key = object_key(feed);
     ctx.forget(&key);
+    remove_access(feed, api, namespace, ctx).await?;
     let mut topics = vec![feed.topic_name()];
     topics.extend(feed.dead_letter_topic());
     let cluster_name = &feed.spec.cluster_ref.name;
@@ -484,26 +599,11 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
         .await;
         return Ok(Action::await_change());
     };
-    let bootstrap = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.bootstrap.clone())
-        .ok_or_else(|| Error::Admin {
-            cluster: cluster_name.clone(),
-            source: AdminError::Metadata("the cluster has no bootstrap address yet".into()),
-        })?;
     let admin_error = |source| Error::Admin {
         cluster: cluster_name.clone(),
         source,
     };
-    let bootstrap = ctx.address(&bootstrap).await;
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        ctx.config.io_timeout,
-        &ClientSecurity::default(),
-    )
-    .await
-    .map_err(admin_error)?;
+    let mut admin = connect(ctx, &cluster).await?;
     admin.delete_topics(&topics).await.map_err(admin_error)?;
     info!(?topics, "topics deleted");
     ctx.event(
@@ -514,6 +614,74 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
     )
     .await;
     Ok(Action::await_change())
+}
+
+/// An admin client of `cluster`; an error while it cannot be made (the cluster has no
+/// address or Secrets yet, or does not answer), so that the caller retries.
+async fn connect(ctx: &Context, cluster: &SecurityLakeCluster) -> Result<AdminClient> {
+    let name = cluster.name_any();
+    let admin_error = |source| Error::Admin {
+        cluster: name.clone(),
+        source,
+    };
+    let client = cluster_client(ctx, cluster)
+        .await?
+        .map_err(|health| admin_error(AdminError::Metadata(health.message().to_string())))?;
+    AdminClient::connect(&client.bootstrap, ctx.config.io_timeout, &client.security)
+        .await
+        .map_err(admin_error)
+}
+
+/// A deleted Feed's ACLs and credentials go with it, whatever its deletionPolicy (the
+/// topic may stay; who may use it is the next Feed's to declare). Nothing to do when
+/// the cluster is gone.
+async fn remove_access(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<()> {
+    if feed.status.as_ref().is_none_or(|s| s.access.is_none()) {
+        return Ok(());
+    }
+    let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = &feed.spec.cluster_ref.name;
+    let cluster = clusters
+        .get_opt(name)
+        .await
+        .kube("get", "SecurityLakeCluster", name)?;
+    let Some(cluster) = cluster.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
+        return Ok(());
+    };
+    let Ok(client) = cluster_client(ctx, &cluster).await? else {
+        return Ok(());
+    };
+    let feeds = api
+        .list(&ListParams::default())
+        .await
+        .kube("list", "Feed", namespace)?;
+    let others: Vec<&Feed> = feeds
+        .items
+        .iter()
+        .filter(|f| f.metadata.uid != feed.metadata.uid)
+        .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
+        .filter(|f| f.metadata.deletion_timestamp.is_none())
+        .collect();
+    let mut undeclared = feed.clone();
+    undeclared.spec.access = None;
+    let mut admin = connect(ctx, &cluster).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let report = access::sync(&mut admin, &secrets, &undeclared, &client.settings, &others)
+        .await
+        .map_err(|e| Error::Access {
+            feed: object_key(feed),
+            reason: e.to_string(),
+        })?;
+    if !report.done.is_empty() {
+        ctx.event(
+            feed,
+            EventType::Normal,
+            "AccessRemoved",
+            report.done.join("; "),
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// What the pure parts' tests share.

@@ -215,21 +215,33 @@ pub fn plan(desired: &DesiredTopic, observed: Option<&ObservedTopic>) -> TopicPl
 /// The name of another Feed that claimed the same topic on the same cluster first
 /// (older creation, then name order). Only the first claimant manages the topic.
 pub fn earlier_claimant(feeds: &[Feed], me: &Feed) -> Option<String> {
-    let my_key = (
-        me.metadata.creation_timestamp.clone().map(|t| t.0),
-        me.metadata.name.clone(),
-    );
     let claims = |f: &Feed| -> Vec<String> {
         let mut topics = vec![f.topic_name()];
         topics.extend(f.dead_letter_topic());
         topics
     };
     let mine = claims(me);
+    earlier_claimant_by(feeds, me, |other| {
+        claims(other).iter().any(|t| mine.contains(t))
+    })
+}
+
+/// The first Feed of `me`'s cluster, created before `me` (ties: by name), for which
+/// `conflicts` holds: the one that keeps a contested resource.
+pub fn earlier_claimant_by(
+    feeds: &[Feed],
+    me: &Feed,
+    conflicts: impl Fn(&Feed) -> bool,
+) -> Option<String> {
+    let my_key = (
+        me.metadata.creation_timestamp.clone().map(|t| t.0),
+        me.metadata.name.clone(),
+    );
     feeds
         .iter()
         .filter(|f| f.metadata.uid != me.metadata.uid && f.metadata.name != me.metadata.name)
         .filter(|f| f.spec.cluster_ref == me.spec.cluster_ref)
-        .filter(|f| claims(f).iter().any(|t| mine.contains(t)))
+        .filter(|f| conflicts(f))
         .filter(|f| {
             (
                 f.metadata.creation_timestamp.clone().map(|t| t.0),

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
+use super::security::security_env;
 use super::{ClusterModel, LAKE_SECRET_FILE, LAKE_SECRET_MOUNT_PATH};
 
 /// The brokers' settings as environment variables (`envFrom`): every flag of
@@ -66,6 +67,7 @@ pub fn config_map(model: &ClusterModel<'_>) -> ConfigMap {
             );
         }
     }
+    data.extend(security_env(model));
     ConfigMap {
         metadata: model.owned_meta(model.config_map_name()),
         data: Some(data),

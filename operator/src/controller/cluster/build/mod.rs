@@ -5,6 +5,7 @@ mod config_map;
 mod network_policy;
 mod pdb;
 mod pvc;
+mod security;
 mod service;
 mod service_account;
 mod service_monitor;
@@ -14,6 +15,9 @@ pub use config_map::config_map;
 pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;
 pub use pvc::bucket_claim;
+pub use security::{
+    operator_credentials, OPERATOR_USER, PASSWORD_KEY, SCRAM_MECHANISM, TLS_MOUNT_PATH,
+};
 pub use service::{bootstrap_service, headless_service};
 pub use service_account::service_account;
 pub use service_monitor::{service_monitor, service_monitor_resource};
@@ -22,7 +26,9 @@ pub use statefulset::stateful_set;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -57,6 +63,9 @@ pub struct ClusterModel<'a> {
     pub service_account_annotations: BTreeMap<String, String>,
     /// Brokers the StatefulSet runs: `spec.replicas`, or the autoscaler's choice.
     pub replicas: i32,
+    /// The operator's SCRAM password on a secured cluster: read from its Secret, or
+    /// generated for a new one.
+    pub operator_password: Option<String>,
 }
 
 impl<'a> ClusterModel<'a> {
@@ -69,6 +78,7 @@ impl<'a> ClusterModel<'a> {
             namespace: cluster.namespace()?,
             service_account_annotations: BTreeMap::new(),
             replicas: cluster.spec.replicas,
+            operator_password: None,
         })
     }
 
@@ -98,7 +108,7 @@ impl<'a> ClusterModel<'a> {
     }
 
     /// `svc.<domain>` suffix of in-cluster names.
-    fn svc_domain(&self) -> String {
+    pub(crate) fn svc_domain(&self) -> String {
         format!("{}.svc.{}", self.namespace, self.config.cluster_domain)
     }
 
@@ -204,6 +214,9 @@ impl<'a> ClusterModel<'a> {
 #[derive(Clone, Debug)]
 pub struct ClusterObjects {
     pub service_account: ServiceAccount,
+    /// Only on a secured cluster: the operator's SCRAM user, a bootstrap user of the
+    /// brokers.
+    pub operator_credentials: Option<Secret>,
     pub config_map: ConfigMap,
     pub headless_service: Service,
     pub bootstrap_service: Service,
@@ -221,6 +234,7 @@ pub fn build(model: &ClusterModel<'_>, service_monitor_crd: bool) -> ClusterObje
     let config_map = config_map(model);
     ClusterObjects {
         service_account: service_account(model),
+        operator_credentials: operator_credentials(model),
         headless_service: headless_service(model),
         bootstrap_service: bootstrap_service(model),
         bucket_claim: bucket_claim(model),

@@ -8,13 +8,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ClusterModel;
-use crate::crd::cluster::ListenerSpec;
 
 /// Ingress to the brokers: each listener admits its `allowFrom` peers (everyone when the
-/// list is empty) and always the operator, which creates topics and reads metrics.
+/// list is empty) and always the operator, which creates topics and reads metrics; the
+/// control listener of a secured cluster admits the operator only.
 /// Egress is not restricted: brokers reach their object store.
 pub fn network_policy(model: &ClusterModel<'_>) -> NetworkPolicy {
-    let listeners = &model.cluster.spec.listeners;
     NetworkPolicy {
         metadata: model.owned_meta(model.broker_name()),
         spec: Some(NetworkPolicySpec {
@@ -23,28 +22,50 @@ pub fn network_policy(model: &ClusterModel<'_>) -> NetworkPolicy {
                 ..LabelSelector::default()
             }),
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![
-                ingress_rule(model, &listeners.kafka),
-                ingress_rule(model, &listeners.metrics),
-            ]),
+            ingress: Some(ingress_rules(model)),
             ..NetworkPolicySpec::default()
         }),
     }
 }
 
-fn ingress_rule(model: &ClusterModel<'_>, listener: &ListenerSpec) -> NetworkPolicyIngressRule {
-    let from = (!listener.allow_from.is_empty()).then(|| {
-        let mut peers = listener.allow_from.clone();
+/// The kafka and metrics listeners for their `allowFrom` peers; a secured cluster's
+/// control listener for the operator alone.
+fn ingress_rules(model: &ClusterModel<'_>) -> Vec<NetworkPolicyIngressRule> {
+    let listeners = &model.cluster.spec.listeners;
+    let mut rules = vec![
+        ingress_rule(model, listeners.kafka.port, &listeners.kafka.allow_from),
+        ingress_rule(model, listeners.metrics.port, &listeners.metrics.allow_from),
+    ];
+    if model.secured() {
+        rules.push(NetworkPolicyIngressRule {
+            from: Some(vec![operator_peer(model)]),
+            ports: Some(vec![tcp_port(listeners.control.port)]),
+        });
+    }
+    rules
+}
+
+fn ingress_rule(
+    model: &ClusterModel<'_>,
+    port: i32,
+    allow_from: &[NetworkPolicyPeer],
+) -> NetworkPolicyIngressRule {
+    let from = (!allow_from.is_empty()).then(|| {
+        let mut peers = allow_from.to_vec();
         peers.push(operator_peer(model));
         peers
     });
     NetworkPolicyIngressRule {
         from,
-        ports: Some(vec![NetworkPolicyPort {
-            port: Some(IntOrString::Int(listener.port)),
-            protocol: Some("TCP".into()),
-            ..NetworkPolicyPort::default()
-        }]),
+        ports: Some(vec![tcp_port(port)]),
+    }
+}
+
+fn tcp_port(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..NetworkPolicyPort::default()
     }
 }
 

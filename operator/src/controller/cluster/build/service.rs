@@ -14,6 +14,16 @@ fn port(name: &str, port: i32) -> ServicePort {
     }
 }
 
+/// The kafka port, the operator's control port on a secured cluster, and `extra`.
+fn kafka_ports(model: &ClusterModel<'_>, extra: Option<ServicePort>) -> Vec<ServicePort> {
+    let mut ports = vec![port("kafka", model.kafka_port())];
+    ports.extend(extra);
+    if model.secured() {
+        ports.push(port("control", model.control_port()));
+    }
+    ports
+}
+
 /// The headless Service: one DNS name per broker (`<pod>.<cluster>-brokers`), which each
 /// broker advertises. Addresses are published before readiness so a starting broker's
 /// name resolves as soon as clients can learn it.
@@ -29,10 +39,10 @@ pub fn headless_service(model: &ClusterModel<'_>) -> Service {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(model.selector_labels()),
-            ports: Some(vec![
-                port("kafka", model.kafka_port()),
-                port("metrics", model.metrics_port()),
-            ]),
+            ports: Some(kafka_ports(
+                model,
+                Some(port("metrics", model.metrics_port())),
+            )),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -51,7 +61,7 @@ pub fn bootstrap_service(model: &ClusterModel<'_>) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(model.selector_labels()),
-            ports: Some(vec![port("kafka", model.kafka_port())]),
+            ports: Some(kafka_ports(model, None)),
             ..ServiceSpec::default()
         }),
         ..Service::default()

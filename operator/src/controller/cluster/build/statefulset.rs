@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::security::security_volumes;
 use super::{
     stable_hash, ClusterModel, BROKER_CONTAINER, BUCKET_MOUNT_PATH, CONFIG_HASH_ANNOTATION,
     LAKE_SECRET_FILE, LAKE_SECRET_MOUNT_PATH, POD_INDEX_LABEL,
@@ -53,6 +54,11 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
         }),
         ..EnvVar::default()
     };
+    // The named listeners of a secured cluster, or the one PLAINTEXT listener.
+    let advertised = match model.advertised_listeners_template() {
+        Some(listeners) => ("SLUICE_ADVERTISED_LISTENERS", listeners),
+        None => ("SLUICE_ADVERTISE", model.advertise_template()),
+    };
     let env = vec![
         field_env("POD_NAME", "metadata.name"),
         // The pod's ordinal is the broker's node id: stable across restarts of that pod.
@@ -61,8 +67,8 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
             &format!("metadata.labels['{POD_INDEX_LABEL}']"),
         ),
         EnvVar {
-            name: "SLUICE_ADVERTISE".into(),
-            value: Some(model.advertise_template()),
+            name: advertised.0.into(),
+            value: Some(advertised.1),
             ..EnvVar::default()
         },
     ];
@@ -133,25 +139,39 @@ pub fn stateful_set(model: &ClusterModel<'_>, config_map: &ConfigMap) -> Statefu
         });
     }
 
+    for (volume, mount) in security_volumes(model) {
+        volumes.push(volume);
+        volume_mounts.push(mount);
+    }
+
+    let mut ports = vec![
+        ContainerPort {
+            name: Some("kafka".into()),
+            container_port: model.kafka_port(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        },
+        ContainerPort {
+            name: Some("metrics".into()),
+            container_port: model.metrics_port(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        },
+    ];
+    if model.secured() {
+        ports.push(ContainerPort {
+            name: Some("control".into()),
+            container_port: model.control_port(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        });
+    }
     let container = Container {
         name: BROKER_CONTAINER.into(),
         image: Some(model.image()),
         env: Some(env),
         env_from: Some(env_from),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("kafka".into()),
-                container_port: model.kafka_port(),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("metrics".into()),
-                container_port: model.metrics_port(),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-        ]),
+        ports: Some(ports),
         // Ready once the broker recovered its state from the bucket and serves clients.
         readiness_probe: Some(http_probe("/readyz", 5, 3)),
         liveness_probe: Some(http_probe("/healthz", 10, 6)),

@@ -1,0 +1,115 @@
+//! Dereference of a secured cluster's Secrets, before anything is applied: the listener's
+//! TLS Secret must hold a usable certificate (a broker mounting a missing or broken one
+//! would never start), and the operator's password is read back or generated once.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::Client;
+use rand::distr::{Alphanumeric, SampleString};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use x509_cert::der::Decode;
+
+use super::build::{ClusterModel, PASSWORD_KEY};
+use crate::crd::conditions::Health;
+use crate::error::KubeContext;
+use crate::Result;
+
+/// Length of a generated password (alphanumeric: ~190 bits).
+pub const PASSWORD_LEN: usize = 32;
+
+/// A new random password.
+pub fn generate_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN)
+}
+
+/// The operator's password for `model`'s cluster (existing, or new), or the health to
+/// report when a Secret the cluster names cannot be used.
+pub async fn dereference(
+    client: &Client,
+    model: &ClusterModel<'_>,
+) -> Result<std::result::Result<Option<String>, Health>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &model.namespace);
+    if let Some(name) = model.tls_secret() {
+        let secret = secrets.get_opt(name).await.kube("get", "Secret", name)?;
+        if let Err(problem) = check_tls_secret(name, secret.as_ref(), Timestamp::now()) {
+            return Ok(Err(Health::stalled("TlsSecretInvalid", problem)));
+        }
+    }
+    if !model.secured() {
+        return Ok(Ok(None));
+    }
+    let name = model.operator_credentials_name();
+    let existing = secrets.get_opt(&name).await.kube("get", "Secret", &name)?;
+    let password = existing
+        .as_ref()
+        .and_then(|s| secret_text(s, PASSWORD_KEY))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(generate_password);
+    Ok(Ok(Some(password)))
+}
+
+/// A key of a Secret as text.
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// The TLS Secret holds `tls.crt` (certificates that parse and are valid at `now`),
+/// `tls.key` (a private key) and `ca.crt` (at least one certificate).
+pub fn check_tls_secret(
+    name: &str,
+    secret: Option<&Secret>,
+    now: Timestamp,
+) -> std::result::Result<(), String> {
+    let secret = secret.ok_or_else(|| {
+        format!("TLS Secret {name} does not exist (listeners.kafka.tls.secretName)")
+    })?;
+    let bytes = |key: &str| -> std::result::Result<Vec<u8>, String> {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| format!("TLS Secret {name} has no {key}"))
+    };
+    let chain = certificates(&bytes("tls.crt")?)
+        .map_err(|e| format!("TLS Secret {name}: tls.crt is not a PEM certificate chain: {e}"))?;
+    for (i, der) in chain.iter().enumerate() {
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| format!("TLS Secret {name}: certificate {i} of tls.crt: {e}"))?;
+        let validity = &cert.tbs_certificate.validity;
+        let from = validity.not_before.to_unix_duration().as_secs() as i64;
+        let until = validity.not_after.to_unix_duration().as_secs() as i64;
+        let now = now.as_second();
+        if now > until {
+            return Err(format!(
+                "TLS Secret {name}: certificate {i} of tls.crt expired at {}",
+                Timestamp::from_second(until).map_or(until.to_string(), |t| t.to_string())
+            ));
+        }
+        if now < from {
+            return Err(format!(
+                "TLS Secret {name}: certificate {i} of tls.crt is not valid before {}",
+                Timestamp::from_second(from).map_or(from.to_string(), |t| t.to_string())
+            ));
+        }
+    }
+    PrivateKeyDer::from_pem_slice(&bytes("tls.key")?)
+        .map_err(|e| format!("TLS Secret {name}: tls.key is not a PEM private key: {e}"))?;
+    certificates(&bytes("ca.crt")?)
+        .map_err(|e| format!("TLS Secret {name}: ca.crt is not a PEM certificate: {e}"))?;
+    Ok(())
+}
+
+/// The certificates of a PEM bundle; at least one.
+fn certificates(pem: &[u8]) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block".into());
+    }
+    Ok(certs)
+}
