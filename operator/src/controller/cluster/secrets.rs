@@ -113,3 +113,89 @@ fn certificates(pem: &[u8]) -> std::result::Result<Vec<CertificateDer<'static>>,
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use rcgen::{CertificateParams, KeyPair};
+
+    use super::*;
+
+    /// A TLS Secret with a self-signed certificate valid from `from` to `until` (years).
+    fn tls_secret(from: i32, until: i32) -> Secret {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["lake-bootstrap".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let cert = params.self_signed(&key).unwrap().pem();
+        Secret {
+            data: Some(BTreeMap::from([
+                ("tls.crt".to_string(), ByteString(cert.clone().into_bytes())),
+                (
+                    "tls.key".to_string(),
+                    ByteString(key.serialize_pem().into_bytes()),
+                ),
+                ("ca.crt".to_string(), ByteString(cert.into_bytes())),
+            ])),
+            ..Secret::default()
+        }
+    }
+
+    fn at(year: i16) -> Timestamp {
+        format!("{year}-06-01T00:00:00Z").parse().unwrap()
+    }
+
+    #[test]
+    fn a_valid_secret_passes() {
+        assert_eq!(
+            check_tls_secret("t", Some(&tls_secret(2020, 2040)), at(2026)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_broken_secret_is_named_with_what_is_wrong() {
+        let missing = check_tls_secret("lake-tls", None, at(2026)).unwrap_err();
+        assert!(missing.contains("lake-tls does not exist"), "{missing}");
+
+        let expired = check_tls_secret("t", Some(&tls_secret(2020, 2024)), at(2026)).unwrap_err();
+        assert!(expired.contains("expired at 2024-01-01"), "{expired}");
+        let early = check_tls_secret("t", Some(&tls_secret(2030, 2040)), at(2026)).unwrap_err();
+        assert!(early.contains("not valid before 2030-01-01"), "{early}");
+
+        for key in ["tls.crt", "tls.key", "ca.crt"] {
+            let mut s = tls_secret(2020, 2040);
+            s.data.as_mut().unwrap().remove(key);
+            let e = check_tls_secret("t", Some(&s), at(2026)).unwrap_err();
+            assert_eq!(e, format!("TLS Secret t has no {key}"));
+
+            let mut s = tls_secret(2020, 2040);
+            s.data
+                .as_mut()
+                .unwrap()
+                .insert(key.into(), ByteString(b"not pem".to_vec()));
+            let e = check_tls_secret("t", Some(&s), at(2026)).unwrap_err();
+            assert!(e.contains(key), "{e}");
+        }
+
+        // PEM that is not a certificate.
+        let mut s = tls_secret(2020, 2040);
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        s.data
+            .as_mut()
+            .unwrap()
+            .insert("tls.crt".into(), ByteString(garbage.as_bytes().to_vec()));
+        let e = check_tls_secret("t", Some(&s), at(2026)).unwrap_err();
+        assert!(e.contains("certificate 0 of tls.crt"), "{e}");
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let (a, b) = (generate_password(), generate_password());
+        assert_eq!(a.len(), PASSWORD_LEN);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+}
