@@ -45,6 +45,9 @@ fn objects_yaml(cluster: &SecurityLakeCluster, monitor: bool) -> String {
     if let Some(monitor) = &o.service_monitor {
         docs.push(serde_yaml::to_string(monitor).unwrap());
     }
+    if let Some(certificate) = build::certificate(&model) {
+        docs.push(serde_yaml::to_string(&certificate).unwrap());
+    }
     docs.iter().map(|d| format!("---\n{d}")).collect()
 }
 
@@ -82,6 +85,11 @@ fn lake_cluster_builds_the_expected_objects() {
 #[test]
 fn secure_cluster_builds_the_expected_objects() {
     check_golden("secure", false);
+}
+
+#[test]
+fn cert_manager_cluster_builds_the_expected_objects() {
+    check_golden("cert-manager", false);
 }
 
 #[test]

@@ -532,3 +532,16 @@ fn a_consumer_group_is_a_name_or_a_prefix() {
     f["spec"]["access"]["consumers"][0]["groups"] = json!([{"prefix": "siem-"}]);
     assert!(violations::<Feed>(&f, None).is_empty());
 }
+
+#[test]
+fn a_certificate_comes_from_a_secret_or_an_issuer() {
+    let mut c = cluster();
+    c["spec"]["listeners"] = json!({"kafka": {"port": 9092, "tls": {}}});
+    let one_of = ["tls takes exactly one of secretName or issuerRef"];
+    assert_eq!(violations::<SecurityLakeCluster>(&c, None), one_of);
+    c["spec"]["listeners"]["kafka"]["tls"] =
+        json!({"secretName": "t", "issuerRef": {"name": "ca"}});
+    assert_eq!(violations::<SecurityLakeCluster>(&c, None), one_of);
+    c["spec"]["listeners"]["kafka"]["tls"] = json!({"issuerRef": {"name": "ca"}});
+    assert!(violations::<SecurityLakeCluster>(&c, None).is_empty());
+}

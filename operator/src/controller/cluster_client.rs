@@ -50,7 +50,7 @@ pub async fn cluster_client(
     let mut security = ClientSecurity::default();
     let mut ca_pem = None;
     if let Some(name) = model.tls_secret() {
-        let secret = secrets.get_opt(name).await.kube("get", "Secret", name)?;
+        let secret = secrets.get_opt(&name).await.kube("get", "Secret", &name)?;
         let Some(ca) = bytes(secret, "ca.crt") else {
             return Ok(Err(Health::progressing(
                 "WaitingForCluster",

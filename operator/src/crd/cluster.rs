@@ -617,8 +617,9 @@ impl KafkaListenerSpec {
     }
 }
 
-/// The listener's certificate.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// The listener's certificate: a Secret, or one cert-manager issues.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.secretName) != has(self.issuerRef)").message("tls takes exactly one of secretName or issuerRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct ListenerTls {
     /// A Secret in the cluster's namespace with `tls.crt` (the chain), `tls.key` and
@@ -626,8 +627,42 @@ pub struct ListenerTls {
     /// `authentication.type: tls`), as cert-manager and `kubectl create secret tls`
     /// write them. The certificate names the bootstrap Service and
     /// `*.<cluster>-brokers.<namespace>.svc[.<domain>]` (each broker's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
-    pub secret_name: String,
+    pub secret_name: Option<String>,
+    /// A cert-manager Issuer or ClusterIssuer: the operator makes a Certificate
+    /// `<cluster>-kafka-tls` naming the bootstrap Service and every broker, and the
+    /// brokers use the Secret cert-manager writes (and renews) for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+}
+
+/// A cert-manager issuer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// `Issuer` (in the cluster's namespace) or `ClusterIssuer`.
+    #[serde(default = "default_issuer_kind")]
+    pub kind: IssuerKind,
+    /// The issuer's API group (external issuers have their own).
+    #[serde(default = "default_issuer_group")]
+    #[schemars(length(min = 1, max = 253))]
+    pub group: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum IssuerKind {
+    Issuer,
+    ClusterIssuer,
+}
+
+fn default_issuer_kind() -> IssuerKind {
+    IssuerKind::Issuer
+}
+fn default_issuer_group() -> String {
+    "cert-manager.io".into()
 }
 
 /// The client authentication of the kafka listener.

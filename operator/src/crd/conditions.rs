@@ -77,6 +77,10 @@ impl Health {
         }
     }
 
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, Health::Stalled { .. })
+    }
+
     pub fn is_ready(&self) -> bool {
         matches!(self, Health::Ready { .. })
     }

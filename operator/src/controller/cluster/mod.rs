@@ -138,7 +138,8 @@ async fn apply(
         Ok(password) => model.operator_password = password,
         Err(health) => {
             stall(ctx, api, &model, &health, &now).await?;
-            return Ok(Action::requeue(Duration::from_secs(60)));
+            let wait = if health.is_stalled() { 60 } else { 15 };
+            return Ok(Action::requeue(Duration::from_secs(wait)));
         }
     }
 
@@ -227,7 +228,8 @@ async fn apply(
     Ok(Action::requeue(next))
 }
 
-/// Reports a cluster that cannot progress until a person acts; nothing is applied.
+/// Reports a cluster that cannot progress (until a person acts, or cert-manager issues
+/// its certificate); nothing but the Certificate is applied.
 async fn stall(
     ctx: &Context,
     api: &Api<SecurityLakeCluster>,

@@ -4,14 +4,17 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::Client;
 use rand::distr::{Alphanumeric, SampleString};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use x509_cert::der::Decode;
 
-use super::build::{ClusterModel, PASSWORD_KEY};
+use super::build::{
+    certificate, certificate_pending, certificate_resource, ClusterModel, PASSWORD_KEY,
+};
+use crate::controller::MANAGER;
 use crate::crd::conditions::Health;
 use crate::error::KubeContext;
 use crate::Result;
@@ -31,8 +34,24 @@ pub async fn dereference(
     model: &ClusterModel<'_>,
 ) -> Result<std::result::Result<Option<String>, Health>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &model.namespace);
+    let issued = match certificate(model) {
+        Some(wanted) => match request_certificate(client, model, &wanted).await? {
+            Ok(pending) => Some(pending),
+            Err(health) => return Ok(Err(health)),
+        },
+        None => None,
+    };
     if let Some(name) = model.tls_secret() {
+        let name = name.as_str();
         let secret = secrets.get_opt(name).await.kube("get", "Secret", name)?;
+        if let (None, Some(pending)) = (&secret, issued) {
+            // cert-manager has not written the Secret yet: its reason, not ours.
+            let why = pending.unwrap_or_else(|| "not issued yet".into());
+            return Ok(Err(Health::progressing(
+                "WaitingForCertificate",
+                format!("cert-manager Certificate {name}: {why}"),
+            )));
+        }
         if let Err(problem) = check_tls_secret(name, secret.as_ref(), Timestamp::now()) {
             return Ok(Err(Health::stalled("TlsSecretInvalid", problem)));
         }
@@ -48,6 +67,45 @@ pub async fn dereference(
         .filter(|p| !p.is_empty())
         .unwrap_or_else(generate_password);
     Ok(Ok(Some(password)))
+}
+
+/// Applies the listener's cert-manager Certificate; `Ok(why it is not issued)` (`None`:
+/// issued, or no word yet), or the health when cert-manager is not installed.
+async fn request_certificate(
+    client: &Client,
+    model: &ClusterModel<'_>,
+    wanted: &DynamicObject,
+) -> Result<std::result::Result<Option<String>, Health>> {
+    let resource = certificate_resource();
+    let installed = match client.list_api_group_resources("cert-manager.io/v1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == resource.plural),
+        Err(kube::Error::Api(status)) if status.is_not_found() || status.code == 404 => false,
+        Err(source) => {
+            return Err(crate::Error::Kube {
+                action: "discover",
+                kind: "Certificate",
+                name: "cert-manager.io/v1".into(),
+                source,
+            })
+        }
+    };
+    if !installed {
+        return Ok(Err(Health::stalled(
+            "CertManagerMissing",
+            "listeners.kafka.tls.issuerRef needs cert-manager (cert-manager.io/v1 Certificate is not served): install it, or name a Secret with tls.secretName",
+        )));
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &model.namespace, &resource);
+    let name = model.certificate_name();
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(wanted),
+        )
+        .await
+        .kube("apply", "Certificate", &name)?;
+    Ok(Ok(certificate_pending(&applied)))
 }
 
 /// A key of a Secret as text.

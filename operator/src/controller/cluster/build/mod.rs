@@ -1,6 +1,7 @@
 //! Pure builders: a `SecurityLakeCluster` (plus operator settings) in, Kubernetes objects
 //! out. No client, no clock; tested from YAML fixtures.
 
+mod certificate;
 mod config_map;
 mod network_policy;
 mod pdb;
@@ -11,6 +12,7 @@ mod service_account;
 mod service_monitor;
 mod statefulset;
 
+pub use certificate::{certificate, certificate_pending, certificate_resource};
 pub use config_map::config_map;
 pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;

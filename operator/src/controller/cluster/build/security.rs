@@ -33,9 +33,19 @@ impl ClusterModel<'_> {
         self.cluster.spec.listeners.kafka.is_secured()
     }
 
-    pub fn tls_secret(&self) -> Option<&str> {
+    /// The Secret with the listener's certificate: the one named, or the one
+    /// cert-manager writes for the operator's Certificate.
+    pub fn tls_secret(&self) -> Option<String> {
         let tls = self.cluster.spec.listeners.kafka.tls.as_ref()?;
-        Some(&tls.secret_name)
+        Some(match &tls.secret_name {
+            Some(name) => name.clone(),
+            None => self.certificate_name(),
+        })
+    }
+
+    /// The cert-manager Certificate (and its Secret) of `tls.issuerRef`.
+    pub fn certificate_name(&self) -> String {
+        format!("{}-kafka-tls", self.name)
     }
 
     pub fn control_port(&self) -> i32 {
@@ -207,7 +217,7 @@ pub fn security_volumes(model: &ClusterModel<'_>) -> Vec<(Volume, VolumeMount)> 
     };
     let mut out = Vec::new();
     if let Some(secret) = model.tls_secret() {
-        out.push(secret_volume("tls", secret.to_string(), TLS_MOUNT_PATH));
+        out.push(secret_volume("tls", secret, TLS_MOUNT_PATH));
     }
     if model.secured() {
         out.push(secret_volume(
