@@ -97,17 +97,19 @@ class Pki:
         self.ca_path = str(dir_ / "ca.crt")
         Path(self.ca_path).write_bytes(self.ca_pem)
 
-    def server(self, ips: list[str] = ()) -> tuple[x509.Certificate, bytes, bytes]:
+    def server(self, ips: list[str] = (), dns_names: list[str] | None = None,
+               cluster: str = CLUSTER) -> tuple[x509.Certificate, bytes, bytes]:
         """(certificate, its PEM, the key's PEM). IP SANs only when given: pod IPs are
-        known once the pods exist, and 127.0.0.0/8 cannot be named as a range."""
+        known once the pods exist, and 127.0.0.0/8 cannot be named as a range. DNS
+        names: `dns_names`, or those of cluster `vault`."""
         key = ec.generate_private_key(ec.SECP256R1())
-        sans: list[x509.GeneralName] = [
-            x509.DNSName(BOOTSTRAP_HOST), x509.DNSName(f"*.{BROKERS_DOMAIN}"),
-            x509.DNSName(f"{CLUSTER}-bootstrap.{NS}.svc"),
-            x509.DNSName(f"*.{CLUSTER}-brokers.{NS}.svc")]
+        if dns_names is None:
+            dns_names = [BOOTSTRAP_HOST, f"*.{BROKERS_DOMAIN}", f"{CLUSTER}-bootstrap.{NS}.svc",
+                         f"*.{CLUSTER}-brokers.{NS}.svc"]
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(_name(f"{CLUSTER} brokers"))
+        cert = (x509.CertificateBuilder().subject_name(_name(f"{cluster} brokers"))
                 .issuer_name(self.ca.subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -122,9 +124,11 @@ def b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> str:
+def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, ca_pem: bytes,
+               annotations: dict | None = None) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                       "metadata": {"name": name, "namespace": NS},
+                       "metadata": {"name": name, "namespace": NS,
+                                    "annotations": annotations or {}},
                        "data": {"tls.crt": b64(cert_pem), "tls.key": b64(key_pem),
                                 "ca.crt": b64(ca_pem)}})
 
@@ -155,8 +159,9 @@ spec:
 """
 
 
-def feed_yaml(name: str, access: dict | None, policy: str = "Delete") -> str:
-    spec: dict = {"clusterRef": {"name": CLUSTER}, "partitions": 4,
+def feed_yaml(name: str, access: dict | None, policy: str = "Delete",
+              cluster: str = CLUSTER) -> str:
+    spec: dict = {"clusterRef": {"name": cluster}, "partitions": 4,
                   "retention": {"time": "3d", "bytesPerPartition": 1073741824},
                   "owner": {"team": "detection", "contact": "#detection-oncall"},
                   "deletionPolicy": policy}
@@ -234,18 +239,18 @@ def broker_pods(env, cluster: str = CLUSTER) -> list[dict]:
                   key=lambda p: p["metadata"]["name"])
 
 
-def pod_ips(env) -> dict[str, str]:
+def pod_ips(env, cluster: str = CLUSTER) -> dict[str, str]:
     """Ready broker pods' names → IPs (the bootstrap Service resolved as cluster DNS
     would answer; EndpointSlices refuse the pods' loopback IPs)."""
-    return {p["metadata"]["name"]: p["status"]["podIP"] for p in broker_pods(env)
+    return {p["metadata"]["name"]: p["status"]["podIP"] for p in broker_pods(env, cluster)
             if p["status"].get("podIP") and any(
                 c["type"] == "Ready" and c["status"] == "True"
                 for c in p["status"].get("conditions", []))}
 
 
-def bootstrap(env) -> str:
-    ips = sorted(pod_ips(env).values())
-    assert ips, f"no ready pod of {CLUSTER}"
+def bootstrap(env, cluster: str = CLUSTER) -> str:
+    ips = sorted(pod_ips(env, cluster).values())
+    assert ips, f"no ready pod of {cluster}"
     return ",".join(f"{ip}:{KAFKA_PORT}" for ip in ips)
 
 
@@ -966,3 +971,344 @@ def test_s10_deleting_the_cluster_takes_its_credentials(env, sec):
         or s["metadata"]["name"] == f"{CLUSTER}-operator-credentials"], 60)
     assert secret(env, TLS_SECRET) is not None, "the user's TLS Secret was deleted"
     env.kubectl.run("delete", "secret", TLS_SECRET, "-n", NS)
+
+
+# -- cert-manager: tls.issuerRef ----------------------------------------------------
+#
+# No cert-manager controller runs here: the scenarios play it. They install (and
+# remove) a minimal Certificate CRD, write the Certificate's status as cert-manager
+# would, and issue the Secret from the test CA. Cluster `issued` in the same namespace,
+# after `vault` is gone (nothing of it is in the way). TLS only: no `authentication`,
+# so the listener is SSL, without SASL or ACLs.
+
+CM = "issued"
+CM_CERT = f"{CM}-kafka-tls"           # the Certificate, and the Secret it is issued into
+CM_FEED = "detections"
+CM_ISSUER = "soc-ca"
+CERT_CRD = "certificates.cert-manager.io"
+CERTIFICATE = "certificates.cert-manager.io"   # for kubectl, never ambiguous
+CM_DNS_NAMES = [f"{CM}-bootstrap.{NS}.svc.{DOMAIN}", f"{CM}-bootstrap.{NS}.svc",
+                f"*.{CM}-brokers.{NS}.svc.{DOMAIN}", f"*.{CM}-brokers.{NS}.svc"]
+
+CERTIFICATE_CRD = f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {CERT_CRD}}}
+spec:
+  group: cert-manager.io
+  scope: Namespaced
+  names: {{plural: certificates, singular: certificate, kind: Certificate,
+          listKind: CertificateList}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {{status: {{}}}}
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def issued_cluster_yaml() -> str:
+    return f"""
+apiVersion: sluice.dev/v1alpha1
+kind: SecurityLakeCluster
+metadata: {{name: {CM}, namespace: {NS}}}
+spec:
+  provider: local
+  replicas: 2
+  minReplicas: 1
+  maxReplicas: 3
+  storage:
+    bucket: {{size: 1Gi, accessMode: ReadWriteMany}}
+    deletionPolicy: Delete
+  wal: {{lingerMs: 5}}
+  listeners:
+    kafka:
+      port: {KAFKA_PORT}
+      tls:
+        issuerRef: {{name: {CM_ISSUER}}}
+"""
+
+
+def cert_manager_served(env) -> bool:
+    """Whether discovery lists cert-manager.io certificates (what the operator asks)."""
+    out = env.kubectl.run("api-resources", "--api-group=cert-manager.io", "-o", "name",
+                          check=False).stdout.split()
+    return CERT_CRD in out
+
+
+def certificate(env) -> dict | None:
+    return env.kubectl.get(CERTIFICATE, CM_CERT, NS)
+
+
+def set_certificate_ready(env, status: str, reason: str, message: str) -> None:
+    """The Certificate's Ready condition, written through the status subresource as
+    cert-manager writes it."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"status": {"conditions": [{
+        "type": "Ready", "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": now,
+        "observedGeneration": certificate(env)["metadata"]["generation"]}]}}
+    env.kubectl.run("patch", CERTIFICATE, CM_CERT, "-n", NS, "--subresource=status",
+                    "--type=merge", "-p", json.dumps(patch))
+
+
+def wait_condition(env, name: str, type_: str, reason: str, timeout: float,
+                   message: str | None = None) -> dict:
+    """The cluster's condition `type_` True with `reason` (and `message` in its
+    message); on timeout, the conditions as they are."""
+    def met():
+        obj = env.kubectl.get("securitylakecluster", name, NS)
+        c = condition(obj, type_)
+        return (c and c["status"] == "True" and c["reason"] == reason
+                and (message is None or message in c.get("message", "")) and obj)
+    try:
+        return env.kubectl.wait_for(f"SecurityLakeCluster {name} {type_}/{reason}"
+                                    + (f" saying {message!r}" if message else ""), met, timeout)
+    except AssertionError as e:
+        obj = env.kubectl.get("securitylakecluster", name, NS) or {}
+        raise AssertionError(f"{e}; conditions: {obj.get('status', {}).get('conditions')}") \
+            from None
+
+
+def nothing_applied(env, name: str) -> list[str]:
+    """What the operator made for cluster `name` (its labelled objects, and the
+    StatefulSet, ConfigMap and bootstrap Service by name)."""
+    kinds = "statefulsets,services,configmaps,serviceaccounts,poddisruptionbudgets," \
+            "networkpolicies,pods"
+    found = env.kubectl.run("get", kinds, "-n", NS, "-o", "name",
+                            "-l", f"app.kubernetes.io/instance={name}").stdout.split()
+    for kind, obj in (("statefulset", f"{name}-broker"), ("configmap", f"{name}-config"),
+                      ("service", f"{name}-bootstrap")):
+        if env.kubectl.get(kind, obj, NS) is not None:
+            found.append(f"{kind}/{obj}")
+    return sorted(set(found))
+
+
+def ssl_conf(env, **extra) -> dict:
+    """A client of the TLS-only listener: SSL, the test CA, no login."""
+    return {"bootstrap.servers": bootstrap(env, CM), "security.protocol": "SSL",
+            "ssl.ca.location": STATE["pki"].ca_path,
+            "ssl.endpoint.identification.algorithm": "none",
+            "socket.timeout.ms": 10000, **extra}
+
+
+@pytest.fixture(scope="module")
+def cert_manager(env, sec):
+    """The chart able to do what tls.issuerRef needs; on the way out, whatever a failed
+    scenario left (the cluster, its Secret, the Certificate CRD)."""
+    kafka = env.kubectl.get("crd", "securitylakeclusters.sluice.dev")
+    version = next(v for v in kafka["spec"]["versions"] if v.get("storage"))
+    tls = (version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+           ["listeners"]["properties"]["kafka"]["properties"]["tls"]["properties"])
+    if "issuerRef" not in tls:
+        pytest.fail("charts/sluice/crds/sluice.dev.yaml lacks SecurityLakeCluster "
+                    "spec.listeners.kafka.tls.issuerRef: regenerate the chart's CRDs")
+    accounts = [a["metadata"]["name"] for a in
+                env.kubectl.get("serviceaccounts", ns=OPERATOR_NS)["items"]
+                if a["metadata"]["name"] != "default"]
+    who = f"system:serviceaccount:{OPERATOR_NS}:{accounts[0]}"
+
+    def allowed(verb: str) -> bool:
+        # A SubjectAccessReview: `kubectl auth can-i` does not answer for a resource
+        # the API server does not serve (yet).
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": who, "resourceAttributes": {
+                      "namespace": NS, "verb": verb, "group": "cert-manager.io",
+                      "resource": "certificates"}}}
+        out = env.kubectl.run("create", "-o", "json", "-f", "-", input=json.dumps(review))
+        return json.loads(out.stdout)["status"].get("allowed", False)
+    refused = [verb for verb in ("get", "patch") if not allowed(verb)]
+    if refused:
+        pytest.fail(f"the chart's ClusterRole does not let the operator {'/'.join(refused)} "
+                    "cert-manager Certificates: charts/sluice/templates/rbac.yaml")
+    yield
+    left = []
+    for kind, name in (("feed", CM_FEED), ("securitylakecluster", CM), ("secret", CM_CERT)):
+        if env.kubectl.get(kind, name, NS) is not None:
+            left.append(f"{kind}/{name}")
+            env.kubectl.run("delete", kind, name, "-n", NS, "--timeout=120s", check=False,
+                            timeout=150)
+    if env.kubectl.get("crd", CERT_CRD) is not None:
+        left.append(f"crd/{CERT_CRD}")
+        env.kubectl.run("delete", "crd", CERT_CRD, "--timeout=60s", check=False, timeout=90)
+    if left:
+        print(f"\n[security e2e] cert-manager scenarios left {left}: deleted")
+
+
+def test_s11_issuer_ref_without_cert_manager_stalls(env, sec, cert_manager):
+    """tls.issuerRef while the API server does not serve cert-manager.io/v1
+    certificates: Stalled and not Ready with reason CertManagerMissing; nothing applied,
+    no broker."""
+    assert env.kubectl.get("crd", CERT_CRD) is None, f"{CERT_CRD} is installed already"
+    assert not cert_manager_served(env)
+    t0 = time.monotonic()
+    env.kubectl.apply(issued_cluster_yaml())
+    slc = wait_stalled(env, "securitylakecluster", CM, "CertManagerMissing", 60)
+    timing("issuerRef without cert-manager -> CertManagerMissing", time.monotonic() - t0)
+    ready = condition(slc, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "CertManagerMissing", ready
+    assert "cert-manager" in ready["message"] and "issuerRef" in ready["message"], ready
+    assert nothing_applied(env, CM) == []
+    time.sleep(3)  # another reconcile would not apply anything either
+    assert nothing_applied(env, CM) == []
+    assert not env.kubelet.brokers_in(NS)
+
+
+@pytest.mark.timeout(240)
+def test_s12_cert_manager_installed_the_cluster_requests_a_certificate_and_waits(
+        env, sec, cert_manager):
+    """Once cert-manager.io/v1 certificates are served, the operator applies Certificate
+    issued-kafka-tls (the bootstrap Service and every broker, the issuer as given) and
+    waits for its Secret: Progressing/WaitingForCertificate, still no StatefulSet. An
+    issuer that never issues shows in cert-manager's own words."""
+    t0 = time.monotonic()
+    env.kubectl.apply(CERTIFICATE_CRD)
+    env.kubectl.run("wait", "--for=condition=Established", f"crd/{CERT_CRD}", "--timeout=30s",
+                    timeout=40)
+    env.kubectl.wait_for("cert-manager.io/v1 certificates in discovery",
+                         lambda: cert_manager_served(env), 30)
+    timing("Certificate CRD installed and served", time.monotonic() - t0)
+    # Nothing tells the operator (the cluster is not touched): it looks again itself
+    # (60s after a Stalled reconcile).
+    t0 = time.monotonic()
+    slc = wait_condition(env, CM, "Progressing", "WaitingForCertificate", 90)
+    timing("CRD served -> WaitingForCertificate (no touch; the stall's requeue)",
+           time.monotonic() - t0)
+    conds = {c["type"]: c for c in slc["status"]["conditions"]}
+    assert conds["Ready"]["status"] == "False", conds["Ready"]
+    assert conds["Ready"]["reason"] == "WaitingForCertificate", conds["Ready"]
+    assert conds["Stalled"]["status"] == "False", conds["Stalled"]
+    assert conds["Progressing"]["message"] == \
+        f"cert-manager Certificate {CM_CERT}: not issued yet", conds["Progressing"]
+
+    cert = certificate(env)
+    assert cert is not None, f"no Certificate {CM_CERT}"
+    spec = cert["spec"]
+    assert spec["secretName"] == CM_CERT, spec
+    assert sorted(spec["dnsNames"]) == sorted(CM_DNS_NAMES), spec["dnsNames"]
+    assert spec["issuerRef"] == {"name": CM_ISSUER, "kind": "Issuer",
+                                 "group": "cert-manager.io"}, spec["issuerRef"]
+    owners = cert["metadata"].get("ownerReferences") or []
+    assert [(o["kind"], o["name"], o.get("controller")) for o in owners] == \
+        [("SecurityLakeCluster", CM, True)], owners
+    assert secret(env, CM_CERT) is None
+    assert nothing_applied(env, CM) == []
+
+    # An Issuer that does not exist: cert-manager says so on the Certificate, and the
+    # cluster repeats it (Certificates are not watched: at the next look, <= 15s).
+    t0 = time.monotonic()
+    set_certificate_ready(env, "False", "DoesNotExist", f"Issuer {CM_ISSUER} not found")
+    slc = wait_condition(env, CM, "Progressing", "WaitingForCertificate", 40,
+                         message=f"DoesNotExist: Issuer {CM_ISSUER} not found")
+    timing("Certificate Ready=False -> in the cluster's message", time.monotonic() - t0)
+    assert condition(slc, "Ready")["message"] == \
+        f"cert-manager Certificate {CM_CERT}: DoesNotExist: Issuer {CM_ISSUER} not found"
+    # The operator's apply of the Certificate leaves cert-manager's status alone.
+    assert (certificate(env)["status"]["conditions"][0]["reason"]) == "DoesNotExist"
+    assert nothing_applied(env, CM) == []
+    assert not env.kubelet.brokers_in(NS)
+
+
+@pytest.mark.timeout(300)
+def test_s13_issued_certificate_is_served_by_the_brokers(env, sec, cert_manager):
+    """The test issues the certificate as cert-manager would (Secret issued-kafka-tls
+    from the test CA for the Certificate's dnsNames, then Ready=True): the cluster
+    starts, 2 brokers serve SSL with exactly that certificate, the operator reaches them
+    (a Feed becomes Ready) and a client over SSL writes and reads back."""
+    pki: Pki = STATE["pki"]
+    dns_names = certificate(env)["spec"]["dnsNames"]
+    cert, cert_pem, key_pem = pki.server(dns_names=dns_names, cluster=CM)
+    t0 = time.monotonic()
+    env.kubectl.apply(tls_secret(CM_CERT, cert_pem, key_pem, pki.ca_pem, annotations={
+        "cert-manager.io/certificate-name": CM_CERT,
+        "cert-manager.io/issuer-name": CM_ISSUER, "cert-manager.io/issuer-kind": "Issuer",
+        "cert-manager.io/issuer-group": "cert-manager.io"}))
+    set_certificate_ready(env, "True", "Ready", "Certificate is up to date and has not expired")
+
+    def ready():
+        slc = env.kubectl.get("securitylakecluster", CM, NS)
+        st = (slc or {}).get("status", {})
+        return (is_true(slc, "Ready") and st.get("readyReplicas") == 2
+                and st.get("observedGeneration") == slc["metadata"]["generation"]) and slc
+    try:
+        slc = env.kubectl.wait_for(f"SecurityLakeCluster {CM} Ready with 2 brokers", ready, 180)
+    except AssertionError as e:
+        slc = env.kubectl.get("securitylakecluster", CM, NS) or {}
+        raise AssertionError(f"{e}; conditions: {slc.get('status', {}).get('conditions')}; "
+                             f"kubelet errors: {env.kubelet.errors[-5:]}") from None
+    timing("certificate issued -> cluster Ready with 2 brokers", time.monotonic() - t0)
+    assert slc["status"]["bootstrap"] == f"{CM}-bootstrap.{NS}.svc.{DOMAIN}:{KAFKA_PORT}"
+
+    # TLS only: one SSL listener, no SASL, no authorizer; the issued Secret mounted.
+    cm = env.kubectl.get("configmap", f"{CM}-config", NS)["data"]
+    assert {k: cm.get(k) for k in (
+        "SLUICE_LISTENERS", "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
+        "SLUICE_SSL_CERTIFICATE_FILE", "SLUICE_SSL_KEY_FILE")} == {
+        "SLUICE_LISTENERS": f"CLIENT://0.0.0.0:{KAFKA_PORT}",
+        "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP": "CLIENT:SSL",
+        "SLUICE_SSL_CERTIFICATE_FILE": "/etc/sluice/tls/tls.crt",
+        "SLUICE_SSL_KEY_FILE": "/etc/sluice/tls/tls.key"}, cm
+    assert not [k for k in cm if k.startswith("SLUICE_SASL") or k == "SLUICE_AUTHORIZER"], cm
+    assert secret(env, f"{CM}-operator-credentials") is None
+    pod_spec = env.kubectl.get("statefulset", f"{CM}-broker", NS)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == CM_CERT, volumes.get("tls")
+
+    env.kubectl.wait_for("2 broker processes", lambda: len(env.kubelet.brokers_in(NS)) == 2, 60)
+    ips = pod_ips(env, CM)
+    assert len(ips) == 2, ips
+    for b in env.kubelet.brokers_in(NS):
+        assert Path(b.env["SLUICE_SSL_CERTIFICATE_FILE"]).read_bytes() == cert_pem
+        assert Path(b.env["SLUICE_SSL_KEY_FILE"]).read_bytes() == key_pem
+    # Every broker serves the issued certificate, valid for its own name and the
+    # bootstrap Service's (checked by Python's ssl against the test CA).
+    for name, ip in ips.items():
+        got = peer_certificate(ip, KAFKA_PORT, f"{name}.{CM}-brokers.{NS}.svc.{DOMAIN}")
+        assert got.serial_number == cert.serial_number, (name, got.serial_number)
+        assert peer_certificate(ip, KAFKA_PORT, f"{CM}-bootstrap.{NS}.svc").serial_number \
+            == cert.serial_number
+
+    # The operator reaches the brokers over SSL, verifying the issued certificate
+    # against its ca.crt: it makes a Feed's topic.
+    t0 = time.monotonic()
+    env.kubectl.apply(feed_yaml(CM_FEED, None, cluster=CM))
+
+    def feed_ready():
+        f = feed(env, CM_FEED)
+        return is_true(f, "Ready") and f
+    try:
+        env.kubectl.wait_for(f"Feed {CM_FEED} Ready", feed_ready, 90)
+    except AssertionError as e:
+        f = feed(env, CM_FEED) or {}
+        raise AssertionError(f"{e}; status: {f.get('status')}") from None
+    timing("Feed on the issued cluster Ready", time.monotonic() - t0)
+    c = ssl_conf(env)
+    sent = produce(c, 100, "issued", topic=CM_FEED)
+    got = read_all(c, sent, topic=CM_FEED)
+    assert {k: got.get(k) for k in sent} == sent, f"read back {len(got)} of {len(sent)}"
+    # A plaintext client gets nothing.
+    with pytest.raises(KafkaException):
+        AdminClient({"bootstrap.servers": bootstrap(env, CM), "socket.timeout.ms": 3000}) \
+            .list_topics(timeout=5)
+    assert is_true(env.kubectl.get("securitylakecluster", CM, NS), "Ready")
+
+
+def test_s14_cert_manager_cluster_deleted_and_crd_removed(env, sec, cert_manager):
+    """Deleting the cluster stops its brokers and collects its Certificate (owned);
+    the issued Secret is cert-manager's and stays until deleted; the CRD goes."""
+    t0 = time.monotonic()
+    env.kubectl.run("delete", "feed", CM_FEED, "-n", NS, "--timeout=90s", timeout=100)
+    env.kubectl.run("delete", "securitylakecluster", CM, "-n", NS, "--timeout=120s",
+                    timeout=130)
+    env.kubectl.wait_for(f"the brokers of {CM} stopped",
+                         lambda: not env.kubelet.brokers_in(NS), 90)
+    env.kubectl.wait_for(f"Certificate {CM_CERT} collected",
+                         lambda: certificate(env) is None, 60)
+    assert secret(env, CM_CERT) is not None, "the issued Secret was deleted with the cluster"
+    env.kubectl.run("delete", "secret", CM_CERT, "-n", NS)
+    env.kubectl.run("delete", "crd", CERT_CRD, "--timeout=60s", timeout=90)
+    env.kubectl.wait_for("cert-manager.io gone from discovery",
+                         lambda: not cert_manager_served(env), 30)
+    timing("issued cluster, Certificate and CRD removed", time.monotonic() - t0)

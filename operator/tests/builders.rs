@@ -25,7 +25,10 @@ fn objects_yaml(cluster: &SecurityLakeCluster, monitor: bool) -> String {
     let config = config();
     let mut model = ClusterModel::new(cluster, &config).unwrap();
     // What the reconciler reads or generates; only a secured cluster uses it.
-    model.operator_password = Some("fixture-password".into());
+    model.credentials = Some(build::ClusterCredentials {
+        operator: "fixture-password".into(),
+        broker: "fixture-broker-password".into(),
+    });
     let o = build::build(&model, monitor);
     let mut docs = vec![serde_yaml::to_string(&o.service_account).unwrap()];
     if let Some(secret) = &o.operator_credentials {
@@ -93,25 +96,32 @@ fn cert_manager_cluster_builds_the_expected_objects() {
 }
 
 #[test]
-fn a_secure_cluster_gives_the_operator_its_own_listener_and_nobody_else() {
+fn a_secure_cluster_gives_the_operator_and_brokers_their_own_listener_and_nobody_else() {
     let cluster: SecurityLakeCluster = fixture("clusters/secure.yaml");
     let config = config();
     let mut model = ClusterModel::new(&cluster, &config).unwrap();
-    model.operator_password = Some("pw".into());
+    model.credentials = Some(build::ClusterCredentials {
+        operator: "pw".into(),
+        broker: "bpw".into(),
+    });
     let o = build::build(&model, false);
     let env = o.config_map.data.as_ref().unwrap();
     assert_eq!(
         env["SLUICE_LISTENER_SECURITY_PROTOCOL_MAP"],
         "CLIENT:SASL_SSL,CONTROL:SASL_SSL"
     );
-    assert_eq!(env["SLUICE_SUPER_USERS"], "User:sluice-operator;User:admin");
+    assert_eq!(
+        env["SLUICE_SUPER_USERS"],
+        "User:sluice-operator;User:sluice-broker;User:admin"
+    );
+    assert_eq!(env["SLUICE_INTER_BROKER_LISTENER_NAME"], "CONTROL");
     assert_eq!(env["SLUICE_AUTHORIZER"], "on");
     assert_eq!(env["SLUICE_SASL_ENABLED_MECHANISMS"], "SCRAM-SHA-512");
     assert!(
         !env.values().any(|v| v.contains("pw")),
         "no password in the ConfigMap"
     );
-    // The control port admits the operator's pods only.
+    // The control port admits the operator's pods and the brokers only.
     let rules = o.network_policy.spec.unwrap().ingress.unwrap();
     let control = rules
         .iter()
@@ -121,20 +131,28 @@ fn a_secure_cluster_gives_the_operator_its_own_listener_and_nobody_else() {
         })
         .expect("a rule for the control port");
     let from = control.from.as_ref().unwrap();
-    assert_eq!(from.len(), 1);
-    let pods = from[0]
-        .pod_selector
-        .as_ref()
-        .unwrap()
-        .match_labels
-        .as_ref()
-        .unwrap();
-    assert_eq!(pods["app.kubernetes.io/name"], "sluice-operator");
+    let names: Vec<&str> = from
+        .iter()
+        .map(|p| {
+            let labels = p
+                .pod_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap();
+            labels["app.kubernetes.io/name"].as_str()
+        })
+        .collect();
+    assert_eq!(names, ["sluice-operator", "sluice-broker"]);
     // The operator's password reaches the brokers as a mounted file, never as env.
     let users = o.operator_credentials.unwrap().data.unwrap()["users"]
         .0
         .clone();
-    assert_eq!(String::from_utf8(users).unwrap(), "sluice-operator=pw\n");
+    assert_eq!(
+        String::from_utf8(users).unwrap(),
+        "sluice-operator=pw\nsluice-broker=bpw\n"
+    );
     let pod = o.stateful_set.spec.unwrap().template.spec.unwrap();
     let mounts = pod.containers[0].volume_mounts.clone().unwrap();
     for path in ["/etc/sluice/tls", "/etc/sluice/operator"] {

@@ -135,7 +135,7 @@ async fn apply(
     // The Secrets of a secured cluster: a missing or broken TLS Secret stalls before any
     // broker mounts it (Secrets are not watched: look again in a minute).
     match secrets::dereference(&ctx.client, &model).await? {
-        Ok(password) => model.operator_password = password,
+        Ok(credentials) => model.credentials = credentials,
         Err(health) => {
             stall(ctx, api, &model, &health, &now).await?;
             let wait = if health.is_stalled() { 60 } else { 15 };

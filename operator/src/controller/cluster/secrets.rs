@@ -12,7 +12,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use x509_cert::der::Decode;
 
 use super::build::{
-    certificate, certificate_pending, certificate_resource, ClusterModel, PASSWORD_KEY,
+    certificate, certificate_pending, certificate_resource, ClusterCredentials, ClusterModel,
+    BROKER_PASSWORD_KEY, PASSWORD_KEY,
 };
 use crate::controller::MANAGER;
 use crate::crd::conditions::Health;
@@ -27,12 +28,12 @@ pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN)
 }
 
-/// The operator's password for `model`'s cluster (existing, or new), or the health to
-/// report when a Secret the cluster names cannot be used.
+/// The passwords of the cluster's own users (existing, or new), or the health to report
+/// when a Secret the cluster names cannot be used.
 pub async fn dereference(
     client: &Client,
     model: &ClusterModel<'_>,
-) -> Result<std::result::Result<Option<String>, Health>> {
+) -> Result<std::result::Result<Option<ClusterCredentials>, Health>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &model.namespace);
     let issued = match certificate(model) {
         Some(wanted) => match request_certificate(client, model, &wanted).await? {
@@ -61,12 +62,17 @@ pub async fn dereference(
     }
     let name = model.operator_credentials_name();
     let existing = secrets.get_opt(&name).await.kube("get", "Secret", &name)?;
-    let password = existing
-        .as_ref()
-        .and_then(|s| secret_text(s, PASSWORD_KEY))
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(generate_password);
-    Ok(Ok(Some(password)))
+    let password = |key: &str| {
+        existing
+            .as_ref()
+            .and_then(|s| secret_text(s, key))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(generate_password)
+    };
+    Ok(Ok(Some(ClusterCredentials {
+        operator: password(PASSWORD_KEY),
+        broker: password(BROKER_PASSWORD_KEY),
+    })))
 }
 
 /// Applies the listener's cert-manager Certificate; `Ok(why it is not issued)` (`None`:

@@ -18,7 +18,8 @@ pub use network_policy::network_policy;
 pub use pdb::pod_disruption_budget;
 pub use pvc::bucket_claim;
 pub use security::{
-    operator_credentials, OPERATOR_USER, PASSWORD_KEY, SCRAM_MECHANISM, TLS_MOUNT_PATH,
+    operator_credentials, ClusterCredentials, BROKER_PASSWORD_KEY, BROKER_USER, OPERATOR_USER,
+    PASSWORD_KEY, SCRAM_MECHANISM, TLS_MOUNT_PATH,
 };
 pub use service::{bootstrap_service, headless_service};
 pub use service_account::service_account;
@@ -65,9 +66,9 @@ pub struct ClusterModel<'a> {
     pub service_account_annotations: BTreeMap<String, String>,
     /// Brokers the StatefulSet runs: `spec.replicas`, or the autoscaler's choice.
     pub replicas: i32,
-    /// The operator's SCRAM password on a secured cluster: read from its Secret, or
+    /// The SCRAM passwords of a secured cluster's own users: read from their Secret, or
     /// generated for a new one.
-    pub operator_password: Option<String>,
+    pub credentials: Option<ClusterCredentials>,
 }
 
 impl<'a> ClusterModel<'a> {
@@ -80,7 +81,7 @@ impl<'a> ClusterModel<'a> {
             namespace: cluster.namespace()?,
             service_account_annotations: BTreeMap::new(),
             replicas: cluster.spec.replicas,
-            operator_password: None,
+            credentials: None,
         })
     }
 

@@ -11,7 +11,7 @@ use super::ClusterModel;
 
 /// Ingress to the brokers: each listener admits its `allowFrom` peers (everyone when the
 /// list is empty) and always the operator, which creates topics and reads metrics; the
-/// control listener of a secured cluster admits the operator only.
+/// control listener of a secured cluster admits the operator and the brokers only.
 /// Egress is not restricted: brokers reach their object store.
 pub fn network_policy(model: &ClusterModel<'_>) -> NetworkPolicy {
     NetworkPolicy {
@@ -29,7 +29,7 @@ pub fn network_policy(model: &ClusterModel<'_>) -> NetworkPolicy {
 }
 
 /// The kafka and metrics listeners for their `allowFrom` peers; a secured cluster's
-/// control listener for the operator alone.
+/// control listener for the operator and the brokers themselves (dead-letter forwards).
 fn ingress_rules(model: &ClusterModel<'_>) -> Vec<NetworkPolicyIngressRule> {
     let listeners = &model.cluster.spec.listeners;
     let mut rules = vec![
@@ -37,8 +37,15 @@ fn ingress_rules(model: &ClusterModel<'_>) -> Vec<NetworkPolicyIngressRule> {
         ingress_rule(model, listeners.metrics.port, &listeners.metrics.allow_from),
     ];
     if model.secured() {
+        let brokers = NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(model.selector_labels()),
+                ..LabelSelector::default()
+            }),
+            ..NetworkPolicyPeer::default()
+        };
         rules.push(NetworkPolicyIngressRule {
-            from: Some(vec![operator_peer(model)]),
+            from: Some(vec![operator_peer(model), brokers]),
             ports: Some(vec![tcp_port(listeners.control.port)]),
         });
     }

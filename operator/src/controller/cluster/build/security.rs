@@ -17,10 +17,21 @@ pub const TLS_MOUNT_PATH: &str = "/etc/sluice/tls";
 pub const OPERATOR_MOUNT_PATH: &str = "/etc/sluice/operator";
 /// The operator's SCRAM user on every secured cluster.
 pub const OPERATOR_USER: &str = "sluice-operator";
-/// Keys of the operator's credentials Secret: the password, and the same as a
-/// `USER=PASSWORD` line for the brokers' `--sasl-bootstrap-users-file`.
+/// The brokers' own SCRAM user: they log in to each other with it (dead-letter batches
+/// forwarded to the partition's leader) on the CONTROL listener.
+pub const BROKER_USER: &str = "sluice-broker";
+/// Keys of the credentials Secret: the operator's password, the brokers' password, and
+/// both as `USER=PASSWORD` lines for the brokers' `--sasl-bootstrap-users-file`.
 pub const PASSWORD_KEY: &str = "password";
+pub const BROKER_PASSWORD_KEY: &str = "broker-password";
 pub const USERS_KEY: &str = "users";
+
+/// The passwords of a secured cluster's own users.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterCredentials {
+    pub operator: String,
+    pub broker: String,
+}
 /// The mechanism of every SCRAM login on a secured cluster.
 pub const SCRAM_MECHANISM: &str = "SCRAM-SHA-512";
 
@@ -157,7 +168,19 @@ pub fn security_env(model: &ClusterModel<'_>) -> BTreeMap<String, String> {
             format!("{OPERATOR_MOUNT_PATH}/{USERS_KEY}"),
         );
         env.insert("SLUICE_AUTHORIZER".into(), "on".into());
-        let mut super_users = vec![format!("User:{OPERATOR_USER}")];
+        // Brokers forward to each other on CONTROL, as their own user.
+        env.insert("SLUICE_INTER_BROKER_LISTENER_NAME".into(), CONTROL.into());
+        env.insert("SLUICE_INTER_BROKER_USER".into(), BROKER_USER.into());
+        if model.tls_secret().is_some() {
+            env.insert(
+                "SLUICE_INTER_BROKER_SSL_CA_FILE".into(),
+                format!("{TLS_MOUNT_PATH}/ca.crt"),
+            );
+        }
+        let mut super_users = vec![
+            format!("User:{OPERATOR_USER}"),
+            format!("User:{BROKER_USER}"),
+        ];
         super_users.extend(
             spec.authorization
                 .iter()
@@ -168,25 +191,22 @@ pub fn security_env(model: &ClusterModel<'_>) -> BTreeMap<String, String> {
     env
 }
 
-/// The operator's credentials Secret (with the password the reconciler read or
-/// generated); `None` on a cluster that does not authenticate clients.
+/// The credentials Secret of the cluster's own users (with the passwords the reconciler
+/// read or generated); `None` on a cluster that does not authenticate clients.
 pub fn operator_credentials(model: &ClusterModel<'_>) -> Option<Secret> {
-    let password = model
-        .operator_password
-        .as_ref()
-        .filter(|_| model.secured())?;
+    let credentials = model.credentials.as_ref().filter(|_| model.secured())?;
+    let users = format!(
+        "{OPERATOR_USER}={}\n{BROKER_USER}={}\n",
+        credentials.operator, credentials.broker
+    );
+    let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
     Some(Secret {
         metadata: model.owned_meta(model.operator_credentials_name()),
         type_: Some("Opaque".into()),
         data: Some(BTreeMap::from([
-            (
-                PASSWORD_KEY.to_string(),
-                ByteString(password.as_bytes().to_vec()),
-            ),
-            (
-                USERS_KEY.to_string(),
-                ByteString(format!("{OPERATOR_USER}={password}\n").into_bytes()),
-            ),
+            (PASSWORD_KEY.to_string(), bytes(&credentials.operator)),
+            (BROKER_PASSWORD_KEY.to_string(), bytes(&credentials.broker)),
+            (USERS_KEY.to_string(), bytes(&users)),
         ])),
         ..Secret::default()
     })
