@@ -5,6 +5,8 @@
 //!
 //! The connection runs over any byte stream ([`Stream`]): plain TCP ([`Conn::connect`]),
 //! or whatever the caller layers on it first (TLS) and hands to [`Conn::handshake`].
+//! With feature `client-security`, [`connect`] does that layering as a listener asks:
+//! TLS and a SASL/SCRAM login ([`ClientSecurity`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +19,11 @@ use tokio::net::TcpStream;
 
 use crate::codec::api_key_of;
 use crate::{encode_request, versions, FrameDecoder};
+
+#[cfg(feature = "client-security")]
+mod security;
+#[cfg(feature = "client-security")]
+pub use security::{connect, ClientSecurity, ConnectError, ScramLogin, TlsClient};
 
 /// Largest response frame accepted (metadata of many topics stays far below it).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
