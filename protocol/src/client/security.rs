@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -206,25 +206,34 @@ impl ScramLogin {
             }
         }
         let mut scram = ScramClient::new(self.mechanism, &self.user, &self.password);
-        let server_first = authenticate(conn, scram.first(), &refused).await?;
+        let (server_first, _) = authenticate(conn, scram.first(), &refused).await?;
         let client_final = scram
             .final_message(&server_first)
             .map_err(|e| refused(format!("the broker's first SCRAM message: {e}")))?;
-        let server_final = authenticate(conn, client_final, &refused).await?;
+        // The broker's clock for the session starts when it checks this message, after
+        // it was sent: counted from here, the session ends no later than the broker says.
+        let sent = Instant::now();
+        let (server_final, lifetime_ms) = authenticate(conn, client_final, &refused).await?;
         scram.verify_server_final(&server_final).map_err(|e| {
             refused(format!(
                 "the broker did not prove it knows the credential: {e}"
             ))
-        })
+        })?;
+        conn.session_expires_at = u64::try_from(lifetime_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(|ms| sent + Duration::from_millis(ms));
+        Ok(())
     }
 }
 
-/// One SaslAuthenticate round: our token out, the broker's back, or its refusal.
+/// One SaslAuthenticate round: our token out, the broker's back with the session
+/// lifetime it gives (0: none), or its refusal.
 async fn authenticate(
     conn: &mut Conn,
     token: Vec<u8>,
     refused: &impl Fn(String) -> ConnectError,
-) -> Result<Bytes, ConnectError> {
+) -> Result<(Bytes, i64), ConnectError> {
     let request = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
     let (response, _) = conn.call(&request).await?;
     if response.error_code != 0 {
@@ -237,7 +246,7 @@ async fn authenticate(
             error_name(response.error_code)
         )));
     }
-    Ok(response.auth_bytes)
+    Ok((response.auth_bytes, response.session_lifetime_ms))
 }
 
 /// Kafka's name of an error code (`SASL_AUTHENTICATION_FAILED` as `SaslAuthenticationFailed`).
@@ -279,7 +288,120 @@ pub async fn connect(
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, RequestKind, ResponseKind, SaslAuthenticateResponse,
+        SaslHandshakeResponse,
+    };
+    use sluice_auth::{ScramCredential, ScramServer};
+    use tokio::io::AsyncWriteExt;
+
+    use super::super::read_frame;
     use super::*;
+    use crate::{decode_request, encode_response};
+
+    /// A broker on the other end of `stream` that knows `credential` for every user,
+    /// answers ApiVersions, SaslHandshake and SCRAM's two rounds, and gives the login
+    /// `lifetime_ms`.
+    async fn scram_broker(
+        mut stream: tokio::io::DuplexStream,
+        credential: ScramCredential,
+        lifetime_ms: i64,
+    ) {
+        let mut exchange: Option<ScramServer> = None;
+        for _ in 0..4 {
+            let request = decode_request(read_frame(&mut stream).await.unwrap()).unwrap();
+            let body = match request.body {
+                RequestKind::ApiVersions(_) => {
+                    let v = |key: ApiKey, min, max| {
+                        ApiVersion::default()
+                            .with_api_key(key as i16)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    };
+                    ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(vec![
+                        v(ApiKey::ApiVersions, 0, 3),
+                        v(ApiKey::SaslHandshake, 0, 1),
+                        v(ApiKey::SaslAuthenticate, 0, 2),
+                    ]))
+                }
+                RequestKind::SaslHandshake(r) => {
+                    assert_eq!(r.mechanism.as_str(), "SCRAM-SHA-512");
+                    ResponseKind::SaslHandshake(SaslHandshakeResponse::default())
+                }
+                RequestKind::SaslAuthenticate(r) => {
+                    let reply = match exchange.take() {
+                        None => {
+                            let (server, first) =
+                                ScramServer::start(Mechanism::Sha512, &r.auth_bytes, |_| {
+                                    Some(credential.clone())
+                                })
+                                .unwrap();
+                            exchange = Some(server);
+                            SaslAuthenticateResponse::default().with_auth_bytes(first.into())
+                        }
+                        Some(server) => {
+                            let (_, last) = server.finish(&r.auth_bytes).unwrap();
+                            SaslAuthenticateResponse::default()
+                                .with_auth_bytes(last.into())
+                                .with_session_lifetime_ms(lifetime_ms)
+                        }
+                    };
+                    ResponseKind::SaslAuthenticate(reply)
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            let response = encode_response(
+                request.api_key,
+                request.version,
+                request.header.correlation_id,
+                &body,
+            )
+            .unwrap();
+            stream.write_all(&response).await.unwrap();
+        }
+    }
+
+    const LOGIN_SPEC: ClientSpec = ClientSpec {
+        client_id: "test",
+        versions: &[
+            (ApiKey::ApiVersions, 0, 3),
+            (ApiKey::SaslHandshake, 1, 1),
+            (ApiKey::SaslAuthenticate, 0, 2),
+        ],
+    };
+
+    #[tokio::test]
+    async fn a_scram_login_over_any_stream_keeps_the_session_lifetime() {
+        for (lifetime_ms, expires) in [(60_000, true), (0, false)] {
+            let (client, broker) = tokio::io::duplex(64 * 1024);
+            let credential = ScramCredential::generate(Mechanism::Sha512, "pw", 4096);
+            let broker = tokio::spawn(scram_broker(broker, credential, lifetime_ms));
+            let timeout = Duration::from_secs(5);
+            let mut conn = Conn::handshake("duplex", Box::new(client), timeout, LOGIN_SPEC)
+                .await
+                .unwrap();
+            let login = ScramLogin {
+                mechanism: Mechanism::Sha512,
+                user: "broker".into(),
+                password: "pw".into(),
+            };
+            let before = Instant::now();
+            login.login(&mut conn).await.unwrap();
+            let after = Instant::now();
+            broker.await.unwrap();
+            match conn.session_expires_at() {
+                Some(at) => {
+                    assert!(expires, "no lifetime was given");
+                    // Counted from a moment within the login: never later than the
+                    // broker's end.
+                    let lifetime = Duration::from_millis(60_000);
+                    assert!(before + lifetime <= at && at <= after + lifetime);
+                }
+                None => assert!(!expires, "the lifetime was lost"),
+            }
+        }
+    }
 
     #[test]
     fn the_server_name_is_the_host_dialed() {
