@@ -160,7 +160,7 @@ fn scram_login(
     if let Ok(true) = args.authorizer_enabled() {
         let principal = format!("User:{user}");
         if !args.super_users.iter().any(|s| s.trim() == principal) {
-            warn!(%principal, "the inter-broker user is not in --super-users: forwarded dead letters need its ACLs (Write on the dead-letter topics, IdempotentWrite on the cluster)");
+            warn!(%principal, "the inter-broker user is not in --super-users: forwarded dead letters need its ACLs (WRITE on every dead-letter topic)");
         }
     }
     Ok(ScramLogin {
