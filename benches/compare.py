@@ -323,6 +323,9 @@ class Sluice(Broker):
                 "--ssl-key-file", self.certs.server_key,
                 "--sasl-bootstrap-users-file", str(users),
                 "--super-users", f"User:{BENCH_USER}",
+                # A lone broker never forwards, but a SASL_SSL listener needs these.
+                "--inter-broker-user", BENCH_USER,
+                "--inter-broker-ssl-ca-file", self.certs.ca,
             ]
         self.metrics_port = free_port()
         binary = os.environ["SLUICE_BROKER_BIN"]

@@ -236,6 +236,24 @@ pub struct BrokerArgs {
     /// `allow.everyone.if.no.acl.found`).
     #[arg(long, env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_everyone_if_no_acl_found: bool,
+    /// The listener this broker reaches the other brokers through when it forwards to
+    /// them (dead-letter batches to their partition's leader), Kafka's
+    /// `inter.broker.listener.name`. Its protocol says whether the forward uses TLS
+    /// (`--inter-broker-ssl-ca-file`) and logs in (`--inter-broker-user`). Default: the
+    /// first of `--listeners`.
+    #[arg(long, env = "SLUICE_INTER_BROKER_LISTENER_NAME")]
+    pub inter_broker_listener_name: Option<String>,
+    /// The user this broker logs in as on a SASL inter-broker listener, with
+    /// SCRAM-SHA-512 (or the first SCRAM mechanism enabled). Its password is its
+    /// `USER=PASSWORD` line in `--sasl-bootstrap-users-file`. It needs Write on the
+    /// dead-letter topics: make it a super user (`--super-users`).
+    #[arg(long, env = "SLUICE_INTER_BROKER_USER")]
+    pub inter_broker_user: Option<String>,
+    /// PEM bundle of the CAs the other brokers' certificates must chain to on a TLS
+    /// inter-broker listener; the name checked is the host each broker advertises on it.
+    /// Default: `--ssl-client-ca-file`.
+    #[arg(long, env = "SLUICE_INTER_BROKER_SSL_CA_FILE")]
+    pub inter_broker_ssl_ca_file: Option<std::path::PathBuf>,
     /// Log output format.
     #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

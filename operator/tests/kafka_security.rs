@@ -62,6 +62,7 @@ fn secured_broker(pki: &Pki, dir: &tempfile::TempDir) -> Broker {
     };
     let cert = write("broker.crt", &pki.cert_pem);
     let key = write("broker.key", &pki.key_pem);
+    let ca = write("ca.crt", &pki.ca_pem);
     let users = write("users", &format!("admin={ADMIN_PASSWORD}\n"));
     Broker::start_with(|bootstrap| {
         [
@@ -77,6 +78,11 @@ fn secured_broker(pki: &Pki, dir: &tempfile::TempDir) -> Broker {
             "User:admin",
             "--authorizer",
             "on",
+            // What a SASL_SSL broker needs to reach the others (it has none here).
+            "--inter-broker-user",
+            "admin",
+            "--inter-broker-ssl-ca-file",
+            &ca,
         ]
         .map(String::from)
         .to_vec()

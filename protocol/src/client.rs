@@ -5,9 +5,11 @@
 //!
 //! The connection runs over any byte stream ([`Stream`]): plain TCP ([`Conn::connect`]),
 //! or whatever the caller layers on it first (TLS) and hands to [`Conn::handshake`].
+//! With feature `client-security`, [`connect`] does that layering as a listener asks:
+//! TLS and a SASL/SCRAM login ([`ClientSecurity`]).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
@@ -17,6 +19,11 @@ use tokio::net::TcpStream;
 
 use crate::codec::api_key_of;
 use crate::{encode_request, versions, FrameDecoder};
+
+#[cfg(feature = "client-security")]
+mod security;
+#[cfg(feature = "client-security")]
+pub use security::{connect, ClientSecurity, ConnectError, ScramLogin, TlsClient};
 
 /// Largest response frame accepted (metadata of many topics stays far below it).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -90,6 +97,8 @@ pub struct Conn {
     client_id: &'static str,
     next_correlation_id: i32,
     versions: HashMap<i16, i16>,
+    /// When the broker ends this connection's SASL login (KIP-368), if it does.
+    session_expires_at: Option<Instant>,
 }
 
 impl Conn {
@@ -119,6 +128,7 @@ impl Conn {
             client_id: spec.client_id,
             next_correlation_id: 1,
             versions: HashMap::new(),
+            session_expires_at: None,
         };
         // ApiVersions first, at the highest version this client implements (v3 if it
         // lists none); its answer lists the rest.
@@ -151,6 +161,14 @@ impl Conn {
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// When the broker ends the SASL login of this connection (KIP-368 session
+    /// lifetime), if it ends it: after it, any request but a new login closes the
+    /// connection, so a long-lived connection is replaced before then. None without a
+    /// login, or when the login lasts as long as the connection.
+    pub fn session_expires_at(&self) -> Option<Instant> {
+        self.session_expires_at
     }
 
     /// The negotiated version of `key`, or `Unsupported` when there is none in common.

@@ -2,13 +2,15 @@
 //! asks of a client ([`SecurityProtocol`]), TLS with certificates reloaded from disk
 //! ([`tls`]), SASL logins ([`sasl`]) against credentials kept in the bucket
 //! ([`store`], [`credentials`]), the slowing down of failed logins ([`login_guard`]),
-//! client quotas ([`quotas`]) enforced by throttling ([`throttle`]), and ACLs
-//! ([`acl`]) with the authorizer that applies them ([`authorizer`]).
+//! client quotas ([`quotas`]) enforced by throttling ([`throttle`]), ACLs
+//! ([`acl`]) with the authorizer that applies them ([`authorizer`]), and how this
+//! broker reaches the others as a client ([`inter_broker`]).
 //! The mechanisms themselves are pure code in `sluice-auth`.
 
 pub use sluice_auth::acl;
 pub mod authorizer;
 pub mod credentials;
+pub mod inter_broker;
 pub mod listener;
 pub mod login_guard;
 pub mod principal;

@@ -22,6 +22,7 @@ use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
 use crate::security::authorizer::Authorizer;
 use crate::security::credentials::bootstrap;
+use crate::security::inter_broker::InterBroker;
 use crate::security::login_guard::LoginGuard;
 use crate::security::throttle::Throttler;
 use crate::security::tls::TlsConfig;
@@ -66,6 +67,9 @@ impl Broker {
         store: Store,
     ) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(!advertised.is_empty(), "a broker needs a listener");
+        // Before anything is opened: settings that cannot reach the other brokers stop
+        // the start-up here, not every forward later.
+        let inter_broker = InterBroker::from_args(&args).context("inter-broker settings")?;
         #[cfg(debug_assertions)]
         let store = match &args.inject_faults {
             Some(faults) => {
@@ -112,7 +116,7 @@ impl Broker {
             groups: std::sync::OnceLock::new(),
             metrics,
             schemas,
-            dead_letters: DeadLetterWriter::default(),
+            dead_letters: DeadLetterWriter::new(inter_broker),
             lake_status: LakeStatus::default(),
             lake_catalog: Arc::new(SharedCatalog::new(
                 args.lake_catalog()

@@ -64,6 +64,28 @@ impl BrokerProcess {
     /// Starts a broker on fresh loopback ports with `storage_url` (e.g. from
     /// [`temp_storage`]) and `extra_args`, and waits until `/readyz` answers 200.
     pub fn start(storage_url: &str, extra_args: &[&str]) -> BrokerProcess {
+        Self::start_with(storage_url, |_| {
+            extra_args.iter().map(|s| s.to_string()).collect()
+        })
+    }
+
+    /// [`Self::start`] with arguments made from the Kafka address the broker is given
+    /// (e.g. `--listeners` naming its port).
+    pub fn start_with(
+        storage_url: &str,
+        extra_args: impl FnOnce(SocketAddr) -> Vec<String>,
+    ) -> BrokerProcess {
+        let mut broker = Self::spawn_with(storage_url, extra_args);
+        broker.wait_ready(READY_TIMEOUT);
+        broker
+    }
+
+    /// [`Self::start_with`] without waiting for readiness: for a broker expected to
+    /// refuse to start ([`Self::wait_exit`], [`Self::logs`]).
+    pub fn spawn_with(
+        storage_url: &str,
+        extra_args: impl FnOnce(SocketAddr) -> Vec<String>,
+    ) -> BrokerProcess {
         let ports = free_ports(2);
         let listen_addr: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
         let metrics_addr: SocketAddr = format!("127.0.0.1:{}", ports[1]).parse().unwrap();
@@ -72,7 +94,7 @@ impl BrokerProcess {
             .tempdir()
             .expect("creating log tempdir");
         let log_path = log_dir.path().join("broker.log");
-        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let extra_args = extra_args(listen_addr);
         let child = spawn(
             listen_addr,
             metrics_addr,
@@ -80,7 +102,7 @@ impl BrokerProcess {
             &extra_args,
             &log_path,
         );
-        let mut broker = BrokerProcess {
+        BrokerProcess {
             child,
             listen_addr,
             metrics_addr,
@@ -88,9 +110,7 @@ impl BrokerProcess {
             extra_args,
             log_path,
             _log_dir: log_dir,
-        };
-        broker.wait_ready(READY_TIMEOUT);
-        broker
+        }
     }
 
     /// Starts the broker again with the same ports, storage and arguments, and waits for

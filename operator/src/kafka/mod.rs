@@ -46,6 +46,22 @@ pub enum AdminError {
     TlsSettings(String),
 }
 
+/// The security errors of the shared client keep their own variants here: callers
+/// (and tests) tell a refused login or certificate from a transport problem.
+impl From<sluice_protocol::client::ConnectError> for AdminError {
+    fn from(e: sluice_protocol::client::ConnectError) -> Self {
+        use sluice_protocol::client::ConnectError;
+        match e {
+            ConnectError::Client(e) => AdminError::Client(e),
+            ConnectError::Authentication { addr, user, reason } => {
+                AdminError::Authentication { addr, user, reason }
+            }
+            ConnectError::Tls { addr, reason } => AdminError::Tls { addr, reason },
+            ConnectError::TlsSettings(reason) => AdminError::TlsSettings(reason),
+        }
+    }
+}
+
 impl AdminError {
     pub(crate) fn kafka(api: ApiKey, resource: &str, code: i16, message: Option<String>) -> Self {
         AdminError::Kafka {
