@@ -605,7 +605,11 @@ def test_s02_secured_cluster_from_yaml(env, sec):
         "SLUICE_SASL_ENABLED_MECHANISMS": "SCRAM-SHA-512",
         "SLUICE_SASL_BOOTSTRAP_USERS_FILE": "/etc/sluice/operator/users",
         "SLUICE_AUTHORIZER": "on",
-        "SLUICE_SUPER_USERS": f"User:{OPERATOR_USER};User:admin",
+        "SLUICE_SUPER_USERS": f"User:{OPERATOR_USER};User:sluice-broker;User:admin",
+        # Brokers forward dead letters to each other on CONTROL as their own user.
+        "SLUICE_INTER_BROKER_LISTENER_NAME": "CONTROL",
+        "SLUICE_INTER_BROKER_USER": "sluice-broker",
+        "SLUICE_INTER_BROKER_SSL_CA_FILE": "/etc/sluice/tls/ca.crt",
     }
     assert {k: cm.get(k) for k in expected} == expected
     # ...the pods' listeners, ports and Secret volumes...
@@ -632,7 +636,10 @@ def test_s02_secured_cluster_from_yaml(env, sec):
         {"kafka": KAFKA_PORT, "control": CONTROL_PORT}
     creds = secret_data(env, f"{CLUSTER}-operator-credentials")
     assert len(creds["password"]) >= 16
-    assert creds["users"].strip() == f"{OPERATOR_USER}={creds['password']}"
+    assert creds["users"].strip().splitlines() == [
+        f"{OPERATOR_USER}={creds['password']}",
+        f"sluice-broker={creds['broker-password']}",
+    ]
     STATE["operator"] = (OPERATOR_USER, creds["password"])
 
     # The broker processes: listeners on the pod IP, files from the Secrets.
