@@ -5,6 +5,8 @@ consumer away, rotate a password, renew the certificate, all with real clients r
 
 The scenarios run in order and build on each other (cluster `vault` in namespace
 `e2e-sec`, its own, so nothing of `test_e2e.py` is in the way); each is bounded in time.
+After `vault` is deleted, cluster `issued` takes its certificate from cert-manager
+(`tls.issuerRef`), the test playing cert-manager (s11-s14).
 They need the local control plane: clients reach brokers by pod IP (the certificate
 names the Services' DNS names, so librdkafka clients verify the chain against the CA
 with `ssl.endpoint.identification.algorithm=none`; Python's ssl checks the names), and
@@ -1101,6 +1103,31 @@ def ssl_conf(env, **extra) -> dict:
             "socket.timeout.ms": 10000, **extra}
 
 
+def broker_failure(env, pod: str) -> str:
+    """Why broker `pod` is not serving, from its log: its last `Error:` with what
+    caused it, or the log's last lines."""
+    with env.kubelet._lock:
+        logs = [b.log for b in env.kubelet.brokers.values()
+                if b.namespace == NS and b.name == pod]
+    if not logs or not logs[0].exists():
+        return f"no log of {pod}"
+    lines = [ln for ln in logs[0].read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [i for i, ln in enumerate(lines) if ln.startswith("Error:")]
+    tail = lines[errors[-1]:errors[-1] + 3] if errors else lines[-5:]
+    return f"{pod} ({logs[0]}): " + " | ".join(ln.strip() for ln in tail)
+
+
+def wait_serving(env, ips: dict[str, str], timeout: float = 60) -> None:
+    """Every broker answers /readyz (kwok marks pods Ready whatever the process does);
+    on timeout, what the broker's log says."""
+    for name, ip in ips.items():
+        try:
+            env.kubectl.wait_for(f"{name} /readyz", lambda: requests.get(
+                f"http://{ip}:{METRICS_PORT}/readyz", timeout=2).ok, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {broker_failure(env, name)}") from None
+
+
 @pytest.fixture(scope="module")
 def cert_manager(env, sec):
     """The chart able to do what tls.issuerRef needs; on the way out, whatever a failed
@@ -1263,9 +1290,12 @@ def test_s13_issued_certificate_is_served_by_the_brokers(env, sec, cert_manager)
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == CM_CERT, volumes.get("tls")
 
-    env.kubectl.wait_for("2 broker processes", lambda: len(env.kubelet.brokers_in(NS)) == 2, 60)
     ips = pod_ips(env, CM)
     assert len(ips) == 2, ips
+    t1 = time.monotonic()
+    wait_serving(env, ips)
+    timing("issued cluster Ready -> both brokers serve /readyz", time.monotonic() - t1)
+    assert len(env.kubelet.brokers_in(NS)) == 2, env.kubelet.brokers_in(NS)
     for b in env.kubelet.brokers_in(NS):
         assert Path(b.env["SLUICE_SSL_CERTIFICATE_FILE"]).read_bytes() == cert_pem
         assert Path(b.env["SLUICE_SSL_KEY_FILE"]).read_bytes() == key_pem

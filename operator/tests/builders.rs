@@ -96,6 +96,26 @@ fn cert_manager_cluster_builds_the_expected_objects() {
 }
 
 #[test]
+fn a_tls_only_cluster_has_one_ssl_listener_its_brokers_can_forward_on() {
+    let mut cluster: SecurityLakeCluster = fixture("clusters/secure.yaml");
+    cluster.spec.listeners.kafka.authentication = None;
+    cluster.spec.authorization = None;
+    let config = config();
+    let model = ClusterModel::new(&cluster, &config).unwrap();
+    let env = build::config_map(&model).data.unwrap();
+    assert_eq!(env["SLUICE_LISTENERS"], "CLIENT://0.0.0.0:9092");
+    assert_eq!(env["SLUICE_LISTENER_SECURITY_PROTOCOL_MAP"], "CLIENT:SSL");
+    // The broker refuses to start an SSL inter-broker listener without a CA to trust.
+    assert_eq!(
+        env["SLUICE_INTER_BROKER_SSL_CA_FILE"],
+        "/etc/sluice/tls/ca.crt"
+    );
+    assert!(!env.contains_key("SLUICE_AUTHORIZER"));
+    assert!(!env.contains_key("SLUICE_SASL_BOOTSTRAP_USERS_FILE"));
+    assert!(build::operator_credentials(&model).is_none());
+}
+
+#[test]
 fn a_secure_cluster_gives_the_operator_and_brokers_their_own_listener_and_nobody_else() {
     let cluster: SecurityLakeCluster = fixture("clusters/secure.yaml");
     let config = config();

@@ -145,6 +145,12 @@ pub fn security_env(model: &ClusterModel<'_>) -> BTreeMap<String, String> {
             "SLUICE_SSL_KEY_FILE".into(),
             format!("{TLS_MOUNT_PATH}/tls.key"),
         );
+        // Brokers forward to each other over TLS too (CONTROL when secured, else
+        // CLIENT), trusting the listener's own CA.
+        env.insert(
+            "SLUICE_INTER_BROKER_SSL_CA_FILE".into(),
+            format!("{TLS_MOUNT_PATH}/ca.crt"),
+        );
     }
     let spec = &model.cluster.spec;
     let kafka = &spec.listeners.kafka;
@@ -171,12 +177,6 @@ pub fn security_env(model: &ClusterModel<'_>) -> BTreeMap<String, String> {
         // Brokers forward to each other on CONTROL, as their own user.
         env.insert("SLUICE_INTER_BROKER_LISTENER_NAME".into(), CONTROL.into());
         env.insert("SLUICE_INTER_BROKER_USER".into(), BROKER_USER.into());
-        if model.tls_secret().is_some() {
-            env.insert(
-                "SLUICE_INTER_BROKER_SSL_CA_FILE".into(),
-                format!("{TLS_MOUNT_PATH}/ca.crt"),
-            );
-        }
         let mut super_users = vec![
             format!("User:{OPERATOR_USER}"),
             format!("User:{BROKER_USER}"),
