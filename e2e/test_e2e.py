@@ -120,9 +120,14 @@ def fleet(env) -> dict:
 
 
 def produce(env, topic: str, n: int, tag: str) -> dict[str, str]:
+    return produce_with({"bootstrap.servers": bootstrap(env)}, topic, n, tag)
+
+
+def produce_with(client: dict, topic: str, n: int, tag: str) -> dict[str, str]:
+    """`n` idempotent records keyed `<tag>-<i>`, every one acknowledged; key → value."""
     sent: dict[str, str] = {}
     errors: list = []
-    p = Producer({"bootstrap.servers": bootstrap(env), "enable.idempotence": True,
+    p = Producer({**client, "enable.idempotence": True,
                   "acks": "all", "linger.ms": 5, "message.timeout.ms": 60000})
 
     def on_delivery(err, msg):

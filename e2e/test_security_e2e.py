@@ -137,7 +137,13 @@ def tls_secret(name: str, cert_pem: bytes, key_pem: bytes, ca_pem: bytes,
 
 # -- manifests ----------------------------------------------------------------------
 
-def cluster_yaml(name: str, tls_secret_name: str) -> str:
+def cluster_yaml(name: str, tls: str, secured: bool = True) -> str:
+    """A 2-broker cluster whose listener has `tls` (a flow mapping: `{secretName: x}` or
+    `{issuerRef: {name: y}}`); `secured`: SCRAM-SHA-512 logins and a super user."""
+    security = """
+      authentication: {type: scram-sha-512}
+  authorization:
+    superUsers: ["User:admin"]""" if secured else ""
     return f"""
 apiVersion: sluice.dev/v1alpha1
 kind: SecurityLakeCluster
@@ -154,10 +160,7 @@ spec:
   listeners:
     kafka:
       port: {KAFKA_PORT}
-      tls: {{secretName: {tls_secret_name}}}
-      authentication: {{type: scram-sha-512}}
-  authorization:
-    superUsers: ["User:admin"]
+      tls: {tls}{security}
 """
 
 
@@ -374,24 +377,7 @@ def probes(fn, *args) -> str:
 
 
 def produce(c: dict, n: int, tag: str, topic: str = FEED) -> dict[str, str]:
-    sent: dict[str, str] = {}
-    errors: list = []
-    p = Producer({**c, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                  "message.timeout.ms": 60000})
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(err)
-        else:
-            sent[msg.key().decode()] = msg.value().decode()
-    for i in range(n):
-        key = f"{tag}-{i}"
-        p.produce(topic, key=key, value=json.dumps({"n": i, "tag": tag}), on_delivery=on_delivery)
-        p.poll(0)
-    assert p.flush(90) == 0, "records left unacknowledged"
-    assert not errors, f"delivery errors: {errors[:5]}"
-    assert len(sent) == n
-    return sent
+    return base.produce_with(c, topic, n, tag)
 
 
 def read_all(c: dict, expect: dict[str, str], topic: str = FEED,
@@ -560,7 +546,7 @@ def sec(env):
 def test_s01_missing_tls_secret_stalls_and_creates_no_brokers(env, sec):
     """A cluster naming a TLS Secret that does not exist: Stalled (and not Ready) with
     reason TlsSecretInvalid, and no StatefulSet: no broker would start without it."""
-    env.kubectl.apply(cluster_yaml("nocert", "no-such-secret"))
+    env.kubectl.apply(cluster_yaml("nocert", "{secretName: no-such-secret}"))
     slc = wait_stalled(env, "securitylakecluster", "nocert", "TlsSecretInvalid", 90)
     ready = condition(slc, "Ready")
     assert ready and ready["status"] == "False" and ready["reason"] == "TlsSecretInvalid", ready
@@ -581,7 +567,7 @@ def test_s02_secured_cluster_from_yaml(env, sec):
     STATE["cert"] = cert
     env.kubectl.apply(tls_secret(TLS_SECRET, cert_pem, key_pem, pki.ca_pem))
     t0 = time.monotonic()
-    env.kubectl.apply(cluster_yaml(CLUSTER, TLS_SECRET))
+    env.kubectl.apply(cluster_yaml(CLUSTER, f"{{secretName: {TLS_SECRET}}}"))
 
     def ready():
         slc = env.kubectl.get("securitylakecluster", CLUSTER, NS)
@@ -1019,25 +1005,8 @@ spec:
 
 
 def issued_cluster_yaml() -> str:
-    return f"""
-apiVersion: sluice.dev/v1alpha1
-kind: SecurityLakeCluster
-metadata: {{name: {CM}, namespace: {NS}}}
-spec:
-  provider: local
-  replicas: 2
-  minReplicas: 1
-  maxReplicas: 3
-  storage:
-    bucket: {{size: 1Gi, accessMode: ReadWriteMany}}
-    deletionPolicy: Delete
-  wal: {{lingerMs: 5}}
-  listeners:
-    kafka:
-      port: {KAFKA_PORT}
-      tls:
-        issuerRef: {{name: {CM_ISSUER}}}
-"""
+    """TLS only (no authentication), its certificate from cert-manager."""
+    return cluster_yaml(CM, f"{{issuerRef: {{name: {CM_ISSUER}}}}}", secured=False)
 
 
 def cert_manager_served(env) -> bool:

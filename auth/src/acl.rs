@@ -121,6 +121,19 @@ impl AclBinding {
 }
 
 impl AclFilter {
+    /// Matches every ACL (`kafka-acls.sh --list` with no options).
+    pub fn every() -> AclFilter {
+        AclFilter {
+            resource_type: ResourceType::Any,
+            resource_name: None,
+            pattern_type: PatternType::Any,
+            principal: None,
+            host: None,
+            operation: Operation::Any,
+            permission: Permission::Any,
+        }
+    }
+
     pub fn matches(&self, acl: &AclBinding) -> bool {
         let resource = (self.resource_type == ResourceType::Any
             || self.resource_type == acl.resource_type)

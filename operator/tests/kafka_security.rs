@@ -12,6 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use sluice_auth::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 use sluice_auth::Mechanism;
 use sluice_operator::kafka::{AdminClient, AdminError, ClientSecurity, ScramLogin, TlsClient};
+use sluice_protocol::client::ConnectError;
 
 use common::broker::Broker;
 
@@ -124,18 +125,6 @@ fn acl(
     }
 }
 
-fn every_acl() -> AclFilter {
-    AclFilter {
-        resource_type: ResourceType::Any,
-        resource_name: None,
-        pattern_type: PatternType::Any,
-        principal: None,
-        host: None,
-        operation: Operation::Any,
-        permission: Permission::Any,
-    }
-}
-
 fn sorted(mut acls: Vec<AclBinding>) -> Vec<AclBinding> {
     acls.sort();
     acls
@@ -149,7 +138,10 @@ async fn acls_round_trip_over_sasl_ssl() {
     let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &admin_login(&pki.ca_pem))
         .await
         .unwrap();
-    assert_eq!(admin.describe_acls(&every_acl()).await.unwrap(), vec![]);
+    assert_eq!(
+        admin.describe_acls(&AclFilter::every()).await.unwrap(),
+        vec![]
+    );
 
     let read = acl(
         ResourceType::Topic,
@@ -186,12 +178,12 @@ async fn acls_round_trip_over_sasl_ssl() {
         .await
         .unwrap();
     assert_eq!(
-        sorted(admin.describe_acls(&every_acl()).await.unwrap()),
+        sorted(admin.describe_acls(&AclFilter::every()).await.unwrap()),
         sorted(all.clone())
     );
     let alices = AclFilter {
         principal: Some("User:alice".into()),
-        ..every_acl()
+        ..AclFilter::every()
     };
     assert_eq!(
         sorted(admin.describe_acls(&alices).await.unwrap()),
@@ -216,11 +208,14 @@ async fn acls_round_trip_over_sasl_ssl() {
     );
     assert_eq!(admin.delete_acls(&[read, write]).await.unwrap(), 0);
     assert_eq!(
-        admin.describe_acls(&every_acl()).await.unwrap(),
+        admin.describe_acls(&AclFilter::every()).await.unwrap(),
         vec![deny.clone()]
     );
     assert_eq!(admin.delete_acls(&[deny]).await.unwrap(), 1);
-    assert_eq!(admin.describe_acls(&every_acl()).await.unwrap(), vec![]);
+    assert_eq!(
+        admin.describe_acls(&AclFilter::every()).await.unwrap(),
+        vec![]
+    );
 }
 
 #[tokio::test]
@@ -257,7 +252,10 @@ async fn scram_credentials_are_managed_and_log_in() {
     )
     .await
     .unwrap();
-    let refused = as_alice.describe_acls(&every_acl()).await.unwrap_err();
+    let refused = as_alice
+        .describe_acls(&AclFilter::every())
+        .await
+        .unwrap_err();
     assert_eq!(
         refused.code(),
         Some(ResponseError::ClusterAuthorizationFailed),
@@ -276,7 +274,10 @@ async fn scram_credentials_are_managed_and_log_in() {
             .err()
             .unwrap_or_else(|| panic!("{what}: logged in"));
         assert!(
-            matches!(err, AdminError::Authentication { .. }),
+            matches!(
+                err,
+                AdminError::Refused(ConnectError::Authentication { .. })
+            ),
             "{what}: {err:?}"
         );
         assert!(!err.is_transient(), "{what}");
@@ -325,7 +326,13 @@ async fn scram_credentials_are_managed_and_log_in() {
     .await
     .err()
     .expect("alice has no credential left");
-    assert!(matches!(err, AdminError::Authentication { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            AdminError::Refused(ConnectError::Authentication { .. })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -354,7 +361,10 @@ async fn an_untrusted_certificate_is_a_tls_error() {
             .await
             .err()
             .unwrap_or_else(|| panic!("{what}: connected"));
-        assert!(matches!(err, AdminError::Tls { .. }), "{what}: {err:?}");
+        assert!(
+            matches!(err, AdminError::Refused(ConnectError::Tls { .. })),
+            "{what}: {err:?}"
+        );
         assert!(!err.is_transient(), "{what}");
         assert!(
             started.elapsed() < TIMEOUT / 2,

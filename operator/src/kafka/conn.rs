@@ -61,6 +61,7 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_protocol::client::ConnectError;
 
     #[test]
     fn every_client_range_can_be_encoded_and_meets_the_sluice_broker() {
@@ -81,7 +82,10 @@ mod tests {
     #[test]
     fn a_bad_ca_bundle_is_a_settings_error() {
         let err = AdminError::from(TlsClient::from_ca_pem(b"not a certificate").unwrap_err());
-        assert!(matches!(err, AdminError::TlsSettings(_)), "{err}");
+        assert!(
+            matches!(err, AdminError::Refused(ConnectError::TlsSettings(_))),
+            "{err}"
+        );
         assert!(!err.is_transient());
     }
 }

@@ -29,35 +29,19 @@ pub enum AdminError {
     },
     #[error("{0}")]
     Metadata(String),
-    /// The broker refused the login (wrong password, unknown user, mechanism not
-    /// offered) or could not prove it knows the credential. Retrying will not help.
-    #[error("SASL login as {user:?} to {addr} failed: {reason}")]
-    Authentication {
-        addr: String,
-        user: String,
-        reason: String,
-    },
-    /// The TLS handshake failed: the broker's certificate is not trusted or does not
-    /// name it, or the broker refused us.
-    #[error("TLS with {addr} failed: {reason}")]
-    Tls { addr: String, reason: String },
-    /// The TLS settings cannot be used (a CA bundle without certificates, a bad name).
-    #[error("TLS client settings: {0}")]
-    TlsSettings(String),
+    /// The broker refused the login or its certificate was refused, or the TLS settings
+    /// cannot be used: retrying will not help.
+    #[error(transparent)]
+    Refused(sluice_protocol::client::ConnectError),
 }
 
-/// The security errors of the shared client keep their own variants here: callers
-/// (and tests) tell a refused login or certificate from a transport problem.
+/// Transport problems stay `Client` (transient or not as they are); refusals keep the
+/// shared client's own error, so callers and tests tell them apart.
 impl From<sluice_protocol::client::ConnectError> for AdminError {
     fn from(e: sluice_protocol::client::ConnectError) -> Self {
-        use sluice_protocol::client::ConnectError;
         match e {
-            ConnectError::Client(e) => AdminError::Client(e),
-            ConnectError::Authentication { addr, user, reason } => {
-                AdminError::Authentication { addr, user, reason }
-            }
-            ConnectError::Tls { addr, reason } => AdminError::Tls { addr, reason },
-            ConnectError::TlsSettings(reason) => AdminError::TlsSettings(reason),
+            sluice_protocol::client::ConnectError::Client(e) => AdminError::Client(e),
+            refused => AdminError::Refused(refused),
         }
     }
 }

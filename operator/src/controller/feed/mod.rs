@@ -227,13 +227,7 @@ async fn apply(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> 
             return Ok(Action::requeue(Duration::from_secs(15)));
         }
     };
-    let others: Vec<&Feed> = feeds
-        .items
-        .iter()
-        .filter(|f| f.metadata.uid != feed.metadata.uid)
-        .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
-        .filter(|f| f.metadata.deletion_timestamp.is_none())
-        .collect();
+    let others = peers(&feeds.items, feed);
     let synced = sync_feed(&client, ctx, feed, &desired, &others).await;
     let (report, access_report) = match synced {
         Ok(reports) => reports,
@@ -616,6 +610,16 @@ async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -
     Ok(Action::await_change())
 }
 
+/// The other Feeds of `feed`'s cluster that are not being deleted.
+fn peers<'a>(feeds: &'a [Feed], feed: &Feed) -> Vec<&'a Feed> {
+    feeds
+        .iter()
+        .filter(|f| f.metadata.uid != feed.metadata.uid)
+        .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
+        .filter(|f| f.metadata.deletion_timestamp.is_none())
+        .collect()
+}
+
 /// An admin client of `cluster`; an error while it cannot be made (the cluster has no
 /// address or Secrets yet, or does not answer), so that the caller retries.
 async fn connect(ctx: &Context, cluster: &SecurityLakeCluster) -> Result<AdminClient> {
@@ -655,13 +659,7 @@ async fn remove_access(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Cont
         .list(&ListParams::default())
         .await
         .kube("list", "Feed", namespace)?;
-    let others: Vec<&Feed> = feeds
-        .items
-        .iter()
-        .filter(|f| f.metadata.uid != feed.metadata.uid)
-        .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
-        .filter(|f| f.metadata.deletion_timestamp.is_none())
-        .collect();
+    let others = peers(&feeds.items, feed);
     let mut undeclared = feed.clone();
     undeclared.spec.access = None;
     let mut admin = connect(ctx, &cluster).await?;

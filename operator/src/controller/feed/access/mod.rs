@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use sluice_auth::acl::{AclFilter, Operation, PatternType, Permission, ResourceType};
+use sluice_auth::acl::AclFilter;
 
 use self::credentials::{ClientSettings, CredentialError, Outcome};
 use crate::crd::access::{AccessStatus, CredentialStatus, Credentials, GroupPattern};
@@ -67,7 +67,7 @@ pub async fn sync(
     // ACLs.
     let desired = acls::desired(&topic, feed.spec.access.as_ref());
     let owned: BTreeSet<_> = previous.acls.iter().filter_map(acls::binding).collect();
-    let present = admin.describe_acls(&all_acls()).await?;
+    let present = admin.describe_acls(&AclFilter::every()).await?;
     let groups: Vec<&GroupPattern> = feed
         .spec
         .access
@@ -140,19 +140,6 @@ pub async fn sync(
             .push(format!("removed credentials of {}", gone.user));
     }
     Ok(report)
-}
-
-/// A filter matching every ACL.
-fn all_acls() -> AclFilter {
-    AclFilter {
-        resource_type: ResourceType::Any,
-        resource_name: None,
-        pattern_type: PatternType::Any,
-        principal: None,
-        host: None,
-        operation: Operation::Any,
-        permission: Permission::Any,
-    }
 }
 
 /// `User:x WRITE TOPIC:LITERAL:edr`, as Events show an ACL.
