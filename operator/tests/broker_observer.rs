@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sluice_operator::controller::cluster::{BrokerObserver, ClusterObserver, ObserveTarget};
-use sluice_operator::kafka::{AdminClient, ClientSecurity};
 
 use common::broker::Broker;
 use common::kafka::{commit, produce};
@@ -18,9 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn reads_what_the_autoscaler_needs_and_drains_through_the_fleet_endpoint() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
-        .await
-        .unwrap();
+    let mut admin = common::kafka::admin(&broker.bootstrap).await;
     admin
         .create_topic("edr", 2, &BTreeMap::new())
         .await

@@ -12,7 +12,6 @@ use serde_json::json;
 use sluice_operator::controller::cluster::Observation;
 use sluice_operator::controller::feed::reconcile;
 use sluice_operator::crd::{DeletionPolicy, Feed};
-use sluice_operator::kafka::{AdminClient, ClientSecurity};
 
 use common::broker::Broker;
 use common::feed::{
@@ -55,13 +54,7 @@ async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() 
     assert_eq!(status["deadLetterRecords"], 0);
     assert!(status["topicId"].is_string());
 
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&bootstrap).await;
     let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
     assert_eq!(
         configs["retention.ms"].value.as_deref(),
@@ -153,13 +146,7 @@ async fn creates_the_topic_and_dead_letter_topic_then_grows_and_never_shrinks() 
 async fn reports_consumer_lag_and_dead_letter_records() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap.clone();
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&bootstrap).await;
     admin
         .create_topic("cloudtrail", 3, &BTreeMap::new())
         .await
@@ -322,13 +309,7 @@ async fn expect_finalizer_removed(api: &mut ApiServer) {
 #[tokio::test]
 async fn deleting_with_retain_keeps_the_topic() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(
-        &broker.bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&broker.bootstrap).await;
     admin
         .create_topic("cloudtrail", 3, &BTreeMap::new())
         .await
@@ -350,13 +331,7 @@ async fn deleting_with_retain_keeps_the_topic() {
 async fn deleting_with_delete_removes_both_topics() {
     let broker = Broker::start();
     let bootstrap = broker.bootstrap.clone();
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&bootstrap).await;
     admin
         .create_topic("cloudtrail", 3, &BTreeMap::new())
         .await

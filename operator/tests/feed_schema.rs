@@ -14,7 +14,6 @@ use serde_json::json;
 use sluice_operator::controller::feed::reconcile;
 use sluice_operator::crd::Feed;
 use sluice_operator::http;
-use sluice_operator::kafka::{AdminClient, ClientSecurity};
 use sluice_operator::registry::{register, Registration, RegistryError};
 
 use common::broker::Broker;
@@ -82,13 +81,7 @@ async fn an_incompatible_schema_stalls_the_feed_and_leaves_validation_as_it_was(
         "a refusal is final: no other broker is asked"
     );
     // The topic is served, without the validation configs the schema was meant for.
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&bootstrap).await;
     let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
     assert!(
         configs
@@ -199,13 +192,7 @@ async fn a_registered_schema_turns_validation_on_at_the_broker() {
     assert_eq!(status["schemaId"], id);
     assert_eq!(calls.lock().unwrap().len(), 1);
 
-    let mut admin = AdminClient::connect(
-        &bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(&bootstrap).await;
     let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
     let value = |name: &str| {
         configs

@@ -19,7 +19,6 @@ use sluice_operator::controller::cluster::Observation;
 use sluice_operator::controller::cluster::{BrokerObserver, ClusterObserver, ObserveTarget};
 use sluice_operator::controller::feed::reconcile;
 use sluice_operator::crd::Feed;
-use sluice_operator::kafka::{AdminClient, ClientSecurity};
 use sluice_operator::lake::{BrokerReplay, TableError, TableFigures};
 use sluice_schema::replay::{parse_replays, ReplayPhase, ReplaySpec, ReplayStatus};
 
@@ -40,13 +39,7 @@ fn feed_with_table() -> Feed {
 }
 
 async fn topic_configs(bootstrap: &str) -> BTreeMap<String, Option<String>> {
-    let mut admin = AdminClient::connect(
-        bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(bootstrap).await;
     admin
         .describe_topic_configs("cloudtrail")
         .await
@@ -300,13 +293,7 @@ fn replay(id: &str, approved_by: Option<&str>) -> Value {
 
 /// A topic config of `cloudtrail` as set (`None`: the broker's default).
 async fn topic_config(bootstrap: &str, key: &str) -> Option<String> {
-    let mut admin = AdminClient::connect(
-        bootstrap,
-        Duration::from_secs(10),
-        &ClientSecurity::default(),
-    )
-    .await
-    .unwrap();
+    let mut admin = common::kafka::admin(bootstrap).await;
     let configs = admin.describe_topic_configs("cloudtrail").await.unwrap();
     configs
         .get(key)

@@ -17,9 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn creates_describes_grows_and_deletes_a_topic() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
-        .await
-        .unwrap();
+    let mut admin = common::kafka::admin(&broker.bootstrap).await;
     assert_eq!(admin.brokers(), vec![0], "one broker, node 0");
 
     assert_eq!(admin.describe_topic("audit").await.unwrap(), None);
@@ -79,9 +77,7 @@ async fn creates_describes_grows_and_deletes_a_topic() {
 #[tokio::test]
 async fn sets_and_resets_topic_configs() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
-        .await
-        .unwrap();
+    let mut admin = common::kafka::admin(&broker.bootstrap).await;
     admin
         .create_topic("dns", 1, &BTreeMap::new())
         .await
@@ -129,9 +125,7 @@ async fn sets_and_resets_topic_configs() {
 #[tokio::test]
 async fn reads_offsets_groups_and_lag() {
     let broker = Broker::start();
-    let mut admin = AdminClient::connect(&broker.bootstrap, TIMEOUT, &ClientSecurity::default())
-        .await
-        .unwrap();
+    let mut admin = common::kafka::admin(&broker.bootstrap).await;
     admin
         .create_topic("edr", 2, &BTreeMap::new())
         .await

@@ -18,6 +18,7 @@ use sluice_protocol::client::{self, ClientError, ClientSpec, Conn};
 use sluice_protocol::record_batch::BatchHeader;
 use tracing::warn;
 
+use crate::coordination::metadata::NodeInfo;
 use crate::coordination::ClusterMetadata;
 use crate::security::inter_broker::InterBroker;
 use crate::storage::LogEngine;
@@ -126,7 +127,7 @@ impl DeadLetterWriter {
                 "the partition is still being taken over".into(),
             ));
         }
-        let Some(addr) = self.inter_broker.address(info) else {
+        let Some(addr) = peer_address(&self.inter_broker, info) else {
             return Err(failed(
                 ResponseError::ListenerNotFound,
                 format!(
@@ -221,4 +222,15 @@ impl DeadLetterWriter {
                 e.to_string()
             })
     }
+}
+
+/// `host:port` of `node` on the inter-broker listener; a node of an older version
+/// (no endpoints per listener) by its one address. None: it has no such listener.
+pub fn peer_address(inter_broker: &InterBroker, node: &NodeInfo) -> Option<String> {
+    let e = node.endpoint(&inter_broker.listener)?;
+    // A bare IPv6 address needs brackets before its port.
+    Some(match e.host.contains(':') && !e.host.starts_with('[') {
+        true => format!("[{}]:{}", e.host, e.port),
+        false => format!("{}:{}", e.host, e.port),
+    })
 }

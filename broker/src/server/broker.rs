@@ -22,7 +22,6 @@ use crate::lake::{LakeStatus, SharedCatalog};
 use crate::metrics::Metrics;
 use crate::security::authorizer::Authorizer;
 use crate::security::credentials::bootstrap;
-use crate::security::inter_broker::InterBroker;
 use crate::security::login_guard::LoginGuard;
 use crate::security::throttle::Throttler;
 use crate::security::tls::TlsConfig;
@@ -69,7 +68,7 @@ impl Broker {
         anyhow::ensure!(!advertised.is_empty(), "a broker needs a listener");
         // Before anything is opened: settings that cannot reach the other brokers stop
         // the start-up here, not every forward later.
-        let inter_broker = InterBroker::from_args(&args).context("inter-broker settings")?;
+        let inter_broker = args.inter_broker().context("inter-broker settings")?;
         #[cfg(debug_assertions)]
         let store = match &args.inject_faults {
             Some(faults) => {

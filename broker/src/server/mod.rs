@@ -8,6 +8,7 @@ pub mod connection;
 pub mod fleet;
 pub mod handlers;
 pub mod http;
+mod inter_broker;
 mod quota;
 mod registry_api;
 pub mod session;

@@ -82,7 +82,7 @@ pub async fn cluster_client(
         });
     }
     Ok(Ok(ClusterClient {
-        bootstrap: ctx.address(&model.operator_bootstrap_address()).await,
+        bootstrap: ctx.address(&operator_address(cluster, &model)).await,
         security,
         settings: ClientSettings {
             cluster: model.name.clone(),
@@ -94,4 +94,18 @@ pub async fn cluster_client(
         },
         secured: model.secured(),
     }))
+}
+
+/// Where the operator dials: the bootstrap address the cluster's status reports (what
+/// the cluster reconciler wrote, so the two never disagree), on the control port when
+/// the cluster is secured.
+fn operator_address(cluster: &SecurityLakeCluster, model: &ClusterModel<'_>) -> String {
+    let reported = cluster.status.as_ref().and_then(|s| s.bootstrap.clone());
+    let Some(reported) = reported else {
+        return model.operator_bootstrap_address();
+    };
+    match (model.secured(), reported.rsplit_once(':')) {
+        (true, Some((host, _))) => format!("{host}:{}", model.control_port()),
+        _ => reported,
+    }
 }

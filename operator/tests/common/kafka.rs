@@ -111,3 +111,14 @@ pub async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, o
         "commit of {group} on {topic}-{partition} failed"
     );
 }
+
+/// A PLAINTEXT admin client of the broker at `bootstrap` (10 s per call).
+pub async fn admin(bootstrap: &str) -> sluice_operator::kafka::AdminClient {
+    sluice_operator::kafka::AdminClient::connect(
+        bootstrap,
+        Duration::from_secs(10),
+        &ClientSecurity::default(),
+    )
+    .await
+    .unwrap()
+}
