@@ -5,6 +5,11 @@
 //! by the same client code, batching and protocol versions. Each subcommand is one
 //! workload; it creates its own topic, runs, and prints one JSON line with its figures
 //! on stdout. It exits non-zero when a workload fails, loses a record, or moves no data.
+//!
+//! Long because: one concern, the load generator. Its five workloads (produce, latency,
+//! end-to-end, catch-up, fan-out) are each one function of 30 to 90 lines over the shared
+//! producer, consumer and timing helpers above them; splitting them apart would only move
+//! those helpers behind a module boundary.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use super::cluster::build::{ClusterModel, OPERATOR_USER, PASSWORD_KEY};
+use super::cluster::secrets::secret_bytes;
 use super::feed::access::credentials::ClientSettings;
 use super::Context;
 use crate::crd::conditions::Health;
@@ -40,8 +41,6 @@ pub async fn cluster_client(
         )));
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &model.namespace);
-    let bytes =
-        |secret: Option<Secret>, key: &str| secret.and_then(|s| s.data?.remove(key)).map(|b| b.0);
     let server_name = model
         .operator_bootstrap_address()
         .rsplit_once(':')
@@ -51,7 +50,7 @@ pub async fn cluster_client(
     let mut ca_pem = None;
     if let Some(name) = model.tls_secret() {
         let secret = secrets.get_opt(&name).await.kube("get", "Secret", &name)?;
-        let Some(ca) = bytes(secret, "ca.crt") else {
+        let Some(ca) = secret.and_then(|s| secret_bytes(&s, "ca.crt")) else {
             return Ok(Err(Health::progressing(
                 "WaitingForCluster",
                 format!("TLS Secret {name} has no ca.crt yet"),
@@ -69,7 +68,7 @@ pub async fn cluster_client(
     if model.secured() {
         let name = model.operator_credentials_name();
         let secret = secrets.get_opt(&name).await.kube("get", "Secret", &name)?;
-        let Some(password) = bytes(secret, PASSWORD_KEY) else {
+        let Some(password) = secret.and_then(|s| secret_bytes(&s, PASSWORD_KEY)) else {
             return Ok(Err(Health::progressing(
                 "WaitingForCluster",
                 format!("the operator's credentials Secret {name} is not made yet"),

@@ -15,7 +15,7 @@ use crate::autoscale::{
     plan_moves, scale_step, Autoscaler, Decision, PartitionLoad, Phase, Policy, Signals,
 };
 use crate::controller::cluster::build::ClusterModel;
-use crate::controller::cluster_client::cluster_client;
+use crate::controller::cluster_client::ClusterClient;
 use crate::controller::Context;
 use crate::crd::cluster::{AutoscalingSpec, AutoscalingStatus};
 use crate::crd::SecurityLakeCluster;
@@ -174,7 +174,7 @@ pub async fn autoscale(
     model: &ClusterModel<'_>,
     spec: &AutoscalingSpec,
     (current, ready): (i32, i32),
-    observation: &Observation,
+    (observation, kafka): (&Observation, Option<&ClusterClient>),
     now: &Time,
 ) -> Outcome {
     let key = crate::controller::object_key(cluster);
@@ -323,14 +323,13 @@ pub async fn autoscale(
                 .iter()
                 .map(|m| (m.topic.clone(), m.partition, m.to))
                 .collect();
-            let moved = match cluster_client(ctx, model.cluster).await {
-                Ok(Ok(client)) => {
+            let moved = match kafka {
+                Some(client) => {
                     ctx.observer
                         .move_partitions(&client.bootstrap, &client.security, &wanted)
                         .await
                 }
-                Ok(Err(health)) => Err(health.message().to_string()),
-                Err(e) => Err(e.to_string()),
+                None => Err("the cluster's credentials cannot be read yet".to_string()),
             };
             match moved {
                 Ok(refused) => {

@@ -37,7 +37,7 @@ use tracing::{info, instrument, warn};
 
 use self::build::{ClusterModel, ClusterObjects};
 use self::status::{cluster_status, scale_event, workload_health, Figures};
-use super::cluster_client::cluster_client;
+use super::cluster_client::{cluster_client, ClusterClient};
 use super::reconcile::Reconciled;
 use super::{apply_status, object_key, Context, Samples, MANAGER};
 use crate::crd::cluster::Provider;
@@ -153,7 +153,18 @@ async fn apply(
         .and_then(|sts| sts.status.as_ref()?.ready_replicas)
         .unwrap_or(0);
     let autoscaling_spec = cluster.spec.autoscaling.as_ref();
-    let observation = observe(ctx, &model, current, ready_now, autoscaling_spec.is_some()).await;
+    // How the operator reaches the brokers, once for this reconcile: observing and
+    // balancing both use it. A secured cluster whose Secrets cannot be read yet is
+    // observed without Kafka.
+    let kafka = cluster_client(ctx, cluster).await.ok().and_then(Result::ok);
+    let observation = observe(
+        ctx,
+        &model,
+        kafka.as_ref(),
+        (current, ready_now),
+        autoscaling_spec.is_some(),
+    )
+    .await;
     let figures = figures(ctx, &key, &observation);
     let autoscaled = match autoscaling_spec {
         Some(spec) => Some(
@@ -163,7 +174,7 @@ async fn apply(
                 &model,
                 spec,
                 (current, ready_now),
-                &observation,
+                (&observation, kafka.as_ref()),
                 &now,
             )
             .await,
@@ -384,22 +395,17 @@ fn short_kind<K: Resource<DynamicType = ()>>() -> &'static str {
 async fn observe(
     ctx: &Context,
     model: &ClusterModel<'_>,
-    replicas: i32,
-    ready: i32,
+    kafka: Option<&ClusterClient>,
+    (replicas, ready): (i32, i32),
     autoscaling: bool,
 ) -> Observation {
     if ready == 0 {
         return Observation::default();
     }
-    // A secured cluster whose Secrets cannot be read yet is observed without Kafka.
-    let kafka = cluster_client(ctx, model.cluster)
-        .await
-        .ok()
-        .and_then(|c| c.ok());
     let target = ObserveTarget {
         brokers: broker_http_addresses(ctx, model, replicas).await,
         bootstrap: kafka.as_ref().map(|c| c.bootstrap.clone()),
-        security: kafka.map(|c| c.security).unwrap_or_default(),
+        security: kafka.map(|c| c.security.clone()).unwrap_or_default(),
         autoscaling,
     };
     let observation = ctx.observer.observe(&target).await;

@@ -116,8 +116,12 @@ async fn request_certificate(
 
 /// A key of a Secret as text.
 pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok()
+    String::from_utf8(secret_bytes(secret, key)?).ok()
+}
+
+/// A key of a Secret.
+pub fn secret_bytes(secret: &Secret, key: &str) -> Option<Vec<u8>> {
+    Some(secret.data.as_ref()?.get(key)?.0.clone())
 }
 
 /// The TLS Secret holds `tls.crt` (certificates that parse and are valid at `now`),

@@ -2,11 +2,12 @@
 //! against the cluster's policy too) → plan (pure) → register the inline schema → topic
 //! changes through the Kafka admin protocol → status (with the schema rejections, the
 //! table writers and the replays the cluster reconciler scraped).
-//! Deletion honours the Feed's `deletionPolicy`; nothing else ever deletes a topic or a
-//! table.
+//! Deletion ([`cleanup`]) honours the Feed's `deletionPolicy`; nothing else ever deletes a
+//! topic or a table.
 
 pub mod access;
 pub mod alert;
+mod cleanup;
 mod duration;
 pub mod plan;
 mod register;
@@ -51,11 +52,11 @@ use super::{apply_status, object_key, Context, Samples};
 use crate::crd::access::AccessStatus;
 use crate::crd::conditions::{self, Health};
 use crate::crd::feed::{FeedStatus, GroupLag};
-use crate::crd::{DeletionPolicy, Feed, SecurityLakeCluster};
+use crate::crd::{Feed, SecurityLakeCluster};
 use crate::error::KubeContext;
 use crate::kafka::{topic_lag, AdminClient, AdminError};
 use crate::metrics::{counter_rate, CounterSample};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Finalizer that lets the operator apply the Feed's deletionPolicy to its topics.
 pub const FINALIZER: &str = "sluice.dev/feed-topics";
@@ -96,7 +97,7 @@ impl Reconciled for Feed {
     ) -> Result<Action> {
         match event {
             Event::Apply(feed) => apply(&feed, api, namespace, ctx).await,
-            Event::Cleanup(feed) => cleanup(&feed, api, namespace, ctx).await,
+            Event::Cleanup(feed) => cleanup::cleanup(&feed, api, namespace, ctx).await,
         }
     }
 }
@@ -542,74 +543,6 @@ fn for_owner(feed: &Feed, message: &str) -> String {
     )
 }
 
-/// The Feed is being deleted: `Retain` keeps the topics; `Delete` deletes the topic and
-/// the dead-letter topic, unless another Feed manages them or the cluster is gone.
-async fn cleanup(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<Action> {
-    let key = object_key(feed);
-    ctx.forget(&key);
-    remove_access(feed, api, namespace, ctx).await?;
-    let mut topics = vec![feed.topic_name()];
-    topics.extend(feed.dead_letter_topic());
-    let cluster_name = &feed.spec.cluster_ref.name;
-    if feed.spec.deletion_policy == DeletionPolicy::Retain {
-        ctx.event(
-            feed,
-            EventType::Normal,
-            "TopicRetained",
-            format!("deletionPolicy Retain: topics {topics:?} are kept on cluster {cluster_name}"),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let feeds = api
-        .list(&ListParams::default())
-        .await
-        .kube("list", "Feed", namespace)?;
-    if let Some(other) = earlier_claimant(&feeds.items, feed) {
-        ctx.event(
-            feed,
-            EventType::Normal,
-            "TopicRetained",
-            format!("Feed {other} manages these topics: not deleted"),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
-    let cluster =
-        clusters
-            .get_opt(cluster_name)
-            .await
-            .kube("get", "SecurityLakeCluster", cluster_name)?;
-    let Some(cluster) = cluster.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
-        ctx.event(
-            feed,
-            EventType::Warning,
-            "TopicNotDeleted",
-            format!(
-                "SecurityLakeCluster {cluster_name} is gone: topics {topics:?} were not deleted"
-            ),
-        )
-        .await;
-        return Ok(Action::await_change());
-    };
-    let admin_error = |source| Error::Admin {
-        cluster: cluster_name.clone(),
-        source,
-    };
-    let mut admin = connect(ctx, &cluster).await?;
-    admin.delete_topics(&topics).await.map_err(admin_error)?;
-    info!(?topics, "topics deleted");
-    ctx.event(
-        feed,
-        EventType::Normal,
-        "TopicDeleted",
-        format!("deletionPolicy Delete: topics {topics:?} deleted from cluster {cluster_name}"),
-    )
-    .await;
-    Ok(Action::await_change())
-}
-
 /// The other Feeds of `feed`'s cluster that are not being deleted.
 fn peers<'a>(feeds: &'a [Feed], feed: &Feed) -> Vec<&'a Feed> {
     feeds
@@ -618,68 +551,6 @@ fn peers<'a>(feeds: &'a [Feed], feed: &Feed) -> Vec<&'a Feed> {
         .filter(|f| f.spec.cluster_ref == feed.spec.cluster_ref)
         .filter(|f| f.metadata.deletion_timestamp.is_none())
         .collect()
-}
-
-/// An admin client of `cluster`; an error while it cannot be made (the cluster has no
-/// address or Secrets yet, or does not answer), so that the caller retries.
-async fn connect(ctx: &Context, cluster: &SecurityLakeCluster) -> Result<AdminClient> {
-    let name = cluster.name_any();
-    let admin_error = |source| Error::Admin {
-        cluster: name.clone(),
-        source,
-    };
-    let client = cluster_client(ctx, cluster)
-        .await?
-        .map_err(|health| admin_error(AdminError::Metadata(health.message().to_string())))?;
-    AdminClient::connect(&client.bootstrap, ctx.config.io_timeout, &client.security)
-        .await
-        .map_err(admin_error)
-}
-
-/// A deleted Feed's ACLs and credentials go with it, whatever its deletionPolicy (the
-/// topic may stay; who may use it is the next Feed's to declare). Nothing to do when
-/// the cluster is gone.
-async fn remove_access(feed: &Feed, api: &Api<Feed>, namespace: &str, ctx: &Context) -> Result<()> {
-    if feed.status.as_ref().is_none_or(|s| s.access.is_none()) {
-        return Ok(());
-    }
-    let clusters: Api<SecurityLakeCluster> = Api::namespaced(ctx.client.clone(), namespace);
-    let name = &feed.spec.cluster_ref.name;
-    let cluster = clusters
-        .get_opt(name)
-        .await
-        .kube("get", "SecurityLakeCluster", name)?;
-    let Some(cluster) = cluster.filter(|c| c.metadata.deletion_timestamp.is_none()) else {
-        return Ok(());
-    };
-    let Ok(client) = cluster_client(ctx, &cluster).await? else {
-        return Ok(());
-    };
-    let feeds = api
-        .list(&ListParams::default())
-        .await
-        .kube("list", "Feed", namespace)?;
-    let others = peers(&feeds.items, feed);
-    let mut undeclared = feed.clone();
-    undeclared.spec.access = None;
-    let mut admin = connect(ctx, &cluster).await?;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let report = access::sync(&mut admin, &secrets, &undeclared, &client.settings, &others)
-        .await
-        .map_err(|e| Error::Access {
-            feed: object_key(feed),
-            reason: e.to_string(),
-        })?;
-    if !report.done.is_empty() {
-        ctx.event(
-            feed,
-            EventType::Normal,
-            "AccessRemoved",
-            report.done.join("; "),
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// What the pure parts' tests share.
